@@ -1,0 +1,267 @@
+"""The composition root: config in, a running charger out, outputs safe on every way out.
+
+With ``hardware = "sim"`` the same drivers are built against simulated buses
+(``hil.simhw``), a built-in CSMS is started when none is given, and a bench
+control socket opens in the state directory for ``evse-hil ctl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from controller import systemd
+from controller.clock import Clock
+from controller.config import Config, ConnectorSection
+from controller.connector import Connector
+from controller.events import StopReason
+from controller.ocpp.v16 import Ocpp16Client
+from controller.safety import SafetySupervisor
+from controller.station import Station
+from hal.contactor import Contactor
+from hal.drivers import CARD_READERS, CONTACTORS, METERS, PILOTS
+from hal.errors import HalError
+from hal.meter import EnergyMeter
+from hal.pilot import ControlPilot, PilotMonitor, PilotState
+from hal.rfid import CardReader
+
+if TYPE_CHECKING:
+    from hil.control import BenchControlServer
+    from hil.csms import CsmsSimulator
+    from hil.simhw import SimHardware
+
+log = logging.getLogger(__name__)
+
+# A thread switch every 1 ms (CPython's default is 5 ms) keeps the pilot monitor's
+# reaction time bounded while the loop thread is busy with OCPP or Modbus.
+SWITCH_INTERVAL = 0.001
+BENCH_SOCKET = "bench.sock"
+SHUTDOWN_DRAIN = 3.0
+
+
+class App:
+    """One charger: drivers, supervisor, connectors, card reader, meters and the OCPP client."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: str | Path | None = None,
+        csms_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir or config.station.state_dir)
+        self.csms_url = csms_url or config.ocpp.csms_url
+        self.clock = clock or Clock()
+        self.supervisor = SafetySupervisor(self.clock.monotonic)
+        self.station = Station()
+        self.sim: SimHardware | None = None
+        self.csms: CsmsSimulator | None = None
+        self.ocpp: Ocpp16Client | None = None
+        self.bench_server: BenchControlServer | None = None
+        self.pilots: dict[int, ControlPilot] = {}
+        self.contactors: dict[int, Contactor] = {}
+        self.meters: dict[int, EnergyMeter] = {}
+        self.monitors: dict[int, PilotMonitor] = {}
+        self.reader: CardReader | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------- building
+
+    def _args(self, role: str, connector_id: int | None = None) -> dict[str, Any]:
+        return self.sim.driver_args(role, connector_id) if self.sim is not None else {}
+
+    async def start(self) -> None:
+        """Build everything and start it; on any failure, everything built so far is made safe."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._loop = asyncio.get_running_loop()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.config.station.hardware == "sim":
+                from hil.simhw import SimHardware
+
+                self.sim = SimHardware(self.config)
+                await self.sim.start()
+            for conn in self.config.connector:
+                self._build_connector(conn)
+            self._build_reader()
+            await self._start_ocpp()
+            for cid, pilot in self.pilots.items():
+                pilot.stop_offer()  # from state F to steady +12 V: ready
+                self.monitors[cid].start()
+            for cid, meter in self.meters.items():
+                self._tasks.append(asyncio.create_task(self._poll_meter(cid, meter), name=f"meter-{cid}"))
+            if self.sim is not None:
+                from hil.control import BenchControlServer
+
+                self.bench_server = BenchControlServer(self.state_dir / BENCH_SOCKET, self)
+                await self.bench_server.start()
+        except BaseException:
+            await self.stop()
+            raise
+        systemd.notify("READY=1")
+        log.info("charger %s ready: %d connector(s), CSMS %s", self.config.station.id,
+                 len(self.config.connector), self.ocpp.url if self.ocpp else "none")
+
+    def _build_connector(self, conn: ConnectorSection) -> None:
+        cid = conn.id
+        p = conn.pilot
+        pilot = PILOTS.resolve(p.driver)(
+            pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, spi_port=p.spi_port, spi_device=p.spi_device,
+            pwm_active_high=p.pwm_active_high, adc_volts_at_zero=p.adc_volts_at_zero,
+            adc_volts_at_full=p.adc_volts_at_full, **self._args("pilot", cid),
+        )
+        self.pilots[cid] = pilot
+        c = conn.contactor
+        contactor = CONTACTORS.resolve(c.driver)(
+            pin=c.pin, active_high=c.active_high, mirror_pin=c.mirror_pin, mirror_type=c.mirror_type,
+            **self._args("contactor", cid),
+        )
+        self.contactors[cid] = contactor
+        self.supervisor.add(cid, contactor, pilot)
+        m = conn.meter
+        meter_args: dict[str, Any] = {
+            "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate,
+            "parity": m.parity, "stopbits": m.stopbits, "bytesize": m.bytesize, "host": m.host,
+            "tcp_port": m.tcp_port, "address": m.address, "timeout": m.timeout,
+        }
+        meter_args.update(self._args("meter", cid))
+        self.meters[cid] = METERS.resolve(m.driver)(**meter_args)
+        connector = Connector(
+            cid, max_current=conn.max_current, phases=conn.phases, pilot=pilot,
+            supervisor=self.supervisor, emit=self.station.emit, clock=self.clock,
+        )
+        self.station.add(connector)
+        self.monitors[cid] = PilotMonitor(
+            pilot, lambda state, _t, cid=cid: self._on_pilot(cid, state),
+            poll_interval=p.poll_interval, debounce_samples=p.debounce_samples, name=f"pilot{cid}",
+        )
+
+    def _on_pilot(self, connector_id: int, state: PilotState | None) -> None:
+        # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
+        self.supervisor.on_pilot(connector_id, state)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.station.connectors[connector_id].on_pilot, state)
+
+    def _build_reader(self) -> None:
+        r = self.config.rfid
+        if r.driver == "none":
+            return
+        args: dict[str, Any] = {"port": r.port}
+        if r.baudrate is not None:
+            args["baudrate"] = r.baudrate
+        if r.driver == "pn532":
+            args["poll_interval"] = r.poll_interval
+        args.update(self._args("rfid"))
+        self.reader = CARD_READERS.resolve(r.driver)(**args)
+        self._tasks.append(asyncio.create_task(self.reader.run(self.station.on_card), name="card-reader"))
+
+    async def _start_ocpp(self) -> None:
+        url = self.csms_url
+        if not url:
+            from hil.csms import CsmsSimulator
+
+            self.csms = CsmsSimulator()
+            await self.csms.start()
+            url = self.csms.url
+        self.ocpp = Ocpp16Client(self.config, self.station, csms_url=url, clock=self.clock)
+        self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
+
+    async def _poll_meter(self, connector_id: int, meter: EnergyMeter) -> None:
+        interval = self.config.connector[0].meter.poll_interval
+        for conn in self.config.connector:
+            if conn.id == connector_id:
+                interval = conn.meter.poll_interval
+        failing = False
+        while True:
+            try:
+                reading = await meter.read()
+            except (HalError, OSError) as exc:
+                if not failing:
+                    log.warning("connector %d: meter read failed (%s); retrying every %.1f s",
+                                connector_id, exc, interval)
+                    failing = True
+            else:
+                if failing:
+                    log.info("connector %d: meter answers again", connector_id)
+                    failing = False
+                self.station.connectors[connector_id].on_meter(reading)
+            await asyncio.sleep(interval)
+
+    # ---------------------------------------------------------- the bench API
+
+    def ev(self, connector_id: int) -> Any:
+        """The simulated EV on a connector (simulated hardware only)."""
+        if self.sim is None:
+            raise RuntimeError("bench steps need hardware = \"sim\"")
+        return self.sim.evs[connector_id]
+
+    def tap(self, uid: str) -> None:
+        """Present a card to the simulated reader."""
+        if self.sim is None:
+            raise RuntimeError("bench steps need hardware = \"sim\"")
+        self.sim.tap(uid)
+
+    def status(self, connector_id: int) -> str:
+        """A connector's status as the controller reports it."""
+        return self.station.status(connector_id).value
+
+    # ------------------------------------------------------------- stopping
+
+    async def stop(self) -> None:
+        """Shut down safely: contactors open first, then transactions end, then everything else."""
+        self.supervisor.open_all()
+        for monitor in self.monitors.values():
+            monitor.stop()
+        for connector in self.station.connectors.values():
+            if connector.transaction is not None:
+                connector.stop(StopReason.OTHER)
+        for pilot in self.pilots.values():
+            with contextlib.suppress(Exception):
+                pilot.set_unavailable()  # state F: not available, last of all
+        if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.outbox):
+            # Give queued transaction messages a moment to reach the CSMS before the link goes.
+            deadline = self.clock.monotonic() + SHUTDOWN_DRAIN
+            while len(self.ocpp.outbox) and self.clock.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        if self.bench_server is not None:
+            await self.bench_server.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for meter in self.meters.values():
+            with contextlib.suppress(Exception):
+                await meter.close()
+        for cid, contactor in self.contactors.items():
+            try:
+                contactor.shutdown()
+            except Exception:
+                log.exception("connector %d: contactor release failed", cid)
+        for pilot in self.pilots.values():
+            with contextlib.suppress(Exception):
+                pilot.close()
+        self.pilots.clear()
+        self.contactors.clear()
+        if self.csms is not None:
+            await self.csms.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+        systemd.notify("STOPPING=1")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set, then shut down safely (also on errors)."""
+        await self.start()
+        watchdog = asyncio.create_task(systemd.watchdog_loop(), name="watchdog")
+        try:
+            await stop.wait()
+        finally:
+            watchdog.cancel()
+            await self.stop()

@@ -1,0 +1,276 @@
+"""One connector's charging logic: a ``transitions`` machine whose states are OCPP statuses.
+
+Inputs are facts: the debounced pilot state, the latest meter reading, and
+session commands (authorise, stop). After each input :meth:`Connector._reconcile`
+fires whichever trigger the facts call for; the machine refuses any trigger
+not allowed from the current state (``MachineError``), which keeps impossible
+sequences out.
+
+AC flow: plug (B) -> Preparing; authorised (card or remote) -> transaction
+starts and the PWM offers current; EV to C -> the supervisor closes the
+contactor -> Charging; EV back to B -> SuspendedEV (contactor open); stop ->
+Finishing until unplugged -> Available. Unplugging at any point ends the
+transaction (EVDisconnected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from transitions import Machine
+
+from controller.clock import Clock
+from controller.events import (
+    ConnectorStatus,
+    Event,
+    StatusChanged,
+    StopReason,
+    Transaction,
+    TransactionEnded,
+    TransactionStarted,
+)
+from controller.safety import SafetySupervisor
+from hal.meter import MeterReading
+from hal.pilot import ControlPilot, PilotState
+
+log = logging.getLogger(__name__)
+
+S = ConnectorStatus
+_ENERGY_STATES = [S.CHARGING.value, S.SUSPENDED_EV.value, S.SUSPENDED_EVSE.value]
+_SESSION_STATES = [S.PREPARING.value, *_ENERGY_STATES]
+
+TRANSITIONS: list[dict[str, object]] = [
+    {"trigger": "plug", "source": S.AVAILABLE.value, "dest": S.PREPARING.value},
+    {"trigger": "present", "source": S.AVAILABLE.value, "dest": S.PREPARING.value},
+    {"trigger": "cancel", "source": S.PREPARING.value, "dest": S.AVAILABLE.value},
+    {"trigger": "charge", "source": [S.PREPARING.value, S.SUSPENDED_EV.value, S.SUSPENDED_EVSE.value],
+     "dest": S.CHARGING.value},
+    {"trigger": "suspend_ev", "source": [S.CHARGING.value, S.SUSPENDED_EVSE.value],
+     "dest": S.SUSPENDED_EV.value},
+    {"trigger": "suspend_evse", "source": [S.PREPARING.value, S.CHARGING.value, S.SUSPENDED_EV.value],
+     "dest": S.SUSPENDED_EVSE.value},
+    {"trigger": "finish", "source": _SESSION_STATES, "dest": S.FINISHING.value},
+    {"trigger": "unplug", "source": [*_SESSION_STATES, S.FINISHING.value], "dest": S.AVAILABLE.value},
+    {"trigger": "fail", "source": [*_SESSION_STATES, S.AVAILABLE.value, S.FINISHING.value],
+     "dest": S.FAULTED.value},
+    {"trigger": "recover", "source": S.FAULTED.value, "dest": S.AVAILABLE.value},
+]
+STATES = [S.AVAILABLE, S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING, S.FAULTED]
+
+
+@dataclass
+class Session:
+    """An authorisation waiting for, or attached to, a transaction."""
+
+    id_tag: str
+    source: str  # "card" or "remote"
+
+
+class Connector:
+    """A connector's state machine and the session attached to it."""
+
+    state: str  # set by transitions
+
+    def __init__(
+        self,
+        connector_id: int,
+        *,
+        max_current: float,
+        phases: int,
+        pilot: ControlPilot,
+        supervisor: SafetySupervisor,
+        emit: Callable[[Event], None],
+        clock: Clock | None = None,
+        connection_timeout: float = 60.0,
+    ) -> None:
+        self.id = connector_id
+        self.max_current = max_current
+        self.phases = phases
+        self.pilot = pilot
+        self.supervisor = supervisor
+        self.clock = clock or Clock()
+        self.connection_timeout = connection_timeout
+        self._emit = emit
+        self.pilot_state: PilotState | None = None
+        self.reading: MeterReading | None = None
+        self.session: Session | None = None
+        self.transaction: Transaction | None = None
+        #: Monotonic time the EV was plugged in (to route a shared card reader).
+        self.plugged_at: float | None = None
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self.machine = Machine(
+            model=self,
+            states=[s.value for s in STATES],
+            transitions=TRANSITIONS,
+            initial=S.AVAILABLE.value,
+            auto_transitions=False,
+            after_state_change="_after_state_change",
+        )
+
+    # ----------------------------------------------------------------- inputs
+
+    @property
+    def status(self) -> ConnectorStatus:
+        """The status OCPP reports for this connector."""
+        return ConnectorStatus(self.state)
+
+    def on_pilot(self, state: PilotState | None) -> None:
+        """A debounced pilot state change (on the loop thread)."""
+        previous = self.pilot_state
+        self.pilot_state = state
+        if state is not None and state.plugged and (previous is None or not previous.plugged):
+            self.plugged_at = self.clock.monotonic()
+        elif state is not None and not state.plugged:
+            self.plugged_at = None
+        self._reconcile()
+
+    def on_meter(self, reading: MeterReading) -> None:
+        """A new meter reading."""
+        self.reading = reading
+        if self.session is not None and self.transaction is None:
+            self._reconcile()
+
+    def authorize(self, id_tag: str, source: str) -> bool:
+        """Attach an accepted authorisation; False when this connector cannot take one now."""
+        if self.session is not None or self.state not in (S.AVAILABLE.value, S.PREPARING.value):
+            return False
+        if self.pilot_state in (PilotState.E, PilotState.F):
+            return False
+        self.session = Session(id_tag, source)
+        log.info("connector %d: %s authorised by %s", self.id, id_tag, source)
+        if self.state == S.AVAILABLE.value:
+            self.present()
+        if not (self.pilot_state and self.pilot_state.plugged):
+            self._arm_connection_timeout()
+        self._reconcile()
+        return True
+
+    def stop(self, reason: StopReason, id_tag: str | None = None) -> bool:
+        """End the session (card, remote, unplug); False when there is none."""
+        if self.session is None:
+            return False
+        if self.transaction is None:
+            log.info("connector %d: authorisation for %s withdrawn before charging", self.id, self.session.id_tag)
+            self._end_session()
+            self.cancel()
+            return True
+        self._end_transaction(reason, id_tag)
+        if self.pilot_state and self.pilot_state.plugged:
+            self.finish()
+        else:
+            self.unplug()
+        return True
+
+    # -------------------------------------------------------------- the logic
+
+    def _reconcile(self) -> None:
+        state = self.pilot_state
+        if state in (PilotState.E, PilotState.F):
+            if self.state != S.FAULTED.value:
+                if self.transaction is not None:
+                    self._end_transaction(StopReason.EMERGENCY_STOP, None)
+                self._end_session()
+                self.fail()
+            return
+        if self.state == S.FAULTED.value:
+            if state is not None:
+                self.recover()
+            else:
+                return
+        plugged = state is not None and state.plugged
+        if not plugged:
+            if self.transaction is not None:
+                self._end_transaction(StopReason.EV_DISCONNECTED, None)
+                self.unplug()
+            elif self.state == S.FINISHING.value or (self.state == S.PREPARING.value and self.session is None):
+                self.unplug()
+            return
+        if self.state == S.AVAILABLE.value:
+            self.plug()
+        if self.state == S.FINISHING.value or self.session is None:
+            return
+        if self.transaction is None and not self._start_transaction():
+            return
+        if self.pilot.offered_current is None:
+            self.pilot.offer_current(self.max_current)
+        assert state is not None
+        if state.requesting:
+            if self.state != S.CHARGING.value:
+                if self.supervisor.request_close(self.id):
+                    self.charge()
+                elif self.state != S.SUSPENDED_EVSE.value:
+                    log.warning("connector %d: EV requests power but the supervisor refuses", self.id)
+                    self.suspend_evse()
+        elif self.state in (S.CHARGING.value, S.SUSPENDED_EVSE.value):
+            self.supervisor.open(self.id)
+            self.suspend_ev()
+
+    def _start_transaction(self) -> bool:
+        assert self.session is not None
+        if self.reading is None:
+            log.error(
+                "connector %d: no meter reading yet, so no transaction for %s (charging waits for the meter)",
+                self.id, self.session.id_tag,
+            )
+            return False
+        self._cancel_connection_timeout()
+        self.transaction = Transaction(
+            connector_id=self.id,
+            id_tag=self.session.id_tag,
+            meter_start_wh=round(self.reading.energy_wh),
+            started_at=self.clock.utcnow(),
+        )
+        self.supervisor.set_permit(self.id, True)
+        log.info("connector %d: transaction %s started for %s at %d Wh", self.id,
+                 self.transaction.local_id, self.session.id_tag, self.transaction.meter_start_wh)
+        self._emit(TransactionStarted(self.transaction))
+        return True
+
+    def _end_transaction(self, reason: StopReason, id_tag: str | None) -> None:
+        tx = self.transaction
+        assert tx is not None
+        # Energy first: withdraw the permit (opens the contactor), then the PWM.
+        self.supervisor.set_permit(self.id, False)
+        self.pilot.stop_offer()
+        tx.meter_stop_wh = round(self.reading.energy_wh) if self.reading else tx.meter_start_wh
+        tx.stopped_at = self.clock.utcnow()
+        tx.stop_reason = reason
+        tx.stop_id_tag = id_tag
+        self.transaction = None
+        self._end_session()
+        log.info("connector %d: transaction %s ended (%s) at %d Wh, %d Wh delivered", self.id, tx.local_id,
+                 reason.value, tx.meter_stop_wh, tx.meter_stop_wh - tx.meter_start_wh)
+        self._emit(TransactionEnded(tx))
+
+    def _end_session(self) -> None:
+        self._cancel_connection_timeout()
+        self.session = None
+        self.supervisor.set_permit(self.id, False)
+        self.pilot.stop_offer()
+
+    def _arm_connection_timeout(self) -> None:
+        self._cancel_connection_timeout()
+        self._timeout_handle = asyncio.get_running_loop().call_later(
+            self.connection_timeout, self._connection_timed_out
+        )
+
+    def _cancel_connection_timeout(self) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+            self._timeout_handle = None
+
+    def _connection_timed_out(self) -> None:
+        self._timeout_handle = None
+        if self.session is not None and self.transaction is None:
+            log.info("connector %d: no cable within %.0f s; authorisation for %s dropped",
+                     self.id, self.connection_timeout, self.session.id_tag)
+            self.stop(StopReason.OTHER)
+
+    def _after_state_change(self) -> None:
+        error = "OtherError" if self.state == S.FAULTED.value else "NoError"
+        info = f"pilot state {self.pilot_state.value}" if self.state == S.FAULTED.value and self.pilot_state else None
+        log.info("connector %d: status %s", self.id, self.state)
+        self._emit(StatusChanged(self.id, self.status, error, info))

@@ -1,0 +1,142 @@
+"""The station: its connectors, the shared card reader's routing, and remote commands.
+
+It is where domain events fan out to subscribers (the OCPP client, the bench)
+and where a card tap becomes a decision: stop the session it belongs to, or
+authorise it for the connector waiting for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from controller.connector import Connector
+from controller.events import CardRead, ConnectorStatus, Event, StopReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """The answer to "may this idTag charge?"."""
+
+    accepted: bool
+    status: str
+
+
+class Authorizer(Protocol):
+    """Decides whether an idTag may charge (the OCPP client, online)."""
+
+    async def authorize(self, id_tag: str) -> AuthResult:
+        """Ask the CSMS (or a local list) about ``id_tag``."""
+        ...
+
+
+class Station:
+    """All connectors of one charger."""
+
+    def __init__(self, connectors: list[Connector] | None = None) -> None:
+        self.connectors: dict[int, Connector] = {}
+        self.authorizer: Authorizer | None = None
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._pending_cards: set[str] = set()
+        for c in connectors or []:
+            self.add(c)
+
+    def add(self, connector: Connector) -> None:
+        """Register a connector (its events must go through :meth:`emit`)."""
+        self.connectors[connector.id] = connector
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Receive every domain event, on the loop thread, in order."""
+        self._subscribers.append(callback)
+
+    def emit(self, event: Event) -> None:
+        """Deliver an event to every subscriber; a failing subscriber is logged and skipped."""
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %r", callback, event)
+
+    def status(self, connector_id: int) -> ConnectorStatus:
+        """A connector's current status."""
+        return self.connectors[connector_id].status
+
+    # ----------------------------------------------------------------- cards
+
+    def on_card(self, uid: str) -> None:
+        """A card was presented to the shared reader (called by the reader task)."""
+        if uid in self._pending_cards:
+            return  # the same card tapped again while its Authorize is in flight
+        owner = self._connector_of_tag(uid)
+        if owner is not None:
+            owner.stop(StopReason.LOCAL, uid)
+            self.emit(CardRead(uid, True, owner.id, "stopped the session"))
+            return
+        target = self._connector_for_new_session()
+        if target is None:
+            log.info("card %s ignored: no connector can take a new session", uid)
+            self.emit(CardRead(uid, False, None, "no connector free"))
+            return
+        self._pending_cards.add(uid)
+        asyncio.get_running_loop().create_task(self._authorize_card(uid, target))
+
+    async def _authorize_card(self, uid: str, target: Connector) -> None:
+        try:
+            if self.authorizer is None:
+                result = AuthResult(False, "NoAuthorizer")
+            else:
+                result = await self.authorizer.authorize(uid)
+        except Exception as exc:
+            log.warning("card %s: authorisation failed (%s); not charging", uid, exc)
+            result = AuthResult(False, "Error")
+        finally:
+            self._pending_cards.discard(uid)
+        if not result.accepted:
+            log.info("card %s rejected (%s)", uid, result.status)
+            self.emit(CardRead(uid, False, target.id, result.status))
+            return
+        if target.authorize(uid, "card"):
+            self.emit(CardRead(uid, True, target.id, "authorised"))
+        else:
+            self.emit(CardRead(uid, False, target.id, "connector no longer free"))
+
+    def _connector_of_tag(self, uid: str) -> Connector | None:
+        for c in self.connectors.values():
+            if c.session is not None and c.session.id_tag.casefold() == uid.casefold():
+                return c
+        return None
+
+    def _connector_for_new_session(self) -> Connector | None:
+        # The EV waiting longest for authorisation gets the card; otherwise the first free connector.
+        waiting = [
+            c for c in self.connectors.values()
+            if c.session is None and c.status == ConnectorStatus.PREPARING and c.plugged_at is not None
+        ]
+        if waiting:
+            return min(waiting, key=lambda c: c.plugged_at or 0.0)
+        free = [c for c in self.connectors.values() if c.session is None and c.status == ConnectorStatus.AVAILABLE]
+        return free[0] if free else None
+
+    # -------------------------------------------------------- remote commands
+
+    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+        """RemoteStartTransaction: authorise ``id_tag`` on a connector; False when refused."""
+        if connector_id is not None:
+            target = self.connectors.get(connector_id)
+        else:
+            target = self._connector_for_new_session()
+        if target is None:
+            return False
+        return target.authorize(id_tag, "remote")
+
+    def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
+        """Stop the transaction with this station-local id; False when none is running."""
+        for c in self.connectors.values():
+            if c.transaction is not None and c.transaction.local_id == local_id:
+                return c.stop(reason)
+        return False

@@ -1,0 +1,29 @@
+"""Energy meters: a role that returns one consistent reading per call."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """One reading. Energy in Wh, power in W, per-phase volts and amps (None: not measured)."""
+
+    energy_wh: float
+    power_w: float | None = None
+    voltage: tuple[float | None, float | None, float | None] = (None, None, None)
+    current: tuple[float | None, float | None, float | None] = (None, None, None)
+    #: Monotonic time the reading was taken.
+    taken_at: float = field(default=0.0, compare=False)
+
+
+class EnergyMeter(ABC):
+    """A meter reached over some bus. ``read`` is async and never blocks the loop."""
+
+    @abstractmethod
+    async def read(self) -> MeterReading:
+        """Take a reading; raises a HalError when the meter does not answer sensibly."""
+
+    async def close(self) -> None:
+        """Release the bus."""

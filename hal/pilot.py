@@ -1,0 +1,216 @@
+"""The IEC 61851 control pilot role: PWM out, pilot voltage in, states A-F.
+
+Facts (``shared/reference/hardware.md`` section 1):
+- duty = I / 0.6 % for 6-51 A, duty = I / 2.5 + 64 % for 51-80 A;
+- the EV reads I = 0.6 * D for 10-85 % and I = (D - 64) * 2.5 for 85-96 %;
+- the high level of the pilot is +12/+9/+6/+3/0 V in A/B/C/D/E, and the EVSE
+  drives -12 V steady in F; each within +/-1 V after stabilisation.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+MIN_CURRENT_A = 6.0
+MAX_CURRENT_A = 80.0
+# EVerest clamps 51-52.5 A to 51 A; the two formulas do not meet there, so we
+# use the low-range formula right up to 51 A and the high range above it.
+_LOW_RANGE_MAX_A = 51.0
+
+
+class PilotState(enum.Enum):
+    """IEC 61851-1 pilot states as seen from the EVSE."""
+
+    A = "A"  # no EV
+    B = "B"  # EV connected, not requesting
+    C = "C"  # EV requests charge
+    D = "D"  # EV requests charge with ventilation
+    E = "E"  # CP shorted to PE or EVSE without supply
+    F = "F"  # EVSE not available (driven by the EVSE itself)
+
+    @property
+    def plugged(self) -> bool:
+        """True when a vehicle is connected (B, C or D)."""
+        return self in (PilotState.B, PilotState.C, PilotState.D)
+
+    @property
+    def requesting(self) -> bool:
+        """True when the EV asks for power (C or D)."""
+        return self in (PilotState.C, PilotState.D)
+
+
+def duty_for_current(amps: float) -> float:
+    """PWM duty in percent that offers ``amps`` to the EV (IEC 61851-1 Annex A)."""
+    if not MIN_CURRENT_A <= amps <= MAX_CURRENT_A:
+        raise ValueError(f"pilot current must be {MIN_CURRENT_A:g}-{MAX_CURRENT_A:g} A, got {amps:g} A")
+    if amps <= _LOW_RANGE_MAX_A:
+        return amps / 0.6
+    return amps / 2.5 + 64.0
+
+
+def current_for_duty(duty: float) -> float | None:
+    """The current an EV reads from ``duty`` percent; None when the duty offers no charging.
+
+    3-7 % (digital communication) and 7-8 % (error) offer nothing to a basic EV;
+    8-10 % means 6 A; above 97 % nothing is allowed.
+    """
+    if duty < 8.0 or duty > 97.0:
+        return None
+    if duty < 10.0:
+        return 6.0
+    if duty <= 85.0:
+        return 0.6 * duty
+    if duty <= 96.0:
+        return (duty - 64.0) * 2.5
+    return 80.0
+
+
+# Nominal high level per state; a reading within +/-1 V of it classifies.
+_NOMINAL_V = {
+    PilotState.A: 12.0,
+    PilotState.B: 9.0,
+    PilotState.C: 6.0,
+    PilotState.D: 3.0,
+    PilotState.E: 0.0,
+    PilotState.F: -12.0,
+}
+BAND_V = 1.0
+
+
+def classify_pilot_voltage(volts: float) -> PilotState | None:
+    """Map the pilot's high level to a state; None when it lies between bands."""
+    for state, nominal in _NOMINAL_V.items():
+        if abs(volts - nominal) <= BAND_V:
+            return state
+    return None
+
+
+def nominal_voltage(state: PilotState) -> float:
+    """The nominal high level of ``state`` in volts."""
+    return _NOMINAL_V[state]
+
+
+class ControlPilot(ABC):
+    """Drives the pilot PWM and reads the pilot's high level.
+
+    Drivers implement :meth:`_write_duty` and :meth:`read_voltage`; the
+    IEC rules (which duty for which current, steady levels) live here.
+    """
+
+    def __init__(self) -> None:
+        self._offered: float | None = None
+
+    @property
+    def offered_current(self) -> float | None:
+        """The current offered on the PWM right now, or None when no PWM runs."""
+        return self._offered
+
+    def offer_current(self, amps: float) -> None:
+        """Start or change the 1 kHz PWM so that it offers ``amps``."""
+        duty = duty_for_current(amps)
+        self._write_duty(duty / 100.0)
+        self._offered = amps
+
+    def stop_offer(self) -> None:
+        """Steady +12 V: the EVSE is ready but offers no current (state x1)."""
+        self._write_duty(1.0)
+        self._offered = None
+
+    def set_unavailable(self) -> None:
+        """Steady -12 V: state F, the EVSE is not available (also the safe output)."""
+        self._write_duty(0.0)
+        self._offered = None
+
+    @abstractmethod
+    def _write_duty(self, fraction: float) -> None:
+        """Set the oscillator: 1.0 steady high, 0.0 steady low, else PWM at that duty."""
+
+    @abstractmethod
+    def read_voltage(self) -> float:
+        """Read the pilot's high level in volts (blocking; called from the monitor thread)."""
+
+    def close(self) -> None:
+        """Release the hardware; the driver leaves its output in the safe state."""
+
+
+PilotCallback = Callable[[PilotState | None, float], None]
+
+
+class PilotMonitor:
+    """Polls a pilot's voltage in its own thread, debounces and reports state changes.
+
+    The callback runs *in the monitor thread* with (state, monotonic time of the
+    sample that confirmed it), so the safety supervisor can open a contactor
+    without waiting for the asyncio loop. A state must be read on
+    ``debounce_samples`` consecutive polls to count; a reading between bands
+    never counts as a state (it is a transition edge or noise).
+    """
+
+    def __init__(
+        self,
+        pilot: ControlPilot,
+        callback: PilotCallback,
+        *,
+        poll_interval: float = 0.002,
+        debounce_samples: int = 2,
+        name: str = "pilot",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pilot = pilot
+        self._callback = callback
+        self._interval = poll_interval
+        self._debounce = max(1, debounce_samples)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-monitor", daemon=True)
+        self.state: PilotState | None = None
+        self.read_errors = 0
+
+    def start(self) -> None:
+        """Start polling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and wait for the thread to end."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        candidate: PilotState | None = None
+        count = 0
+        failing = False
+        while not self._stop.is_set():
+            try:
+                sample = classify_pilot_voltage(self._pilot.read_voltage())
+                if failing:
+                    log.info("pilot ADC reads again after %d failed reads", self.read_errors)
+                    failing = False
+            except Exception:
+                self.read_errors += 1
+                if not failing:
+                    log.exception("pilot ADC read failed; retrying every %.3f s", self._interval)
+                    failing = True
+                sample = None
+            if sample is not None and sample != self.state:
+                if sample == candidate:
+                    count += 1
+                else:
+                    candidate, count = sample, 1
+                if count >= self._debounce:
+                    self.state = sample
+                    candidate, count = None, 0
+                    try:
+                        self._callback(sample, self._clock())
+                    except Exception:
+                        log.exception("pilot state handler failed for state %s", sample.value)
+            elif sample == self.state:
+                candidate, count = None, 0
+            self._stop.wait(self._interval)

@@ -1,0 +1,1 @@
+"""The hardware-in-the-loop bench: simulators for the far end of every bus, scripts, scenarios, benchmarks."""

@@ -1,0 +1,255 @@
+"""A CSMS for the bench: an OCPP 1.6J websocket server on 127.0.0.1 built on the ``ocpp`` package.
+
+It records every frame both ways, accepts every idTag except a configurable
+set, hands out transaction ids, checks every timestamp strictly, and can run
+CSMS-initiated operations (remote start and stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from websockets.exceptions import ConnectionClosed
+
+log = logging.getLogger(__name__)
+
+# RFC 3339 date-time: what a strict validator accepts.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+_TIME_KEYS = ("timestamp", "currentTime")
+
+
+def is_strict_timestamp(value: object) -> bool:
+    """True for an RFC 3339 date-time with an explicit offset that also parses."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One websocket frame as the CSMS saw it."""
+
+    t: float
+    cp_id: str
+    direction: str  # "in" (station -> CSMS) or "out"
+    raw: str
+
+
+@dataclass
+class CsmsTransaction:
+    """A transaction as the CSMS recorded it."""
+
+    id: int
+    cp_id: str
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    start_time: str
+    meter_stop: int | None = None
+    stop_time: str | None = None
+    reason: str | None = None
+    meter_values: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Recorder:
+    """Wraps the server connection so every frame is recorded (and checked) on the way through."""
+
+    def __init__(self, ws: Any, csms: CsmsSimulator, cp_id: str) -> None:
+        self._ws = ws
+        self._csms = csms
+        self._cp_id = cp_id
+
+    async def recv(self) -> str:
+        raw = await self._ws.recv()
+        self._csms._record(self._cp_id, "in", raw)
+        return str(raw)
+
+    async def send(self, raw: str) -> None:
+        self._csms._record(self._cp_id, "out", raw)
+        await self._ws.send(raw)
+
+
+class _CentralChargePoint(ChargePoint):  # type: ignore[misc]
+    def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:
+        super().__init__(cp_id, connection, response_timeout=10)
+        self._csms = csms
+
+    @on(Action.boot_notification)
+    def on_boot(self, **_: Any) -> Any:
+        self._csms.boots.append(self.id)
+        return call_result.BootNotification(
+            current_time=_now(), interval=self._csms.heartbeat_interval, status=RegistrationStatus.accepted
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self) -> Any:
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.status_notification)
+    def on_status(self, connector_id: int, error_code: str, status: str, **_: Any) -> Any:
+        self._csms.statuses.append((time.monotonic(), self.id, connector_id, status, error_code))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str) -> Any:
+        return call_result.Authorize(id_tag_info={"status": self._csms.tag_status(id_tag)})
+
+    @on(Action.start_transaction)
+    def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
+        tx_id = next(self._csms._ids)
+        self._csms.transactions[tx_id] = CsmsTransaction(
+            tx_id, self.id, connector_id, id_tag, meter_start, timestamp
+        )
+        return call_result.StartTransaction(
+            transaction_id=tx_id, id_tag_info={"status": self._csms.tag_status(id_tag)}
+        )
+
+    @on(Action.stop_transaction)
+    def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs: Any) -> Any:
+        tx = self._csms.transactions.get(transaction_id)
+        if tx is None:
+            self._csms.unknown_stops.append(transaction_id)
+        else:
+            if tx.meter_stop is not None:
+                self._csms.duplicate_stops.append(transaction_id)
+            tx.meter_stop, tx.stop_time, tx.reason = meter_stop, timestamp, kwargs.get("reason", "Local")
+        return call_result.StopTransaction()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kwargs: Any) -> Any:
+        tx = self._csms.transactions.get(kwargs.get("transaction_id", -2))
+        if tx is not None:
+            tx.meter_values.extend(meter_value)
+        return call_result.MeterValues()
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+class CsmsSimulator:
+    """The bench's CSMS. ``url`` is what a station appends ``/<id>`` to."""
+
+    def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None) -> None:
+        self.port = port
+        self.heartbeat_interval = heartbeat_interval
+        self.rejected_tags = {t.upper() for t in rejected_tags or set()}
+        self.frames: list[Frame] = []
+        self.boots: list[str] = []
+        self.statuses: list[tuple[float, str, int, str, str]] = []
+        self.transactions: dict[int, CsmsTransaction] = {}
+        self.duplicate_stops: list[int] = []
+        self.unknown_stops: list[int] = []
+        self.timestamp_errors: list[str] = []
+        self.connections: dict[str, _CentralChargePoint] = {}
+        self._ids = itertools.count(1)
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    def tag_status(self, id_tag: str) -> str:
+        """Accepted, unless the tag is in the rejected set (then Invalid)."""
+        return AuthorizationStatus.invalid if id_tag.upper() in self.rejected_tags else AuthorizationStatus.accepted
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (the same port again after a stop, to simulate a restart)."""
+        self._server = await websockets.serve(
+            self._handle, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ping_interval=None
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("bench CSMS listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every station (its state is kept for a restart)."""
+        if self._server is None:
+            return
+        self._server.close()
+        for ws in list(self._server.connections):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        await self._server.wait_closed()
+        self._server = None
+        self.connections.clear()
+
+    async def _handle(self, ws: Any) -> None:
+        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]
+        if ws.subprotocol != "ocpp1.6":
+            await ws.close(1002, "subprotocol ocpp1.6 required")
+            return
+        cp = _CentralChargePoint(cp_id, _Recorder(ws, self, cp_id), self)
+        self.connections[cp_id] = cp
+        try:
+            await cp.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.connections.get(cp_id) is cp:
+                del self.connections[cp_id]
+
+    def _record(self, cp_id: str, direction: str, raw: str | bytes) -> None:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        self.frames.append(Frame(time.monotonic(), cp_id, direction, text))
+        if direction == "in":
+            self._check_timestamps(text)
+
+    def _check_timestamps(self, raw: str) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        payload = message[3] if message and message[0] == 2 and len(message) > 3 else None
+
+        def walk(node: Any, path: str) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key in _TIME_KEYS and not is_strict_timestamp(value):
+                        self.timestamp_errors.append(f"{path}.{key} = {value!r}")
+                    walk(value, f"{path}.{key}")
+            elif isinstance(node, list):
+                for i, value in enumerate(node):
+                    walk(value, f"{path}[{i}]")
+
+        walk(payload, message[2] if payload is not None else "")
+
+    def actions(self, direction: str = "in", cp_id: str | None = None) -> list[str]:
+        """Actions of the CALLs received (or sent), in order."""
+        result = []
+        for f in self.frames:
+            if f.direction != direction or (cp_id and f.cp_id != cp_id):
+                continue
+            message = json.loads(f.raw)
+            if message[0] == 2:
+                result.append(message[2])
+        return result
+
+    async def remote_start(self, cp_id: str, id_tag: str, connector_id: int | None = None) -> str:
+        """RemoteStartTransaction to a connected station; returns its status."""
+        result = await self.connections[cp_id].call(
+            call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id)
+        )
+        return str(result.status)
+
+    async def remote_stop(self, cp_id: str, transaction_id: int) -> str:
+        """RemoteStopTransaction to a connected station; returns its status."""
+        result = await self.connections[cp_id].call(call.RemoteStopTransaction(transaction_id=transaction_id))
+        return str(result.status)

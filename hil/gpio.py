@@ -1,0 +1,134 @@
+"""Mock circuit parts on gpiozero's MockFactory: watched pins and an MCP3008 ADC.
+
+gpiozero's mock pins keep every state change in a list, which grows without
+bound in a daemon that bit-bangs SPI hundreds of times a second; these pins
+keep only their current state and tell observers (the bench timeline, the EV
+simulator) about each change with its monotonic time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin, MockSPIClockPin, MockSPIDevice, MockSPISelectPin
+
+PinObserver = Callable[[float, float], None]
+
+
+class _Watched:
+    """Mixin: no unbounded history; observers called with (monotonic time, new state)."""
+
+    _state: Any
+    _last_change: float
+
+    def _init_watch(self) -> None:
+        self.observers: list[PinObserver] = []
+
+    def _change_state(self, value: Any) -> bool:
+        if self._state == value:
+            return False
+        now = time.monotonic()
+        self._state = value
+        self._last_change = now
+        for observer in list(getattr(self, "observers", ())):
+            observer(now, float(value))
+        return True
+
+
+class WatchedPin(_Watched, MockPin):  # type: ignore[misc]
+    """A plain mock pin that reports its changes."""
+
+    def __init__(self, factory: Any, info: Any) -> None:
+        super().__init__(factory, info)
+        self._init_watch()
+
+
+class WatchedPWMPin(_Watched, MockPWMPin):  # type: ignore[misc]
+    """A PWM-capable mock pin that reports duty changes (0.0-1.0)."""
+
+    def __init__(self, factory: Any, info: Any) -> None:
+        super().__init__(factory, info)
+        self._init_watch()
+
+
+class _QuietClockPin(_Watched, MockSPIClockPin):  # type: ignore[misc]
+    def __init__(self, factory: Any, info: Any) -> None:
+        super().__init__(factory, info)
+        self._init_watch()
+
+
+class _QuietSelectPin(_Watched, MockSPISelectPin):  # type: ignore[misc]
+    def __init__(self, factory: Any, info: Any) -> None:
+        super().__init__(factory, info)
+        self._init_watch()
+
+
+# SPI0 pins (BCM): SCLK, MOSI, MISO and the chip selects CE0/CE1.
+SPI0 = {"clock": 11, "mosi": 10, "miso": 9, "select": (8, 7)}
+
+
+class BenchFactory(MockFactory):  # type: ignore[misc]
+    """MockFactory whose pre-wired pins are handed to whichever device asks for them.
+
+    gpiozero refuses a PWM pin to a device that asks for the default pin class
+    (and the reverse); on the bench the circuit part wired to a pin (PWM input
+    of the EV, contactor coil, SPI clock) decides its class, not the device.
+    """
+
+    def pin(self, name: Any, pin_class: Any = None, **kwargs: Any) -> Any:
+        if pin_class is None:
+            for _header, info in self.board_info.find_pin(name):
+                if info in self.pins:
+                    return self.pins[info]
+        return super().pin(name, pin_class=pin_class, **kwargs)
+
+
+def make_factory() -> MockFactory:
+    """A mock factory installed as gpiozero's default (software SPI always uses the default)."""
+    factory = BenchFactory(pin_class=WatchedPin)
+    Device.pin_factory = factory
+    return factory
+
+
+class MockMcp3008(MockSPIDevice):  # type: ignore[misc]
+    """The slave side of an MCP3008 on mock SPI pins; ``inputs`` are channel fractions 0..1 of Vref.
+
+    Protocol (datasheet, as gpiozero drives it): leading zeros, a start bit,
+    single/differential, three channel bits; the chip answers with a sample
+    bit, a null bit and ten result bits, MSB first.
+    """
+
+    def __init__(self, factory: MockFactory, device: int = 0) -> None:
+        for name in ("mosi", "miso"):
+            factory.pin(SPI0[name], pin_class=WatchedPin)
+        factory.pin(SPI0["clock"], pin_class=_QuietClockPin)
+        factory.pin(SPI0["select"][device], pin_class=_QuietSelectPin)
+        super().__init__(SPI0["clock"], SPI0["mosi"], SPI0["miso"], SPI0["select"][device], pin_factory=factory)
+        self.inputs = [0.0] * 8
+        self._phase = "idle"
+        self._channel: list[int] = []
+        self.reads = 0
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._phase = "idle"
+        self._channel = []
+
+    def on_bit(self) -> None:
+        bit = self.rx_buf[-1]
+        if self._phase == "idle":
+            if bit:
+                self._phase = "mode"
+        elif self._phase == "mode":
+            self._phase = "channel"
+        elif self._phase == "channel":
+            self._channel.append(bit)
+            if len(self._channel) == 3:
+                channel = self._channel[0] << 2 | self._channel[1] << 1 | self._channel[2]
+                level = min(1.0, max(0.0, self.inputs[channel]))
+                self.tx_word(round(level * 1023), 12)
+                self.reads += 1
+                self._phase = "answer"

@@ -1,0 +1,82 @@
+"""``evse-hil run``: the controller on simulated hardware plus a script, and a JSON summary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from controller.app import App
+from controller.config import Config
+from controller.events import Event, StatusChanged, TransactionEnded, TransactionStarted
+from hil.script import Step, run_steps
+
+log = logging.getLogger(__name__)
+
+CONNECT_WAIT = 15.0
+
+
+class SessionRecorder:
+    """Collects sessions and statuses from the station's events (with bench monotonic times)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.sessions: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        app.station.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        now = self.app.clock.monotonic()
+        if isinstance(event, StatusChanged):
+            self.statuses.append({"t": now, "connector": event.connector_id, "status": event.status.value,
+                                  "error_code": event.error_code})
+        elif isinstance(event, TransactionStarted):
+            tx = event.transaction
+            self.sessions.append({"transaction": tx.local_id, "connector": tx.connector_id, "id_tag": tx.id_tag,
+                                  "meter_start_wh": tx.meter_start_wh, "started_at": tx.started_at.isoformat()})
+        elif isinstance(event, TransactionEnded):
+            tx = event.transaction
+            for session in self.sessions:
+                if session["transaction"] == tx.local_id:
+                    assert tx.meter_stop_wh is not None and tx.stopped_at is not None
+                    session.update(meter_stop_wh=tx.meter_stop_wh, energy_wh=tx.meter_stop_wh - tx.meter_start_wh,
+                                   stopped_at=tx.stopped_at.isoformat(),
+                                   reason=tx.stop_reason.value if tx.stop_reason else None)
+
+
+async def run_script(config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None) -> dict[str, Any]:
+    """Start the charger, wait for the CSMS link, run the steps, stop, and summarise."""
+    app = App(config, state_dir=state_dir, csms_url=csms_url)
+    recorder = SessionRecorder(app)
+    await app.start()
+    try:
+        assert app.ocpp is not None and app.sim is not None
+        try:
+            await asyncio.wait_for(app.ocpp.connected.wait(), CONNECT_WAIT)
+        except TimeoutError:
+            log.warning("CSMS not reached within %.0f s; running the script offline", CONNECT_WAIT)
+        t0 = app.sim.timeline.t0
+        results = await run_steps(steps, app)
+    finally:
+        await app.stop()
+    assert app.sim is not None and app.ocpp is not None
+    for status in recorder.statuses:
+        status["t"] = round(status["t"] - t0, 6)
+    csms: dict[str, Any] = {"url": app.ocpp.url, "built_in": app.csms is not None}
+    if app.csms is not None:
+        csms.update(
+            frames=len(app.csms.frames),
+            timestamp_errors=app.csms.timestamp_errors,
+            transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in app.csms.transactions.values()],
+        )
+    return {
+        "ok": all(r.ok for r in results) and len(results) == len(steps),
+        "steps": [asdict(r) | {"t": round(r.t - t0, 6)} for r in results],
+        "sessions": recorder.sessions,
+        "energy_wh": sum(s.get("energy_wh", 0) for s in recorder.sessions),
+        "statuses": recorder.statuses,
+        "csms": csms,
+        "timeline": app.sim.timeline.as_json(),
+    }

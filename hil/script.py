@@ -1,0 +1,191 @@
+"""The bench script language: one step per ``;`` or line, the same in ``run``, ``ctl`` and tests.
+
+    plug [N]; tap 04A1B2C3; expect Charging within 5; draw 16; wait 10; ev B; unplug
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controller.events import ConnectorStatus
+
+STEPS = {
+    "plug": "plug [N]",
+    "unplug": "unplug [N]",
+    "ev": "ev B|C|D|auto [N]",
+    "draw": "draw AMPS [N]",
+    "tap": "tap UID",
+    "wait": "wait SECONDS",
+    "expect": "expect STATUS [N] [within SECONDS]",
+}
+DEFAULT_WITHIN = 5.0
+
+
+class ScriptError(ValueError):
+    """A script that cannot run: names the step and lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One parsed step."""
+
+    verb: str
+    args: tuple[Any, ...]
+    text: str
+
+
+def _valid() -> str:
+    return "valid steps: " + "; ".join(STEPS.values())
+
+
+def _connector(token: str | None, step: str) -> int:
+    if token is None:
+        return 1
+    if not token.isdigit() or int(token) < 1:
+        raise ScriptError(f"step {step!r}: connector must be a number from 1, got {token!r}")
+    return int(token)
+
+
+def _number(token: str, step: str, what: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise ScriptError(f"step {step!r}: {what} must be a number, got {token!r}") from None
+    if value < 0:
+        raise ScriptError(f"step {step!r}: {what} must not be negative")
+    return value
+
+
+def parse_script(text: str) -> list[Step]:
+    """Parse a script; raises ScriptError for the first bad step."""
+    steps: list[Step] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        for chunk in line.split(";"):
+            words = chunk.split()
+            if not words:
+                continue
+            steps.append(_parse_step(words, " ".join(words)))
+    return steps
+
+
+def _parse_step(words: list[str], text: str) -> Step:
+    verb, rest = words[0].lower(), words[1:]
+    if verb not in STEPS:
+        raise ScriptError(f"unknown step {text!r}; {_valid()}")
+    usage = f"usage: {STEPS[verb]}"
+    if verb in ("plug", "unplug"):
+        if len(rest) > 1:
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step(verb, (_connector(rest[0] if rest else None, text),), text)
+    if verb == "ev":
+        if not 1 <= len(rest) <= 2 or rest[0].upper() not in ("B", "C", "D", "AUTO"):
+            raise ScriptError(f"step {text!r}: {usage}")
+        mode = "auto" if rest[0].upper() == "AUTO" else rest[0].upper()
+        return Step(verb, (mode, _connector(rest[1] if len(rest) > 1 else None, text)), text)
+    if verb == "draw":
+        if not 1 <= len(rest) <= 2:
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step(verb, (_number(rest[0], text, "AMPS"), _connector(rest[1] if len(rest) > 1 else None, text)), text)
+    if verb == "tap":
+        if len(rest) != 1:
+            raise ScriptError(f"step {text!r}: {usage}")
+        uid = rest[0].upper()
+        try:
+            raw = bytes.fromhex(uid)
+        except ValueError:
+            raise ScriptError(f"step {text!r}: UID must be hex digits, got {rest[0]!r}") from None
+        if len(raw) not in (4, 5, 7, 10):
+            raise ScriptError(f"step {text!r}: UID must be 4, 7 or 10 bytes (5 for EM4100), got {len(raw)}")
+        return Step(verb, (uid,), text)
+    if verb == "wait":
+        if len(rest) != 1:
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step(verb, (_number(rest[0], text, "SECONDS"),), text)
+    # expect STATUS [N] [within SECONDS]
+    if not rest:
+        raise ScriptError(f"step {text!r}: {usage}")
+    statuses = {s.value.lower(): s.value for s in ConnectorStatus}
+    status = statuses.get(rest[0].lower())
+    if status is None:
+        raise ScriptError(f"step {text!r}: unknown status {rest[0]!r}; expected one of {', '.join(statuses.values())}")
+    tail = rest[1:]
+    connector = 1
+    if tail and tail[0].lower() != "within":
+        connector = _connector(tail[0], text)
+        tail = tail[1:]
+    within = DEFAULT_WITHIN
+    if tail:
+        if len(tail) != 2 or tail[0].lower() != "within":
+            raise ScriptError(f"step {text!r}: {usage}")
+        within = _number(tail[1], text, "SECONDS")
+    return Step(verb, (status, connector, within), text)
+
+
+class Bench(Protocol):
+    """What a script drives: the simulators and the controller's reported status."""
+
+    def ev(self, connector_id: int) -> Any:
+        """The EV simulator of a connector."""
+
+    def tap(self, uid: str) -> None:
+        """Present a card."""
+
+    def status(self, connector_id: int) -> str:
+        """The connector's current status."""
+
+
+@dataclass
+class StepResult:
+    """What happened when a step ran."""
+
+    step: str
+    ok: bool
+    t: float
+    detail: str = ""
+
+
+async def run_steps(steps: list[Step], bench: Bench, clock: Callable[[], float] = time.monotonic) -> list[StepResult]:
+    """Run steps in order; stop at the first failing ``expect``."""
+    results: list[StepResult] = []
+    for step in steps:
+        started = clock()
+        ok, detail = await _run(step, bench)
+        results.append(StepResult(step.text, ok, started, detail))
+        if not ok:
+            break
+    return results
+
+
+async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
+    verb, args = step.verb, step.args
+    try:
+        if verb == "plug":
+            bench.ev(args[0]).plug()
+        elif verb == "unplug":
+            bench.ev(args[0]).unplug()
+        elif verb == "ev":
+            bench.ev(args[1]).set_mode(args[0])
+        elif verb == "draw":
+            bench.ev(args[1]).draw(args[0])
+        elif verb == "tap":
+            bench.tap(args[0])
+        elif verb == "wait":
+            await asyncio.sleep(args[0])
+        elif verb == "expect":
+            status, connector, within = args
+            deadline = time.monotonic() + within
+            while True:
+                now_status = bench.status(connector)
+                if now_status == status:
+                    return True, f"connector {connector} is {status}"
+                if time.monotonic() >= deadline:
+                    return False, f"connector {connector} is {now_status}, expected {status} within {within:g} s"
+                await asyncio.sleep(0.01)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        return False, f"cannot run: {exc}"
+    return True, ""

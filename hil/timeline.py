@@ -1,0 +1,59 @@
+"""What the bench observed, with monotonic timestamps: the source of every timing figure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One thing the bench saw or did: ``kind`` is pilot, pwm, contactor, card or status."""
+
+    t: float
+    kind: str
+    connector: int | None
+    value: Any
+
+
+class Timeline:
+    """A thread-safe, append-only record (pin observers run in whichever thread changed the pin)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Observation] = []
+        self.t0 = time.monotonic()
+
+    def record(self, kind: str, connector: int | None, value: Any, t: float | None = None) -> Observation:
+        """Add an observation (now, unless ``t`` is given)."""
+        item = Observation(time.monotonic() if t is None else t, kind, connector, value)
+        with self._lock:
+            self._items.append(item)
+        return item
+
+    def items(self, kind: str | None = None, connector: int | None = None, since: float = 0.0) -> list[Observation]:
+        """Observations filtered by kind, connector and time."""
+        with self._lock:
+            items = list(self._items)
+        return [
+            o for o in items
+            if (kind is None or o.kind == kind) and (connector is None or o.connector == connector) and o.t >= since
+        ]
+
+    def first(self, kind: str, connector: int | None, value: Any, since: float) -> Observation | None:
+        """The first observation of ``kind`` with ``value`` at or after ``since``."""
+        for o in self.items(kind, connector, since):
+            if o.value == value:
+                return o
+        return None
+
+    def clear(self) -> None:
+        """Forget everything (long benchmarks keep memory flat)."""
+        with self._lock:
+            self._items.clear()
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Observations as dicts with times relative to the bench's start, in seconds."""
+        return [{**asdict(o), "t": round(o.t - self.t0, 6)} for o in self.items()]

@@ -22,8 +22,13 @@ DEMO_SCRIPT = (
 )
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str) -> None:
+    """Log to stderr at ``level``; library chatter only at debug."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "debug":
+        # Frame-by-frame and state-machine chatter only when debugging.
+        for noisy in ("controller.ocpp.frames", "transitions", "ocpp", "websockets", "pymodbus"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _load(path: str | None) -> Config:
@@ -42,7 +47,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     try:
         config = _load(args.config)
     except ConfigError as exc:
@@ -68,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     from hil.runner import run_script
     from hil.script import parse_script
 

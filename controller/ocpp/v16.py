@@ -46,6 +46,8 @@ from controller.station import AuthResult, Station
 from hal.meter import MeterReading
 
 log = logging.getLogger(__name__)
+# Every frame, both ways (the ocpp package logs them at INFO); quiet unless debugging.
+frame_log = logging.getLogger("controller.ocpp.frames")
 
 SUBPROTOCOL = "ocpp1.6"
 # Until the CSMS tells us otherwise (BootNotification.conf interval).
@@ -58,7 +60,7 @@ class _StationChargePoint(ChargePoint):  # type: ignore[misc]
     """The CSMS -> station handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, client: Ocpp16Client, response_timeout: float) -> None:
-        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=log)
+        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=frame_log)
         self._client = client
 
     @on(Action.remote_start_transaction)

@@ -1,0 +1,116 @@
+"""``evse-hil``: run a script against a simulated charger, drive a running one, or measure it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from controller.cli import setup_logging
+from controller.config import Config, ConfigError, default_config, load_config
+from hil.script import ScriptError, parse_script
+
+
+def _config(path: str | None, station_id: str | None) -> Config:
+    config = load_config(path) if path else default_config()
+    if config.station.hardware != "sim":
+        raise ConfigError([f"{config.source}: station.hardware = {config.station.hardware!r}: "
+                           "expected sim (the bench drives simulated buses)"])
+    if station_id:
+        config.station.id = station_id
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hil.runner import run_script
+
+    try:
+        steps = parse_script(args.script)
+        config = _config(args.config, args.id)
+    except ScriptError as exc:
+        print(f"evse-hil: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
+    if args.state_dir:
+        summary = asyncio.run(run_script(config, steps, state_dir=Path(args.state_dir), csms_url=args.csms))
+    else:
+        with tempfile.TemporaryDirectory(prefix="evse-hil-") as state:
+            summary = asyncio.run(run_script(config, steps, state_dir=Path(state), csms_url=args.csms))
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["ok"] else 1
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from hil.control import send_script
+
+    try:
+        parse_script(args.script)  # fail fast, before touching the charger
+        result = asyncio.run(send_script(Path(args.state_dir), args.script))
+    except ScriptError as exc:
+        print(f"evse-hil: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"evse-hil: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("ok") else 1
+
+
+def _perf(args: argparse.Namespace) -> int:
+    from hil.perf import run_perf
+
+    try:
+        config = _config(args.config, None)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
+    results = asyncio.run(run_perf(config, args.config, args.trials, args.tap_trials, not args.no_memory))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``evse-hil`` argument parser."""
+    parser = argparse.ArgumentParser(prog="evse-hil", description="Hardware-in-the-loop bench for the controller")
+    parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a script against the controller on simulated hardware")
+    run.add_argument("--script", required=True, help='steps separated by ";" or newlines, e.g. "plug; tap 04A1B2C3"')
+    run.add_argument("--csms", help="external CSMS base URL (default: the built-in one)")
+    run.add_argument("--id", help="charge point id")
+    run.add_argument("--config", help="a sim config (default: built-in)")
+    run.add_argument("--state-dir", help="state directory (default: a temporary one)")
+    run.set_defaults(func=_run)
+    ctl = sub.add_parser("ctl", help="run steps against a running `evse run` with simulated hardware")
+    ctl.add_argument("--state-dir", required=True, help="the running charger's state directory")
+    ctl.add_argument("script")
+    ctl.set_defaults(func=_ctl)
+    perf = sub.add_parser("perf", help="measure reaction times and memory from the bench's timeline")
+    perf.add_argument("--config", help="a sim config (default: built-in)")
+    perf.add_argument("--trials", type=int, default=200, help="EV C->B trials (default 200)")
+    perf.add_argument("--tap-trials", type=int, default=25, help="card tap trials (default 25)")
+    perf.add_argument("--no-memory", action="store_true", help="skip the daemon memory figure")
+    perf.set_defaults(func=_perf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``evse-hil``."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    code: int = args.func(args)
+    return code
+
+
+def entry() -> None:
+    """Console-script wrapper: exit with main()'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

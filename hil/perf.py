@@ -1,0 +1,165 @@
+"""``evse-hil perf``: first figures, measured from what the bench observed.
+
+- EV C -> B to contactor open: the EV simulator records when it changed the
+  pilot voltage, the coil pin records when it dropped.
+- Card tap to contactor closed, the EV waiting in B (a car that closes S2 as
+  soon as it sees the PWM), with an online Authorize on loopback.
+- Resident memory of a real ``evse run`` process after a session driven over
+  its bench control socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from controller.app import App
+from controller.config import Config
+from hil.control import send_script
+
+TAG = "04A1B2C3"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    """p50/p99/max in milliseconds."""
+    ms = [v * 1000.0 for v in values]
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(max(ms), 3),
+    }
+
+
+async def _wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.002)
+    return predicate()
+
+
+async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+    """EV C -> B until the contactor opens, over ``trials`` pauses of one running session."""
+    app = App(config, state_dir=state_dir)
+    await app.start()
+    try:
+        assert app.sim is not None and app.ocpp is not None
+        await asyncio.wait_for(app.ocpp.connected.wait(), 15)
+        timeline, ev = app.sim.timeline, app.sim.evs[1]
+        ev.plug()
+        app.sim.tap(TAG)
+        if not await _wait_for(lambda: app.status(1) == "Charging", 10):
+            raise RuntimeError(f"session did not start (status {app.status(1)})")
+        latencies = []
+        for _ in range(trials):
+            ev.set_mode("C")
+            if not await _wait_for(lambda: app.sim is not None and app.sim.contactors[1].closed, 5):
+                raise RuntimeError("contactor did not close again after C")
+            # A random phase against the pilot poll, as a real car would give.
+            await asyncio.sleep(random.uniform(0.02, 0.05))
+            since = time.monotonic()
+            ev.set_mode("B")
+            if not await _wait_for(lambda: not ev.pilot_state.requesting and not app.sim.contactors[1].closed, 1):
+                raise RuntimeError("contactor did not open after B")
+            pilot = timeline.first("pilot", 1, "B", since)
+            opened = timeline.first("contactor", 1, "open", since)
+            assert pilot is not None and opened is not None
+            latencies.append(opened.t - pilot.t)
+            timeline.clear()
+        return summarise(latencies)
+    finally:
+        await app.stop()
+
+
+async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+    """Card tap until the contactor closes, with the EV plugged and waiting in B."""
+    app = App(config, state_dir=state_dir)
+    await app.start()
+    try:
+        assert app.sim is not None and app.ocpp is not None
+        await asyncio.wait_for(app.ocpp.connected.wait(), 15)
+        timeline, ev = app.sim.timeline, app.sim.evs[1]
+        latencies = []
+        for i in range(trials):
+            tag = f"{0x04A10000 + i:08X}"
+            ev.plug()
+            if not await _wait_for(lambda: app.status(1) == "Preparing", 5):
+                raise RuntimeError("plug-in not seen")
+            await asyncio.sleep(random.uniform(0.05, 0.15))  # tap at a random phase of the reader's poll
+            since = time.monotonic()
+            app.sim.tap(tag)
+            if not await _wait_for(lambda: app.sim is not None and app.sim.contactors[1].closed, 5):
+                raise RuntimeError(f"contactor did not close after tap (status {app.status(1)})")
+            tap = timeline.first("card", None, tag, since)
+            closed = timeline.first("contactor", 1, "closed", since)
+            assert tap is not None and closed is not None
+            latencies.append(closed.t - tap.t)
+            await asyncio.sleep(0.6)  # let the card leave the field
+            app.sim.tap(tag)
+            if not await _wait_for(lambda: app.status(1) == "Finishing", 5):
+                raise RuntimeError("card stop not seen")
+            ev.unplug()
+            await _wait_for(lambda: app.status(1) == "Available", 5)
+            await asyncio.sleep(0.6)
+            timeline.clear()
+        return summarise(latencies)
+    finally:
+        await app.stop()
+
+
+def measure_memory(config_path: str | None) -> dict[str, float]:
+    """RSS of a real ``evse run`` (simulated hardware) after one session run over ``evse-hil ctl``."""
+    with tempfile.TemporaryDirectory(prefix="evse-perf-") as state:
+        cmd = [sys.executable, "-m", "controller.cli", "run", "--state-dir", state, "--log-level", "warning"]
+        if config_path:
+            cmd += ["--config", config_path]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            sock = Path(state) / "bench.sock"
+            deadline = time.monotonic() + 30
+            while not sock.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("evse run did not open its bench socket")
+                time.sleep(0.05)
+            # The bench socket opens before the CSMS link is up; a tap before that is (rightly) refused.
+            script = f"wait 2; plug; tap {TAG}; expect Charging within 10; wait 3; tap {TAG}; expect Finishing; unplug; expect Available"
+            result = asyncio.run(send_script(Path(state), script))
+            if not result["ok"]:
+                raise RuntimeError(f"session over the bench socket failed: {result}")
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            return {"rss_mb": round(rss_kb / 1024.0, 1)}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+async def run_perf(config: Config, config_path: str | None, trials: int, tap_trials: int,
+                   memory: bool) -> dict[str, Any]:
+    """Every figure, as one dict."""
+    with tempfile.TemporaryDirectory(prefix="evse-perf-") as state:
+        results: dict[str, Any] = {
+            "ev_c_to_b_contactor_open": await measure_c_to_b(config, Path(state), trials),
+            "tap_to_contactor_closed": await measure_tap_to_close(config, Path(state), tap_trials),
+        }
+    if memory:
+        results["daemon_memory_after_session"] = await asyncio.to_thread(measure_memory, config_path)
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ class App:
         self.reader: CardReader | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
 
     # ------------------------------------------------------------- building
 
@@ -139,11 +141,11 @@ class App:
         )
         self.station.add(connector)
         self.monitors[cid] = PilotMonitor(
-            pilot, lambda state, _t, cid=cid: self._on_pilot(cid, state),
+            pilot, functools.partial(self._on_pilot, cid),
             poll_interval=p.poll_interval, debounce_samples=p.debounce_samples, name=f"pilot{cid}",
         )
 
-    def _on_pilot(self, connector_id: int, state: PilotState | None) -> None:
+    def _on_pilot(self, connector_id: int, state: PilotState | None, _t: float) -> None:
         # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
         self.supervisor.on_pilot(connector_id, state)
         loop = self._loop
@@ -216,7 +218,13 @@ class App:
     # ------------------------------------------------------------- stopping
 
     async def stop(self) -> None:
-        """Shut down safely: contactors open first, then transactions end, then everything else."""
+        """Shut down safely: contactors open first, then transactions end, then everything else.
+
+        Safe to call more than once (a failed start, then SIGTERM).
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         self.supervisor.open_all()
         for monitor in self.monitors.values():
             monitor.stop()
@@ -228,9 +236,8 @@ class App:
                 pilot.set_unavailable()  # state F: not available, last of all
         if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.outbox):
             # Give queued transaction messages a moment to reach the CSMS before the link goes.
-            deadline = self.clock.monotonic() + SHUTDOWN_DRAIN
-            while len(self.ocpp.outbox) and self.clock.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ocpp.outbox.drained(), SHUTDOWN_DRAIN)
         if self.bench_server is not None:
             await self.bench_server.stop()
         for task in self._tasks:

@@ -37,9 +37,6 @@ def _f(default: Any, *, choices: tuple[Any, ...] | None = None, lo: float | None
     return field(default=default, metadata=meta)
 
 
-GPIO = {"lo": 0, "hi": 27}
-
-
 @dataclass
 class StationSection:
     """[station]: who the charger is and what it runs on."""
@@ -81,7 +78,7 @@ class PilotSection:
     """[connector.pilot]: PWM pin and the ADC that reads the pilot voltage."""
 
     driver: str = _f("gpio", choices=("gpio",))
-    pwm_pin: int = _f(18, **GPIO)
+    pwm_pin: int = _f(18, lo=0, hi=27)
     pwm_active_high: bool = True
     adc_channel: int = _f(0, lo=0, hi=7)
     spi_port: int = _f(0, lo=0, hi=1)
@@ -97,9 +94,9 @@ class ContactorSection:
     """[connector.contactor]: coil output and optional mirror contact."""
 
     driver: str = _f("gpio", choices=("gpio",))
-    pin: int = _f(17, **GPIO)
+    pin: int = _f(17, lo=0, hi=27)
     active_high: bool = True
-    mirror_pin: int | None = _f(None, **GPIO)
+    mirror_pin: int | None = _f(None, lo=0, hi=27)
     mirror_type: str = _f("nc", choices=("nc", "no"))
 
 
@@ -277,7 +274,8 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
         "connector id" in p for p in problems
     ):
         problems.append(
-            f"{source}: connector ids = {sorted(seen_ids)}: expected 1..{len(seen_ids)} (OCPP numbers connectors from 1)"
+            f"{source}: connector ids = {sorted(seen_ids)}: "
+            f"expected 1..{len(seen_ids)} (OCPP numbers connectors from 1)"
         )
 
 

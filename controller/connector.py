@@ -73,6 +73,17 @@ class Connector:
     """A connector's state machine and the session attached to it."""
 
     state: str  # set by transitions
+    # Trigger methods that transitions adds to the model (declared for type checkers only).
+    plug: Callable[[], bool]
+    present: Callable[[], bool]
+    cancel: Callable[[], bool]
+    charge: Callable[[], bool]
+    suspend_ev: Callable[[], bool]
+    suspend_evse: Callable[[], bool]
+    finish: Callable[[], bool]
+    unplug: Callable[[], bool]
+    fail: Callable[[], bool]
+    recover: Callable[[], bool]
 
     def __init__(
         self,

@@ -126,10 +126,7 @@ class Station:
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
         """RemoteStartTransaction: authorise ``id_tag`` on a connector; False when refused."""
-        if connector_id is not None:
-            target = self.connectors.get(connector_id)
-        else:
-            target = self._connector_for_new_session()
+        target = self.connectors.get(connector_id) if connector_id else self._connector_for_new_session()
         if target is None:
             return False
         return target.authorize(id_tag, "remote")

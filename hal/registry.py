@@ -8,7 +8,8 @@ charger without a CAN board never imports python-can.
 from __future__ import annotations
 
 import importlib
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from hal.errors import HalConfigError
 
@@ -18,7 +19,7 @@ T = TypeVar("T")
 class DriverRegistry(Generic[T]):
     """Maps driver names of one role to their implementing classes."""
 
-    def __init__(self, role: str, base: type[T], drivers: dict[str, str]) -> None:
+    def __init__(self, role: str, base: Any, drivers: dict[str, str]) -> None:
         self.role = role
         self.base = base
         self._drivers = dict(drivers)
@@ -32,8 +33,8 @@ class DriverRegistry(Generic[T]):
         """Add a driver, given as ``"package.module:ClassName"``."""
         self._drivers[name] = target
 
-    def resolve(self, name: str) -> type[T]:
-        """Import and return the class registered under ``name``."""
+    def resolve(self, name: str) -> Callable[..., T]:
+        """Import and return the class registered under ``name`` (called with the driver's settings)."""
         try:
             target = self._drivers[name]
         except KeyError:
@@ -44,4 +45,5 @@ class DriverRegistry(Generic[T]):
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise HalConfigError(f"{target} is not a {self.base.__name__}")
-        return cls
+        constructor: Callable[..., T] = cls
+        return constructor

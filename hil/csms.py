@@ -7,7 +7,6 @@ CSMS-initiated operations (remote start and stop).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -23,6 +22,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class _Recorder:
         await self._ws.send(raw)
 
 
-class _CentralChargePoint(ChargePoint):  # type: ignore[misc]
+class _CentralChargePoint(ChargePoint):
     def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:
         super().__init__(cp_id, connection, response_timeout=10)
         self._csms = csms
@@ -174,7 +174,7 @@ class CsmsSimulator:
     async def start(self) -> None:
         """Listen on 127.0.0.1 (the same port again after a stop, to simulate a restart)."""
         self._server = await websockets.serve(
-            self._handle, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ping_interval=None
+            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("bench CSMS listening on %s", self.url)

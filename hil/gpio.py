@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin, MockSPIClockPin, MockSPIDevice, MockSPISelectPin
+from gpiozero.pins.mock import (
+    MockFactory,
+    MockPin,
+    MockPWMPin,
+    MockSPIClockPin,
+    MockSPIDevice,
+    MockSPISelectPin,
+)
 
 PinObserver = Callable[[float, float], None]
 
@@ -38,7 +45,7 @@ class _Watched:
         return True
 
 
-class WatchedPin(_Watched, MockPin):  # type: ignore[misc]
+class WatchedPin(_Watched, MockPin):
     """A plain mock pin that reports its changes."""
 
     def __init__(self, factory: Any, info: Any) -> None:
@@ -46,7 +53,7 @@ class WatchedPin(_Watched, MockPin):  # type: ignore[misc]
         self._init_watch()
 
 
-class WatchedPWMPin(_Watched, MockPWMPin):  # type: ignore[misc]
+class WatchedPWMPin(_Watched, MockPWMPin):
     """A PWM-capable mock pin that reports duty changes (0.0-1.0)."""
 
     def __init__(self, factory: Any, info: Any) -> None:
@@ -54,23 +61,24 @@ class WatchedPWMPin(_Watched, MockPWMPin):  # type: ignore[misc]
         self._init_watch()
 
 
-class _QuietClockPin(_Watched, MockSPIClockPin):  # type: ignore[misc]
+class _QuietClockPin(_Watched, MockSPIClockPin):
     def __init__(self, factory: Any, info: Any) -> None:
         super().__init__(factory, info)
         self._init_watch()
 
 
-class _QuietSelectPin(_Watched, MockSPISelectPin):  # type: ignore[misc]
+class _QuietSelectPin(_Watched, MockSPISelectPin):
     def __init__(self, factory: Any, info: Any) -> None:
         super().__init__(factory, info)
         self._init_watch()
 
 
 # SPI0 pins (BCM): SCLK, MOSI, MISO and the chip selects CE0/CE1.
-SPI0 = {"clock": 11, "mosi": 10, "miso": 9, "select": (8, 7)}
+SPI0_CLOCK, SPI0_MOSI, SPI0_MISO = 11, 10, 9
+SPI0_SELECT = (8, 7)
 
 
-class BenchFactory(MockFactory):  # type: ignore[misc]
+class BenchFactory(MockFactory):
     """MockFactory whose pre-wired pins are handed to whichever device asks for them.
 
     gpiozero refuses a PWM pin to a device that asks for the default pin class
@@ -93,7 +101,7 @@ def make_factory() -> MockFactory:
     return factory
 
 
-class MockMcp3008(MockSPIDevice):  # type: ignore[misc]
+class MockMcp3008(MockSPIDevice):
     """The slave side of an MCP3008 on mock SPI pins; ``inputs`` are channel fractions 0..1 of Vref.
 
     Protocol (datasheet, as gpiozero drives it): leading zeros, a start bit,
@@ -102,11 +110,11 @@ class MockMcp3008(MockSPIDevice):  # type: ignore[misc]
     """
 
     def __init__(self, factory: MockFactory, device: int = 0) -> None:
-        for name in ("mosi", "miso"):
-            factory.pin(SPI0[name], pin_class=WatchedPin)
-        factory.pin(SPI0["clock"], pin_class=_QuietClockPin)
-        factory.pin(SPI0["select"][device], pin_class=_QuietSelectPin)
-        super().__init__(SPI0["clock"], SPI0["mosi"], SPI0["miso"], SPI0["select"][device], pin_factory=factory)
+        for pin in (SPI0_MOSI, SPI0_MISO):
+            factory.pin(pin, pin_class=WatchedPin)
+        factory.pin(SPI0_CLOCK, pin_class=_QuietClockPin)
+        factory.pin(SPI0_SELECT[device], pin_class=_QuietSelectPin)
+        super().__init__(SPI0_CLOCK, SPI0_MOSI, SPI0_MISO, SPI0_SELECT[device], pin_factory=factory)
         self.inputs = [0.0] * 8
         self._phase = "idle"
         self._channel: list[int] = []

@@ -139,7 +139,10 @@ def measure_memory(config_path: str | None) -> dict[str, float]:
                     raise RuntimeError("evse run did not open its bench socket")
                 time.sleep(0.05)
             # The bench socket opens before the CSMS link is up; a tap before that is (rightly) refused.
-            script = f"wait 2; plug; tap {TAG}; expect Charging within 10; wait 3; tap {TAG}; expect Finishing; unplug; expect Available"
+            script = (
+                f"wait 2; plug; tap {TAG}; expect Charging within 10; wait 3; tap {TAG}; expect Finishing; "
+                "unplug; expect Available"
+            )
             result = asyncio.run(send_script(Path(state), script))
             if not result["ok"]:
                 raise RuntimeError(f"session over the bench socket failed: {result}")

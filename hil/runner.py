@@ -46,7 +46,9 @@ class SessionRecorder:
                                    reason=tx.stop_reason.value if tx.stop_reason else None)
 
 
-async def run_script(config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None) -> dict[str, Any]:
+async def run_script(
+    config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None
+) -> dict[str, Any]:
     """Start the charger, wait for the CSMS link, run the steps, stop, and summarise."""
     app = App(config, state_dir=state_dir, csms_url=csms_url)
     recorder = SessionRecorder(app)

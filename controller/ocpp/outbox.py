@@ -30,6 +30,7 @@ class Outbox:
     def __init__(self) -> None:
         self._items: deque[OutboxItem] = deque()
         self._changed = asyncio.Event()
+        self._empty = asyncio.Event()
 
     def put(self, item: OutboxItem) -> None:
         """Queue a message behind every earlier one."""
@@ -45,7 +46,16 @@ class Outbox:
 
     def pop(self) -> OutboxItem:
         """Remove the oldest message (after the CSMS confirmed it, or it was given up)."""
-        return self._items.popleft()
+        item = self._items.popleft()
+        if not self._items:
+            self._empty.set()
+        return item
+
+    async def drained(self) -> None:
+        """Wait until every message has been delivered (or given up)."""
+        if self._items:
+            self._empty.clear()
+            await self._empty.wait()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -29,6 +29,7 @@ from ocpp.v16.enums import (
     UnitOfMeasure,
 )
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.typing import Subprotocol
 
 from controller.clock import Clock, iso_utc
 from controller.config import Config
@@ -49,14 +50,14 @@ log = logging.getLogger(__name__)
 # Every frame, both ways (the ocpp package logs them at INFO); quiet unless debugging.
 frame_log = logging.getLogger("controller.ocpp.frames")
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOL = Subprotocol("ocpp1.6")
 # Until the CSMS tells us otherwise (BootNotification.conf interval).
 DEFAULT_RETRY_INTERVAL = 10.0
 TRANSACTION_MESSAGE_ATTEMPTS = 3
 TRANSACTION_MESSAGE_RETRY_INTERVAL = 10.0
 
 
-class _StationChargePoint(ChargePoint):  # type: ignore[misc]
+class _StationChargePoint(ChargePoint):
     """The CSMS -> station handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, client: Ocpp16Client, response_timeout: float) -> None:

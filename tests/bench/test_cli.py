@@ -1,0 +1,90 @@
+"""The commands as a user runs them: evse demo, evse-hil run, evse run + evse-hil ctl, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hil.csms import CsmsSimulator
+from tests.conftest import wait_until
+
+PY = sys.executable
+
+
+def _run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_evse_demo_runs_a_session_and_says_ok() -> None:
+    proc = _run("controller.cli", "demo")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "Session: card 04A1B2C3 on connector 1" in out and "ended Local" in out
+    assert "CSMS transaction 1" in out and "Timestamps: all strict RFC 3339" in out
+    assert out.rstrip().endswith("Result: OK")
+
+
+def test_evse_hil_run_prints_a_json_summary_with_the_bench_timeline() -> None:
+    steps = "plug; tap 04A1B2C3; expect Charging; wait 1; ev B; expect SuspendedEV; unplug; expect Available"
+    proc = _run("hil.cli", "run", "--script", steps)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["ok"] is True
+    assert [s["reason"] for s in summary["sessions"]] == ["EVDisconnected"]
+    kinds = {o["kind"] for o in summary["timeline"]}
+    assert {"pilot", "pwm", "contactor", "card"} <= kinds
+    pilot = [o["value"] for o in summary["timeline"] if o["kind"] == "pilot"]
+    assert pilot[:3] == ["B", "C", "B"]
+    times = [o["t"] for o in summary["timeline"]]
+    assert times == sorted(times)
+    assert [s["status"] for s in summary["statuses"]][:2] == ["Preparing", "Charging"]
+
+
+def test_evse_hil_run_fails_on_a_failed_expect_and_on_a_bad_step() -> None:
+    proc = _run("hil.cli", "run", "--script", "expect Charging within 0.3")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["steps"][0]["detail"].startswith("connector 1 is Available")
+    bad = _run("hil.cli", "run", "--script", "plug; fly")
+    assert bad.returncode == 2 and "unknown step 'fly'; valid steps:" in bad.stderr
+
+
+def test_evse_hil_ctl_without_a_charger_says_what_to_start(tmp_path: Path) -> None:
+    proc = _run("hil.cli", "ctl", "--state-dir", str(tmp_path), "plug")
+    assert proc.returncode == 2 and "no simulated charger listening" in proc.stderr
+
+
+async def test_ctl_drives_a_running_charger_and_sigterm_ends_the_session(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    daemon = await asyncio.create_subprocess_exec(
+        PY, "-m", "controller.cli", "run", "--state-dir", str(tmp_path), "--csms", csms.url, "--id", "CTL-1",
+        "--log-level", "warning", stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_until(lambda: "CTL-1" in csms.boots and (tmp_path / "bench.sock").exists(), timeout=20,
+                         what="the daemon to boot")
+        await asyncio.sleep(0.3)  # its first status notifications
+        ctl = await asyncio.create_subprocess_exec(
+            PY, "-m", "hil.cli", "ctl", "--state-dir", str(tmp_path), "plug; tap 04A1B2C3; expect Charging",
+            stdout=subprocess.PIPE,
+        )
+        out, _ = await ctl.communicate()
+        assert ctl.returncode == 0, out
+        assert json.loads(out)["ok"] is True
+        await wait_until(lambda: len(csms.transactions) == 1, what="StartTransaction")
+        started = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(daemon.wait(), 20) == 0
+        assert time.monotonic() - started < 10
+        (tx,) = csms.transactions.values()
+        assert tx.reason == "Other" and tx.meter_stop is not None
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+        await csms.stop()

@@ -1,0 +1,164 @@
+"""Whole sessions on the bench: simulated buses, real drivers, a real websocket CSMS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from controller.app import App
+from hil.csms import CsmsSimulator
+from hil.script import parse_script, run_steps
+from tests.conftest import wait_until
+
+TAG = "04A1B2C3"
+
+
+async def script(app: App, text: str) -> None:
+    results = await run_steps(parse_script(text), app)
+    failed = [r for r in results if not r.ok]
+    assert not failed, failed
+
+
+def contactor_changes(app: App) -> list[str]:
+    assert app.sim is not None
+    return [o.value for o in app.sim.timeline.items("contactor", 1)]
+
+
+async def test_happy_path_bills_the_energy_the_meter_measured(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; draw 16; wait 2.5; tap {TAG}; expect Finishing")
+    assert charger.sim is not None
+    meter = charger.sim.meters[1]
+    await script(charger, "unplug; expect Available")
+    await wait_until(lambda: any(t.meter_stop is not None for t in csms.transactions.values()), what="StopTransaction")
+    (tx,) = csms.transactions.values()
+    assert (tx.id_tag, tx.connector_id, tx.reason) == (TAG, 1, "Local")
+    delivered = tx.meter_stop - tx.meter_start  # type: ignore[operator]
+    # 16 A x 3 phases x 230 V for ~2.5 s is ~7.7 Wh (plus the first moments at 32 A).
+    assert 7 <= delivered <= 12
+    assert abs(meter.energy_wh - tx.meter_stop) < 2  # type: ignore[operator]
+    assert contactor_changes(charger) == ["closed", "open"]
+    actions = csms.actions()
+    assert actions[0] == "BootNotification"
+    order = [a for a in actions if a in ("Authorize", "StartTransaction", "MeterValues", "StopTransaction")]
+    assert order[:2] == ["Authorize", "StartTransaction"] and order[-1] == "StopTransaction"
+    assert order.count("MeterValues") >= 1 and len(tx.meter_values) >= 1
+    sampled = tx.meter_values[0]["sampled_value"]  # the ocpp package hands payloads over in snake_case
+    kinds = {(v.get("measurand"), v.get("phase")) for v in sampled}
+    assert {("Energy.Active.Import.Register", None), ("Power.Active.Import", None),
+            ("Current.Import", "L1"), ("Current.Import", "L3"), ("Voltage", "L2-N")} <= kinds
+    assert csms.timestamp_errors == []
+    statuses = [(c, s) for _t, _id, c, s, _e in csms.statuses]
+    assert (0, "Available") in statuses and (1, "Charging") in statuses and (1, "Finishing") in statuses
+
+
+async def test_rejected_card_gives_no_power(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, "plug; expect Preparing; tap DEADBEEF; wait 1; expect Preparing")
+    assert charger.sim is not None
+    assert contactor_changes(charger) == []
+    offered = [o for o in charger.sim.timeline.items("pwm", 1) if 0 < o.value < 100]
+    assert offered == []
+    assert "StartTransaction" not in csms.actions() and "Authorize" in csms.actions()
+
+
+async def test_unplug_mid_charge_stops_the_transaction(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.5; unplug; expect Available")
+    await wait_until(lambda: any(t.reason for t in csms.transactions.values()), what="StopTransaction")
+    (tx,) = csms.transactions.values()
+    assert tx.reason == "EVDisconnected"
+    assert contactor_changes(charger) == ["closed", "open"]
+
+
+async def test_csms_restart_mid_session_is_survived(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging")
+    await csms.stop()
+    assert charger.ocpp is not None
+    await wait_until(lambda: not charger.ocpp.connected.is_set(), what="the station to notice the outage")
+    # Charging does not depend on the CSMS; a stop during the outage is queued, not lost.
+    await script(charger, "wait 0.5; expect Charging")
+    await script(charger, f"tap {TAG}; expect Finishing")
+    assert "closed" in contactor_changes(charger) and contactor_changes(charger)[-1] == "open"
+    statuses_before = len(csms.statuses)
+    await csms.start()
+    await wait_until(lambda: any(t.reason for t in csms.transactions.values()), timeout=10,
+                     what="the queued StopTransaction")
+    (tx,) = csms.transactions.values()
+    assert tx.reason == "Local" and tx.meter_stop is not None and tx.meter_stop >= tx.meter_start
+    assert csms.boots == ["TEST-CP"]  # no second BootNotification after a plain reconnect
+    resent = [(c, s) for _t, _id, c, s, _e in csms.statuses[statuses_before:]]
+    assert (0, "Available") in resent and (1, "Finishing") in resent
+    assert csms.duplicate_stops == [] and csms.unknown_stops == []
+
+
+async def test_remote_start_and_stop(charger: App, csms: CsmsSimulator) -> None:
+    assert await csms.remote_start("TEST-CP", "REMOTE01", 1) == "Accepted"
+    await script(charger, "expect Preparing; plug; expect Charging")
+    await wait_until(lambda: len(csms.transactions) == 1, what="StartTransaction")
+    (tx_id,) = csms.transactions
+    assert await csms.remote_stop("TEST-CP", tx_id) == "Accepted"
+    await script(charger, "expect Finishing")
+    await wait_until(lambda: csms.transactions[tx_id].reason is not None, what="StopTransaction")
+    assert csms.transactions[tx_id].reason == "Remote"
+    assert await csms.remote_stop("TEST-CP", 999) == "Rejected"
+
+
+async def test_malformed_csms_frames_never_crash_the_station(charger: App, csms: CsmsSimulator) -> None:
+    central = csms.connections["TEST-CP"]
+    await central._connection.send("this is not json")
+    await central._connection.send(json.dumps([2, "x1", "RemoteStartTransaction", {"connectorId": "one"}]))
+    await wait_until(lambda: any('"x1"' in f.raw for f in csms.frames if f.direction == "in"),
+                     what="an answer to the malformed CALL")
+    reply = json.loads(next(f.raw for f in csms.frames if f.direction == "in" and '"x1"' in f.raw))
+    assert reply[0] == 4  # CALLERROR
+    assert await csms.remote_start("TEST-CP", "REMOTE01", 1) == "Accepted"
+    await script(charger, "plug; expect Charging")
+
+
+async def test_shutdown_leaves_outputs_safe(charger: App) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging")
+    assert charger.sim is not None
+    ev = charger.sim.evs[1]
+    await charger.stop()
+    assert charger.sim.contactors[1].closed is False
+    assert ev.duty == 0.0  # state F: steady -12 V
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("plug; charge 1", "unknown step 'charge 1'; valid steps: plug [N]; unplug [N]; ev B|C|D|auto [N]"),
+     ("ev X", "usage: ev B|C|D|auto [N]"),
+     ("expect Charged", "unknown status 'Charged'"),
+     ("tap 12345", "UID must be hex digits"),
+     ("wait soon", "SECONDS must be a number")],
+)
+def test_bad_script_steps_are_errors_that_say_what_is_valid(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("|", r"\|").replace("[", r"\[").replace("]", r"\]")):
+        parse_script(text)
+
+
+async def test_a_failing_expect_stops_the_script_and_says_why(charger: App) -> None:
+    results = await run_steps(parse_script("expect Charging within 0.2; plug"), charger)
+    assert len(results) == 1 and not results[0].ok
+    assert results[0].detail == "connector 1 is Available, expected Charging within 0.2 s"
+
+
+async def test_second_card_while_first_is_charging_is_not_given_the_busy_connector(charger: App) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.6; tap 0A0B0C0D; wait 0.5; expect Charging")
+    connector = charger.station.connectors[1]
+    assert connector.session is not None and connector.session.id_tag == TAG
+
+
+async def test_meter_outage_is_logged_and_survived(charger: App, caplog: pytest.LogCaptureFixture) -> None:
+    from pymodbus.constants import ExcCodes
+
+    caplog.set_level(logging.INFO, "controller.app")
+    assert charger.sim is not None
+    charger.sim.meters[1].refuse = ExcCodes.DEVICE_FAILURE
+    await asyncio.sleep(0.5)
+    assert "meter read failed" in caplog.text
+    charger.sim.meters[1].refuse = None
+    await asyncio.sleep(0.5)
+    assert "meter answers again" in caplog.text
+    await script(charger, f"plug; tap {TAG}; expect Charging")

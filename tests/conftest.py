@@ -1,0 +1,55 @@
+"""Shared fixtures: a simulated charger (real drivers over mocked buses) and the bench CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.app import App
+from controller.config import Config, parse_config
+from hil.csms import CsmsSimulator
+
+
+def sim_config(**ocpp: Any) -> Config:
+    """The sim default with fast intervals for tests."""
+    data: dict[str, Any] = {
+        "station": {"hardware": "sim", "id": "TEST-CP"},
+        "ocpp": {"meter_value_sample_interval": 1, "reconnect_min": 0.2, "reconnect_max": 0.5, **ocpp},
+        "rfid": {"poll_interval": 0.05},
+        "connector": [{"id": 1, "meter": {"poll_interval": 0.2}}],
+    }
+    return parse_config(data, "<test>")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def csms() -> AsyncIterator[CsmsSimulator]:
+    """The bench CSMS on a loopback port, rejecting tag DEADBEEF."""
+    server = CsmsSimulator(rejected_tags={"DEADBEEF"})
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
+    """A simulated charger connected and booted to the bench CSMS."""
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    assert app.ocpp is not None
+    await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+    yield app
+    await app.stop()

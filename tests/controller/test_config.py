@@ -1,0 +1,101 @@
+"""Config validation: every problem names the file, key, value and what was expected; the CLI exits 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.config import ConfigError, default_config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "charger.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def test_shipped_configs_are_valid() -> None:
+    for name in ("sim.toml", "pi-ac-single.toml"):
+        load_config(ROOT / "config" / name)
+
+
+def test_sim_toml_is_the_embedded_default() -> None:
+    shipped = load_config(ROOT / "config" / "sim.toml")
+    built_in = default_config()
+    shipped.source = built_in.source = ""
+    assert shipped == built_in
+
+
+def test_a_wrong_pin_names_file_key_value_and_range(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "[[connector]]\nid = 1\n[connector.pilot]\npwm_pin = 40\n")
+    path = tmp_path / "charger.toml"
+    assert problems == [f"{path}: connector[0].pilot.pwm_pin = 40: expected an integer from 0 to 27"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        '[station]\nhardware = "arduino"\n[ocpp]\nheartbeat_interval = "often"\n'
+        '[[connector]]\nid = 1\nmax_current = 100\nphases = 2\ncolour = "red"\n'
+        '[connector.meter]\nparity = "X"\n',
+    )
+    text = "\n".join(problems)
+    assert "station.hardware = 'arduino': expected one of sim, pi" in text
+    assert "ocpp.heartbeat_interval = 'often': expected an integer" in text
+    assert "connector[0].max_current = 100: expected a number from 6 to 80" in text
+    assert "connector[0].phases = 2: expected one of 1, 3" in text
+    assert "connector[0].colour: unknown key; expected one of" in text
+    assert "connector[0].meter.parity = 'X': expected one of N, E, O" in text
+    assert len(problems) == 6
+
+
+def test_cross_field_rules(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        '[station]\nhardware = "pi"\n[[connector]]\nid = 1\n[connector.contactor]\npin = 18\n'
+        '[connector.meter]\nmodel = "sdm999"\n',
+    )
+    text = "\n".join(problems)
+    assert "ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)" in text
+    assert "connector[0].contactor.pin = 18: expected a GPIO not already used by connector[0].pilot.pwm_pin" in text
+    assert "connector[0].meter.model = 'sdm999'" in text and "sdm630" in text
+
+
+def test_no_connector_and_bad_url(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, '[ocpp]\ncsms_url = "http://csms"\n')
+    assert any("at least one [[connector]]" in p for p in problems)
+    assert any("ocpp.csms_url = 'http://csms': expected a ws:// or wss:// URL" in p for p in problems)
+
+
+def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
+    assert "not valid TOML" in _problems(tmp_path, "[station\n")[0]
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_config_check_prints_ok_or_problems_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", str(ROOT / "config" / "pi-ac-single.toml")]) == 0
+    assert capsys.readouterr().out.strip() == "OK"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[connector]]\nid = 1\nmax_current = 5\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert capsys.readouterr().out.strip() == f"{bad}: connector[0].max_current = 5: expected a number from 6 to 80"
+
+
+def test_evse_run_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[station]\nhardware = "pi"\n[[connector]]\nid = 1\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "run", "--config", str(bad), "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "ocpp.csms_url" in proc.stderr and "not starting" in proc.stderr

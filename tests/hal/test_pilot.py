@@ -1,0 +1,135 @@
+"""IEC 61851 duty/current rules, pilot classification, and the GPIO pilot over mocked pins and SPI."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hal.gpio_pilot import GpioPilot
+from hal.pilot import PilotMonitor, PilotState, classify_pilot_voltage, current_for_duty, duty_for_current
+from hil.gpio import MockMcp3008, WatchedPWMPin, make_factory
+
+
+@pytest.mark.parametrize(
+    ("amps", "duty"),
+    [(6, 10.0), (10, 16.667), (16, 26.667), (32, 53.333), (51, 85.0), (63, 89.2), (80, 96.0)],
+)
+def test_duty_for_current_follows_both_iec_ranges(amps: float, duty: float) -> None:
+    assert duty_for_current(amps) == pytest.approx(duty, abs=0.001)
+
+
+@pytest.mark.parametrize("amps", [5.9, 0, 80.1, -6])
+def test_duty_for_current_refuses_currents_outside_6_to_80_a(amps: float) -> None:
+    with pytest.raises(ValueError, match="6-80 A"):
+        duty_for_current(amps)
+
+
+@pytest.mark.parametrize(
+    ("duty", "amps"),
+    [(5.0, None), (7.5, None), (8.5, 6.0), (10.0, 6.0), (50.0, 30.0), (85.0, 51.0), (90.0, 65.0),
+     (96.5, 80.0), (97.5, None), (100.0, None)],
+)
+def test_current_for_duty_as_an_ev_reads_it(duty: float, amps: float | None) -> None:
+    assert current_for_duty(duty) == (pytest.approx(amps) if amps is not None else None)
+
+
+@pytest.mark.parametrize("amps", [6, 13, 16, 20, 32, 40, 51, 63, 70, 80])
+def test_duty_and_current_round_trip(amps: float) -> None:
+    assert current_for_duty(duty_for_current(amps)) == pytest.approx(amps)
+
+
+@pytest.mark.parametrize(
+    ("volts", "state"),
+    [(12.0, PilotState.A), (11.1, PilotState.A), (9.0, PilotState.B), (8.1, PilotState.B),
+     (6.0, PilotState.C), (6.9, PilotState.C), (3.0, PilotState.D), (0.2, PilotState.E),
+     (-12.0, PilotState.F), (-11.2, PilotState.F), (10.5, None), (7.5, None), (4.5, None), (-6.0, None)],
+)
+def test_classification_uses_plus_minus_one_volt_bands(volts: float, state: PilotState | None) -> None:
+    assert classify_pilot_voltage(volts) is state
+
+
+def _bench_pilot() -> tuple[GpioPilot, WatchedPWMPin, MockMcp3008]:
+    factory = make_factory()
+    adc = MockMcp3008(factory)
+    pwm = factory.pin(18, pin_class=WatchedPWMPin)
+    return GpioPilot(pwm_pin=18, adc_channel=2, pin_factory=factory), pwm, adc
+
+
+def test_gpio_pilot_starts_in_state_f_and_writes_the_iec_duty() -> None:
+    pilot, pwm, _adc = _bench_pilot()
+    try:
+        assert pwm.state == 0.0  # steady -12 V until the station is ready
+        assert pwm.frequency == 1000
+        pilot.offer_current(16)
+        assert pwm.state == pytest.approx(0.26667, abs=1e-4)
+        assert pilot.offered_current == 16
+        pilot.stop_offer()
+        assert pwm.state == 1.0 and pilot.offered_current is None
+    finally:
+        pilot.close()
+    assert pwm.state == 0.0  # closing leaves state F
+
+
+def test_gpio_pilot_reads_the_voltage_through_the_mcp3008_front_end() -> None:
+    pilot, _pwm, adc = _bench_pilot()
+    try:
+        for volts in (12.0, 9.0, 6.0, -12.0):
+            adc.inputs[2] = (volts + 15.0) / 30.0
+            assert pilot.read_voltage() == pytest.approx(volts, abs=0.05)
+    finally:
+        pilot.close()
+
+
+def test_monitor_reports_debounced_changes_and_ignores_glitches() -> None:
+    pilot, _pwm, adc = _bench_pilot()
+    seen: list[PilotState | None] = []
+    got = threading.Event()
+
+    def on_state(state: PilotState | None, _t: float) -> None:
+        seen.append(state)
+        got.set()
+
+    monitor = PilotMonitor(pilot, on_state, poll_interval=0.001, debounce_samples=3)
+    adc.inputs[2] = (12.0 + 15) / 30
+    monitor.start()
+    try:
+        assert got.wait(1.0)
+        assert seen == [PilotState.A]
+        got.clear()
+        adc.inputs[2] = (9.0 + 15) / 30
+        assert got.wait(1.0)
+        assert seen == [PilotState.A, PilotState.B]
+        # A reading between bands never becomes a state.
+        adc.inputs[2] = (7.5 + 15) / 30
+        time.sleep(0.05)
+        assert seen == [PilotState.A, PilotState.B]
+    finally:
+        monitor.stop()
+        pilot.close()
+
+
+def test_monitor_survives_adc_failures_and_counts_them() -> None:
+    pilot, _pwm, adc = _bench_pilot()
+    calls = {"n": 0}
+    real_read = pilot.read_voltage
+
+    def flaky() -> float:
+        calls["n"] += 1
+        if calls["n"] <= 5:
+            raise OSError("SPI transfer failed")
+        return real_read()
+
+    pilot.read_voltage = flaky  # type: ignore[method-assign]
+    got = threading.Event()
+    monitor = PilotMonitor(pilot, lambda s, t: got.set(), poll_interval=0.001)
+    adc.inputs[2] = (9.0 + 15) / 30
+    monitor.start()
+    try:
+        assert got.wait(1.0), "the monitor stopped after ADC errors"
+        assert monitor.read_errors == 5
+        assert monitor.state is PilotState.B
+    finally:
+        monitor.stop()
+        pilot.close()

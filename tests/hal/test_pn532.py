@@ -1,0 +1,162 @@
+"""PN532 HSU framing (from the reference's byte layouts) and the driver against a simulated PN532 on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from hal.errors import HalProtocolError
+from hal.rfid.pn532 import Pn532Reader, parse_passive_target
+from hal.rfid.pn532_frame import (
+    ACK_FRAME,
+    NACK_FRAME,
+    Ack,
+    DataFrame,
+    ErrorFrame,
+    FrameParser,
+    Nack,
+    encode_frame,
+)
+from hil.readers import ERROR_FRAME, Pn532Simulator
+
+# GetFirmwareVersion command as UM0701 spells it: 00 00 FF 02 FE D4 02 2A 00
+GET_FIRMWARE = bytes.fromhex("0000FF02FED4022A00")
+# Its answer: IC 0x32, version 1.6, support 7
+FIRMWARE_RESPONSE = bytes.fromhex("0000FF06FAD50332010607E800")
+
+
+def test_encode_matches_the_datasheet_bytes() -> None:
+    assert encode_frame(0xD4, b"\x02") == GET_FIRMWARE
+
+
+def test_parser_reads_ack_nack_error_and_data_frames() -> None:
+    frames = FrameParser().feed(ACK_FRAME + FIRMWARE_RESPONSE + NACK_FRAME + ERROR_FRAME)
+    assert frames == [Ack(), DataFrame(0xD5, bytes.fromhex("0332010607")), Nack(), ErrorFrame()]
+
+
+def test_parser_waits_for_the_rest_of_a_split_frame() -> None:
+    parser = FrameParser()
+    assert parser.feed(FIRMWARE_RESPONSE[:5]) == []
+    assert parser.feed(FIRMWARE_RESPONSE[5:9]) == []
+    assert parser.feed(FIRMWARE_RESPONSE[9:]) == [DataFrame(0xD5, bytes.fromhex("0332010607"))]
+
+
+def test_parser_resynchronises_after_garbage() -> None:
+    parser = FrameParser()
+    frames = parser.feed(b"\x55\x55\x13\xff\x37" + FIRMWARE_RESPONSE)
+    assert frames == [DataFrame(0xD5, bytes.fromhex("0332010607"))]
+
+
+@pytest.mark.parametrize("index", [3, 4, 11])  # LEN, LCS, DCS
+def test_parser_drops_frames_with_bad_checksums_and_finds_the_next(index: int) -> None:
+    bad = bytearray(FIRMWARE_RESPONSE)
+    bad[index] ^= 0x01
+    parser = FrameParser()
+    assert parser.feed(bytes(bad) + ACK_FRAME) == [Ack()]
+    assert parser.errors >= 1
+
+
+def test_extended_frames_round_trip() -> None:
+    payload = bytes(range(256)) + b"\x01\x02"
+    frame = encode_frame(0xD5, payload)
+    assert frame[3:5] == b"\xff\xff"
+    assert FrameParser().feed(frame) == [DataFrame(0xD5, payload)]
+
+
+def test_passive_target_uids_are_uppercase_hex() -> None:
+    assert parse_passive_target(bytes.fromhex("01010004080404a1b2c3")) == "04A1B2C3"
+    assert parse_passive_target(bytes.fromhex("01010044000704112233445566")) == "04112233445566"
+    assert parse_passive_target(b"\x00") is None
+    with pytest.raises(HalProtocolError, match="NFCID length"):
+        parse_passive_target(bytes.fromhex("0101000408050102030405"))
+
+
+async def _reader_with(sim: Pn532Simulator) -> tuple[Pn532Reader, list[str], asyncio.Task[None]]:
+    reader = Pn532Reader(port=sim.path, poll_interval=0.02, response_timeout=0.3)
+    reader.reopen_delay = (0.05, 0.2)
+    cards: list[str] = []
+    task = asyncio.create_task(reader.run(cards.append))
+    return reader, cards, task
+
+
+async def _until(predicate: object, timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_driver_wakes_configures_and_reports_a_card_once_per_tap() -> None:
+    sim = Pn532Simulator()
+    await sim.start()
+    reader, cards, task = await _reader_with(sim)
+    try:
+        await _until(lambda: reader.firmware is not None)
+        assert sim.commands[:3] == [0x14, 0x02, 0x32]  # SAMConfiguration, firmware, RF retries
+        sim.tap("04A1B2C3", duration=0.3)
+        await _until(lambda: cards)
+        await asyncio.sleep(0.4)  # many polls while the card stays in the field
+        assert cards == ["04A1B2C3"]
+        sim.tap("04112233445566", duration=0.2)
+        await _until(lambda: len(cards) == 2)
+        assert cards[1] == "04112233445566"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
+
+
+async def test_driver_survives_corrupted_split_and_garbage_responses() -> None:
+    sim = Pn532Simulator()
+    await sim.start()
+    reader, cards, task = await _reader_with(sim)
+    try:
+        await _until(lambda: reader.firmware is not None)
+        sim.corrupt_next = True
+        sim.garbage = b"\x13\x37\x00"
+        sim.split = True
+        sim.tap("04A1B2C3", duration=0.5)
+        await _until(lambda: cards)
+        assert cards == ["04A1B2C3"]
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
+
+
+async def test_a_silent_reader_is_reopened_without_crashing() -> None:
+    sim = Pn532Simulator()
+    sim.silent = True
+    await sim.start()
+    reader, cards, task = await _reader_with(sim)
+    try:
+        await _until(lambda: reader.failures >= 2)
+        assert not task.done()
+        sim.silent = False
+        sim.tap("04A1B2C3", duration=2.0)
+        await _until(lambda: cards, timeout=5)
+        assert cards == ["04A1B2C3"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
+
+
+async def test_a_missing_port_is_retried_not_fatal() -> None:
+    reader = Pn532Reader(port="/dev/does-not-exist-evse")
+    reader.reopen_delay = (0.02, 0.05)
+    task = asyncio.create_task(reader.run(lambda uid: None))
+    try:
+        await _until(lambda: reader.failures >= 3)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

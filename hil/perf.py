@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import random
 import statistics
@@ -18,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from controller.app import App
 from controller.config import Config
 from hil.control import send_script
+from hil.simhw import SimHardware
 
 TAG = "04A1B2C3"
 
@@ -31,7 +35,7 @@ TAG = "04A1B2C3"
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
     return ordered[rank - 1]
 
 
@@ -55,28 +59,36 @@ async def _wait_for(predicate: Any, timeout: float) -> bool:
     return predicate()
 
 
-async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
-    """EV C -> B until the contactor opens, over ``trials`` pauses of one running session."""
+@contextlib.asynccontextmanager
+async def _connected_charger(config: Config, state_dir: Path) -> AsyncIterator[tuple[App, SimHardware]]:
     app = App(config, state_dir=state_dir)
     await app.start()
     try:
         assert app.sim is not None and app.ocpp is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 15)
-        timeline, ev = app.sim.timeline, app.sim.evs[1]
+        yield app, app.sim
+    finally:
+        await app.stop()
+
+
+async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+    """EV C -> B until the contactor opens, over ``trials`` pauses of one running session."""
+    async with _connected_charger(config, state_dir) as (app, sim):
+        timeline, ev = sim.timeline, sim.evs[1]
         ev.plug()
-        app.sim.tap(TAG)
+        sim.tap(TAG)
         if not await _wait_for(lambda: app.status(1) == "Charging", 10):
             raise RuntimeError(f"session did not start (status {app.status(1)})")
         latencies = []
         for _ in range(trials):
             ev.set_mode("C")
-            if not await _wait_for(lambda: app.sim is not None and app.sim.contactors[1].closed, 5):
+            if not await _wait_for(lambda: sim.contactors[1].closed, 5):
                 raise RuntimeError("contactor did not close again after C")
             # A random phase against the pilot poll, as a real car would give.
             await asyncio.sleep(random.uniform(0.02, 0.05))
             since = time.monotonic()
             ev.set_mode("B")
-            if not await _wait_for(lambda: not ev.pilot_state.requesting and not app.sim.contactors[1].closed, 1):
+            if not await _wait_for(lambda: not ev.pilot_state.requesting and not sim.contactors[1].closed, 1):
                 raise RuntimeError("contactor did not open after B")
             pilot = timeline.first("pilot", 1, "B", since)
             opened = timeline.first("contactor", 1, "open", since)
@@ -84,18 +96,12 @@ async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[s
             latencies.append(opened.t - pilot.t)
             timeline.clear()
         return summarise(latencies)
-    finally:
-        await app.stop()
 
 
 async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
     """Card tap until the contactor closes, with the EV plugged and waiting in B."""
-    app = App(config, state_dir=state_dir)
-    await app.start()
-    try:
-        assert app.sim is not None and app.ocpp is not None
-        await asyncio.wait_for(app.ocpp.connected.wait(), 15)
-        timeline, ev = app.sim.timeline, app.sim.evs[1]
+    async with _connected_charger(config, state_dir) as (app, sim):
+        timeline, ev = sim.timeline, sim.evs[1]
         latencies = []
         for i in range(trials):
             tag = f"{0x04A10000 + i:08X}"
@@ -104,15 +110,15 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
                 raise RuntimeError("plug-in not seen")
             await asyncio.sleep(random.uniform(0.05, 0.15))  # tap at a random phase of the reader's poll
             since = time.monotonic()
-            app.sim.tap(tag)
-            if not await _wait_for(lambda: app.sim is not None and app.sim.contactors[1].closed, 5):
+            sim.tap(tag)
+            if not await _wait_for(lambda: sim.contactors[1].closed, 5):
                 raise RuntimeError(f"contactor did not close after tap (status {app.status(1)})")
             tap = timeline.first("card", None, tag, since)
             closed = timeline.first("contactor", 1, "closed", since)
             assert tap is not None and closed is not None
             latencies.append(closed.t - tap.t)
             await asyncio.sleep(0.6)  # let the card leave the field
-            app.sim.tap(tag)
+            sim.tap(tag)
             if not await _wait_for(lambda: app.status(1) == "Finishing", 5):
                 raise RuntimeError("card stop not seen")
             ev.unplug()
@@ -120,8 +126,6 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
             await asyncio.sleep(0.6)
             timeline.clear()
         return summarise(latencies)
-    finally:
-        await app.stop()
 
 
 def measure_memory(config_path: str | None) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,26 @@ async def test_meter_outage_is_logged_and_survived(charger: App, caplog: pytest.
     await asyncio.sleep(0.5)
     assert "meter answers again" in caplog.text
     await script(charger, f"plug; tap {TAG}; expect Charging")
+
+
+async def test_run_script_against_an_external_csms_with_another_id(tmp_path: Path, csms: CsmsSimulator) -> None:
+    from hil.runner import run_script
+    from tests.conftest import sim_config
+
+    config = sim_config()
+    config.station.id = "BENCH-7"
+    steps = parse_script(f"plug; tap {TAG}; expect Charging; wait 0.5; tap {TAG}; expect Finishing")
+    summary = await run_script(config, steps, state_dir=tmp_path, csms_url=csms.url)
+    assert summary["ok"] and summary["csms"] == {"url": f"{csms.url}/BENCH-7", "built_in": False}
+    await wait_until(lambda: any(t.reason for t in csms.transactions.values()), what="StopTransaction")
+    (tx,) = csms.transactions.values()
+    assert (tx.cp_id, tx.id_tag, tx.reason) == ("BENCH-7", TAG, "Local")
+    assert summary["sessions"][0]["energy_wh"] == tx.meter_stop - tx.meter_start  # type: ignore[operator]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    from hil.perf import percentile, summarise
+
+    values = [float(i) for i in range(1, 201)]
+    assert percentile(values, 50) == 100.0 and percentile(values, 99) == 198.0 and percentile(values, 100) == 200.0
+    assert summarise([0.001, 0.002, 0.003]) == {"n": 3, "p50_ms": 2.0, "p99_ms": 3.0, "max_ms": 3.0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -73,12 +74,24 @@ def test_passive_target_uids_are_uppercase_hex() -> None:
         parse_passive_target(bytes.fromhex("0101000408050102030405"))
 
 
-async def _reader_with(sim: Pn532Simulator) -> tuple[Pn532Reader, list[str], asyncio.Task[None]]:
-    reader = Pn532Reader(port=sim.path, poll_interval=0.02, response_timeout=0.3)
-    reader.reopen_delay = (0.05, 0.2)
+@contextlib.asynccontextmanager
+async def running(sim: Pn532Simulator | None, port: str = "") -> AsyncIterator[tuple[Pn532Reader, list[str]]]:
+    """A reader task on the simulator's pty (or on ``port``), torn down with the simulator."""
+    reader = Pn532Reader(port=sim.path if sim else port, poll_interval=0.02, response_timeout=0.3)
+    reader.reopen_delay = (0.02, 0.2)
     cards: list[str] = []
+    if sim is not None:
+        await sim.start()
     task = asyncio.create_task(reader.run(cards.append))
-    return reader, cards, task
+    try:
+        yield reader, cards
+        assert not task.done(), "the reader task ended"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if sim is not None:
+            await sim.stop()
 
 
 async def _until(predicate: object, timeout: float = 3.0) -> None:
@@ -91,9 +104,7 @@ async def _until(predicate: object, timeout: float = 3.0) -> None:
 
 async def test_driver_wakes_configures_and_reports_a_card_once_per_tap() -> None:
     sim = Pn532Simulator()
-    await sim.start()
-    reader, cards, task = await _reader_with(sim)
-    try:
+    async with running(sim) as (reader, cards):
         await _until(lambda: reader.firmware is not None)
         assert sim.commands[:3] == [0x14, 0x02, 0x32]  # SAMConfiguration, firmware, RF retries
         sim.tap("04A1B2C3", duration=0.3)
@@ -103,18 +114,11 @@ async def test_driver_wakes_configures_and_reports_a_card_once_per_tap() -> None
         sim.tap("04112233445566", duration=0.2)
         await _until(lambda: len(cards) == 2)
         assert cards[1] == "04112233445566"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sim.stop()
 
 
 async def test_driver_survives_corrupted_split_and_garbage_responses() -> None:
     sim = Pn532Simulator()
-    await sim.start()
-    reader, cards, task = await _reader_with(sim)
-    try:
+    async with running(sim) as (reader, cards):
         await _until(lambda: reader.firmware is not None)
         sim.corrupt_next = True
         sim.garbage = b"\x13\x37\x00"
@@ -122,41 +126,19 @@ async def test_driver_survives_corrupted_split_and_garbage_responses() -> None:
         sim.tap("04A1B2C3", duration=0.5)
         await _until(lambda: cards)
         assert cards == ["04A1B2C3"]
-        assert not task.done()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sim.stop()
 
 
 async def test_a_silent_reader_is_reopened_without_crashing() -> None:
     sim = Pn532Simulator()
     sim.silent = True
-    await sim.start()
-    reader, cards, task = await _reader_with(sim)
-    try:
+    async with running(sim) as (reader, cards):
         await _until(lambda: reader.failures >= 2)
-        assert not task.done()
         sim.silent = False
         sim.tap("04A1B2C3", duration=2.0)
         await _until(lambda: cards, timeout=5)
         assert cards == ["04A1B2C3"]
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sim.stop()
 
 
 async def test_a_missing_port_is_retried_not_fatal() -> None:
-    reader = Pn532Reader(port="/dev/does-not-exist-evse")
-    reader.reopen_delay = (0.02, 0.05)
-    task = asyncio.create_task(reader.run(lambda uid: None))
-    try:
+    async with running(None, port="/dev/does-not-exist-evse") as (reader, _cards):
         await _until(lambda: reader.failures >= 3)
-        assert not task.done()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -97,8 +97,9 @@ class App:
             for cid, pilot in self.pilots.items():
                 pilot.stop_offer()  # from state F to steady +12 V: ready
                 self.monitors[cid].start()
-            for cid, meter in self.meters.items():
-                self._tasks.append(asyncio.create_task(self._poll_meter(cid, meter), name=f"meter-{cid}"))
+            for conn in self.config.connector:
+                poll = self._poll_meter(conn.id, self.meters[conn.id], conn.meter.poll_interval)
+                self._tasks.append(asyncio.create_task(poll, name=f"meter-{conn.id}"))
             if self.sim is not None:
                 from hil.control import BenchControlServer
 
@@ -176,11 +177,7 @@ class App:
         self.ocpp = Ocpp16Client(self.config, self.station, csms_url=url, clock=self.clock)
         self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
 
-    async def _poll_meter(self, connector_id: int, meter: EnergyMeter) -> None:
-        interval = self.config.connector[0].meter.poll_interval
-        for conn in self.config.connector:
-            if conn.id == connector_id:
-                interval = conn.meter.poll_interval
+    async def _poll_meter(self, connector_id: int, meter: EnergyMeter, interval: float) -> None:
         failing = False
         while True:
             try:

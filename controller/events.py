@@ -35,8 +35,6 @@ class StopReason(enum.StrEnum):
     REMOTE = "Remote"
     EV_DISCONNECTED = "EVDisconnected"
     EMERGENCY_STOP = "EmergencyStop"
-    POWER_LOSS = "PowerLoss"
-    REBOOT = "Reboot"
     OTHER = "Other"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,7 +21,6 @@ class OutboxItem:
     payload: dict[str, Any]
     tx_local_id: str
     attempts: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Outbox:

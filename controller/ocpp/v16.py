@@ -33,12 +33,14 @@ from websockets.typing import Subprotocol
 
 from controller.clock import Clock, iso_utc
 from controller.config import Config
+from controller.connector import Connector
 from controller.events import (
     ConnectorStatus,
     Event,
     MeterSample,
     StatusChanged,
     StopReason,
+    Transaction,
     TransactionEnded,
     TransactionStarted,
 )
@@ -248,7 +250,8 @@ class Ocpp16Client:
                 "timestamp": iso_utc(tx.started_at),
             }, tx.local_id))
             if self.sample_interval > 0:
-                self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(self._sample(tx.local_id))
+                sampling = self._sample(self.station.connectors[tx.connector_id], tx)
+                self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(sampling)
         elif isinstance(event, TransactionEnded):
             tx = event.transaction
             sampler = self._samplers.pop(tx.local_id, None)
@@ -268,13 +271,12 @@ class Ocpp16Client:
                                             self.station.connectors[event.connector_id].phases)],
             }, event.transaction.local_id))
 
-    async def _sample(self, local_id: str) -> None:
+    async def _sample(self, connector: Connector, tx: Transaction) -> None:
+        # Cancelled when the transaction ends (TransactionEnded).
         while True:
             await asyncio.sleep(self.sample_interval)
-            for connector in self.station.connectors.values():
-                tx = connector.transaction
-                if tx is not None and tx.local_id == local_id and connector.reading is not None:
-                    self.station.emit(MeterSample(connector.id, tx, connector.reading, self.clock.utcnow()))
+            if connector.reading is not None:
+                self.station.emit(MeterSample(connector.id, tx, connector.reading, self.clock.utcnow()))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

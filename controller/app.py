@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller import systemd
-from controller.clock import Clock
+from controller.clock import Clock, iso_utc
 from controller.config import Config, ConnectorSection
 from controller.connector import Connector
 from controller.events import StopReason
 from controller.ocpp.v16 import Ocpp16Client
 from controller.safety import SafetySupervisor
 from controller.station import Station
+from controller.storage import Store
 from hal.contactor import Contactor
 from hal.drivers import CARD_READERS, CONTACTORS, METERS, PILOTS
 from hal.errors import HalError
@@ -60,6 +61,7 @@ class App:
         self.csms_url = csms_url or config.ocpp.csms_url
         self.clock = clock or Clock()
         self.supervisor = SafetySupervisor(self.clock.monotonic)
+        self.store: Store | None = None
         self.station = Station()
         self.sim: SimHardware | None = None
         self.csms: CsmsSimulator | None = None
@@ -85,6 +87,7 @@ class App:
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self.store = Store(self.state_dir)
             if self.config.station.hardware == "sim":
                 from hil.simhw import SimHardware
 
@@ -174,10 +177,16 @@ class App:
             self.csms = CsmsSimulator()
             await self.csms.start()
             url = self.csms.url
-        self.ocpp = Ocpp16Client(self.config, self.station, csms_url=url, clock=self.clock)
+        assert self.store is not None
+        self.ocpp = Ocpp16Client(self.config, self.station, self.store, csms_url=url, clock=self.clock)
+        # Before anything is sent: transactions a dead process left open end as PowerLoss.
+        self.ocpp.outbox.recover_power_loss()
         self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
 
     async def _poll_meter(self, connector_id: int, meter: EnergyMeter, interval: float) -> None:
+        connector = self.station.connectors[connector_id]
+        persist_every = self.config.station.reading_persist_interval
+        persisted_at = float("-inf")
         failing = False
         while True:
             try:
@@ -191,7 +200,12 @@ class App:
                 if failing:
                     log.info("connector %d: meter answers again", connector_id)
                     failing = False
-                self.station.connectors[connector_id].on_meter(reading)
+                connector.on_meter(reading)
+                tx = connector.transaction
+                now = self.clock.monotonic()
+                if tx is not None and self.store is not None and now - persisted_at >= persist_every:
+                    self.store.record_reading(tx.local_id, round(reading.energy_wh), iso_utc(self.clock.utcnow()))
+                    persisted_at = now
             await asyncio.sleep(interval)
 
     # ---------------------------------------------------------- the bench API
@@ -258,6 +272,8 @@ class App:
             await self.csms.stop()
         if self.sim is not None:
             await self.sim.stop()
+        if self.store is not None:
+            self.store.close()
         systemd.notify("STOPPING=1")
 
     async def run(self, stop: asyncio.Event) -> None:

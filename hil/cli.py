@@ -74,6 +74,19 @@ def _perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reliability(args: argparse.Namespace) -> int:
+    from hil.reliability import kill_cycles, outage_drain
+
+    with tempfile.TemporaryDirectory(prefix="evse-reliability-") as work:
+        results = {
+            "sigkill": asyncio.run(kill_cycles(args.kills, args.seed, Path(work))),
+            "outage": asyncio.run(outage_drain(args.messages, Path(work))),
+        }
+    print(json.dumps(results, indent=2))
+    ok = results["sigkill"]["lost"] == 0 and results["sigkill"]["duplicated"] == 0 and results["outage"]["in_order"]
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``evse-hil`` argument parser."""
     parser = argparse.ArgumentParser(prog="evse-hil", description="Hardware-in-the-loop bench for the controller")
@@ -96,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--tap-trials", type=int, default=25, help="card tap trials (default 25)")
     perf.add_argument("--no-memory", action="store_true", help="skip the daemon memory figure")
     perf.set_defaults(func=_perf)
+    rel = sub.add_parser("reliability", help="SIGKILL the daemon at random moments; count lost/duplicated transactions")
+    rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")
+    rel.add_argument("--seed", type=int, default=1, help="random seed for the kill moments")
+    rel.add_argument("--messages", type=int, default=1000, help="messages to queue during the outage (default 1000)")
+    rel.set_defaults(func=_reliability)
     return parser
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from typing import Any
 
 import websockets
@@ -44,8 +45,9 @@ from controller.events import (
     TransactionEnded,
     TransactionStarted,
 )
-from controller.ocpp.outbox import Outbox, OutboxItem
+from controller.ocpp.outbox import Outbox
 from controller.station import AuthResult, Station
+from controller.storage import Store, StoredTransaction
 from hal.meter import MeterReading
 
 log = logging.getLogger(__name__)
@@ -82,19 +84,20 @@ class _StationChargePoint(ChargePoint):
 class Ocpp16Client:
     """Keeps the station connected to its CSMS and speaks OCPP 1.6J for it."""
 
-    def __init__(self, config: Config, station: Station, *, csms_url: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: Config, station: Station, store: Store, *, csms_url: str, clock: Clock | None = None
+    ) -> None:
         self.config = config
         self.station = station
         self.clock = clock or Clock()
         self.cp_id = config.station.id
         self.url = csms_url.rstrip("/") + "/" + self.cp_id
-        self.outbox = Outbox()
+        self.outbox = Outbox(store)
         self.heartbeat_interval = float(config.ocpp.heartbeat_interval)
         self.sample_interval = float(config.ocpp.meter_value_sample_interval)
         self.booted = False
         self.connected = asyncio.Event()
         self._cp: _StationChargePoint | None = None
-        self._tx_ids: dict[str, int] = {}  # station-local id -> CSMS transactionId
         self._samplers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         station.subscribe(self._on_event)
@@ -207,33 +210,35 @@ class Ocpp16Client:
 
     async def _drain_outbox(self, cp: _StationChargePoint) -> None:
         while True:
-            item = await self.outbox.head()
-            payload = dict(item.payload)
-            if item.action != "StartTransaction":
+            message = await self.outbox.head()
+            payload = dict(message.payload)
+            if message.action != "StartTransaction":
                 # A start the CSMS never confirmed leaves its later messages with transactionId -1.
-                payload["transaction_id"] = self._tx_ids.get(item.tx_local_id, -1)
-            request = getattr(call, item.action)(**payload)
+                payload["transaction_id"] = self.outbox.transaction_id(message.tx_local_id)
+            request = getattr(call, message.action)(**payload)
+            # The same message id on every attempt, across restarts: a CSMS can recognise a retry.
+            message_id = message.message_id or str(uuid.uuid4())
+            if message.message_id is None:
+                self.outbox.store.mark_sending(message.seq, message_id)
             try:
-                result = await cp.call(request, suppress=False)
+                result = await cp.call(request, suppress=False, unique_id=message_id)
             except (OCPPError, TimeoutError) as exc:
-                item.attempts += 1
-                if item.attempts >= TRANSACTION_MESSAGE_ATTEMPTS:
+                attempts = self.outbox.store.count_attempt(message.seq)
+                if attempts >= TRANSACTION_MESSAGE_ATTEMPTS:
                     log.error("%s for transaction %s given up after %d attempts: %r",
-                              item.action, item.tx_local_id, item.attempts, exc)
-                    self.outbox.pop()
+                              message.action, message.tx_local_id, attempts, exc)
+                    self.outbox.give_up(message)
                 else:
-                    wait = TRANSACTION_MESSAGE_RETRY_INTERVAL * item.attempts
-                    log.warning("%s failed (%r); attempt %d again in %.0f s", item.action, exc,
-                                item.attempts + 1, wait)
+                    wait = TRANSACTION_MESSAGE_RETRY_INTERVAL * attempts
+                    log.warning("%s failed (%r); attempt %d in %.0f s", message.action, exc, attempts + 1, wait)
                     await asyncio.sleep(wait)
                 continue
-            if item.action == "StartTransaction":
-                self._tx_ids[item.tx_local_id] = int(result.transaction_id)
-                log.info("CSMS gave transaction %s id %d (%s)", item.tx_local_id, result.transaction_id,
+            if message.action == "StartTransaction":
+                self.outbox.delivered(message, int(result.transaction_id))
+                log.info("CSMS gave transaction %s id %d (%s)", message.tx_local_id, result.transaction_id,
                          result.id_tag_info.get("status"))
-            elif item.action == "StopTransaction":
-                self._tx_ids.pop(item.tx_local_id, None)
-            self.outbox.pop()
+            else:
+                self.outbox.delivered(message)
 
     # ---------------------------------------------------------------- events
 
@@ -243,12 +248,13 @@ class Ocpp16Client:
                 self._spawn(self._send_status(self._cp, event))
         elif isinstance(event, TransactionStarted):
             tx = event.transaction
-            self.outbox.put(OutboxItem("StartTransaction", {
-                "connector_id": tx.connector_id,
-                "id_tag": tx.id_tag,
-                "meter_start": tx.meter_start_wh,
-                "timestamp": iso_utc(tx.started_at),
-            }, tx.local_id))
+            started = iso_utc(tx.started_at)
+            self.outbox.transaction_started(
+                StoredTransaction(tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start_wh, started, None, False,
+                                  tx.meter_start_wh, started, True),
+                {"connector_id": tx.connector_id, "id_tag": tx.id_tag, "meter_start": tx.meter_start_wh,
+                 "timestamp": started},
+            )
             if self.sample_interval > 0:
                 sampling = self._sample(self.station.connectors[tx.connector_id], tx)
                 self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(sampling)
@@ -258,18 +264,18 @@ class Ocpp16Client:
             if sampler is not None:
                 sampler.cancel()
             assert tx.stopped_at is not None and tx.stop_reason is not None
-            self.outbox.put(OutboxItem("StopTransaction", {
-                "meter_stop": tx.meter_stop_wh,
-                "timestamp": iso_utc(tx.stopped_at),
-                "reason": tx.stop_reason.value,
-                "id_tag": tx.stop_id_tag,
-            }, tx.local_id))
+            stop = {"meter_stop": tx.meter_stop_wh, "timestamp": iso_utc(tx.stopped_at),
+                    "reason": tx.stop_reason.value}
+            if tx.stop_id_tag is not None:
+                stop["id_tag"] = tx.stop_id_tag
+            self.outbox.transaction_ended(tx.local_id, stop)
         elif isinstance(event, MeterSample):
-            self.outbox.put(OutboxItem("MeterValues", {
+            at = iso_utc(event.at)
+            payload = {
                 "connector_id": event.connector_id,
-                "meter_value": [meter_value(event.reading, iso_utc(event.at),
-                                            self.station.connectors[event.connector_id].phases)],
-            }, event.transaction.local_id))
+                "meter_value": [meter_value(event.reading, at, self.station.connectors[event.connector_id].phases)],
+            }
+            self.outbox.meter_sample(event.transaction.local_id, payload, round(event.reading.energy_wh), at)
 
     async def _sample(self, connector: Connector, tx: Transaction) -> None:
         # Cancelled when the transaction ends (TransactionEnded).
@@ -305,10 +311,8 @@ class Ocpp16Client:
 
     def remote_stop(self, transaction_id: int) -> bool:
         """RemoteStopTransaction.req for a CSMS transaction id."""
-        for local_id, csms_id in self._tx_ids.items():
-            if csms_id == transaction_id:
-                return self.station.stop_transaction(local_id, StopReason.REMOTE)
-        return False
+        local_id = self.outbox.local_id_for(transaction_id)
+        return local_id is not None and self.station.stop_transaction(local_id, StopReason.REMOTE)
 
 
 def meter_value(reading: MeterReading, timestamp: str, phases: int) -> dict[str, Any]:

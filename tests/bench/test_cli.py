@@ -88,3 +88,49 @@ async def test_ctl_drives_a_running_charger_and_sigterm_ends_the_session(tmp_pat
             daemon.kill()
             await daemon.wait()
         await csms.stop()
+
+
+async def test_sigkill_mid_charge_ends_the_transaction_as_power_loss_after_restart(tmp_path: Path) -> None:
+    config = tmp_path / "sim.toml"
+    config.write_text(
+        '[station]\nhardware = "sim"\nid = "KILL-1"\nreading_persist_interval = 0.2\n'
+        "[ocpp]\nreconnect_min = 0.2\n[rfid]\npoll_interval = 0.05\n"
+        "[[connector]]\nid = 1\n[connector.meter]\npoll_interval = 0.1\n"
+    )
+    state = tmp_path / "state"
+    csms = CsmsSimulator()
+    await csms.start()
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            PY, "-m", "controller.cli", "run", "--config", str(config), "--state-dir", str(state),
+            "--csms", csms.url, "--log-level", "warning", stderr=subprocess.PIPE,
+        )
+
+    daemon = await start()
+    try:
+        await wait_until(lambda: "KILL-1" in csms.connections and (state / "bench.sock").exists(), timeout=20,
+                         what="the daemon to boot")
+        await asyncio.sleep(0.3)
+        ctl = await asyncio.create_subprocess_exec(
+            PY, "-m", "hil.cli", "ctl", "--state-dir", str(state), "plug; tap 04A1B2C3; expect Charging; wait 1.5",
+            stdout=subprocess.PIPE,
+        )
+        await ctl.communicate()
+        await wait_until(lambda: len(csms.transactions) == 1, what="StartTransaction")
+        daemon.kill()  # SIGKILL: no shutdown code runs
+        await daemon.wait()
+        (tx,) = csms.transactions.values()
+        assert tx.meter_stop is None
+        daemon = await start()
+        await wait_until(lambda: tx.meter_stop is not None, timeout=20, what="the PowerLoss StopTransaction")
+        assert tx.reason == "PowerLoss"
+        # The last persisted reading: energy flowed for ~1.5 s at 32 A x 3 x 230 V (about 9 Wh).
+        assert tx.meter_stop - tx.meter_start >= 5
+        assert tx.stop_time is not None and tx.stop_time > tx.start_time
+        assert csms.boots == ["KILL-1", "KILL-1"] and csms.duplicate_stops == []
+    finally:
+        if daemon.returncode is None:
+            daemon.terminate()
+            await daemon.wait()
+        await csms.stop()

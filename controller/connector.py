@@ -48,7 +48,7 @@ TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "cancel", "source": S.PREPARING.value, "dest": S.AVAILABLE.value},
     {"trigger": "charge", "source": [S.PREPARING.value, S.SUSPENDED_EV.value, S.SUSPENDED_EVSE.value],
      "dest": S.CHARGING.value},
-    {"trigger": "suspend_ev", "source": [S.CHARGING.value, S.SUSPENDED_EVSE.value],
+    {"trigger": "suspend_ev", "source": [S.PREPARING.value, S.CHARGING.value, S.SUSPENDED_EVSE.value],
      "dest": S.SUSPENDED_EV.value},
     {"trigger": "suspend_evse", "source": [S.PREPARING.value, S.CHARGING.value, S.SUSPENDED_EV.value],
      "dest": S.SUSPENDED_EVSE.value},
@@ -104,6 +104,10 @@ class Connector:
         self.supervisor = supervisor
         self.clock = clock or Clock()
         self.connection_timeout = connection_timeout
+        #: OCPP StopTransactionOnEVSideDisconnect: false keeps the transaction open through an unplug.
+        self.stop_on_ev_disconnect = True
+        #: Energy register (Wh) at which delivery stops for an idTag the CSMS invalidated (None: no cap).
+        self.energy_cap_wh: float | None = None
         self._emit = emit
         self.pilot_state: PilotState | None = None
         self.reading: MeterReading | None = None
@@ -141,8 +145,22 @@ class Connector:
     def on_meter(self, reading: MeterReading) -> None:
         """A new meter reading."""
         self.reading = reading
-        if self.session is not None and self.transaction is None:
+        if (self.session is not None and self.transaction is None) or self.energy_cap_wh is not None:
             self._reconcile()
+
+    def deauthorize(self, stop: bool, max_energy_wh: int) -> None:
+        """The CSMS invalidated the running transaction's idTag: stop it, or cap its energy."""
+        tx = self.transaction
+        if tx is None:
+            return
+        if stop:
+            log.info("connector %d: idTag %s invalid at the CSMS; stopping", self.id, tx.id_tag)
+            self.stop(StopReason.DE_AUTHORIZED)
+            return
+        self.energy_cap_wh = tx.meter_start_wh + max_energy_wh
+        log.info("connector %d: idTag %s invalid at the CSMS; energy capped at %d Wh", self.id, tx.id_tag,
+                 max_energy_wh)
+        self._reconcile()
 
     def authorize(self, id_tag: str, source: str) -> bool:
         """Attach an accepted authorisation; False when this connector cannot take one now."""
@@ -193,7 +211,13 @@ class Connector:
                 return
         plugged = state is not None and state.plugged
         if not plugged:
-            if self.transaction is not None:
+            if self.transaction is not None and not self.stop_on_ev_disconnect:
+                # The transaction outlives the cable: no energy, no PWM, until it is plugged in again.
+                self.supervisor.open(self.id)
+                self.pilot.stop_offer()
+                if self.state != S.SUSPENDED_EV.value:
+                    self.suspend_ev()
+            elif self.transaction is not None:
                 self._end_transaction(StopReason.EV_DISCONNECTED, None)
                 self.unplug()
             elif self.state == S.FINISHING.value or (self.state == S.PREPARING.value and self.session is None):
@@ -204,6 +228,8 @@ class Connector:
         if self.state == S.FINISHING.value or self.session is None:
             return
         if self.transaction is None and not self._start_transaction():
+            return
+        if self._energy_capped():
             return
         if self.pilot.offered_current is None:
             self.pilot.offer_current(self.max_current)
@@ -219,6 +245,16 @@ class Connector:
             self.supervisor.open(self.id)
             self.suspend_ev()
 
+    def _energy_capped(self) -> bool:
+        if self.energy_cap_wh is None or self.reading is None or self.reading.energy_wh < self.energy_cap_wh:
+            return False
+        self.supervisor.set_permit(self.id, False)
+        self.pilot.stop_offer()
+        if self.state != S.SUSPENDED_EVSE.value:
+            log.info("connector %d: energy cap for an invalid idTag reached; no more energy", self.id)
+            self.suspend_evse()
+        return True
+
     def _start_transaction(self) -> bool:
         assert self.session is not None
         if self.reading is None:
@@ -233,6 +269,7 @@ class Connector:
             id_tag=self.session.id_tag,
             meter_start_wh=round(self.reading.energy_wh),
             started_at=self.clock.utcnow(),
+            start_reading=self.reading,
         )
         self.supervisor.set_permit(self.id, True)
         log.info("connector %d: transaction %s started for %s at %d Wh", self.id,
@@ -250,6 +287,7 @@ class Connector:
         tx.stopped_at = self.clock.utcnow()
         tx.stop_reason = reason
         tx.stop_id_tag = id_tag
+        tx.stop_reading = self.reading
         self.transaction = None
         self._end_session()
         log.info("connector %d: transaction %s ended (%s) at %d Wh, %d Wh delivered", self.id, tx.local_id,
@@ -259,6 +297,7 @@ class Connector:
     def _end_session(self) -> None:
         self._cancel_connection_timeout()
         self.session = None
+        self.energy_cap_wh = None
         self.supervisor.set_permit(self.id, False)
         self.pilot.stop_offer()
 

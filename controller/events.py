@@ -35,6 +35,7 @@ class StopReason(enum.StrEnum):
     REMOTE = "Remote"
     EV_DISCONNECTED = "EVDisconnected"
     EMERGENCY_STOP = "EmergencyStop"
+    DE_AUTHORIZED = "DeAuthorized"
     OTHER = "Other"
 
 
@@ -51,6 +52,8 @@ class Transaction:
     stopped_at: datetime | None = None
     stop_reason: StopReason | None = None
     stop_id_tag: str | None = None
+    start_reading: MeterReading | None = None
+    stop_reading: MeterReading | None = None
 
 
 @dataclass(frozen=True)

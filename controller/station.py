@@ -131,6 +131,12 @@ class Station:
             return False
         return target.authorize(id_tag, "remote")
 
+    def deauthorize(self, local_id: str, *, stop: bool, max_energy_wh: int) -> None:
+        """The CSMS did not accept a running transaction's idTag."""
+        for c in self.connectors.values():
+            if c.transaction is not None and c.transaction.local_id == local_id:
+                c.deauthorize(stop, max_energy_wh)
+
     def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
         """Stop the transaction with this station-local id; False when none is running."""
         for c in self.connectors.values():

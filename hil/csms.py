@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import websockets
+from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
@@ -94,9 +95,9 @@ class _CentralChargePoint(ChargePoint):
     @on(Action.boot_notification)
     def on_boot(self, **_: Any) -> Any:
         self._csms.boots.append(self.id)
-        return call_result.BootNotification(
-            current_time=_now(), interval=self._csms.heartbeat_interval, status=RegistrationStatus.accepted
-        )
+        status = self._csms.boot_answers.pop(0) if self._csms.boot_answers else RegistrationStatus.accepted
+        interval = self._csms.heartbeat_interval if status == RegistrationStatus.accepted else self._csms.boot_retry
+        return call_result.BootNotification(current_time=_now(), interval=interval, status=status)
 
     @on(Action.heartbeat)
     def on_heartbeat(self) -> Any:
@@ -113,13 +114,15 @@ class _CentralChargePoint(ChargePoint):
 
     @on(Action.start_transaction)
     def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
+        if self._csms.refuse_starts:
+            raise InternalError(description="bench CSMS refuses StartTransaction")
         tx_id = next(self._csms._ids)
         self._csms.transactions[tx_id] = CsmsTransaction(
             tx_id, self.id, connector_id, id_tag, meter_start, timestamp
         )
-        return call_result.StartTransaction(
-            transaction_id=tx_id, id_tag_info={"status": self._csms.tag_status(id_tag)}
-        )
+        status = AuthorizationStatus.invalid if id_tag.upper() in self._csms.invalid_at_start else (
+            self._csms.tag_status(id_tag))
+        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 
     @on(Action.stop_transaction)
     def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs: Any) -> Any:
@@ -150,6 +153,13 @@ class CsmsSimulator:
     def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None) -> None:
         self.port = port
         self.heartbeat_interval = heartbeat_interval
+        #: Tags that Authorize accepts but StartTransaction.conf calls Invalid.
+        self.invalid_at_start: set[str] = set()
+        #: Answer StartTransaction with a CALLERROR (InternalError).
+        self.refuse_starts = False
+        #: Answers for the next BootNotifications (then Accepted), and the retry interval they carry.
+        self.boot_answers: list[str] = []
+        self.boot_retry = 1
         self.rejected_tags = {t.upper() for t in rejected_tags or set()}
         self.frames: list[Frame] = []
         self.boots: list[str] = []
@@ -241,6 +251,10 @@ class CsmsSimulator:
             if message[0] == 2:
                 result.append(message[2])
         return result
+
+    async def call(self, cp_id: str, request: Any) -> Any:
+        """Send any CALL to a connected station; returns its result (None for a CALLERROR)."""
+        return await self.connections[cp_id].call(request)
 
     async def remote_start(self, cp_id: str, id_tag: str, connector_id: int | None = None) -> str:
         """RemoteStartTransaction to a connected station; returns its status."""

@@ -1,10 +1,8 @@
-"""OCPP 1.6J client: connection, boot, heartbeat, statuses, transactions, remote start/stop.
+"""OCPP 1.6J client: connection, boot, heartbeat, statuses, the durable transaction outbox, meter values.
 
 The ``ocpp`` package routes and validates messages; reconnecting, the boot
-sequence, heartbeats and the ordered transaction outbox are ours. Incoming
-CALLs are handled inside the library's receive loop, so handlers only hand
-work to the station and never await a CALL of their own (that would deadlock
-the loop; see shared/reference/ocpp.md section 3).
+sequence, heartbeats, the ordered outbox and the configuration keys are ours.
+Requests from the CSMS are answered in :mod:`controller.ocpp.v16_handlers`.
 """
 
 from __future__ import annotations
@@ -13,26 +11,17 @@ import asyncio
 import logging
 import random
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import websockets
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import (
-    Action,
-    AuthorizationStatus,
-    Measurand,
-    Phase,
-    ReadingContext,
-    RegistrationStatus,
-    RemoteStartStopStatus,
-    UnitOfMeasure,
-)
+from ocpp.v16 import call
+from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
-from controller.clock import Clock, iso_utc
+from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config
 from controller.connector import Connector
 from controller.events import (
@@ -45,40 +34,18 @@ from controller.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from controller.ocpp.keys import ConfigurationKeys
+from controller.ocpp.metervalues import meter_value
 from controller.ocpp.outbox import Outbox
+from controller.ocpp.v16_handlers import StationChargePoint
 from controller.station import AuthResult, Station
-from controller.storage import Store, StoredTransaction
-from hal.meter import MeterReading
+from controller.storage import Store, StoredMessage, StoredTransaction
 
 log = logging.getLogger(__name__)
-# Every frame, both ways (the ocpp package logs them at INFO); quiet unless debugging.
-frame_log = logging.getLogger("controller.ocpp.frames")
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
-# Until the CSMS tells us otherwise (BootNotification.conf interval).
+# When the CSMS gives no usable interval with a non-Accepted BootNotification.
 DEFAULT_RETRY_INTERVAL = 10.0
-TRANSACTION_MESSAGE_ATTEMPTS = 3
-TRANSACTION_MESSAGE_RETRY_INTERVAL = 10.0
-
-
-class _StationChargePoint(ChargePoint):
-    """The CSMS -> station handlers of one connection."""
-
-    def __init__(self, cp_id: str, connection: Any, client: Ocpp16Client, response_timeout: float) -> None:
-        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=frame_log)
-        self._client = client
-
-    @on(Action.remote_start_transaction)
-    def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        accepted = self._client.remote_start(id_tag, connector_id)
-        status = RemoteStartStopStatus.accepted if accepted else RemoteStartStopStatus.rejected
-        return call_result.RemoteStartTransaction(status=status)
-
-    @on(Action.remote_stop_transaction)
-    def on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
-        accepted = self._client.remote_stop(transaction_id)
-        status = RemoteStartStopStatus.accepted if accepted else RemoteStartStopStatus.rejected
-        return call_result.RemoteStopTransaction(status=status)
 
 
 class Ocpp16Client:
@@ -93,67 +60,86 @@ class Ocpp16Client:
         self.cp_id = config.station.id
         self.url = csms_url.rstrip("/") + "/" + self.cp_id
         self.outbox = Outbox(store)
-        self.heartbeat_interval = float(config.ocpp.heartbeat_interval)
-        self.sample_interval = float(config.ocpp.meter_value_sample_interval)
-        self.booted = False
+        self.keys = ConfigurationKeys(config, store)
+        #: The last BootNotification answer: None before one, then Accepted, Pending or Rejected.
+        self.registration: str | None = None
         self.connected = asyncio.Event()
-        self._cp: _StationChargePoint | None = None
+        self._cp: StationChargePoint | None = None
         self._samplers: dict[str, asyncio.Task[None]] = {}
+        self._aligned: dict[str, list[dict[str, Any]]] = {}  # StopTxnAlignedData per open transaction
+        self._pending_status: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         station.subscribe(self._on_event)
         station.authorizer = self
+        self._heartbeat_changed = asyncio.Event()
+        self._apply_connector_keys()
+        self.keys.on_change(self._key_changed)
+
+    def _key_changed(self, key: str, _value: str) -> None:
+        self._apply_connector_keys()
+        if key == "HeartbeatInterval":
+            self._heartbeat_changed.set()
+
+    def _apply_connector_keys(self) -> None:
+        for connector in self.station.connectors.values():
+            connector.connection_timeout = float(self.keys.number("ConnectionTimeOut"))
+            connector.stop_on_ev_disconnect = self.keys.flag("StopTransactionOnEVSideDisconnect")
 
     # ------------------------------------------------------------ connection
 
     async def run(self) -> None:
         """Connect, boot and serve until cancelled, reconnecting with back-off and jitter."""
+        aligned = asyncio.create_task(self._clock_aligned(), name="ocpp-clock-aligned")
         delay = self.config.ocpp.reconnect_min
-        while True:
-            try:
-                async with websockets.connect(
-                    self.url,
-                    subprotocols=[SUBPROTOCOL],
-                    open_timeout=self.config.ocpp.connect_timeout,
-                    ping_interval=None,  # OCPP heartbeats and the outbox notice a dead link
-                ) as ws:
-                    if ws.subprotocol != SUBPROTOCOL:
-                        log.error("CSMS at %s did not agree to subprotocol %s; closing", self.url, SUBPROTOCOL)
-                        await ws.close()
-                    else:
-                        log.info("connected to CSMS at %s", self.url)
-                        delay = self.config.ocpp.reconnect_min
-                        await self._serve(ws)
-                        log.warning("connection to CSMS at %s closed", self.url)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
-                log.warning("CSMS at %s unreachable: %s", self.url, exc or type(exc).__name__)
-            wait = delay * random.uniform(0.8, 1.2)
-            log.info("reconnecting to CSMS in %.1f s", wait)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, self.config.ocpp.reconnect_max)
+        try:
+            while True:
+                ping = self.keys.number("WebSocketPingInterval") or None
+                try:
+                    async with websockets.connect(
+                        self.url,
+                        subprotocols=[SUBPROTOCOL],
+                        open_timeout=self.config.ocpp.connect_timeout,
+                        ping_interval=ping,
+                        ping_timeout=ping,  # no pong within the interval: the link is dead, reconnect
+                    ) as ws:
+                        if ws.subprotocol != SUBPROTOCOL:
+                            log.error("CSMS at %s did not agree to subprotocol %s; closing", self.url, SUBPROTOCOL)
+                            await ws.close()
+                        else:
+                            log.info("connected to CSMS at %s", self.url)
+                            delay = self.config.ocpp.reconnect_min
+                            await self._serve(ws)
+                            log.warning("connection to CSMS at %s closed", self.url)
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
+                    log.warning("CSMS at %s unreachable: %s", self.url, exc or type(exc).__name__)
+                wait = delay * random.uniform(0.8, 1.2)
+                log.info("reconnecting to CSMS in %.1f s", wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.config.ocpp.reconnect_max)
+        finally:
+            aligned.cancel()
 
     async def _serve(self, ws: Any) -> None:
-        cp = _StationChargePoint(self.cp_id, ws, self, self.config.ocpp.response_timeout)
+        cp = StationChargePoint(self.cp_id, ws, self, self.config.ocpp.response_timeout)
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
-        workers: list[asyncio.Task[Any]] = []
+        online = asyncio.create_task(self._online(cp), name="ocpp-online")
         try:
-            workers.append(asyncio.create_task(self._online(cp), name="ocpp-online"))
-            done, _ = await asyncio.wait([reader, *workers], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([reader, online], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    if not isinstance(exc, ConnectionClosed):
-                        log.error("OCPP task %s failed: %r", task.get_name(), exc)
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None and not isinstance(exc, ConnectionClosed):
+                    log.error("OCPP task %s failed: %r", task.get_name(), exc)
         finally:
             self._cp = None
             self.connected.clear()
-            for task in [reader, *workers]:
+            for task in (reader, online):
                 task.cancel()
-            await asyncio.gather(reader, *workers, return_exceptions=True)
+            await asyncio.gather(reader, online, return_exceptions=True)
 
-    async def _online(self, cp: _StationChargePoint) -> None:
-        if not self.booted:
+    async def _online(self, cp: StationChargePoint) -> None:
+        if self.registration != RegistrationStatus.accepted:
             await self._boot(cp)
         self._cp = cp
         self.connected.set()
@@ -163,7 +149,8 @@ class Ocpp16Client:
             await self._send_status(cp, StatusChanged(connector.id, connector.status))
         await asyncio.gather(self._heartbeat(cp), self._drain_outbox(cp))
 
-    async def _boot(self, cp: _StationChargePoint) -> None:
+    async def _boot(self, cp: StationChargePoint) -> None:
+        """BootNotification until Accepted: nothing else is sent before that."""
         station = self.config.station
         while True:
             request = call.BootNotification(
@@ -174,28 +161,49 @@ class Ocpp16Client:
             try:
                 result = await cp.call(request, suppress=False)
             except OCPPError as exc:
-                log.warning("BootNotification refused with %s; retrying in %.0f s", exc, DEFAULT_RETRY_INTERVAL)
+                log.warning("BootNotification answered with %s; retrying in %.0f s", exc, DEFAULT_RETRY_INTERVAL)
                 await asyncio.sleep(DEFAULT_RETRY_INTERVAL)
                 continue
+            self._follow_clock(result.current_time)
+            self.registration = str(result.status)
             interval = float(result.interval) if result.interval > 0 else DEFAULT_RETRY_INTERVAL
             if result.status == RegistrationStatus.accepted:
-                self.heartbeat_interval = interval
-                self.booted = True
-                log.info("BootNotification accepted; heartbeat every %.0f s", interval)
+                if result.interval > 0:
+                    self.keys.set_runtime("HeartbeatInterval", str(result.interval))
+                log.info("BootNotification accepted; heartbeat every %d s", self.keys.number("HeartbeatInterval"))
                 return
-            log.warning("BootNotification %s; trying again in %.0f s", result.status, interval)
+            if result.status == RegistrationStatus.pending:
+                log.warning("BootNotification pending: answering the CSMS, asking again in %.0f s", interval)
+            else:
+                log.warning("BootNotification rejected: silent for %.0f s, then asking again", interval)
             await asyncio.sleep(interval)
 
-    async def _heartbeat(self, cp: _StationChargePoint) -> None:
+    def _follow_clock(self, current_time: str) -> None:
+        try:
+            correction = self.clock.follow(parse_time(current_time))
+        except ValueError:
+            log.warning("CSMS sent an unreadable currentTime %r; keeping the local clock", current_time)
+            return
+        if abs(correction) > timedelta(seconds=1):
+            log.info("clock follows the CSMS: corrected by %.1f s", correction.total_seconds())
+
+    async def _heartbeat(self, cp: StationChargePoint) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            await cp.call(call.Heartbeat())
+            self._heartbeat_changed.clear()
+            try:
+                # A new HeartbeatInterval takes effect at once, not after the old one runs out.
+                await asyncio.wait_for(self._heartbeat_changed.wait(), self.keys.number("HeartbeatInterval"))
+                continue
+            except TimeoutError:
+                pass
+            result = await cp.call(call.Heartbeat())
+            if result is not None:
+                self._follow_clock(result.current_time)
 
     def _station_status(self) -> ConnectorStatus:
-        # Station-wide availability and faults arrive with issues 3 and 4.
         return ConnectorStatus.AVAILABLE
 
-    async def _send_status(self, cp: _StationChargePoint, event: StatusChanged) -> None:
+    async def _send_status(self, cp: StationChargePoint, event: StatusChanged) -> None:
         await cp.call(
             call.StatusNotification(
                 connector_id=event.connector_id,
@@ -206,9 +214,28 @@ class Ocpp16Client:
             )
         )
 
+    def _status_changed(self, event: StatusChanged) -> None:
+        """Report a status, unless MinimumStatusDuration says it has not lasted long enough yet."""
+        pending = self._pending_status.pop(event.connector_id, None)
+        if pending is not None:
+            pending.cancel()
+        if self._cp is None:
+            return  # sent with every other status after the next (re)connect
+        minimum = self.keys.number("MinimumStatusDuration")
+        if minimum <= 0:
+            self._spawn(self._send_status(self._cp, event))
+            return
+
+        def settled() -> None:
+            self._pending_status.pop(event.connector_id, None)
+            if self._cp is not None:
+                self._spawn(self._send_status(self._cp, event))
+
+        self._pending_status[event.connector_id] = asyncio.get_running_loop().call_later(minimum, settled)
+
     # ----------------------------------------------------- transaction outbox
 
-    async def _drain_outbox(self, cp: _StationChargePoint) -> None:
+    async def _drain_outbox(self, cp: StationChargePoint) -> None:
         while True:
             message = await self.outbox.head()
             payload = dict(message.payload)
@@ -223,66 +250,130 @@ class Ocpp16Client:
             try:
                 result = await cp.call(request, suppress=False, unique_id=message_id)
             except (OCPPError, TimeoutError) as exc:
-                attempts = self.outbox.store.count_attempt(message.seq)
-                if attempts >= TRANSACTION_MESSAGE_ATTEMPTS:
-                    log.error("%s for transaction %s given up after %d attempts: %r",
-                              message.action, message.tx_local_id, attempts, exc)
-                    self.outbox.give_up(message)
-                else:
-                    wait = TRANSACTION_MESSAGE_RETRY_INTERVAL * attempts
-                    log.warning("%s failed (%r); attempt %d in %.0f s", message.action, exc, attempts + 1, wait)
-                    await asyncio.sleep(wait)
+                await self._failed_attempt(message, exc)
                 continue
             if message.action == "StartTransaction":
                 self.outbox.delivered(message, int(result.transaction_id))
-                log.info("CSMS gave transaction %s id %d (%s)", message.tx_local_id, result.transaction_id,
-                         result.id_tag_info.get("status"))
+                self._start_confirmed(message.tx_local_id, result.id_tag_info)
             else:
                 self.outbox.delivered(message)
+
+    async def _failed_attempt(self, message: StoredMessage, exc: Exception) -> None:
+        attempts = self.outbox.store.count_attempt(message.seq)
+        if attempts >= self.keys.number("TransactionMessageAttempts"):
+            log.error("%s for transaction %s given up after %d attempts: %r",
+                      message.action, message.tx_local_id, attempts, exc)
+            self.outbox.give_up(message)
+            return
+        wait = self.keys.number("TransactionMessageRetryInterval") * attempts
+        log.warning("%s failed (%r); attempt %d in %d s", message.action, exc, attempts + 1, wait)
+        await asyncio.sleep(wait)
+
+    def _start_confirmed(self, local_id: str, id_tag_info: dict[str, Any]) -> None:
+        status = id_tag_info.get("status", AuthorizationStatus.invalid)
+        log.info("CSMS confirmed transaction %s as id %d (%s)", local_id, self.outbox.transaction_id(local_id), status)
+        if status == AuthorizationStatus.accepted:
+            return
+        self.station.deauthorize(
+            local_id,
+            stop=self.keys.flag("StopTransactionOnInvalidId"),
+            max_energy_wh=self.keys.number("MaxEnergyOnInvalidId"),
+        )
 
     # ---------------------------------------------------------------- events
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, StatusChanged):
-            if self._cp is not None:
-                self._spawn(self._send_status(self._cp, event))
+            self._status_changed(event)
         elif isinstance(event, TransactionStarted):
-            tx = event.transaction
-            started = iso_utc(tx.started_at)
-            self.outbox.transaction_started(
-                StoredTransaction(tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start_wh, started, None, False,
-                                  tx.meter_start_wh, started, True),
-                {"connector_id": tx.connector_id, "id_tag": tx.id_tag, "meter_start": tx.meter_start_wh,
-                 "timestamp": started},
-            )
-            if self.sample_interval > 0:
-                sampling = self._sample(self.station.connectors[tx.connector_id], tx)
-                self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(sampling)
+            self._transaction_started(event.transaction)
         elif isinstance(event, TransactionEnded):
-            tx = event.transaction
-            sampler = self._samplers.pop(tx.local_id, None)
-            if sampler is not None:
-                sampler.cancel()
-            assert tx.stopped_at is not None and tx.stop_reason is not None
-            stop = {"meter_stop": tx.meter_stop_wh, "timestamp": iso_utc(tx.stopped_at),
-                    "reason": tx.stop_reason.value}
-            if tx.stop_id_tag is not None:
-                stop["id_tag"] = tx.stop_id_tag
-            self.outbox.transaction_ended(tx.local_id, stop)
+            self._transaction_ended(event.transaction)
         elif isinstance(event, MeterSample):
             at = iso_utc(event.at)
+            phases = self.station.connectors[event.connector_id].phases
             payload = {
                 "connector_id": event.connector_id,
-                "meter_value": [meter_value(event.reading, at, self.station.connectors[event.connector_id].phases)],
+                "meter_value": [meter_value(event.reading, at, phases, self.keys.items("MeterValuesSampledData"))],
             }
             self.outbox.meter_sample(event.transaction.local_id, payload, round(event.reading.energy_wh), at)
 
+    def _transaction_started(self, tx: Transaction) -> None:
+        started = iso_utc(tx.started_at)
+        self.outbox.transaction_started(
+            StoredTransaction(tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start_wh, started, None, False,
+                              tx.meter_start_wh, started, True),
+            {"connector_id": tx.connector_id, "id_tag": tx.id_tag, "meter_start": tx.meter_start_wh,
+             "timestamp": started},
+        )
+        self._aligned[tx.local_id] = []
+        connector = self.station.connectors[tx.connector_id]
+        self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(self._sample(connector, tx))
+
+    def _transaction_ended(self, tx: Transaction) -> None:
+        sampler = self._samplers.pop(tx.local_id, None)
+        if sampler is not None:
+            sampler.cancel()
+        assert tx.stopped_at is not None and tx.stop_reason is not None
+        stop: dict[str, Any] = {"meter_stop": tx.meter_stop_wh, "timestamp": iso_utc(tx.stopped_at),
+                                "reason": tx.stop_reason.value}
+        if tx.stop_id_tag is not None:
+            stop["id_tag"] = tx.stop_id_tag
+        data = self._transaction_data(tx)
+        if data:
+            stop["transaction_data"] = data
+        self.outbox.transaction_ended(tx.local_id, stop)
+
+    def _transaction_data(self, tx: Transaction) -> list[dict[str, Any]]:
+        """StopTxnSampledData at the start and end, and the StopTxnAlignedData samples taken in between."""
+        phases = self.station.connectors[tx.connector_id].phases
+        data: list[dict[str, Any]] = []
+        sampled = self.keys.items("StopTxnSampledData")
+        if sampled and tx.start_reading is not None:
+            data.append(meter_value(tx.start_reading, iso_utc(tx.started_at), phases, sampled, "Transaction.Begin"))
+        data.extend(self._aligned.pop(tx.local_id, []))
+        if sampled and tx.stop_reading is not None and tx.stopped_at is not None:
+            data.append(meter_value(tx.stop_reading, iso_utc(tx.stopped_at), phases, sampled, "Transaction.End"))
+        return data
+
     async def _sample(self, connector: Connector, tx: Transaction) -> None:
-        # Cancelled when the transaction ends (TransactionEnded).
+        # Cancelled when the transaction ends (TransactionEnded); the interval is read afresh each time.
         while True:
-            await asyncio.sleep(self.sample_interval)
-            if connector.reading is not None:
+            interval = self.keys.number("MeterValueSampleInterval")
+            await asyncio.sleep(interval if interval > 0 else 1.0)
+            if interval > 0 and connector.reading is not None:
                 self.station.emit(MeterSample(connector.id, tx, connector.reading, self.clock.utcnow()))
+
+    async def _clock_aligned(self) -> None:
+        """MeterValues at every multiple of ClockAlignedDataInterval since midnight UTC (context Sample.Clock)."""
+        while True:
+            interval = self.keys.number("ClockAlignedDataInterval")
+            if interval <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            now = self.clock.utcnow()
+            since_midnight = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+            await asyncio.sleep(interval - since_midnight % interval)
+            at = iso_utc(self.clock.utcnow())
+            for connector in self.station.connectors.values():
+                self._aligned_sample(connector, at)
+
+    def _aligned_sample(self, connector: Connector, at: str) -> None:
+        reading = connector.reading
+        if reading is None:
+            return
+        tx = connector.transaction
+        value = meter_value(reading, at, connector.phases, self.keys.items("MeterValuesAlignedData"), "Sample.Clock")
+        if tx is not None:
+            # Part of the transaction: through the outbox, in order, with its transactionId.
+            self.outbox.meter_sample(tx.local_id, {"connector_id": connector.id, "meter_value": [value]},
+                                     round(reading.energy_wh), at)
+            stop_aligned = self.keys.items("StopTxnAlignedData")
+            if stop_aligned and tx.local_id in self._aligned:
+                self._aligned[tx.local_id].append(
+                    meter_value(reading, at, connector.phases, stop_aligned, "Sample.Clock"))
+        elif value["sampled_value"] and self._cp is not None:
+            self._spawn(self._cp.call(call.MeterValues(connector_id=connector.id, meter_value=[value])))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -297,7 +388,7 @@ class Ocpp16Client:
     # ------------------------------------------------------ station commands
 
     async def authorize(self, id_tag: str) -> AuthResult:
-        """Authorize.req to the CSMS; offline is a rejection until issue-3 local authorisation lands."""
+        """Authorize.req to the CSMS; offline is a rejection until local authorisation lands."""
         cp = self._cp
         if cp is None:
             return AuthResult(False, "Offline")
@@ -306,32 +397,12 @@ class Ocpp16Client:
         return AuthResult(status == AuthorizationStatus.accepted, status)
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
-        """RemoteStartTransaction.req: authorise without asking the CSMS again."""
+        """RemoteStartTransaction.req: refused while the boot is Pending."""
+        if self.registration != RegistrationStatus.accepted:
+            return False
         return self.station.remote_start(id_tag, connector_id)
 
     def remote_stop(self, transaction_id: int) -> bool:
         """RemoteStopTransaction.req for a CSMS transaction id."""
         local_id = self.outbox.local_id_for(transaction_id)
         return local_id is not None and self.station.stop_transaction(local_id, StopReason.REMOTE)
-
-
-def meter_value(reading: MeterReading, timestamp: str, phases: int) -> dict[str, Any]:
-    """A MeterValue with the measurands the skeleton reports (snake_case keys)."""
-    ctx = ReadingContext.sample_periodic
-    values: list[dict[str, Any]] = [
-        {"value": f"{reading.energy_wh:.0f}", "context": ctx, "measurand": Measurand.energy_active_import_register,
-         "unit": UnitOfMeasure.wh},
-    ]
-    if reading.power_w is not None:
-        values.append({"value": f"{reading.power_w:.1f}", "context": ctx,
-                       "measurand": Measurand.power_active_import, "unit": UnitOfMeasure.w})
-    phase_names = [(Phase.l1, Phase.l1_n), (Phase.l2, Phase.l2_n), (Phase.l3, Phase.l3_n)][:phases]
-    for i, (phase, phase_n) in enumerate(phase_names):
-        amps, volts = reading.current[i], reading.voltage[i]
-        if amps is not None:
-            values.append({"value": f"{amps:.2f}", "context": ctx, "measurand": Measurand.current_import,
-                           "phase": phase, "unit": UnitOfMeasure.a})
-        if volts is not None:
-            values.append({"value": f"{volts:.1f}", "context": ctx, "measurand": Measurand.voltage,
-                           "phase": phase_n, "unit": UnitOfMeasure.v})
-    return {"timestamp": timestamp, "sampled_value": values}

@@ -1,0 +1,218 @@
+"""OCPP 1.6 Core on the bench: boot, configuration keys and what they change, meter values, invalid ids.
+
+Test names follow the OCTT 1.6 charge-point test cases they mirror (shared/reference/octt_16_cs_testcases.tsv).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from ocpp.v16 import call
+
+from controller.app import App
+from hil.csms import CsmsSimulator
+from hil.script import parse_script, run_steps
+from tests.conftest import sim_config, wait_until
+
+TAG = "04A1B2C3"
+CP = "TEST-CP"
+
+
+async def script(app: App, text: str) -> None:
+    results = await run_steps(parse_script(text), app)
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+
+
+async def change(csms: CsmsSimulator, key: str, value: str) -> str:
+    result = await csms.call(CP, call.ChangeConfiguration(key=key, value=value))
+    return str(result.status)
+
+
+def calls(csms: CsmsSimulator, action: str) -> list[dict[str, Any]]:
+    found = []
+    for f in csms.frames:
+        message = json.loads(f.raw)
+        if f.direction == "in" and message[0] == 2 and message[2] == action:
+            found.append(message[3])
+    return found
+
+
+async def test_TC_001_CS_cold_boot(charger: App, csms: CsmsSimulator) -> None:
+    await wait_until(lambda: len(calls(csms, "StatusNotification")) >= 2, what="status notifications")
+    assert csms.actions()[0] == "BootNotification"
+    statuses = [(s["connectorId"], s["status"]) for s in calls(csms, "StatusNotification")]
+    assert statuses[:2] == [(0, "Available"), (1, "Available")]
+    assert charger.ocpp is not None and charger.ocpp.keys.number("HeartbeatInterval") == csms.heartbeat_interval
+
+
+async def test_TC_002_CS_boot_pending_answers_but_starts_nothing(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    csms.boot_answers = ["Pending"]
+    csms.boot_retry = 1
+    await csms.start()
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await wait_until(lambda: CP in csms.connections and csms.boots, what="the first BootNotification")
+        assert await csms.remote_start(CP, TAG, 1) == "Rejected"  # answered, but no remote start while Pending
+        known = await csms.call(CP, call.GetConfiguration(key=["NumberOfConnectors"]))
+        assert known.configuration_key[0]["value"] == "1"
+        assert csms.actions() == ["BootNotification"]  # nothing else is sent before Accepted
+        await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
+        await wait_until(lambda: "StatusNotification" in csms.actions(), what="statuses after Accepted")
+    finally:
+        await app.stop()
+        await csms.stop()
+
+
+async def test_boot_rejected_is_silent_until_the_interval_ends(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    csms.boot_answers = ["Rejected"]
+    csms.boot_retry = 2
+    await csms.start()
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await wait_until(lambda: csms.boots, what="the first BootNotification")
+        first = csms.frames[-1].t
+        await script(app, f"plug; tap {TAG}; wait 0.5")  # a card while rejected: nothing goes out
+        assert csms.actions() == ["BootNotification"]
+        await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
+        second = [f.t for f in csms.frames if f.direction == "in" and '"BootNotification"' in f.raw][1]
+        assert second - first >= 1.9
+    finally:
+        await app.stop()
+        await csms.stop()
+
+
+async def test_TC_019_CS_get_configuration_all_some_and_unknown(charger: App, csms: CsmsSimulator) -> None:
+    everything = await csms.call(CP, call.GetConfiguration())
+    keys = {k["key"]: k for k in everything.configuration_key}
+    assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True, "value": "1"}
+    assert keys["AuthorizationCacheEnabled"]["value"] == "true" and keys["LocalAuthorizeOffline"]["value"] == "true"
+    assert "Core" in keys["SupportedFeatureProfiles"]["value"]
+    some = await csms.call(CP, call.GetConfiguration(key=["MeterValueSampleInterval", "NoSuchKey"]))
+    assert [k["key"] for k in some.configuration_key] == ["MeterValueSampleInterval"]
+    assert some.unknown_key == ["NoSuchKey"]
+
+
+async def test_TC_021_CS_change_configuration_is_applied_and_persisted(
+    tmp_path: Path, charger: App, csms: CsmsSimulator
+) -> None:
+    assert await change(csms, "MeterValueSampleInterval", "17") == "Accepted"
+    assert charger.ocpp is not None and charger.ocpp.keys.number("MeterValueSampleInterval") == 17
+    await charger.stop()
+    again = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await again.start()
+    try:
+        assert again.ocpp is not None and again.ocpp.keys.number("MeterValueSampleInterval") == 17
+    finally:
+        await again.stop()
+
+
+async def test_TC_040_CS_unknown_key_bad_value_and_read_only(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "NoSuchKey", "1") == "NotSupported"
+    assert await change(csms, "MeterValueSampleInterval", "often") == "Rejected"
+    assert await change(csms, "StopTransactionOnInvalidId", "maybe") == "Rejected"
+    assert await change(csms, "MeterValuesSampledData", "Temperature") == "Rejected"
+    assert await change(csms, "NumberOfConnectors", "2") == "Rejected"
+
+
+async def test_TC_070_CS_sampled_meter_values_follow_the_measurand_key(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "MeterValuesSampledData", "Energy.Active.Import.Register,Current.Import.L2") == "Accepted"
+    assert await change(csms, "MeterValueSampleInterval", "1") == "Accepted"
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.6")
+    values = calls(csms, "MeterValues")
+    assert values and all(v["transactionId"] == 1 for v in values)
+    sampled = values[-1]["meterValue"][0]["sampledValue"]
+    assert {(s["measurand"], s.get("phase"), s["context"]) for s in sampled} == {
+        ("Energy.Active.Import.Register", None, "Sample.Periodic"), ("Current.Import", "L2", "Sample.Periodic")}
+
+
+async def test_TC_071_CS_clock_aligned_meter_values(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "ClockAlignedDataInterval", "1") == "Accepted"
+    await wait_until(lambda: calls(csms, "MeterValues"), timeout=3, what="an idle clock-aligned sample")
+    idle = calls(csms, "MeterValues")[0]
+    assert "transactionId" not in idle and idle["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.5")
+    in_tx = [v for v in calls(csms, "MeterValues") if v.get("transactionId") == 1
+             and v["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"]
+    assert in_tx
+    stamp = in_tx[0]["meterValue"][0]["timestamp"]
+    assert stamp[20:23] < "100"  # taken right on a whole second
+
+
+async def test_stop_transaction_carries_stop_txn_sampled_and_aligned_data(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "StopTxnSampledData", "Energy.Active.Import.Register") == "Accepted"
+    assert await change(csms, "StopTxnAlignedData", "Energy.Active.Import.Register") == "Accepted"
+    assert await change(csms, "ClockAlignedDataInterval", "1") == "Accepted"
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.5; tap {TAG}; expect Finishing")
+    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
+    data = calls(csms, "StopTransaction")[0]["transactionData"]
+    contexts = [d["sampledValue"][0]["context"] for d in data]
+    assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+    assert "Sample.Clock" in contexts
+
+
+async def test_TC_005_3_CS_ev_side_disconnect_keeps_the_transaction(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "StopTransactionOnEVSideDisconnect", "false") == "Accepted"
+    await script(charger, f"plug; tap {TAG}; expect Charging; unplug; expect SuspendedEV; wait 0.3")
+    assert charger.sim is not None and not charger.sim.contactors[1].closed
+    assert "StopTransaction" not in csms.actions()
+    await script(charger, f"plug; expect Charging; wait 0.3; tap {TAG}; expect Finishing")
+    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
+    assert calls(csms, "StopTransaction")[0]["reason"] == "Local"
+
+
+async def test_TC_005_1_CS_ev_side_disconnect_stops_the_transaction(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; unplug; expect Available")
+    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
+    assert calls(csms, "StopTransaction")[0]["reason"] == "EVDisconnected"
+
+
+async def test_TC_004_2_CS_connection_timeout(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "ConnectionTimeOut", "1") == "Accepted"
+    await script(charger, f"tap {TAG}; expect Preparing; wait 1.3; expect Available")
+    assert "StartTransaction" not in csms.actions()
+
+
+async def test_invalid_id_at_start_stops_the_transaction(charger: App, csms: CsmsSimulator) -> None:
+    csms.invalid_at_start.add(TAG)
+    await script(charger, f"plug; tap {TAG}; expect Finishing within 5")
+    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
+    assert calls(csms, "StopTransaction")[0]["reason"] == "DeAuthorized"
+
+
+async def test_invalid_id_with_stop_off_suspends_energy_at_the_cap(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "StopTransactionOnInvalidId", "false") == "Accepted"
+    assert await change(csms, "MaxEnergyOnInvalidId", "0") == "Accepted"
+    csms.invalid_at_start.add(TAG)
+    await script(charger, f"plug; tap {TAG}; expect SuspendedEVSE within 5")
+    assert charger.sim is not None and not charger.sim.contactors[1].closed
+    assert "StopTransaction" not in csms.actions()
+
+
+async def test_a_start_never_confirmed_leaves_later_messages_with_minus_one(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "TransactionMessageAttempts", "1") == "Accepted"
+    csms.refuse_starts = True
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.7; tap {TAG}; expect Finishing")
+    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
+    assert calls(csms, "StopTransaction")[0]["transactionId"] == -1
+
+
+async def test_minimum_status_duration_hides_short_lived_statuses(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "MinimumStatusDuration", "1") == "Accepted"
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.2; ev B; expect SuspendedEV; ev auto")
+    await script(charger, "expect Charging; wait 1.3")
+    reported = [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == 1]
+    assert "SuspendedEV" not in reported and reported[-1] == "Charging"
+
+
+async def test_heartbeat_interval_change_takes_effect_at_once(charger: App, csms: CsmsSimulator) -> None:
+    assert "Heartbeat" not in csms.actions()  # the boot interval is 300 s
+    assert await change(csms, "HeartbeatInterval", "1") == "Accepted"
+    await asyncio.sleep(2.5)
+    assert csms.actions().count("Heartbeat") >= 2

@@ -14,6 +14,8 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, ConfigurationStatus, RemoteStartStopStatus
 
+from controller.ocpp.rpc16 import CallError, inspect
+
 if TYPE_CHECKING:
     from controller.ocpp.v16 import Ocpp16Client
 
@@ -33,6 +35,14 @@ class StationChargePoint(ChargePoint):
         # After a Rejected BootNotification the station sends and answers nothing until the interval ends.
         if self.client.registration == "Rejected":
             log.info("boot rejected: ignoring a message from the CSMS until the retry interval ends")
+            return
+        checked = inspect(raw_msg, set(self.route_map))
+        if checked is None:
+            log.warning("ignoring a frame of unknown message type from the CSMS: %.200s", raw_msg)
+            return
+        if isinstance(checked, CallError):
+            log.warning("CSMS frame refused with %s (%s): %.200s", checked.code, checked.description, raw_msg)
+            await self._send(checked.to_json())
             return
         await super().route_message(raw_msg)
 

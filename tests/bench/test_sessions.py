@@ -105,14 +105,27 @@ async def test_remote_start_and_stop(charger: App, csms: CsmsSimulator) -> None:
     assert await csms.remote_stop("TEST-CP", 999) == "Rejected"
 
 
-async def test_malformed_csms_frames_never_crash_the_station(charger: App, csms: CsmsSimulator) -> None:
+async def test_malformed_csms_frames_get_1_6_callerrors_and_never_crash_the_station(
+    charger: App, csms: CsmsSimulator
+) -> None:
     central = csms.connections["TEST-CP"]
-    await central._connection.send("this is not json")
-    await central._connection.send(json.dumps([2, "x1", "RemoteStartTransaction", {"connectorId": "one"}]))
-    await wait_until(lambda: any('"x1"' in f.raw for f in csms.frames if f.direction == "in"),
-                     what="an answer to the malformed CALL")
-    reply = json.loads(next(f.raw for f in csms.frames if f.direction == "in" and '"x1"' in f.raw))
-    assert reply[0] == 4  # CALLERROR
+    frames = {
+        "x0": "this is not json",
+        "x1": json.dumps([2, "x1", "RemoteStartTransaction", {"connectorId": "one", "idTag": "A"}]),
+        "x2": json.dumps([2, "x2", "Teleport", {}]),
+        "x3": json.dumps([2, "x3", "RemoteStopTransaction", {}]),
+        "x4": json.dumps([2, "x4", "RemoteStartTransaction", {"idTag": "A", "connectorId": -1}]),
+    }
+    for raw in frames.values():
+        await central._connection.send(raw)
+
+    def errors() -> dict[str, str]:
+        replies = [json.loads(f.raw) for f in csms.frames if f.direction == "in" and f.raw.startswith("[4")]
+        return {r[1]: r[2] for r in replies}
+
+    await wait_until(lambda: len(errors()) == 5, what="five CALLERRORs")
+    assert errors() == {"-1": "FormationViolation", "x1": "TypeConstraintViolation", "x2": "NotImplemented",
+                        "x3": "OccurenceConstraintViolation", "x4": "PropertyConstraintViolation"}
     assert await csms.remote_start("TEST-CP", "REMOTE01", 1) == "Accepted"
     await script(charger, "plug; expect Charging")
 

@@ -24,6 +24,7 @@ from controller.ocpp.v16 import Ocpp16Client
 from controller.safety import SafetySupervisor
 from controller.station import Station
 from controller.storage import Store
+from controller.tasks import cancel_and_wait
 from hal.contactor import Contactor
 from hal.drivers import CARD_READERS, CONTACTORS, METERS, PILOTS
 from hal.errors import HalError
@@ -251,9 +252,7 @@ class App:
                 await asyncio.wait_for(self.ocpp.outbox.drained(), SHUTDOWN_DRAIN)
         if self.bench_server is not None:
             await self.bench_server.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for meter in self.meters.values():
             with contextlib.suppress(Exception):

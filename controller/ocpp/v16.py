@@ -40,6 +40,7 @@ from controller.ocpp.outbox import Outbox
 from controller.ocpp.v16_handlers import StationChargePoint
 from controller.station import AuthResult, Station
 from controller.storage import Store, StoredMessage, StoredTransaction
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class Ocpp16Client:
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.config.ocpp.reconnect_max)
         finally:
-            aligned.cancel()
+            await cancel_and_wait([aligned])
 
     async def _serve(self, ws: Any) -> None:
         cp = StationChargePoint(self.cp_id, ws, self, self.config.ocpp.response_timeout)
@@ -134,9 +135,7 @@ class Ocpp16Client:
         finally:
             self._cp = None
             self.connected.clear()
-            for task in (reader, online):
-                task.cancel()
-            await asyncio.gather(reader, online, return_exceptions=True)
+            await cancel_and_wait([reader, online])
 
     async def _online(self, cp: StationChargePoint) -> None:
         if self.registration != RegistrationStatus.accepted:

@@ -76,6 +76,9 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        self._stop_event: asyncio.Event | None = None
+        #: Set when a CSMS Reset asked for a restart ("hard" or "soft"); the CLI re-executes the daemon.
+        self.restart: str | None = None
 
     # ------------------------------------------------------------- building
 
@@ -96,6 +99,7 @@ class App:
                 await self.sim.start()
             for conn in self.config.connector:
                 self._build_connector(conn)
+            self._restore_availability(self.store)
             self._build_reader()
             await self._start_ocpp()
             for cid, pilot in self.pilots.items():
@@ -150,6 +154,19 @@ class App:
             poll_interval=p.poll_interval, debounce_samples=p.debounce_samples, name=f"pilot{cid}",
         )
 
+    def _restore_availability(self, store: Store) -> None:
+        # ChangeAvailability survives restarts and power loss.
+        for cid, connector in self.station.connectors.items():
+            if store.get_setting(f"availability.{cid}") == "Inoperative":
+                connector.set_operative(False)
+        self.station.on_availability = lambda cid, operative: store.set_setting(
+            f"availability.{cid}", "Operative" if operative else "Inoperative")
+
+    def _on_reset(self, hard: bool) -> None:
+        self.restart = "hard" if hard else "soft"
+        if self._stop_event is not None:
+            self._stop_event.set()
+
     def _on_pilot(self, connector_id: int, state: PilotState | None, _t: float) -> None:
         # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
         self.supervisor.on_pilot(connector_id, state)
@@ -180,6 +197,7 @@ class App:
             url = self.csms.url
         assert self.store is not None
         self.ocpp = Ocpp16Client(self.config, self.station, self.store, csms_url=url, clock=self.clock)
+        self.ocpp.on_reset = self._on_reset
         # Before anything is sent: transactions a dead process left open end as PowerLoss.
         self.ocpp.outbox.recover_power_loss()
         self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
@@ -277,6 +295,7 @@ class App:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, run until ``stop`` is set, then shut down safely (also on errors)."""
+        self._stop_event = stop
         await self.start()
         watchdog = asyncio.create_task(systemd.watchdog_loop(), name="watchdog")
         try:

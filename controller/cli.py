@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -69,6 +70,11 @@ def _run(args: argparse.Namespace) -> int:
         await app.run(stop)
 
     asyncio.run(main())
+    if app.restart:
+        # A CSMS Reset: the outputs are safe and the transactions ended; start afresh in this process slot.
+        logging.getLogger(__name__).warning("restarting after a %s reset", app.restart)
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "controller.cli", *sys.argv[1:]])
     return 0
 
 

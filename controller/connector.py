@@ -57,8 +57,12 @@ TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "fail", "source": [*_SESSION_STATES, S.AVAILABLE.value, S.FINISHING.value],
      "dest": S.FAULTED.value},
     {"trigger": "recover", "source": S.FAULTED.value, "dest": S.AVAILABLE.value},
+    {"trigger": "disable", "source": [S.AVAILABLE.value, S.PREPARING.value, S.FINISHING.value, S.FAULTED.value],
+     "dest": S.UNAVAILABLE.value},
+    {"trigger": "enable", "source": S.UNAVAILABLE.value, "dest": S.AVAILABLE.value},
 ]
-STATES = [S.AVAILABLE, S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING, S.FAULTED]
+STATES = [S.AVAILABLE, S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING, S.FAULTED,
+          S.UNAVAILABLE]
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Connector:
     unplug: Callable[[], bool]
     fail: Callable[[], bool]
     recover: Callable[[], bool]
+    disable: Callable[[], bool]
+    enable: Callable[[], bool]
 
     def __init__(
         self,
@@ -106,6 +112,8 @@ class Connector:
         self.connection_timeout = connection_timeout
         #: OCPP StopTransactionOnEVSideDisconnect: false keeps the transaction open through an unplug.
         self.stop_on_ev_disconnect = True
+        #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
+        self.inoperative_pending = False
         #: Energy register (Wh) at which delivery stops for an idTag the CSMS invalidated (None: no cap).
         self.energy_cap_wh: float | None = None
         self._emit = emit
@@ -191,11 +199,36 @@ class Connector:
             self.finish()
         else:
             self.unplug()
+        self._apply_scheduled_availability()
         return True
+
+    def set_operative(self, operative: bool) -> str:
+        """ChangeAvailability for this connector: Accepted, or Scheduled while a transaction runs."""
+        if operative:
+            self.inoperative_pending = False
+            if self.state == S.UNAVAILABLE.value:
+                self.enable()
+                self._reconcile()
+            return "Accepted"
+        if self.transaction is not None:
+            self.inoperative_pending = True
+            return "Scheduled"
+        if self.session is not None:
+            self._end_session()
+        if self.state != S.UNAVAILABLE.value:
+            self.disable()
+        return "Accepted"
+
+    def _apply_scheduled_availability(self) -> None:
+        if self.inoperative_pending and self.transaction is None:
+            self.inoperative_pending = False
+            self.disable()
 
     # -------------------------------------------------------------- the logic
 
     def _reconcile(self) -> None:
+        if self.state == S.UNAVAILABLE.value:
+            return  # no sessions, no energy; the pilot stays at steady +12 V
         state = self.pilot_state
         if state in (PilotState.E, PilotState.F):
             if self.state != S.FAULTED.value:
@@ -220,6 +253,7 @@ class Connector:
             elif self.transaction is not None:
                 self._end_transaction(StopReason.EV_DISCONNECTED, None)
                 self.unplug()
+                self._apply_scheduled_availability()
             elif self.state == S.FINISHING.value or (self.state == S.PREPARING.value and self.session is None):
                 self.unplug()
             return

@@ -36,6 +36,9 @@ class StopReason(enum.StrEnum):
     EV_DISCONNECTED = "EVDisconnected"
     EMERGENCY_STOP = "EmergencyStop"
     DE_AUTHORIZED = "DeAuthorized"
+    HARD_RESET = "HardReset"
+    SOFT_RESET = "SoftReset"
+    UNLOCK_COMMAND = "UnlockCommand"
     OTHER = "Other"
 
 

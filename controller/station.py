@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controller.connector import Connector
-from controller.events import CardRead, ConnectorStatus, Event, StopReason
+from controller.events import CardRead, ConnectorStatus, Event, StatusChanged, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Station:
     def __init__(self, connectors: list[Connector] | None = None) -> None:
         self.connectors: dict[int, Connector] = {}
         self.authorizer: Authorizer | None = None
+        #: Called with (connector id, operative) whenever availability is set, so it can be persisted.
+        self.on_availability: Callable[[int, bool], None] | None = None
         self._subscribers: list[Callable[[Event], None]] = []
         self._pending_cards: set[str] = set()
         for c in connectors or []:
@@ -126,7 +128,9 @@ class Station:
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
         """RemoteStartTransaction: authorise ``id_tag`` on a connector; False when refused."""
-        target = self.connectors.get(connector_id) if connector_id else self._connector_for_new_session()
+        if connector_id == 0:
+            return False  # OCPP: a transaction cannot start on connector 0
+        target = self.connectors.get(connector_id) if connector_id is not None else self._connector_for_new_session()
         if target is None:
             return False
         return target.authorize(id_tag, "remote")
@@ -136,6 +140,49 @@ class Station:
         for c in self.connectors.values():
             if c.transaction is not None and c.transaction.local_id == local_id:
                 c.deauthorize(stop, max_energy_wh)
+
+    def change_availability(self, connector_id: int, operative: bool) -> str:
+        """ChangeAvailability: connector 0 means the whole station. Accepted, Scheduled or Rejected."""
+        if connector_id == 0:
+            targets = list(self.connectors.values())
+        elif connector_id in self.connectors:
+            targets = [self.connectors[connector_id]]
+        else:
+            return "Rejected"
+        answers = {c.set_operative(operative) for c in targets}
+        for c in targets:
+            if self.on_availability is not None:
+                self.on_availability(c.id, operative)
+        if connector_id == 0 or self.station_status() != ConnectorStatus.AVAILABLE:
+            self.emit(StatusChanged(0, self.station_status()))
+        return "Scheduled" if "Scheduled" in answers else "Accepted"
+
+    def station_status(self) -> ConnectorStatus:
+        """Connector 0: Unavailable when every connector is, else Available."""
+        if self.connectors and all(c.status == ConnectorStatus.UNAVAILABLE for c in self.connectors.values()):
+            return ConnectorStatus.UNAVAILABLE
+        return ConnectorStatus.AVAILABLE
+
+    def stop_all(self, reason: StopReason) -> int:
+        """End every running transaction (reset, shutdown); returns how many."""
+        stopped = 0
+        for c in self.connectors.values():
+            if c.transaction is not None and c.stop(reason):
+                stopped += 1
+        return stopped
+
+    def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: ends the transaction (UnlockCommand). Unlocked, or NotSupported for no such connector.
+
+        No cable lock is fitted yet (it arrives with the socket-lock driver), so a
+        known connector's cable is always free once the transaction has ended.
+        """
+        connector = self.connectors.get(connector_id)
+        if connector is None:
+            return "NotSupported"
+        if connector.transaction is not None:
+            connector.stop(StopReason.UNLOCK_COMMAND)
+        return "Unlocked"
 
     def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
         """Stop the transaction with this station-local id; False when none is running."""

@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS transactions (
     open INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_cache (
+    id_tag TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expiry TEXT,
+    parent_id_tag TEXT
+);
 """
 
 
@@ -187,6 +193,13 @@ class Store:
             query += " WHERE open = 1"
         with self._lock:
             return [_tx(r) for r in self._db.execute(query).fetchall()]
+
+    # ------------------------------------------------------------- auth cache
+
+    def clear_auth_cache(self) -> None:
+        """Forget every cached authorisation (ClearCache)."""
+        with self.atomic() as db:
+            db.execute("DELETE FROM auth_cache")
 
     # --------------------------------------------------------------- settings
 

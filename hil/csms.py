@@ -21,7 +21,7 @@ import websockets
 from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
@@ -135,6 +135,14 @@ class _CentralChargePoint(ChargePoint):
             tx.meter_stop, tx.stop_time, tx.reason = meter_stop, timestamp, kwargs.get("reason", "Local")
         return call_result.StopTransaction()
 
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
+        # Vendor "bench" echoes what it gets; any other vendor is unknown here.
+        self._csms.data_transfers.append((vendor_id, message_id, data))
+        if vendor_id != "bench":
+            return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+        return call_result.DataTransfer(status=DataTransferStatus.accepted, data=data)
+
     @on(Action.meter_values)
     def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kwargs: Any) -> Any:
         tx = self._csms.transactions.get(kwargs.get("transaction_id", -2))
@@ -168,6 +176,7 @@ class CsmsSimulator:
         self.duplicate_stops: list[int] = []
         self.unknown_stops: list[int] = []
         self.timestamp_errors: list[str] = []
+        self.data_transfers: list[tuple[str, str | None, str | None]] = []
         self.connections: dict[str, _CentralChargePoint] = {}
         self._ids = itertools.count(1)
         self._server: Any = None

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 # When the CSMS gives no usable interval with a non-Accepted BootNotification.
 DEFAULT_RETRY_INTERVAL = 10.0
+# How long a reset waits for the StopTransactions to reach the CSMS before restarting (they stay on disk).
+SOFT_RESET_DRAIN = 10.0
+HARD_RESET_DRAIN = 2.0
 
 
 class Ocpp16Client:
@@ -60,7 +64,10 @@ class Ocpp16Client:
         self.clock = clock or Clock()
         self.cp_id = config.station.id
         self.url = csms_url.rstrip("/") + "/" + self.cp_id
+        self.store = store
         self.outbox = Outbox(store)
+        #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
+        self.on_reset: Callable[[bool], None] | None = None
         self.keys = ConfigurationKeys(config, store)
         #: The last BootNotification answer: None before one, then Accepted, Pending or Rejected.
         self.registration: str | None = None
@@ -200,7 +207,7 @@ class Ocpp16Client:
                 self._follow_clock(result.current_time)
 
     def _station_status(self) -> ConnectorStatus:
-        return ConnectorStatus.AVAILABLE
+        return self.station.station_status()
 
     async def _send_status(self, cp: StationChargePoint, event: StatusChanged) -> None:
         await cp.call(
@@ -400,6 +407,31 @@ class Ocpp16Client:
         if self.registration != RegistrationStatus.accepted:
             return False
         return self.station.remote_start(id_tag, connector_id)
+
+    def reset(self, *, hard: bool) -> None:
+        """Reset.req (already answered Accepted): end transactions, let them reach the CSMS, restart."""
+        self._spawn(self._reset(hard))
+
+    async def _reset(self, hard: bool) -> None:
+        stopped = self.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET)
+        log.warning("%s reset requested by the CSMS: %d transaction(s) stopped; restarting",
+                    "hard" if hard else "soft", stopped)
+        try:
+            await asyncio.wait_for(self.outbox.drained(), HARD_RESET_DRAIN if hard else SOFT_RESET_DRAIN)
+        except TimeoutError:
+            log.warning("restarting with %d message(s) still queued (they are kept on disk)", len(self.outbox))
+        if self.on_reset is not None:
+            self.on_reset(hard)
+
+    async def data_transfer(self, vendor_id: str, message_id: str | None = None,
+                            data: str | None = None) -> tuple[str, str | None]:
+        """DataTransfer.req to the CSMS; returns (status, data). Raises ConnectionError when offline."""
+        cp = self._cp
+        if cp is None:
+            raise ConnectionError("not connected to the CSMS")
+        result = await cp.call(call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data),
+                               suppress=False)
+        return str(result.status), result.data
 
     def remote_stop(self, transaction_id: int) -> bool:
         """RemoteStopTransaction.req for a CSMS transaction id."""

@@ -10,9 +10,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, ConfigurationStatus, RemoteStartStopStatus
+from ocpp.v16.enums import (
+    Action,
+    AvailabilityStatus,
+    ClearCacheStatus,
+    ConfigurationStatus,
+    DataTransferStatus,
+    RemoteStartStopStatus,
+    ResetStatus,
+    UnlockStatus,
+)
 
 from controller.ocpp.rpc16 import CallError, inspect
 
@@ -66,3 +75,35 @@ class StationChargePoint(ChargePoint):
     @on(Action.change_configuration)
     def on_change_configuration(self, key: str, value: str, **_: Any) -> Any:
         return call_result.ChangeConfiguration(status=ConfigurationStatus(self.client.keys.change(key, value)))
+
+    @on(Action.change_availability)
+    def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:
+        status = self.client.station.change_availability(connector_id, type == "Operative")
+        return call_result.ChangeAvailability(status=AvailabilityStatus(status))
+
+    @on(Action.reset)
+    def on_reset(self, type: str, **_: Any) -> Any:
+        return call_result.Reset(status=ResetStatus.accepted)
+
+    @after(Action.reset)
+    def after_reset(self, type: str, **_: Any) -> None:
+        # Only once Reset.conf is on the wire: the restart closes the connection.
+        self.client.reset(hard=type == "Hard")
+
+    @on(Action.unlock_connector)
+    def on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
+        return call_result.UnlockConnector(status=UnlockStatus(self.client.station.unlock(connector_id)))
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **_: Any) -> Any:
+        self.client.store.clear_auth_cache()
+        log.info("authorisation cache cleared at the CSMS's request")
+        return call_result.ClearCache(status=ClearCacheStatus.accepted)
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any) -> Any:
+        # No vendor extensions are defined yet: our vendor id knows no message ids, others are unknown.
+        known_vendor = vendor_id == self.client.config.station.vendor
+        status = DataTransferStatus.unknown_message_id if known_vendor else DataTransferStatus.unknown_vendor_id
+        log.info("DataTransfer from the CSMS (vendor %s, message %s): %s", vendor_id, message_id, status)
+        return call_result.DataTransfer(status=status)

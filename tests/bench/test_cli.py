@@ -134,3 +134,24 @@ async def test_sigkill_mid_charge_ends_the_transaction_as_power_loss_after_resta
             daemon.terminate()
             await daemon.wait()
         await csms.stop()
+
+
+async def test_a_csms_reset_restarts_the_daemon_in_place(tmp_path: Path) -> None:
+    from ocpp.v16 import call
+
+    csms = CsmsSimulator()
+    await csms.start()
+    daemon = await asyncio.create_subprocess_exec(
+        PY, "-m", "controller.cli", "run", "--state-dir", str(tmp_path), "--csms", csms.url, "--id", "RST-1",
+        "--log-level", "warning", stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_until(lambda: "RST-1" in csms.connections, timeout=20, what="the first boot")
+        await asyncio.sleep(0.3)
+        assert (await csms.call("RST-1", call.Reset(type="Soft"))).status == "Accepted"
+        await wait_until(lambda: csms.boots == ["RST-1", "RST-1"], timeout=20, what="a boot after the reset")
+        assert daemon.returncode is None  # the same process, re-executed
+    finally:
+        daemon.terminate()
+        await asyncio.wait_for(daemon.wait(), 20)
+        await csms.stop()

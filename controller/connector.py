@@ -71,6 +71,7 @@ class Session:
 
     id_tag: str
     source: str  # "card" or "remote"
+    parent_id_tag: str | None = None
 
 
 class Connector:
@@ -170,13 +171,13 @@ class Connector:
                  max_energy_wh)
         self._reconcile()
 
-    def authorize(self, id_tag: str, source: str) -> bool:
+    def authorize(self, id_tag: str, source: str, parent_id_tag: str | None = None) -> bool:
         """Attach an accepted authorisation; False when this connector cannot take one now."""
         if self.session is not None or self.state not in (S.AVAILABLE.value, S.PREPARING.value):
             return False
         if self.pilot_state in (PilotState.E, PilotState.F):
             return False
-        self.session = Session(id_tag, source)
+        self.session = Session(id_tag, source, parent_id_tag)
         log.info("connector %d: %s authorised by %s", self.id, id_tag, source)
         if self.state == S.AVAILABLE.value:
             self.present()

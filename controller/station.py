@@ -25,6 +25,7 @@ class AuthResult:
 
     accepted: bool
     status: str
+    parent_id_tag: str | None = None
 
 
 class Authorizer(Protocol):
@@ -79,7 +80,7 @@ class Station:
             owner.stop(StopReason.LOCAL, uid)
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
-        target = self._connector_for_new_session()
+        target = self._connector_for_new_session() or self._connector_with_parent_session()
         if target is None:
             log.info("card %s ignored: no connector can take a new session", uid)
             self.emit(CardRead(uid, False, None, "no connector free"))
@@ -98,11 +99,19 @@ class Station:
             result = AuthResult(False, "Error")
         finally:
             self._pending_cards.discard(uid)
+        if result.accepted and result.parent_id_tag:
+            # A card of the same group (parentIdTag) may stop a session it did not start.
+            for c in self.connectors.values():
+                parent = c.session.parent_id_tag if c.session else None
+                if c.transaction is not None and parent and parent.casefold() == result.parent_id_tag.casefold():
+                    c.stop(StopReason.LOCAL, uid)
+                    self.emit(CardRead(uid, True, c.id, "stopped the session (same parentIdTag)"))
+                    return
         if not result.accepted:
             log.info("card %s rejected (%s)", uid, result.status)
             self.emit(CardRead(uid, False, target.id, result.status))
             return
-        if target.authorize(uid, "card"):
+        if target.authorize(uid, "card", result.parent_id_tag):
             self.emit(CardRead(uid, True, target.id, "authorised"))
         else:
             self.emit(CardRead(uid, False, target.id, "connector no longer free"))
@@ -110,6 +119,13 @@ class Station:
     def _connector_of_tag(self, uid: str) -> Connector | None:
         for c in self.connectors.values():
             if c.session is not None and c.session.id_tag.casefold() == uid.casefold():
+                return c
+        return None
+
+    def _connector_with_parent_session(self) -> Connector | None:
+        # Every connector is busy, but the card may belong to the group of one running session.
+        for c in self.connectors.values():
+            if c.session is not None and c.session.parent_id_tag:
                 return c
         return None
 

@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS auth_cache (
     expiry TEXT,
     parent_id_tag TEXT
 );
+CREATE TABLE IF NOT EXISTS local_list (
+    id_tag TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expiry TEXT,
+    parent_id_tag TEXT
+);
 """
 
 
@@ -200,6 +206,27 @@ class Store:
         """Forget every cached authorisation (ClearCache)."""
         with self.atomic() as db:
             db.execute("DELETE FROM auth_cache")
+
+    def auth_entry(self, table: str, id_tag: str) -> tuple[str, str | None, str | None] | None:
+        """(status, expiry, parentIdTag) of an idTag in ``auth_cache`` or ``local_list`` (case-insensitive)."""
+        assert table in ("auth_cache", "local_list")
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT status, expiry, parent_id_tag FROM {table} WHERE id_tag = ?", (id_tag.upper(),)
+            ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    @staticmethod
+    def put_auth_entry(db: sqlite3.Connection, table: str, id_tag: str, status: str, expiry: str | None,
+                       parent: str | None) -> None:
+        """Insert or replace an idTag's authorisation (inside :meth:`atomic`)."""
+        assert table in ("auth_cache", "local_list")
+        db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", (id_tag.upper(), status, expiry, parent))
+
+    def local_list_size(self) -> int:
+        """Entries in the local authorisation list."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0])
 
     # --------------------------------------------------------------- settings
 

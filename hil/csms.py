@@ -110,7 +110,7 @@ class _CentralChargePoint(ChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str) -> Any:
-        return call_result.Authorize(id_tag_info={"status": self._csms.tag_status(id_tag)})
+        return call_result.Authorize(id_tag_info=self._csms.tag_info(id_tag))
 
     @on(Action.start_transaction)
     def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
@@ -161,6 +161,8 @@ class CsmsSimulator:
     def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None) -> None:
         self.port = port
         self.heartbeat_interval = heartbeat_interval
+        #: parentIdTag per (upper-case) idTag.
+        self.parents: dict[str, str] = {}
         #: Tags that Authorize accepts but StartTransaction.conf calls Invalid.
         self.invalid_at_start: set[str] = set()
         #: Answer StartTransaction with a CALLERROR (InternalError).
@@ -185,6 +187,13 @@ class CsmsSimulator:
     def url(self) -> str:
         """Base URL of the running server."""
         return f"ws://127.0.0.1:{self.port}"
+
+    def tag_info(self, id_tag: str) -> dict[str, str]:
+        """idTagInfo for a tag: its status and, if it has one, its parentIdTag."""
+        info = {"status": self.tag_status(id_tag)}
+        if id_tag.upper() in self.parents:
+            info["parentIdTag"] = self.parents[id_tag.upper()]
+        return info
 
     def tag_status(self, id_tag: str) -> str:
         """Accepted, unless the tag is in the rejected set (then Invalid)."""

@@ -35,6 +35,7 @@ from controller.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from controller.ocpp.auth import IdTagInfo, LocalAuthorization
 from controller.ocpp.keys import ConfigurationKeys
 from controller.ocpp.metervalues import meter_value
 from controller.ocpp.outbox import Outbox
@@ -69,6 +70,7 @@ class Ocpp16Client:
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
         self.on_reset: Callable[[bool], None] | None = None
         self.keys = ConfigurationKeys(config, store)
+        self.auth = LocalAuthorization(store, self.keys, self.clock)
         #: The last BootNotification answer: None before one, then Accepted, Pending or Rejected.
         self.registration: str | None = None
         self.connected = asyncio.Event()
@@ -260,9 +262,12 @@ class Ocpp16Client:
                 continue
             if message.action == "StartTransaction":
                 self.outbox.delivered(message, int(result.transaction_id))
+                self.auth.remember(payload["id_tag"], IdTagInfo.from_ocpp(result.id_tag_info))
                 self._start_confirmed(message.tx_local_id, result.id_tag_info)
             else:
                 self.outbox.delivered(message)
+                if message.action == "StopTransaction" and result.id_tag_info and "id_tag" in payload:
+                    self.auth.remember(payload["id_tag"], IdTagInfo.from_ocpp(result.id_tag_info))
 
     async def _failed_attempt(self, message: StoredMessage, exc: Exception) -> None:
         attempts = self.outbox.store.count_attempt(message.seq)
@@ -394,13 +399,25 @@ class Ocpp16Client:
     # ------------------------------------------------------ station commands
 
     async def authorize(self, id_tag: str) -> AuthResult:
-        """Authorize.req to the CSMS; offline is a rejection until local authorisation lands."""
+        """May ``id_tag`` charge? Local pre-authorisation, the CSMS, or the offline rules, in that order."""
         cp = self._cp
-        if cp is None:
-            return AuthResult(False, "Offline")
-        result = await cp.call(call.Authorize(id_tag=id_tag), suppress=False)
-        status = result.id_tag_info.get("status", "Invalid")
-        return AuthResult(status == AuthorizationStatus.accepted, status)
+        if cp is not None:
+            pre = self.auth.pre_authorized(id_tag)
+            if pre is not None:
+                return AuthResult(True, pre.status, pre.parent_id_tag)
+            try:
+                result = await cp.call(call.Authorize(id_tag=id_tag), suppress=False)
+            except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+                log.warning("Authorize for %s failed (%r); deciding offline", id_tag, exc)
+            else:
+                info = IdTagInfo.from_ocpp(result.id_tag_info)
+                self.auth.remember(id_tag, info)
+                return AuthResult(info.status == AuthorizationStatus.accepted, info.status, info.parent_id_tag)
+        allowed, known = self.auth.decide_offline(id_tag)
+        log.info("offline authorisation of %s: %s (%s)", id_tag, "accepted" if allowed else "refused",
+                 known.status if known else "unknown idTag")
+        return AuthResult(allowed, f"Offline{known.status if known else 'Unknown'}",
+                          known.parent_id_tag if known else None)
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
         """RemoteStartTransaction.req: refused while the boot is Pending."""

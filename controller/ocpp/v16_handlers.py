@@ -21,6 +21,7 @@ from ocpp.v16.enums import (
     RemoteStartStopStatus,
     ResetStatus,
     UnlockStatus,
+    UpdateStatus,
 )
 
 from controller.ocpp.rpc16 import CallError, inspect
@@ -107,3 +108,13 @@ class StationChargePoint(ChargePoint):
         status = DataTransferStatus.unknown_message_id if known_vendor else DataTransferStatus.unknown_vendor_id
         log.info("DataTransfer from the CSMS (vendor %s, message %s): %s", vendor_id, message_id, status)
         return call_result.DataTransfer(status=status)
+
+    @on(Action.send_local_list)
+    def on_send_local_list(self, list_version: int, update_type: str, local_authorization_list: list[Any] | None = None,
+                           **_: Any) -> Any:
+        status = self.client.auth.send_local_list(list_version, update_type, local_authorization_list or [])
+        return call_result.SendLocalList(status=UpdateStatus(status))
+
+    @on(Action.get_local_list_version)
+    def on_get_local_list_version(self, **_: Any) -> Any:
+        return call_result.GetLocalListVersion(list_version=self.client.auth.list_version())

@@ -44,7 +44,9 @@ _SESSION_STATES = [S.PREPARING.value, *_ENERGY_STATES]
 
 TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "plug", "source": S.AVAILABLE.value, "dest": S.PREPARING.value},
-    {"trigger": "present", "source": S.AVAILABLE.value, "dest": S.PREPARING.value},
+    {"trigger": "present", "source": [S.AVAILABLE.value, S.RESERVED.value], "dest": S.PREPARING.value},
+    {"trigger": "reserve", "source": S.AVAILABLE.value, "dest": S.RESERVED.value},
+    {"trigger": "unreserve", "source": S.RESERVED.value, "dest": S.AVAILABLE.value},
     {"trigger": "cancel", "source": S.PREPARING.value, "dest": S.AVAILABLE.value},
     {"trigger": "charge", "source": [S.PREPARING.value, S.SUSPENDED_EV.value, S.SUSPENDED_EVSE.value],
      "dest": S.CHARGING.value},
@@ -54,15 +56,16 @@ TRANSITIONS: list[dict[str, object]] = [
      "dest": S.SUSPENDED_EVSE.value},
     {"trigger": "finish", "source": _SESSION_STATES, "dest": S.FINISHING.value},
     {"trigger": "unplug", "source": [*_SESSION_STATES, S.FINISHING.value], "dest": S.AVAILABLE.value},
-    {"trigger": "fail", "source": [*_SESSION_STATES, S.AVAILABLE.value, S.FINISHING.value],
+    {"trigger": "fail", "source": [*_SESSION_STATES, S.AVAILABLE.value, S.FINISHING.value, S.RESERVED.value],
      "dest": S.FAULTED.value},
     {"trigger": "recover", "source": S.FAULTED.value, "dest": S.AVAILABLE.value},
-    {"trigger": "disable", "source": [S.AVAILABLE.value, S.PREPARING.value, S.FINISHING.value, S.FAULTED.value],
+    {"trigger": "disable",
+     "source": [S.AVAILABLE.value, S.PREPARING.value, S.FINISHING.value, S.FAULTED.value, S.RESERVED.value],
      "dest": S.UNAVAILABLE.value},
     {"trigger": "enable", "source": S.UNAVAILABLE.value, "dest": S.AVAILABLE.value},
 ]
 STATES = [S.AVAILABLE, S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING, S.FAULTED,
-          S.UNAVAILABLE]
+          S.UNAVAILABLE, S.RESERVED]
 
 
 @dataclass
@@ -72,6 +75,23 @@ class Session:
     id_tag: str
     source: str  # "card" or "remote"
     parent_id_tag: str | None = None
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """ReserveNow: this connector is kept for an idTag (or its group) until ``expires_at`` (monotonic)."""
+
+    reservation_id: int
+    id_tag: str
+    parent_id_tag: str | None
+    expires_at: float
+
+    def admits(self, id_tag: str, parent_id_tag: str | None) -> bool:
+        """The reserved idTag itself, or a card with the reservation's parentIdTag."""
+        if id_tag.casefold() == self.id_tag.casefold():
+            return True
+        return bool(self.parent_id_tag and parent_id_tag and self.parent_id_tag.casefold() == parent_id_tag.casefold())
 
 
 class Connector:
@@ -91,6 +111,8 @@ class Connector:
     recover: Callable[[], bool]
     disable: Callable[[], bool]
     enable: Callable[[], bool]
+    reserve: Callable[[], bool]
+    unreserve: Callable[[], bool]
 
     def __init__(
         self,
@@ -113,6 +135,8 @@ class Connector:
         self.connection_timeout = connection_timeout
         #: OCPP StopTransactionOnEVSideDisconnect: false keeps the transaction open through an unplug.
         self.stop_on_ev_disconnect = True
+        self.reservation: Reservation | None = None
+        self._reservation_timer: asyncio.TimerHandle | None = None
         #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
         self.inoperative_pending = False
         #: Energy register (Wh) at which delivery stops for an idTag the CSMS invalidated (None: no cap).
@@ -173,13 +197,21 @@ class Connector:
 
     def authorize(self, id_tag: str, source: str, parent_id_tag: str | None = None) -> bool:
         """Attach an accepted authorisation; False when this connector cannot take one now."""
-        if self.session is not None or self.state not in (S.AVAILABLE.value, S.PREPARING.value):
+        allowed = (S.AVAILABLE.value, S.PREPARING.value, S.RESERVED.value)
+        if self.session is not None or self.state not in allowed:
             return False
         if self.pilot_state in (PilotState.E, PilotState.F):
             return False
-        self.session = Session(id_tag, source, parent_id_tag)
+        reservation_id = None
+        if self.reservation is not None:
+            if not self.reservation.admits(id_tag, parent_id_tag):
+                log.info("connector %d: reserved for %s; %s refused", self.id, self.reservation.id_tag, id_tag)
+                return False
+            reservation_id = self.reservation.reservation_id
+            self._drop_reservation()
+        self.session = Session(id_tag, source, parent_id_tag, reservation_id)
         log.info("connector %d: %s authorised by %s", self.id, id_tag, source)
-        if self.state == S.AVAILABLE.value:
+        if self.state in (S.AVAILABLE.value, S.RESERVED.value):
             self.present()
         if not (self.pilot_state and self.pilot_state.plugged):
             self._arm_connection_timeout()
@@ -202,6 +234,44 @@ class Connector:
             self.unplug()
         self._apply_scheduled_availability()
         return True
+
+    def reserve_for(self, reservation: Reservation) -> str:
+        """ReserveNow on this connector: Accepted, Occupied, Faulted or Unavailable."""
+        if self.state == S.FAULTED.value:
+            return "Faulted"
+        if self.state == S.UNAVAILABLE.value:
+            return "Unavailable"
+        replacing = self.reservation is not None and self.reservation.reservation_id == reservation.reservation_id
+        if self.state != S.AVAILABLE.value and not replacing:
+            return "Occupied"
+        self._drop_reservation()
+        self.reservation = reservation
+        delay = max(0.0, reservation.expires_at - self.clock.monotonic())
+        self._reservation_timer = asyncio.get_running_loop().call_later(delay, self._reservation_expired)
+        if self.state == S.AVAILABLE.value:
+            self.reserve()
+        log.info("connector %d: reserved for %s (reservation %d, %.0f s)", self.id, reservation.id_tag,
+                 reservation.reservation_id, delay)
+        return "Accepted"
+
+    def cancel_reservation(self) -> None:
+        """CancelReservation, or expiry: the connector is free again."""
+        self._drop_reservation()
+        if self.state == S.RESERVED.value:
+            self.unreserve()
+            self._reconcile()
+
+    def _drop_reservation(self) -> None:
+        if self._reservation_timer is not None:
+            self._reservation_timer.cancel()
+            self._reservation_timer = None
+        self.reservation = None
+
+    def _reservation_expired(self) -> None:
+        self._reservation_timer = None
+        if self.reservation is not None:
+            log.info("connector %d: reservation %d expired", self.id, self.reservation.reservation_id)
+            self.cancel_reservation()
 
     def set_operative(self, operative: bool) -> str:
         """ChangeAvailability for this connector: Accepted, or Scheduled while a transaction runs."""
@@ -236,8 +306,11 @@ class Connector:
                 if self.transaction is not None:
                     self._end_transaction(StopReason.EMERGENCY_STOP, None)
                 self._end_session()
+                self._drop_reservation()
                 self.fail()
             return
+        if self.state == S.RESERVED.value:
+            return  # waiting for the reserved card
         if self.state == S.FAULTED.value:
             if state is not None:
                 self.recover()
@@ -305,6 +378,7 @@ class Connector:
             meter_start_wh=round(self.reading.energy_wh),
             started_at=self.clock.utcnow(),
             start_reading=self.reading,
+            reservation_id=self.session.reservation_id,
         )
         self.supervisor.set_permit(self.id, True)
         log.info("connector %d: transaction %s started for %s at %d Wh", self.id,

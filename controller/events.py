@@ -55,6 +55,7 @@ class Transaction:
     stopped_at: datetime | None = None
     stop_reason: StopReason | None = None
     stop_id_tag: str | None = None
+    reservation_id: int | None = None
     start_reading: MeterReading | None = None
     stop_reading: MeterReading | None = None
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from controller.connector import Connector
+from controller.connector import Connector, Reservation
 from controller.events import CardRead, ConnectorStatus, Event, StatusChanged, StopReason
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class Station:
             owner.stop(StopReason.LOCAL, uid)
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
-        target = self._connector_for_new_session() or self._connector_with_parent_session()
+        target = (self._connector_for_new_session() or self._any_reserved_connector()
+                  or self._connector_with_parent_session())
         if target is None:
             log.info("card %s ignored: no connector can take a new session", uid)
             self.emit(CardRead(uid, False, None, "no connector free"))
@@ -111,6 +112,9 @@ class Station:
             log.info("card %s rejected (%s)", uid, result.status)
             self.emit(CardRead(uid, False, target.id, result.status))
             return
+        reserved = self._reserved_for(uid, result.parent_id_tag)
+        if reserved is not None:
+            target = reserved
         if target.authorize(uid, "card", result.parent_id_tag):
             self.emit(CardRead(uid, True, target.id, "authorised"))
         else:
@@ -121,6 +125,16 @@ class Station:
             if c.session is not None and c.session.id_tag.casefold() == uid.casefold():
                 return c
         return None
+
+    def _reserved_for(self, id_tag: str, parent_id_tag: str | None) -> Connector | None:
+        for c in self.connectors.values():
+            if c.reservation is not None and c.reservation.admits(id_tag, parent_id_tag):
+                return c
+        return None
+
+    def _any_reserved_connector(self) -> Connector | None:
+        # Only reservations left: authorise the card, then see whether it holds one of them.
+        return next((c for c in self.connectors.values() if c.reservation is not None), None)
 
     def _connector_with_parent_session(self) -> Connector | None:
         # Every connector is busy, but the card may belong to the group of one running session.
@@ -137,7 +151,7 @@ class Station:
         ]
         if waiting:
             return min(waiting, key=lambda c: c.plugged_at or 0.0)
-        free = [c for c in self.connectors.values() if c.session is None and c.status == ConnectorStatus.AVAILABLE]
+        free = self._free_connectors()
         return free[0] if free else None
 
     # -------------------------------------------------------- remote commands
@@ -156,6 +170,40 @@ class Station:
         for c in self.connectors.values():
             if c.transaction is not None and c.transaction.local_id == local_id:
                 c.deauthorize(stop, max_energy_wh)
+
+    def reserve(self, connector_id: int, reservation: Reservation, zero_supported: bool) -> str:
+        """ReserveNow: Accepted, Faulted, Occupied, Rejected or Unavailable."""
+        for c in self.connectors.values():
+            if c.reservation is not None and c.reservation.reservation_id == reservation.reservation_id:
+                if c.id != connector_id and connector_id != 0:
+                    c.cancel_reservation()  # the same reservation id moves to another connector
+                else:
+                    return c.reserve_for(reservation)
+        if connector_id == 0:
+            if not zero_supported:
+                return "Rejected"
+            answers = [c.reserve_for(reservation) for c in self._free_connectors()[:1]]
+            if answers:
+                return answers[0]
+            states = {c.status for c in self.connectors.values()}
+            if states == {ConnectorStatus.FAULTED}:
+                return "Faulted"
+            if states == {ConnectorStatus.UNAVAILABLE}:
+                return "Unavailable"
+            return "Occupied"
+        connector = self.connectors.get(connector_id)
+        return "Rejected" if connector is None else connector.reserve_for(reservation)
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation: False when no such reservation exists."""
+        for c in self.connectors.values():
+            if c.reservation is not None and c.reservation.reservation_id == reservation_id:
+                c.cancel_reservation()
+                return True
+        return False
+
+    def _free_connectors(self) -> list[Connector]:
+        return [c for c in self.connectors.values() if c.session is None and c.status == ConnectorStatus.AVAILABLE]
 
     def change_availability(self, connector_id: int, operative: bool) -> str:
         """ChangeAvailability: connector 0 means the whole station. Accepted, Scheduled or Rejected."""

@@ -24,7 +24,7 @@ from websockets.typing import Subprotocol
 
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config
-from controller.connector import Connector
+from controller.connector import Connector, Reservation
 from controller.events import (
     ConnectorStatus,
     Event,
@@ -315,7 +315,7 @@ class Ocpp16Client:
             StoredTransaction(tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start_wh, started, None, False,
                               tx.meter_start_wh, started, True),
             {"connector_id": tx.connector_id, "id_tag": tx.id_tag, "meter_start": tx.meter_start_wh,
-             "timestamp": started},
+             "timestamp": started, **({"reservation_id": tx.reservation_id} if tx.reservation_id is not None else {})},
         )
         self._aligned[tx.local_id] = []
         connector = self.station.connectors[tx.connector_id]
@@ -424,6 +424,53 @@ class Ocpp16Client:
         if self.registration != RegistrationStatus.accepted:
             return False
         return self.station.remote_start(id_tag, connector_id)
+
+    def reserve(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
+                parent_id_tag: str | None) -> str:
+        """ReserveNow.req: reserve a connector (0 = any, when ReserveConnectorZeroSupported) until expiry."""
+        try:
+            remaining = (parse_time(expiry_date) - self.clock.utcnow()).total_seconds()
+        except ValueError:
+            return "Rejected"
+        if remaining <= 0:
+            return "Rejected"
+        reservation = Reservation(reservation_id, id_tag, parent_id_tag, self.clock.monotonic() + remaining)
+        return self.station.reserve(connector_id, reservation, self.keys.flag("ReserveConnectorZeroSupported"))
+
+    def trigger(self, message: str, connector_id: int | None) -> None:
+        """TriggerMessage.req (already answered): send the requested message now."""
+        cp = self._cp
+        if cp is None:
+            return
+        connectors = [c for c in self.station.connectors.values() if connector_id in (None, 0, c.id)]
+        if message == "BootNotification":
+            station = self.config.station
+            self._spawn(cp.call(call.BootNotification(
+                charge_point_vendor=station.vendor, charge_point_model=station.model,
+                charge_point_serial_number=station.serial_number or None)))
+        elif message == "Heartbeat":
+            self._spawn(cp.call(call.Heartbeat()))
+        elif message == "StatusNotification":
+            if connector_id in (None, 0):
+                self._spawn(self._send_status(cp, StatusChanged(0, self._station_status())))
+            for c in connectors:
+                self._spawn(self._send_status(cp, StatusChanged(c.id, c.status)))
+        elif message == "MeterValues":
+            for c in connectors:
+                if c.reading is not None:
+                    self._spawn(self._triggered_meter_values(cp, c))
+        elif message == "DiagnosticsStatusNotification":
+            self._spawn(cp.call(call.DiagnosticsStatusNotification(status="Idle")))
+        elif message == "FirmwareStatusNotification":
+            self._spawn(cp.call(call.FirmwareStatusNotification(status="Idle")))
+
+    async def _triggered_meter_values(self, cp: StationChargePoint, connector: Connector) -> None:
+        assert connector.reading is not None
+        value = meter_value(connector.reading, iso_utc(self.clock.utcnow()), connector.phases,
+                            self.keys.items("MeterValuesSampledData"), "Trigger")
+        tx = connector.transaction
+        tx_id = self.outbox.transaction_id(tx.local_id) if tx is not None else None
+        await cp.call(call.MeterValues(connector_id=connector.id, meter_value=[value], transaction_id=tx_id))
 
     def reset(self, *, hard: bool) -> None:
         """Reset.req (already answered Accepted): end transactions, let them reach the CSMS, restart."""

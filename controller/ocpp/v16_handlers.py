@@ -15,11 +15,14 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import (
     Action,
     AvailabilityStatus,
+    CancelReservationStatus,
     ClearCacheStatus,
     ConfigurationStatus,
     DataTransferStatus,
     RemoteStartStopStatus,
+    ReservationStatus,
     ResetStatus,
+    TriggerMessageStatus,
     UnlockStatus,
     UpdateStatus,
 )
@@ -118,3 +121,27 @@ class StationChargePoint(ChargePoint):
     @on(Action.get_local_list_version)
     def on_get_local_list_version(self, **_: Any) -> Any:
         return call_result.GetLocalListVersion(list_version=self.client.auth.list_version())
+
+    @on(Action.reserve_now)
+    def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
+                       parent_id_tag: str | None = None, **_: Any) -> Any:
+        status = self.client.reserve(connector_id, expiry_date, id_tag, reservation_id, parent_id_tag)
+        return call_result.ReserveNow(status=ReservationStatus(status))
+
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
+        accepted = self.client.station.cancel_reservation(reservation_id)
+        return call_result.CancelReservation(
+            status=CancelReservationStatus.accepted if accepted else CancelReservationStatus.rejected)
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> Any:
+        known = connector_id is None or connector_id == 0 or connector_id in self.client.station.connectors
+        status = TriggerMessageStatus.accepted if known else TriggerMessageStatus.rejected
+        return call_result.TriggerMessage(status=status)
+
+    @after(Action.trigger_message)
+    def after_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> None:
+        # The triggered message follows TriggerMessage.conf, as the spec orders.
+        if connector_id is None or connector_id == 0 or connector_id in self.client.station.connectors:
+            self.client.trigger(requested_message, connector_id)

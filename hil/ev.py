@@ -61,7 +61,7 @@ class AcEvSimulator:
 
     Mode ``auto`` is a car that wants to charge: it closes S2 when it sees a PWM
     and opens it when the PWM goes. ``B``, ``C`` and ``D`` hold S2 as told,
-    whatever the PWM does.
+    whatever the PWM does; ``E`` shorts CP to PE (a damaged cable or inlet).
     """
 
     def __init__(
@@ -114,9 +114,9 @@ class AcEvSimulator:
             self._update()
 
     def set_mode(self, mode: str) -> None:
-        """Hold S2 as B, C or D, or follow the PWM (auto)."""
-        if mode not in ("auto", "B", "C", "D"):
-            raise ValueError(f"EV mode must be auto, B, C or D, got {mode!r}")
+        """Hold S2 as B, C or D, short CP to PE (E), or follow the PWM (auto)."""
+        if mode not in ("auto", "B", "C", "D", "E"):
+            raise ValueError(f"EV mode must be auto, B, C, D or E, got {mode!r}")
         with self._lock:
             self.mode = mode
             self._update()

@@ -16,7 +16,7 @@ from controller.events import ConnectorStatus
 STEPS = {
     "plug": "plug [N]",
     "unplug": "unplug [N]",
-    "ev": "ev B|C|D|auto [N]",
+    "ev": "ev B|C|D|E|auto [N]",
     "draw": "draw AMPS [N]",
     "tap": "tap UID",
     "wait": "wait SECONDS",
@@ -83,7 +83,7 @@ def _parse_step(words: list[str], text: str) -> Step:
             raise ScriptError(f"step {text!r}: {usage}")
         return Step(verb, (_connector(rest[0] if rest else None, text),), text)
     if verb == "ev":
-        if not 1 <= len(rest) <= 2 or rest[0].upper() not in ("B", "C", "D", "AUTO"):
+        if not 1 <= len(rest) <= 2 or rest[0].upper() not in ("B", "C", "D", "E", "AUTO"):
             raise ScriptError(f"step {text!r}: {usage}")
         mode = "auto" if rest[0].upper() == "AUTO" else rest[0].upper()
         return Step(verb, (mode, _connector(rest[1] if len(rest) > 1 else None, text)), text)

@@ -90,7 +90,7 @@ async def test_ctl_drives_a_running_charger_and_sigterm_ends_the_session(tmp_pat
         await csms.stop()
 
 
-async def test_sigkill_mid_charge_ends_the_transaction_as_power_loss_after_restart(tmp_path: Path) -> None:
+async def test_TC_032_2_CS_sigkill_mid_charge_ends_the_transaction_as_power_loss_after_restart(tmp_path: Path) -> None:
     config = tmp_path / "sim.toml"
     config.write_text(
         '[station]\nhardware = "sim"\nid = "KILL-1"\nreading_persist_interval = 0.2\n'

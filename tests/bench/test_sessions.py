@@ -141,8 +141,8 @@ async def test_shutdown_leaves_outputs_safe(charger: App) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("plug; charge 1", "unknown step 'charge 1'; valid steps: plug [N]; unplug [N]; ev B|C|D|auto [N]"),
-     ("ev X", "usage: ev B|C|D|auto [N]"),
+    [("plug; charge 1", "unknown step 'charge 1'; valid steps: plug [N]; unplug [N]; ev B|C|D|E|auto [N]"),
+     ("ev X", "usage: ev B|C|D|E|auto [N]"),
      ("expect Charged", "unknown status 'Charged'"),
      ("tap 12345", "UID must be hex digits"),
      ("wait soon", "SECONDS must be a number")],

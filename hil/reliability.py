@@ -86,8 +86,11 @@ async def kill_cycles(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
     killed_at: list[float] = []
     try:
         for cycle in range(kills):
+            boots = len(csms.boots)
             daemon = await _start_daemon(config, state, csms)
-            await _wait(lambda: (state / "bench.sock").exists(), 30)
+            # Sessions start once the station is booted at the CSMS (an unknown card offline is refused).
+            await _wait(lambda before=boots: (state / "bench.sock").exists() and len(csms.boots) > before, 30)
+            await asyncio.sleep(0.2)
             session = asyncio.create_task(_session(state, f"{0xA0000000 + cycle:08X}", rng))
             moment = rng.uniform(0.0, 4.0)
             await asyncio.sleep(moment)

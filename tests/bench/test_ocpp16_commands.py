@@ -16,8 +16,9 @@ from tests.bench.test_ocpp16_core import CP, TAG, calls, script
 from tests.conftest import sim_config, wait_until
 
 
-def last_status(csms: CsmsSimulator, connector: int) -> str:
-    return [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == connector][-1]
+def last_status(csms: CsmsSimulator, connector: int) -> str | None:
+    reported = [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == connector]
+    return reported[-1] if reported else None
 
 
 async def test_change_availability_of_a_connector_and_back(charger: App, csms: CsmsSimulator) -> None:

@@ -156,14 +156,26 @@ class Station:
 
     # -------------------------------------------------------- remote commands
 
-    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+    def remote_start(self, id_tag: str, connector_id: int | None, parent_id_tag: str | None = None) -> bool:
         """RemoteStartTransaction: authorise ``id_tag`` on a connector; False when refused."""
-        if connector_id == 0:
-            return False  # OCPP: a transaction cannot start on connector 0
-        target = self.connectors.get(connector_id) if connector_id is not None else self._connector_for_new_session()
-        if target is None:
+        target = self._remote_target(id_tag, connector_id)
+        return target is not None and target.authorize(id_tag, "remote", parent_id_tag)
+
+    def can_start(self, id_tag: str, connector_id: int | None) -> bool:
+        """Would a remote start for ``id_tag`` find a connector right now?"""
+        target = self._remote_target(id_tag, connector_id)
+        if target is None or target.session is not None:
             return False
-        return target.authorize(id_tag, "remote")
+        if target.reservation is not None:
+            return target.reservation.admits(id_tag, None)
+        return target.status in (ConnectorStatus.AVAILABLE, ConnectorStatus.PREPARING)
+
+    def _remote_target(self, id_tag: str, connector_id: int | None) -> Connector | None:
+        if connector_id == 0:
+            return None  # OCPP: a transaction cannot start on connector 0
+        if connector_id is not None:
+            return self.connectors.get(connector_id)
+        return self._reserved_for(id_tag, None) or self._connector_for_new_session()
 
     def deauthorize(self, local_id: str, *, stop: bool, max_energy_wh: int) -> None:
         """The CSMS did not accept a running transaction's idTag."""

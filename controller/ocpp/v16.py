@@ -420,10 +420,28 @@ class Ocpp16Client:
                           known.parent_id_tag if known else None)
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
-        """RemoteStartTransaction.req: refused while the boot is Pending."""
+        """RemoteStartTransaction.req: refused while the boot is Pending.
+
+        With AuthorizeRemoteTxRequests the idTag is authorised like a card first (local list, cache or
+        Authorize.req); the answer is Accepted when a connector can take it, and the session follows
+        only if the authorisation succeeds.
+        """
         if self.registration != RegistrationStatus.accepted:
             return False
-        return self.station.remote_start(id_tag, connector_id)
+        if not self.keys.flag("AuthorizeRemoteTxRequests"):
+            return self.station.remote_start(id_tag, connector_id)
+        if not self.station.can_start(id_tag, connector_id):
+            return False
+        self._spawn(self._authorized_remote_start(id_tag, connector_id))
+        return True
+
+    async def _authorized_remote_start(self, id_tag: str, connector_id: int | None) -> None:
+        result = await self.authorize(id_tag)
+        if not result.accepted:
+            log.info("remote start for %s not authorised (%s)", id_tag, result.status)
+            return
+        if not self.station.remote_start(id_tag, connector_id, result.parent_id_tag):
+            log.info("remote start for %s: the connector is no longer free", id_tag)
 
     def reserve(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
                 parent_id_tag: str | None) -> str:

@@ -100,3 +100,19 @@ async def test_TC_069_CS_a_card_with_the_same_parent_stops_the_session(charger: 
 
 async def test_TC_068_CS_a_different_card_without_parent_does_not_stop(charger: App, csms: CsmsSimulator) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.7; tap 0F0F0F0F; wait 0.5; expect Charging")
+
+
+async def test_TC_023_5_CS_authorize_remote_tx_requests(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "AuthorizeRemoteTxRequests", "true") == "Accepted"
+    assert await csms.remote_start(CP, "DEADBEEF", 1) == "Accepted"  # the bench CSMS calls DEADBEEF invalid
+    await wait_until(lambda: "Authorize" in csms.actions(), what="Authorize for the remote idTag")
+    await script(charger, "wait 0.3; expect Available")
+    assert await csms.remote_start(CP, "REMOTE01", 1) == "Accepted"
+    await script(charger, "expect Preparing; plug; expect Charging")
+    assert csms.actions().count("Authorize") == 2
+
+
+async def test_remote_start_without_authorisation_by_default(charger: App, csms: CsmsSimulator) -> None:
+    assert await csms.remote_start(CP, "DEADBEEF", 1) == "Accepted"
+    await script(charger, "expect Preparing")
+    assert "Authorize" not in csms.actions()

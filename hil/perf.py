@@ -27,6 +27,7 @@ from typing import Any
 from controller.app import App
 from controller.config import Config
 from hil.control import send_script
+from hil.polling import until
 from hil.simhw import SimHardware
 
 TAG = "04A1B2C3"
@@ -50,15 +51,6 @@ def summarise(values: list[float]) -> dict[str, float]:
     }
 
 
-async def _wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.002)
-    return predicate()
-
-
 @contextlib.asynccontextmanager
 async def _connected_charger(config: Config, state_dir: Path) -> AsyncIterator[tuple[App, SimHardware]]:
     app = App(config, state_dir=state_dir)
@@ -77,18 +69,18 @@ async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[s
         timeline, ev = sim.timeline, sim.evs[1]
         ev.plug()
         sim.tap(TAG)
-        if not await _wait_for(lambda: app.status(1) == "Charging", 10):
+        if not await until(lambda: app.status(1) == "Charging", 10):
             raise RuntimeError(f"session did not start (status {app.status(1)})")
         latencies = []
         for _ in range(trials):
             ev.set_mode("C")
-            if not await _wait_for(lambda: sim.contactors[1].closed, 5):
+            if not await until(lambda: sim.contactors[1].closed, 5):
                 raise RuntimeError("contactor did not close again after C")
             # A random phase against the pilot poll, as a real car would give.
             await asyncio.sleep(random.uniform(0.02, 0.05))
             since = time.monotonic()
             ev.set_mode("B")
-            if not await _wait_for(lambda: not ev.pilot_state.requesting and not sim.contactors[1].closed, 1):
+            if not await until(lambda: not ev.pilot_state.requesting and not sim.contactors[1].closed, 1):
                 raise RuntimeError("contactor did not open after B")
             pilot = timeline.first("pilot", 1, "B", since)
             opened = timeline.first("contactor", 1, "open", since)
@@ -106,12 +98,12 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
         for i in range(trials):
             tag = f"{0x04A10000 + i:08X}"
             ev.plug()
-            if not await _wait_for(lambda: app.status(1) == "Preparing", 5):
+            if not await until(lambda: app.status(1) == "Preparing", 5):
                 raise RuntimeError("plug-in not seen")
             await asyncio.sleep(random.uniform(0.05, 0.15))  # tap at a random phase of the reader's poll
             since = time.monotonic()
             sim.tap(tag)
-            if not await _wait_for(lambda: sim.contactors[1].closed, 5):
+            if not await until(lambda: sim.contactors[1].closed, 5):
                 raise RuntimeError(f"contactor did not close after tap (status {app.status(1)})")
             tap = timeline.first("card", None, tag, since)
             closed = timeline.first("contactor", 1, "closed", since)
@@ -119,10 +111,10 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
             latencies.append(closed.t - tap.t)
             await asyncio.sleep(0.6)  # let the card leave the field
             sim.tap(tag)
-            if not await _wait_for(lambda: app.status(1) == "Finishing", 5):
+            if not await until(lambda: app.status(1) == "Finishing", 5):
                 raise RuntimeError("card stop not seen")
             ev.unplug()
-            await _wait_for(lambda: app.status(1) == "Available", 5)
+            await until(lambda: app.status(1) == "Available", 5)
             await asyncio.sleep(0.6)
             timeline.clear()
         return summarise(latencies)

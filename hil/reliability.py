@@ -30,6 +30,7 @@ from typing import Any
 from controller.storage import Store
 from hil.control import send_script
 from hil.csms import CsmsSimulator
+from hil.polling import until
 
 STATION = "REL-1"
 CONFIG = """
@@ -58,15 +59,6 @@ async def _start_daemon(config: Path, state: Path, csms: CsmsSimulator) -> async
     )
 
 
-async def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(predicate())
-
-
 async def _session(state: Path, tag: str, rng: random.Random) -> None:
     script = f"plug; tap {tag}; expect Charging within 5; wait {rng.uniform(0.5, 3.0):.2f}"
     if rng.random() < 0.5:
@@ -89,7 +81,10 @@ async def kill_cycles(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
             boots = len(csms.boots)
             daemon = await _start_daemon(config, state, csms)
             # Sessions start once the station is booted at the CSMS (an unknown card offline is refused).
-            await _wait(lambda before=boots: (state / "bench.sock").exists() and len(csms.boots) > before, 30)
+            def booted(before: int = boots) -> bool:
+                return (state / "bench.sock").exists() and len(csms.boots) > before
+
+            await until(booted, 30)
             await asyncio.sleep(0.2)
             session = asyncio.create_task(_session(state, f"{0xA0000000 + cycle:08X}", rng))
             moment = rng.uniform(0.0, 4.0)
@@ -105,7 +100,7 @@ async def kill_cycles(kills: int, seed: int, workdir: Path) -> dict[str, Any]:
         # The last start: let it deliver everything, then stop it properly.
         daemon = await _start_daemon(config, state, csms)
         store = Store(state)
-        drained = await _wait(lambda: store.outbox_size() == 0 and not store.transactions(), 60)
+        drained = await until(lambda: store.outbox_size() == 0 and not store.transactions(), 60)
         leftover = store.outbox_size()
         store.close()
         daemon.send_signal(signal.SIGTERM)
@@ -137,13 +132,13 @@ async def outage_drain(messages: int, workdir: Path) -> dict[str, Any]:
     await csms.start()
     daemon = await _start_daemon(config, state, csms)
     try:
-        await _wait(lambda: (state / "bench.sock").exists() and STATION in csms.connections, 30)
+        await until(lambda: (state / "bench.sock").exists() and STATION in csms.connections, 30)
         await asyncio.sleep(0.5)
         await send_script(state, "plug; tap 0B0B0B0B; expect Charging within 5")
         await csms.stop()
         # Fill the queue faster than real time: the same MeterValues path, straight into the store.
         store = Store(state)
-        await _wait(lambda: store.transactions(open_only=True) != [], 10)
+        await until(lambda: store.transactions(open_only=True) != [], 10)
         (tx,) = store.transactions(open_only=True)
         with store.atomic() as db:
             for i in range(messages):
@@ -155,7 +150,7 @@ async def outage_drain(messages: int, workdir: Path) -> dict[str, Any]:
         queued = store.outbox_size()
         started = time.monotonic()
         await csms.start()
-        drained = await _wait(lambda: store.outbox_size() == 0, 300)
+        drained = await until(lambda: store.outbox_size() == 0, 300)
         elapsed = time.monotonic() - started
         store.close()
     finally:

@@ -16,6 +16,14 @@ from tests.conftest import wait_until
 PY = sys.executable
 
 
+async def start_daemon(state: Path, csms: CsmsSimulator, *extra: str) -> asyncio.subprocess.Process:
+    """``evse run`` on simulated hardware against the bench CSMS, as its own process."""
+    return await asyncio.create_subprocess_exec(
+        PY, "-m", "controller.cli", "run", "--state-dir", str(state), "--csms", csms.url, "--log-level", "warning",
+        *extra, stderr=subprocess.PIPE,
+    )
+
+
 def _run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -61,10 +69,7 @@ def test_evse_hil_ctl_without_a_charger_says_what_to_start(tmp_path: Path) -> No
 async def test_ctl_drives_a_running_charger_and_sigterm_ends_the_session(tmp_path: Path) -> None:
     csms = CsmsSimulator()
     await csms.start()
-    daemon = await asyncio.create_subprocess_exec(
-        PY, "-m", "controller.cli", "run", "--state-dir", str(tmp_path), "--csms", csms.url, "--id", "CTL-1",
-        "--log-level", "warning", stderr=subprocess.PIPE,
-    )
+    daemon = await start_daemon(tmp_path, csms, "--id", "CTL-1")
     try:
         await wait_until(lambda: "CTL-1" in csms.boots and (tmp_path / "bench.sock").exists(), timeout=20,
                          what="the daemon to boot")
@@ -101,13 +106,7 @@ async def test_TC_032_2_CS_sigkill_mid_charge_ends_the_transaction_as_power_loss
     csms = CsmsSimulator()
     await csms.start()
 
-    async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            PY, "-m", "controller.cli", "run", "--config", str(config), "--state-dir", str(state),
-            "--csms", csms.url, "--log-level", "warning", stderr=subprocess.PIPE,
-        )
-
-    daemon = await start()
+    daemon = await start_daemon(state, csms, "--config", str(config))
     try:
         await wait_until(lambda: "KILL-1" in csms.connections and (state / "bench.sock").exists(), timeout=20,
                          what="the daemon to boot")
@@ -122,7 +121,7 @@ async def test_TC_032_2_CS_sigkill_mid_charge_ends_the_transaction_as_power_loss
         await daemon.wait()
         (tx,) = csms.transactions.values()
         assert tx.meter_stop is None
-        daemon = await start()
+        daemon = await start_daemon(state, csms, "--config", str(config))
         await wait_until(lambda: tx.meter_stop is not None, timeout=20, what="the PowerLoss StopTransaction")
         assert tx.reason == "PowerLoss"
         # The last persisted reading: energy flowed for ~1.5 s at 32 A x 3 x 230 V (about 9 Wh).
@@ -141,10 +140,7 @@ async def test_a_csms_reset_restarts_the_daemon_in_place(tmp_path: Path) -> None
 
     csms = CsmsSimulator()
     await csms.start()
-    daemon = await asyncio.create_subprocess_exec(
-        PY, "-m", "controller.cli", "run", "--state-dir", str(tmp_path), "--csms", csms.url, "--id", "RST-1",
-        "--log-level", "warning", stderr=subprocess.PIPE,
-    )
+    daemon = await start_daemon(tmp_path, csms, "--id", "RST-1")
     try:
         await wait_until(lambda: "RST-1" in csms.connections, timeout=20, what="the first boot")
         await asyncio.sleep(0.3)

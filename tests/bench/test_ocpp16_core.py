@@ -6,7 +6,9 @@ Test names follow the OCTT 1.6 charge-point test cases they mirror (shared/refer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +50,24 @@ async def test_TC_001_CS_cold_boot(charger: App, csms: CsmsSimulator) -> None:
     assert charger.ocpp is not None and charger.ocpp.keys.number("HeartbeatInterval") == csms.heartbeat_interval
 
 
-async def test_TC_002_CS_boot_pending_answers_but_starts_nothing(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def booting(tmp_path: Path, answer: str, retry: int) -> AsyncIterator[tuple[App, CsmsSimulator]]:
+    """A charger whose first BootNotification gets ``answer`` (then Accepted after ``retry`` s)."""
     csms = CsmsSimulator()
-    csms.boot_answers = ["Pending"]
-    csms.boot_retry = 1
+    csms.boot_answers = [answer]
+    csms.boot_retry = retry
     await csms.start()
     app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
     await app.start()
     try:
+        yield app, csms
+    finally:
+        await app.stop()
+        await csms.stop()
+
+
+async def test_TC_002_CS_boot_pending_answers_but_starts_nothing(tmp_path: Path) -> None:
+    async with booting(tmp_path, "Pending", 1) as (_app, csms):
         await wait_until(lambda: CP in csms.connections and csms.boots, what="the first BootNotification")
         assert await csms.remote_start(CP, TAG, 1) == "Rejected"  # answered, but no remote start while Pending
         known = await csms.call(CP, call.GetConfiguration(key=["NumberOfConnectors"]))
@@ -63,19 +75,10 @@ async def test_TC_002_CS_boot_pending_answers_but_starts_nothing(tmp_path: Path)
         assert csms.actions() == ["BootNotification"]  # nothing else is sent before Accepted
         await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
         await wait_until(lambda: "StatusNotification" in csms.actions(), what="statuses after Accepted")
-    finally:
-        await app.stop()
-        await csms.stop()
 
 
 async def test_boot_rejected_is_silent_until_the_interval_ends(tmp_path: Path) -> None:
-    csms = CsmsSimulator()
-    csms.boot_answers = ["Rejected"]
-    csms.boot_retry = 2
-    await csms.start()
-    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
-    await app.start()
-    try:
+    async with booting(tmp_path, "Rejected", 2) as (app, csms):
         await wait_until(lambda: csms.boots, what="the first BootNotification")
         first = csms.frames[-1].t
         await script(app, f"plug; tap {TAG}; wait 0.5")  # a card while rejected: nothing goes out
@@ -83,9 +86,6 @@ async def test_boot_rejected_is_silent_until_the_interval_ends(tmp_path: Path) -
         await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
         second = [f.t for f in csms.frames if f.direction == "in" and '"BootNotification"' in f.raw][1]
         assert second - first >= 1.9
-    finally:
-        await app.stop()
-        await csms.stop()
 
 
 async def test_TC_019_CS_get_configuration_all_some_and_unknown(charger: App, csms: CsmsSimulator) -> None:

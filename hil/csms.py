@@ -202,7 +202,8 @@ class CsmsSimulator:
     async def start(self) -> None:
         """Listen on 127.0.0.1 (the same port again after a stop, to simulate a restart)."""
         self._server = await websockets.serve(
-            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None
+            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None,
+            close_timeout=1,  # a bench stop must not wait on a station that stopped answering
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("bench CSMS listening on %s", self.url)

@@ -111,6 +111,8 @@ class Ocpp16Client:
                         open_timeout=self.config.ocpp.connect_timeout,
                         ping_interval=ping,
                         ping_timeout=ping,  # no pong within the interval: the link is dead, reconnect
+                        # A dead peer never answers the close handshake either: don't wait 10 s for it.
+                        close_timeout=ping or 10,
                     ) as ws:
                         if ws.subprotocol != SUBPROTOCOL:
                             log.error("CSMS at %s did not agree to subprotocol %s; closing", self.url, SUBPROTOCOL)

@@ -216,3 +216,18 @@ async def test_heartbeat_interval_change_takes_effect_at_once(charger: App, csms
     assert await change(csms, "HeartbeatInterval", "1") == "Accepted"
     await asyncio.sleep(2.5)
     assert csms.actions().count("Heartbeat") >= 2
+
+
+async def test_a_dead_link_is_detected_by_websocket_pings_and_replaced(charger: App, csms: CsmsSimulator) -> None:
+    assert await change(csms, "WebSocketPingInterval", "1") == "Accepted"
+    await csms.stop()  # the new interval applies from the next connection
+    await csms.start()
+    assert charger.ocpp is not None
+    await wait_until(lambda: charger.ocpp is not None and charger.ocpp.connected.is_set() and CP in csms.connections,
+                     timeout=10, what="the reconnect")
+    frozen = csms.connections[CP]
+    # The CSMS side stops reading: no pong ever comes back, yet the TCP connection stays open.
+    frozen._connection._ws.transport.pause_reading()
+    await wait_until(lambda: not charger.ocpp.connected.is_set(), timeout=5, what="the dead link to be noticed")
+    await wait_until(lambda: CP in csms.connections and csms.connections[CP] is not frozen, timeout=10,
+                     what="a fresh connection")

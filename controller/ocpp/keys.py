@@ -4,7 +4,7 @@ Defaults suit a public charger (authorisation cache on, LocalAuthorizeOffline
 on, MeterValueSampleInterval from the config file, 60 s by default). Values
 the CSMS changes are persisted in the store and survive restarts. The code
 that a key steers reads it through :class:`ConfigurationKeys` each time it
-acts, so a change takes effect at once unless the key says RebootRequired.
+acts, so a change takes effect at once and no key needs RebootRequired.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ class KeySpec:
     readonly: bool = False
     minimum: int = 0
     maximum: int = 86400 * 7
-    reboot: bool = False
 
 
 def _measurand_problem(value: str) -> str | None:
@@ -162,7 +161,9 @@ class ConfigurationKeys:
         log.info("configuration key %s set to %r", name, value)
         for listener in list(self._listeners):
             listener(name, value)
-        return "RebootRequired" if spec.reboot else "Accepted"
+        # Every key applies without a restart (WebSocketPingInterval at the next connection), so none
+        # answers RebootRequired.
+        return "Accepted"
 
     def set_runtime(self, name: str, value: str) -> None:
         """Set a key from the protocol itself (the heartbeat interval a BootNotification gives)."""

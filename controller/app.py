@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from controller import systemd
 from controller.clock import Clock, iso_utc
-from controller.config import Config, ConnectorSection
+from controller.config import Config, ConnectorSection, MeterSection
 from controller.connector import Connector
 from controller.events import StopReason
+from controller.faults import Fault
 from controller.ocpp.v16 import Ocpp16Client
 from controller.safety import SafetySupervisor
 from controller.station import Station
@@ -102,11 +103,14 @@ class App:
             self._restore_availability(self.store)
             self._build_reader()
             await self._start_ocpp()
+            self.supervisor.listeners.append(self._on_faults)
             for cid, pilot in self.pilots.items():
                 pilot.stop_offer()  # from state F to steady +12 V: ready
                 self.monitors[cid].start()
+            await self._self_test()
+            self.supervisor.start_watch()
             for conn in self.config.connector:
-                poll = self._poll_meter(conn.id, self.meters[conn.id], conn.meter.poll_interval)
+                poll = self._poll_meter(conn.id, self.meters[conn.id], conn.meter)
                 self._tasks.append(asyncio.create_task(poll, name=f"meter-{conn.id}"))
             if self.sim is not None:
                 from hil.control import BenchControlServer
@@ -135,7 +139,7 @@ class App:
             **self._args("contactor", cid),
         )
         self.contactors[cid] = contactor
-        self.supervisor.add(cid, contactor, pilot)
+        self.supervisor.add(cid, contactor, pilot, c.feedback_delay)
         m = conn.meter
         meter_args: dict[str, Any] = {
             "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate,
@@ -166,6 +170,23 @@ class App:
         self.restart = "hard" if hard else "soft"
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _on_faults(self, connector_id: int, faults: dict[Fault, str]) -> None:
+        # Any thread: the supervisor has already acted; the state machine hears about it on the loop.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.station.connectors[connector_id].on_faults, faults)
+
+    async def _self_test(self) -> None:
+        for conn in self.config.connector:
+            if not conn.contactor.self_test or conn.contactor.mirror_pin is None:
+                continue
+            monitor = self.monitors[conn.id]
+            for _ in range(100):  # the first pilot reading: never test with a vehicle connected
+                if monitor.state is not None:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(self.supervisor.self_test, conn.id)
 
     def _on_pilot(self, connector_id: int, state: PilotState | None, _t: float) -> None:
         # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
@@ -202,11 +223,13 @@ class App:
         self.ocpp.outbox.recover_power_loss()
         self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
 
-    async def _poll_meter(self, connector_id: int, meter: EnergyMeter, interval: float) -> None:
+    async def _poll_meter(self, connector_id: int, meter: EnergyMeter, settings: MeterSection) -> None:
         connector = self.station.connectors[connector_id]
+        interval = settings.poll_interval
         persist_every = self.config.station.reading_persist_interval
         persisted_at = float("-inf")
-        failing = False
+        last_ok = self.clock.monotonic()
+        failing = lost = False
         while True:
             try:
                 reading = await meter.read()
@@ -215,10 +238,17 @@ class App:
                     log.warning("connector %d: meter read failed (%s); retrying every %.1f s",
                                 connector_id, exc, interval)
                     failing = True
+                if not lost and self.clock.monotonic() - last_ok >= settings.loss_timeout:
+                    lost = True
+                    self._meter_lost(connector_id, settings.loss_policy, True)
             else:
+                last_ok = self.clock.monotonic()
                 if failing:
                     log.info("connector %d: meter answers again", connector_id)
                     failing = False
+                if lost:
+                    lost = False
+                    self._meter_lost(connector_id, settings.loss_policy, False)
                 connector.on_meter(reading)
                 tx = connector.transaction
                 now = self.clock.monotonic()
@@ -226,6 +256,17 @@ class App:
                     self.store.record_reading(tx.local_id, round(reading.energy_wh), iso_utc(self.clock.utcnow()))
                     persisted_at = now
             await asyncio.sleep(interval)
+
+    def _meter_lost(self, connector_id: int, policy: str, lost: bool) -> None:
+        if policy == "stop":
+            if lost:
+                self.supervisor.raise_fault(connector_id, Fault.METER_COMM_LOST)
+            else:
+                self.supervisor.clear_fault(connector_id, Fault.METER_COMM_LOST)
+        else:
+            log.warning("connector %d: meter %s; charging continues (policy continue)", connector_id,
+                        "lost" if lost else "back")
+            self.station.connectors[connector_id].flag(Fault.METER_COMM_LOST if lost else None)
 
     # ---------------------------------------------------------- the bench API
 
@@ -245,6 +286,12 @@ class App:
         """A connector's status as the controller reports it."""
         return self.station.status(connector_id).value
 
+    def inject(self, kind: str, connector_id: int, active: bool) -> None:
+        """Start or end a fault on the simulated hardware (short, weld, stuck, meter)."""
+        if self.sim is None:
+            raise RuntimeError("bench steps need hardware = \"sim\"")
+        self.sim.inject(kind, connector_id, active)
+
     # ------------------------------------------------------------- stopping
 
     async def stop(self) -> None:
@@ -256,6 +303,7 @@ class App:
             return
         self._stopped = True
         self.supervisor.open_all()
+        self.supervisor.stop_watch()
         for monitor in self.monitors.values():
             monitor.stop()
         for connector in self.station.connectors.values():

@@ -101,6 +101,10 @@ class ContactorSection:
     active_high: bool = True
     mirror_pin: int | None = _f(None, lo=0, hi=27)
     mirror_type: str = _f("nc", choices=("nc", "no"))
+    #: How long the mirror contact may lag the coil before a mismatch is a fault (contactor release time).
+    feedback_delay: float = _f(0.2, lo=0.02, hi=2)
+    #: Close and open once at start-up (only with no vehicle connected) to prove the mirror contact follows.
+    self_test: bool = True
 
 
 @dataclass
@@ -120,6 +124,10 @@ class MeterSection:
     address: int = _f(1, lo=1, hi=247)
     timeout: float = _f(0.5, lo=0.05, hi=10)
     poll_interval: float = _f(1.0, lo=0.1, hi=60)
+    #: No good reading for this long means the meter is lost.
+    loss_timeout: float = _f(5.0, lo=0.2, hi=600)
+    #: A lost meter stops the session ("stop"), or charging goes on with the fault flagged ("continue").
+    loss_policy: str = _f("stop", choices=("stop", "continue"))
 
 
 @dataclass
@@ -287,7 +295,7 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
 SIM_DEFAULTS: dict[str, Any] = {
     "station": {"hardware": "sim", "state_dir": "./state"},
     "ocpp": {"meter_value_sample_interval": 5},
-    "connector": [{"id": 1}],
+    "connector": [{"id": 1, "contactor": {"mirror_pin": 27}}],
 }
 
 

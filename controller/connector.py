@@ -32,6 +32,7 @@ from controller.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from controller.faults import Fault
 from controller.safety import SafetySupervisor
 from hal.meter import MeterReading
 from hal.pilot import ControlPilot, PilotState
@@ -149,6 +150,9 @@ class Connector:
         #: Monotonic time the EV was plugged in (to route a shared card reader).
         self.plugged_at: float | None = None
         self._timeout_handle: asyncio.TimerHandle | None = None
+        #: Active faults (from the supervisor) and a flagged condition that does not stop charging.
+        self.faults: dict[Fault, str] = {}
+        self.warning: Fault | None = None
         self.machine = Machine(
             model=self,
             states=[s.value for s in STATES],
@@ -174,6 +178,20 @@ class Connector:
         elif state is not None and not state.plugged:
             self.plugged_at = None
         self._reconcile()
+
+    def on_faults(self, faults: dict[Fault, str]) -> None:
+        """The supervisor's fault set for this connector changed (on the loop thread)."""
+        previous = self.faults
+        self.faults = faults
+        if faults and self.state == S.FAULTED.value and set(faults) != set(previous):
+            self._after_state_change()  # still Faulted, but for another reason: report it
+        self._reconcile()
+
+    def flag(self, warning: Fault | None) -> None:
+        """A condition to report with the status without stopping (e.g. meter lost, policy "continue")."""
+        if warning != self.warning:
+            self.warning = warning
+            self._after_state_change()
 
     def on_meter(self, reading: MeterReading) -> None:
         """A new meter reading."""
@@ -301,10 +319,11 @@ class Connector:
         if self.state == S.UNAVAILABLE.value:
             return  # no sessions, no energy; the pilot stays at steady +12 V
         state = self.pilot_state
-        if state in (PilotState.E, PilotState.F):
+        if self.faults:
             if self.state != S.FAULTED.value:
                 if self.transaction is not None:
-                    self._end_transaction(StopReason.EMERGENCY_STOP, None)
+                    meter_only = set(self.faults) == {Fault.METER_COMM_LOST}
+                    self._end_transaction(StopReason.OTHER if meter_only else StopReason.EMERGENCY_STOP, None)
                 self._end_session()
                 self._drop_reservation()
                 self.fail()
@@ -429,7 +448,11 @@ class Connector:
             self.stop(StopReason.OTHER)
 
     def _after_state_change(self) -> None:
-        error = "OtherError" if self.state == S.FAULTED.value else "NoError"
-        info = f"pilot state {self.pilot_state.value}" if self.state == S.FAULTED.value and self.pilot_state else None
-        log.info("connector %d: status %s", self.id, self.state)
-        self._emit(StatusChanged(self.id, self.status, error, info))
+        fault = next(iter(self.faults), None) if self.state == S.FAULTED.value else self.warning
+        if fault is None:
+            log.info("connector %d: status %s", self.id, self.state)
+            self._emit(StatusChanged(self.id, self.status))
+            return
+        detail = self.faults.get(fault, fault.info.description)
+        log.info("connector %d: status %s (%s: %s)", self.id, self.state, fault.info.vendor_code, detail)
+        self._emit(StatusChanged(self.id, self.status, fault.info.ocpp16_code, detail[:50], fault.info.vendor_code))

@@ -68,6 +68,7 @@ class StatusChanged:
     status: ConnectorStatus
     error_code: str = "NoError"
     info: str | None = None
+    vendor_error_code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,12 @@ class ControlPilot(ABC):
 
     def __init__(self) -> None:
         self._offered: float | None = None
+        self._level = 0.0  # drivers start in state F
+
+    @property
+    def output_level(self) -> float:
+        """What the oscillator was last set to: 1.0 steady +12 V, 0.0 steady -12 V (F), else the PWM duty."""
+        return self._level
 
     @property
     def offered_current(self) -> float | None:
@@ -116,16 +122,19 @@ class ControlPilot(ABC):
         """Start or change the 1 kHz PWM so that it offers ``amps``."""
         duty = duty_for_current(amps)
         self._write_duty(duty / 100.0)
+        self._level = duty / 100.0
         self._offered = amps
 
     def stop_offer(self) -> None:
         """Steady +12 V: the EVSE is ready but offers no current (state x1)."""
         self._write_duty(1.0)
+        self._level = 1.0
         self._offered = None
 
     def set_unavailable(self) -> None:
         """Steady -12 V: state F, the EVSE is not available (also the safe output)."""
         self._write_duty(0.0)
+        self._level = 0.0
         self._offered = None
 
     @abstractmethod

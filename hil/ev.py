@@ -33,6 +33,9 @@ class ContactorSim:
         self._mirror = mirror
         self._mirror_nc = mirror_type == "nc"
         self._delay = delay
+        #: Injected faults: the main contacts welded shut, or stuck open whatever the coil does.
+        self.welded = False
+        self.stuck_open = False
         self.listeners: list[Callable[[bool], None]] = []
         coil.observers.append(self._on_coil)
         self._set_mirror(self.closed)
@@ -43,11 +46,21 @@ class ContactorSim:
         for listener in self.listeners:
             listener(self.closed)
         if self._mirror is not None:
-            threading.Timer(self._delay, self._set_mirror, args=(self.closed,)).start()
+            # The contacts settle into wherever the coil is *then* (quick on/off pairs must not reorder).
+            threading.Timer(self._delay, lambda: self._set_mirror(self.closed)).start()
+
+    def inject(self, *, welded: bool | None = None, stuck_open: bool | None = None) -> None:
+        """Weld the contacts or stick them open (None leaves that fault as it is); the mirror follows."""
+        if welded is not None:
+            self.welded = welded
+        if stuck_open is not None:
+            self.stuck_open = stuck_open
+        self._set_mirror(self.closed)
 
     def _set_mirror(self, closed: bool) -> None:
         if self._mirror is None:
             return
+        closed = True if self.welded else False if self.stuck_open else closed
         # The input has a pull-up; the contact pulls it low (active) when made.
         made = not closed if self._mirror_nc else closed
         if made:

@@ -21,7 +21,10 @@ STEPS = {
     "tap": "tap UID",
     "wait": "wait SECONDS",
     "expect": "expect STATUS [N] [within SECONDS]",
+    "fault": "fault short|weld|stuck|meter [N]",
+    "clear": "clear short|weld|stuck|meter [N]",
 }
+FAULT_KINDS = ("short", "weld", "stuck", "meter")
 DEFAULT_WITHIN = 5.0
 
 
@@ -102,6 +105,10 @@ def _parse_step(words: list[str], text: str) -> Step:
         if len(raw) not in (4, 5, 7, 10):
             raise ScriptError(f"step {text!r}: UID must be 4, 7 or 10 bytes (5 for EM4100), got {len(raw)}")
         return Step(verb, (uid,), text)
+    if verb in ("fault", "clear"):
+        if not 1 <= len(rest) <= 2 or rest[0].lower() not in FAULT_KINDS:
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step(verb, (rest[0].lower(), _connector(rest[1] if len(rest) > 1 else None, text)), text)
     if verb == "wait":
         if len(rest) != 1:
             raise ScriptError(f"step {text!r}: {usage}")
@@ -138,6 +145,9 @@ class Bench(Protocol):
     def status(self, connector_id: int) -> str:
         """The connector's current status."""
 
+    def inject(self, kind: str, connector_id: int, active: bool) -> None:
+        """Start (or end) an injected fault."""
+
 
 @dataclass
 class StepResult:
@@ -172,6 +182,8 @@ async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
             bench.ev(args[1]).set_mode(args[0])
         elif verb == "draw":
             bench.ev(args[1]).draw(args[0])
+        elif verb in ("fault", "clear"):
+            bench.inject(args[0], args[1], verb == "fault")
         elif verb == "tap":
             bench.tap(args[0])
         elif verb == "wait":

@@ -31,6 +31,7 @@ class SimHardware:
         self.meters: dict[int, MeterSimulator] = {}
         self.adcs: dict[tuple[int, int], MockMcp3008] = {}
         self.reader: Pn532Simulator | Rdm6300Simulator | None = None
+        self._mode_before_short: dict[int, str] = {}
 
     async def start(self) -> None:
         """Create the pins and start the servers (call before building drivers)."""
@@ -84,6 +85,27 @@ class SimHardware:
             assert self.reader is not None
             return {"port": self.reader.path}
         raise ValueError(f"no simulated bus for role {role!r}")
+
+    def inject(self, kind: str, connector_id: int, active: bool) -> None:
+        """Injected faults at the far end of the buses, recorded on the timeline."""
+        from pymodbus.constants import ExcCodes
+
+        self.timeline.record("fault" if active else "clear", connector_id, kind)
+        if kind == "short":
+            ev = self.evs[connector_id]
+            if active:
+                self._mode_before_short[connector_id] = ev.mode
+                ev.set_mode("E")
+            else:
+                ev.set_mode(self._mode_before_short.pop(connector_id, "auto"))
+        elif kind == "weld":
+            self.contactors[connector_id].inject(welded=active)
+        elif kind == "stuck":
+            self.contactors[connector_id].inject(stuck_open=active)
+        elif kind == "meter":
+            self.meters[connector_id].refuse = ExcCodes.DEVICE_FAILURE if active else None
+        else:
+            raise ValueError(f"unknown fault {kind!r}")
 
     def tap(self, uid: str, duration: float = 0.5) -> None:
         """Present a card to the simulated reader."""

@@ -21,7 +21,8 @@ def sim_config(**ocpp: Any) -> Config:
         "station": {"hardware": "sim", "id": "TEST-CP"},
         "ocpp": {"meter_value_sample_interval": 1, "reconnect_min": 0.2, "reconnect_max": 0.5, **ocpp},
         "rfid": {"poll_interval": 0.05},
-        "connector": [{"id": 1, "meter": {"poll_interval": 0.2}}],
+        "connector": [{"id": 1, "meter": {"poll_interval": 0.2, "loss_timeout": 1.0},
+                       "contactor": {"mirror_pin": 27, "feedback_delay": 0.05}}],
     }
     return parse_config(data, "<test>")
 
@@ -49,7 +50,9 @@ async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """A simulated charger connected and booted to the bench CSMS."""
     app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
     await app.start()
-    assert app.ocpp is not None
+    assert app.ocpp is not None and app.sim is not None
     await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+    # The boot self-test switched the contactor once; tests look at what happens after it.
+    app.sim.timeline.clear()
     yield app
     await app.stop()

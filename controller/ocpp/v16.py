@@ -51,6 +51,8 @@ SUBPROTOCOL = Subprotocol("ocpp1.6")
 DEFAULT_RETRY_INTERVAL = 10.0
 # How long a reset waits for the StopTransactions to reach the CSMS before restarting (they stay on disk).
 SOFT_RESET_DRAIN = 10.0
+# websockets' default wait for the peer's answer to a close frame.
+CLOSE_TIMEOUT = 10.0
 HARD_RESET_DRAIN = 2.0
 
 
@@ -111,8 +113,8 @@ class Ocpp16Client:
                         open_timeout=self.config.ocpp.connect_timeout,
                         ping_interval=ping,
                         ping_timeout=ping,  # no pong within the interval: the link is dead, reconnect
-                        # A dead peer never answers the close handshake either: don't wait 10 s for it.
-                        close_timeout=ping or 10,
+                        # A dead peer never answers the close handshake either: wait no longer than a ping.
+                        close_timeout=min(ping, CLOSE_TIMEOUT) if ping else CLOSE_TIMEOUT,
                     ) as ws:
                         if ws.subprotocol != SUBPROTOCOL:
                             log.error("CSMS at %s did not agree to subprotocol %s; closing", self.url, SUBPROTOCOL)
@@ -220,6 +222,7 @@ class Ocpp16Client:
                 error_code=event.error_code,
                 status=event.status.value,
                 info=event.info,
+                vendor_error_code=event.vendor_error_code,
                 timestamp=iso_utc(self.clock.utcnow()),
             )
         )

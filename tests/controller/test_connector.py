@@ -11,6 +11,7 @@ from transitions import MachineError
 
 from controller.connector import Connector
 from controller.events import StatusChanged, StopReason, TransactionEnded, TransactionStarted
+from controller.faults import Fault
 from controller.safety import SafetySupervisor
 from hal.gpio_contactor import GpioContactor
 from hal.gpio_pilot import GpioPilot
@@ -49,6 +50,7 @@ class Rig:
             1, max_current=32, phases=3, pilot=self.pilot, supervisor=self.supervisor,
             emit=self.events.append, connection_timeout=connection_timeout,
         )
+        self.supervisor.listeners.append(lambda _cid, faults: self.connector.on_faults(faults))
         self.pilot.stop_offer()
         if with_reading:
             self.connector.on_meter(MeterReading(energy_wh=1000.4))
@@ -201,3 +203,24 @@ async def test_supervisor_refuses_without_permit_or_pwm_and_opens_from_any_threa
     sup.request_close(1)
     sup.open_all()
     assert not rig.coil.state and not sup.request_close(1)
+
+
+def test_boot_self_test_catches_a_contactor_that_does_not_close() -> None:
+    factory = make_factory()
+    MockMcp3008(factory)
+    factory.pin(18, pin_class=WatchedPWMPin)
+    factory.pin(17, pin_class=WatchedPin)
+    mirror = factory.pin(27, pin_class=WatchedPin)
+    pilot = GpioPilot(pwm_pin=18, adc_channel=0, pin_factory=factory)
+    contactor = GpioContactor(pin=17, mirror_pin=27, pin_factory=factory)
+    try:
+        supervisor = SafetySupervisor()
+        supervisor.add(1, contactor, pilot, feedback_delay=0.02)
+        mirror.drive_low()  # NC mirror made: contacts open, and they stay that way
+        assert not supervisor.self_test(1)
+        assert Fault.CONTACTOR_FAILED_TO_CLOSE in supervisor.faults(1)
+        assert not contactor.commanded_closed
+        assert not supervisor.request_close(1)  # a faulted contactor is never closed again
+    finally:
+        contactor.shutdown()
+        pilot.close()

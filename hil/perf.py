@@ -4,6 +4,8 @@
   pilot voltage, the coil pin records when it dropped.
 - Card tap to contactor closed, the EV waiting in B (a car that closes S2 as
   soon as it sees the PWM), with an online Authorize on loopback.
+- A fault (CP shorted to PE) while charging to contactor open: the bench
+  records when it shorted the pilot, the coil pin when it dropped.
 - Resident memory of a real ``evse run`` process after a session driven over
   its bench control socket.
 """
@@ -120,6 +122,33 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
         return summarise(latencies)
 
 
+async def measure_fault_short(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+    """CP shorted to PE while charging until the contactor opens (sessions started remotely, in-process)."""
+    async with _connected_charger(config, state_dir) as (app, sim):
+        timeline, ev = sim.timeline, sim.evs[1]
+        ev.plug()
+        latencies = []
+        for i in range(trials):
+            if not app.station.remote_start(f"{0x0C000000 + i:08X}", 1):
+                raise RuntimeError(f"remote start refused (status {app.status(1)})")
+            if not await until(lambda: sim.contactors[1].closed, 5):
+                raise RuntimeError("contactor did not close")
+            await asyncio.sleep(random.uniform(0.01, 0.03))
+            since = time.monotonic()
+            sim.inject("short", 1, True)
+            if not await until(lambda: not sim.contactors[1].closed, 1):
+                raise RuntimeError("contactor did not open on a CP short")
+            injected = timeline.first("fault", 1, "short", since)
+            opened = timeline.first("contactor", 1, "open", since)
+            assert injected is not None and opened is not None
+            latencies.append(opened.t - injected.t)
+            sim.inject("short", 1, False)
+            if not await until(lambda: app.status(1) == "Preparing", 5):
+                raise RuntimeError(f"no recovery after the short (status {app.status(1)})")
+            timeline.clear()
+        return summarise(latencies)
+
+
 def measure_memory(config_path: str | None) -> dict[str, float]:
     """RSS of a real ``evse run`` (simulated hardware) after one session run over ``evse-hil ctl``."""
     with tempfile.TemporaryDirectory(prefix="evse-perf-") as state:
@@ -157,6 +186,7 @@ async def run_perf(config: Config, config_path: str | None, trials: int, tap_tri
         results: dict[str, Any] = {
             "ev_c_to_b_contactor_open": await measure_c_to_b(config, Path(state), trials),
             "tap_to_contactor_closed": await measure_tap_to_close(config, Path(state), tap_trials),
+            "fault_cp_short_to_contactor_open": await measure_fault_short(config, Path(state), trials),
         }
     if memory:
         results["daemon_memory_after_session"] = await asyncio.to_thread(measure_memory, config_path)

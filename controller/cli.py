@@ -111,9 +111,12 @@ def render_summary(summary: dict[str, Any]) -> str:
             f"CSMS transaction {tx['id']}: {tx['id_tag']}, meterStart {tx['meter_start']} Wh, "
             f"meterStop {tx['meter_stop']} Wh, reason {tx['reason']}, {tx['meter_values']} MeterValues"
         )
-    contactor = [o for o in summary["timeline"] if o["kind"] == "contactor"]
-    lines.append(f"Contactor switched {len(contactor)} times: "
-                 + ", ".join(f"{o['value']} at {o['t']:.3f} s" for o in contactor))
+    started = summary["steps"][0]["t"] if summary["steps"] else 0.0
+    contactor = [o for o in summary["timeline"] if o["kind"] == "contactor" and o["t"] >= started]
+    self_test = sum(1 for o in summary["timeline"] if o["kind"] == "contactor" and o["t"] < started)
+    lines.append(f"Contactor switched {len(contactor)} times during the session: "
+                 + ", ".join(f"{o['value']} at {o['t']:.3f} s" for o in contactor)
+                 + (f" (and {self_test} times in the start-up self-test)" if self_test else ""))
     if "timestamp_errors" in csms:
         errors = csms["timestamp_errors"]
         lines.append("Timestamps: all strict RFC 3339" if not errors else f"Timestamp errors: {errors}")

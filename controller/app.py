@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,9 +174,12 @@ class App:
 
     def _on_faults(self, connector_id: int, faults: dict[Fault, str]) -> None:
         # Any thread: the supervisor has already acted; the state machine hears about it on the loop.
+        self._to_loop(self.station.connectors[connector_id].on_faults, faults)
+
+    def _to_loop(self, callback: Callable[..., object], *args: object) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.station.connectors[connector_id].on_faults, faults)
+            loop.call_soon_threadsafe(callback, *args)
 
     async def _self_test(self) -> None:
         for conn in self.config.connector:
@@ -191,9 +195,7 @@ class App:
     def _on_pilot(self, connector_id: int, state: PilotState | None, _t: float) -> None:
         # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
         self.supervisor.on_pilot(connector_id, state)
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.station.connectors[connector_id].on_pilot, state)
+        self._to_loop(self.station.connectors[connector_id].on_pilot, state)
 
     def _build_reader(self) -> None:
         r = self.config.rfid

@@ -324,7 +324,8 @@ class Connector:
                 if self.transaction is not None:
                     meter_only = set(self.faults) == {Fault.METER_COMM_LOST}
                     self._end_transaction(StopReason.OTHER if meter_only else StopReason.EMERGENCY_STOP, None)
-                self._end_session()
+                else:
+                    self._end_session()
                 self._drop_reservation()
                 self.fail()
             return
@@ -408,16 +409,14 @@ class Connector:
     def _end_transaction(self, reason: StopReason, id_tag: str | None) -> None:
         tx = self.transaction
         assert tx is not None
-        # Energy first: withdraw the permit (opens the contactor), then the PWM.
-        self.supervisor.set_permit(self.id, False)
-        self.pilot.stop_offer()
+        # Energy first: ending the session withdraws the permit (opens the contactor), then the PWM.
+        self.transaction = None
+        self._end_session()
         tx.meter_stop_wh = round(self.reading.energy_wh) if self.reading else tx.meter_start_wh
         tx.stopped_at = self.clock.utcnow()
         tx.stop_reason = reason
         tx.stop_id_tag = id_tag
         tx.stop_reading = self.reading
-        self.transaction = None
-        self._end_session()
         log.info("connector %d: transaction %s ended (%s) at %d Wh, %d Wh delivered", self.id, tx.local_id,
                  reason.value, tx.meter_stop_wh, tx.meter_stop_wh - tx.meter_start_wh)
         self._emit(TransactionEnded(tx))

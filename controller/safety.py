@@ -166,10 +166,6 @@ class SafetySupervisor:
         with ch.lock:
             self._switch(ch, close=False)
 
-    def is_closed(self, connector_id: int) -> bool:
-        """True while the contactor coil is driven."""
-        return self._channels[connector_id].contactor.commanded_closed
-
     def open_all(self) -> None:
         """Open every contactor and withdraw every permit (shutdown, crash, emergency)."""
         for ch in self._channels.values():

@@ -179,9 +179,14 @@ class Station:
 
     def deauthorize(self, local_id: str, *, stop: bool, max_energy_wh: int) -> None:
         """The CSMS did not accept a running transaction's idTag."""
-        for c in self.connectors.values():
-            if c.transaction is not None and c.transaction.local_id == local_id:
-                c.deauthorize(stop, max_energy_wh)
+        connector = self._running(local_id)
+        if connector is not None:
+            connector.deauthorize(stop, max_energy_wh)
+
+    def _running(self, local_id: str) -> Connector | None:
+        """The connector running the transaction with this station-local id."""
+        return next((c for c in self.connectors.values()
+                     if c.transaction is not None and c.transaction.local_id == local_id), None)
 
     def reserve(self, connector_id: int, reservation: Reservation, zero_supported: bool) -> str:
         """ReserveNow: Accepted, Faulted, Occupied, Rejected or Unavailable."""
@@ -262,7 +267,5 @@ class Station:
 
     def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
         """Stop the transaction with this station-local id; False when none is running."""
-        for c in self.connectors.values():
-            if c.transaction is not None and c.transaction.local_id == local_id:
-                return c.stop(reason)
-        return False
+        connector = self._running(local_id)
+        return connector is not None and connector.stop(reason)

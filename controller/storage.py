@@ -175,9 +175,14 @@ class Store:
     def record_reading(self, local_id: str, wh: int, at: str) -> None:
         """The latest meter reading of an open transaction (what a PowerLoss stop will report)."""
         with self.atomic() as db:
-            db.execute(
-                "UPDATE transactions SET last_wh = ?, last_at = ? WHERE local_id = ? AND open = 1", (wh, at, local_id)
-            )
+            self.set_reading(db, local_id, wh, at)
+
+    @staticmethod
+    def set_reading(db: sqlite3.Connection, local_id: str, wh: int, at: str) -> None:
+        """Record an open transaction's latest reading (inside :meth:`atomic`)."""
+        db.execute(
+            "UPDATE transactions SET last_wh = ?, last_at = ? WHERE local_id = ? AND open = 1", (wh, at, local_id)
+        )
 
     def transaction(self, local_id: str) -> StoredTransaction | None:
         """A transaction by station-local id."""

@@ -116,10 +116,6 @@ class ConfigurationKeys:
 
     # --------------------------------------------------------------- reading
 
-    def raw(self, name: str) -> str:
-        """A key's value as OCPP carries it."""
-        return self._values[name]
-
     def flag(self, name: str) -> bool:
         """A boolean key."""
         return self._values[name].lower() == "true"

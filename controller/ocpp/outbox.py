@@ -41,8 +41,7 @@ class Outbox:
         """Queue a MeterValues and remember the reading, atomically."""
         with self.store.atomic() as db:
             self.store.enqueue(db, "MeterValues", payload, local_id)
-            db.execute("UPDATE transactions SET last_wh = ?, last_at = ? WHERE local_id = ? AND open = 1",
-                       (wh, at, local_id))
+            self.store.set_reading(db, local_id, wh, at)
         self._changed.set()
 
     def transaction_ended(self, local_id: str, stop_payload: dict[str, Any]) -> None:

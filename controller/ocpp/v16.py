@@ -163,15 +163,9 @@ class Ocpp16Client:
 
     async def _boot(self, cp: StationChargePoint) -> None:
         """BootNotification until Accepted: nothing else is sent before that."""
-        station = self.config.station
         while True:
-            request = call.BootNotification(
-                charge_point_vendor=station.vendor,
-                charge_point_model=station.model,
-                charge_point_serial_number=station.serial_number or None,
-            )
             try:
-                result = await cp.call(request, suppress=False)
+                result = await cp.call(self._boot_request(), suppress=False)
             except OCPPError as exc:
                 log.warning("BootNotification answered with %s; retrying in %.0f s", exc, DEFAULT_RETRY_INTERVAL)
                 await asyncio.sleep(DEFAULT_RETRY_INTERVAL)
@@ -189,6 +183,14 @@ class Ocpp16Client:
             else:
                 log.warning("BootNotification rejected: silent for %.0f s, then asking again", interval)
             await asyncio.sleep(interval)
+
+    def _boot_request(self) -> Any:
+        station = self.config.station
+        return call.BootNotification(
+            charge_point_vendor=station.vendor,
+            charge_point_model=station.model,
+            charge_point_serial_number=station.serial_number or None,
+        )
 
     def _follow_clock(self, current_time: str) -> None:
         try:
@@ -467,10 +469,7 @@ class Ocpp16Client:
             return
         connectors = [c for c in self.station.connectors.values() if connector_id in (None, 0, c.id)]
         if message == "BootNotification":
-            station = self.config.station
-            self._spawn(cp.call(call.BootNotification(
-                charge_point_vendor=station.vendor, charge_point_model=station.model,
-                charge_point_serial_number=station.serial_number or None)))
+            self._spawn(cp.call(self._boot_request()))
         elif message == "Heartbeat":
             self._spawn(cp.call(call.Heartbeat()))
         elif message == "StatusNotification":

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from controller.storage import Store
 from hil.csms import CsmsSimulator
 from tests.conftest import wait_until
 
@@ -117,6 +118,9 @@ async def test_TC_032_2_CS_sigkill_mid_charge_ends_the_transaction_as_power_loss
         )
         await ctl.communicate()
         await wait_until(lambda: len(csms.transactions) == 1, what="StartTransaction")
+        store = Store(state)  # the daemon's own database: wait until it has read the StartTransaction reply
+        await wait_until(lambda: store.outbox_size() == 0, what="the StartTransaction to be confirmed")
+        store.close()
         daemon.kill()  # SIGKILL: no shutdown code runs
         await daemon.wait()
         (tx,) = csms.transactions.values()

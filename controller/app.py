@@ -20,6 +20,7 @@ from controller import systemd
 from controller.clock import Clock, iso_utc
 from controller.config import Config, ConnectorSection, MeterSection
 from controller.connector import Connector
+from controller.devices import Indicator, LockControl, OvercurrentGuard, RcmControl, TemperatureGuard
 from controller.events import StopReason
 from controller.faults import Fault
 from controller.ocpp.v16 import Ocpp16Client
@@ -32,6 +33,7 @@ from hal.drivers import CARD_READERS, CONTACTORS, METERS, PILOTS
 from hal.errors import HalError
 from hal.meter import EnergyMeter
 from hal.pilot import ControlPilot, PilotMonitor, PilotState
+from hal.proximity import AdcProximity, ProximityError, cable_rating
 from hal.rfid import CardReader
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class App:
         self.clock = clock or Clock()
         self.supervisor = SafetySupervisor(self.clock.monotonic)
         self.store: Store | None = None
-        self.station = Station()
+        self.station = Station(site_current_limit=config.station.site_current_limit)
         self.sim: SimHardware | None = None
         self.csms: CsmsSimulator | None = None
         self.ocpp: Ocpp16Client | None = None
@@ -74,6 +76,12 @@ class App:
         self.contactors: dict[int, Contactor] = {}
         self.meters: dict[int, EnergyMeter] = {}
         self.monitors: dict[int, PilotMonitor] = {}
+        self.proximity: dict[int, AdcProximity] = {}
+        self.rcms: dict[int, RcmControl] = {}
+        self.locks: dict[int, LockControl] = {}
+        self.indicators: dict[int, Indicator] = {}
+        self.overcurrent: dict[int, OvercurrentGuard] = {}
+        self.thermometers: dict[int, TemperatureGuard] = {}
         self.reader: CardReader | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,6 +110,7 @@ class App:
             for conn in self.config.connector:
                 self._build_connector(conn)
             self._restore_availability(self.store)
+            self.station.rebalance()
             self._build_reader()
             await self._start_ocpp()
             self.supervisor.listeners.append(self._on_faults)
@@ -110,6 +119,13 @@ class App:
                 self.monitors[cid].start()
             await self._self_test()
             self.supervisor.start_watch()
+            for rcm in self.rcms.values():
+                rcm.start()
+                self._tasks.append(asyncio.create_task(rcm.run_periodic(), name=f"rcm-{rcm.id}"))
+            for lock in self.locks.values():
+                lock.start()
+            for guard in self.thermometers.values():
+                self._tasks.append(asyncio.create_task(guard.run(), name=f"temperature-{guard.connector.id}"))
             for conn in self.config.connector:
                 poll = self._poll_meter(conn.id, self.meters[conn.id], conn.meter)
                 self._tasks.append(asyncio.create_task(poll, name=f"meter-{conn.id}"))
@@ -128,19 +144,28 @@ class App:
     def _build_connector(self, conn: ConnectorSection) -> None:
         cid = conn.id
         p = conn.pilot
+        pins = self._args("pilot", cid)
         pilot = PILOTS.resolve(p.driver)(
-            pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, spi_port=p.spi_port, spi_device=p.spi_device,
-            pwm_active_high=p.pwm_active_high, adc_volts_at_zero=p.adc_volts_at_zero,
-            adc_volts_at_full=p.adc_volts_at_full, **self._args("pilot", cid),
+            pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, adc_low_channel=p.adc_low_channel, spi_port=p.spi_port,
+            spi_device=p.spi_device, pwm_active_high=p.pwm_active_high, adc_volts_at_zero=p.adc_volts_at_zero,
+            adc_volts_at_full=p.adc_volts_at_full, **pins,
         )
         self.pilots[cid] = pilot
+        if not pilot.measures_low:
+            log.warning("connector %d: pilot.adc_low_channel not set: no diode check (IEC 61851-1 asks for one "
+                        "before closing)", cid)
+        if conn.proximity.adc_channel is not None:
+            self.proximity[cid] = AdcProximity(adc_channel=conn.proximity.adc_channel,
+                                               pullup_ohms=conn.proximity.pullup_ohms, spi_port=p.spi_port,
+                                               spi_device=p.spi_device, **pins)
         c = conn.contactor
         contactor = CONTACTORS.resolve(c.driver)(
             pin=c.pin, active_high=c.active_high, mirror_pin=c.mirror_pin, mirror_type=c.mirror_type,
             **self._args("contactor", cid),
         )
         self.contactors[cid] = contactor
-        self.supervisor.add(cid, contactor, pilot, c.feedback_delay)
+        self.supervisor.add(cid, contactor, pilot, c.feedback_delay, ventilation=p.ventilation,
+                            ev_stop_timeout=p.ev_stop_timeout)
         m = conn.meter
         meter_args: dict[str, Any] = {
             "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate,
@@ -151,12 +176,42 @@ class App:
         self.meters[cid] = METERS.resolve(m.driver)(**meter_args)
         connector = Connector(
             cid, max_current=conn.max_current, phases=conn.phases, pilot=pilot,
-            supervisor=self.supervisor, emit=self.station.emit, clock=self.clock,
+            supervisor=self.supervisor, emit=self.station.emit, clock=self.clock, wakeup_after=p.wakeup_after,
         )
         self.station.add(connector)
+        refresh = functools.partial(self._to_loop, connector.refresh)
+        if conn.rcm.driver == "gpio":
+            from hal.rcm import GpioRcm
+
+            r = conn.rcm
+            rcm = GpioRcm(fault_pin=r.fault_pin, test_pin=r.test_pin, fault_active_high=r.fault_active_high,
+                          test_active_high=r.test_active_high, **pins)
+            self.rcms[cid] = RcmControl(cid, rcm, self.supervisor, r, refresh)
+        if conn.lock.driver == "gpio":
+            from hal.lock import GpioCableLock
+
+            k = conn.lock
+            cable_lock = GpioCableLock(lock_pin=k.lock_pin, unlock_pin=k.unlock_pin, feedback_pin=k.feedback_pin,
+                                       feedback_active_high=k.feedback_active_high, **pins)
+            connector.lock = self.locks[cid] = LockControl(cid, cable_lock, self.supervisor, k, refresh)
+        if conn.led.driver == "gpio":
+            from hal.led import GpioStatusLed
+
+            led = GpioStatusLed(red_pin=conn.led.red_pin, green_pin=conn.led.green_pin,
+                                blue_pin=conn.led.blue_pin, active_high=conn.led.active_high, **pins)
+            self.indicators[cid] = Indicator(cid, led)
+            self.station.subscribe(self.indicators[cid].on_event)
+        if conn.temperature.driver == "w1":
+            from hal.temperature import W1Thermometer
+
+            self.thermometers[cid] = TemperatureGuard(connector, self.supervisor,
+                                                      W1Thermometer(conn.temperature.path), conn.temperature)
+        self.overcurrent[cid] = OvercurrentGuard(connector, self.supervisor, conn.overcurrent_margin,
+                                                 conn.overcurrent_grace, self.clock.monotonic)
         self.monitors[cid] = PilotMonitor(
             pilot, functools.partial(self._on_pilot, cid),
             poll_interval=p.poll_interval, debounce_samples=p.debounce_samples, name=f"pilot{cid}",
+            diode_callback=functools.partial(self._on_diode, cid),
         )
 
     def _restore_availability(self, store: Store) -> None:
@@ -195,7 +250,41 @@ class App:
     def _on_pilot(self, connector_id: int, state: PilotState | None, _t: float) -> None:
         # Monitor thread: the supervisor acts here and now; the state machine hears it on the loop.
         self.supervisor.on_pilot(connector_id, state)
-        self._to_loop(self.station.connectors[connector_id].on_pilot, state)
+        self._to_loop(self._pilot_changed, connector_id, state)
+
+    def _on_diode(self, connector_id: int, ok: bool, epoch: int, _t: float) -> None:
+        # Monitor thread, before the state change of the same poll: a good diode may let the close go ahead.
+        self.supervisor.on_diode(connector_id, ok, epoch)
+        if ok:
+            self._to_loop(self.station.connectors[connector_id].refresh)
+
+    def _pilot_changed(self, connector_id: int, state: PilotState | None) -> None:
+        connector = self.station.connectors[connector_id]
+        previous = connector.pilot_state
+        plugged_in = state is not None and state.plugged and not (previous is not None and previous.plugged)
+        if plugged_in and connector_id in self.proximity:
+            self._read_cable(connector_id)
+        elif state == PilotState.A and connector_id in self.proximity:
+            connector.set_limit("cable", None)
+            self.supervisor.clear_fault(connector_id, Fault.PROXIMITY_FAULT)
+        if connector_id in self.rcms:
+            self.rcms[connector_id].on_pilot(previous, state)
+        connector.on_pilot(state)
+
+    def _read_cable(self, connector_id: int) -> None:
+        # A socket build: the cable's PP resistor caps what may be offered through it.
+        connector = self.station.connectors[connector_id]
+        try:
+            ohms = self.proximity[connector_id].read_ohms()
+            amps = cable_rating(ohms)
+        except ProximityError as exc:
+            self.supervisor.raise_fault(connector_id, Fault.PROXIMITY_FAULT, str(exc))
+            return
+        except Exception as exc:
+            self.supervisor.raise_fault(connector_id, Fault.PROXIMITY_FAULT, f"PP read failed: {exc}")
+            return
+        log.info("connector %d: cable PP %.0f ohm, rated %.0f A", connector_id, ohms, amps)
+        connector.set_limit("cable", amps)
 
     def _build_reader(self) -> None:
         r = self.config.rfid
@@ -252,6 +341,7 @@ class App:
                     lost = False
                     self._meter_lost(connector_id, settings.loss_policy, False)
                 connector.on_meter(reading)
+                self.overcurrent[connector_id].on_reading(reading)
                 tx = connector.transaction
                 now = self.clock.monotonic()
                 if tx is not None and self.store is not None and now - persisted_at >= persist_every:
@@ -306,6 +396,8 @@ class App:
         self._stopped = True
         self.supervisor.open_all()
         self.supervisor.stop_watch()
+        for rcm in self.rcms.values():
+            rcm.rcm.on_trip = None
         for monitor in self.monitors.values():
             monitor.stop()
         for connector in self.station.connectors.values():
@@ -330,6 +422,12 @@ class App:
                 contactor.shutdown()
             except Exception:
                 log.exception("connector %d: contactor release failed", cid)
+        closers: list[Callable[[], None]] = [
+            *(r.rcm.close for r in self.rcms.values()), *(k.lock.close for k in self.locks.values()),
+            *(i.led.close for i in self.indicators.values()), *(p.close for p in self.proximity.values())]
+        for close in closers:
+            with contextlib.suppress(Exception):
+                close()
         for pilot in self.pilots.values():
             with contextlib.suppress(Exception):
                 pilot.close()

@@ -50,6 +50,9 @@ class StationSection:
     #: How often a running transaction's meter reading is written to disk (what a PowerLoss stop reports).
     #: Each write is an fsync: every 10 s spares SD cards while losing at most 10 s of billing on power loss.
     reading_persist_interval: float = _f(10.0, lo=0, hi=600)
+    #: Amps per phase the site's supply allows all connectors together (0: no limit). Shared equally
+    #: between the connectors with a transaction; one that would get less than 6 A waits (SuspendedEVSE).
+    site_current_limit: float = _f(0.0, lo=0, hi=1000)
 
 
 @dataclass
@@ -84,12 +87,20 @@ class PilotSection:
     pwm_pin: int = _f(18, lo=0, hi=27)
     pwm_active_high: bool = True
     adc_channel: int = _f(0, lo=0, hi=7)
+    #: MCP3008 channel on the low-half (negative peak) detector; the diode check needs it.
+    adc_low_channel: int | None = _f(None, lo=0, hi=7)
     spi_port: int = _f(0, lo=0, hi=1)
     spi_device: int = _f(0, lo=0, hi=1)
     adc_volts_at_zero: float = -15.0
     adc_volts_at_full: float = 15.0
     poll_interval: float = _f(0.002, lo=0.0005, hi=0.05)
     debounce_samples: int = _f(2, lo=1, hi=50)
+    #: The site ventilates (state D may charge); without it state D is a fault.
+    ventilation: bool = False
+    #: How long an EV may stay in C after the PWM is withdrawn before the contactor opens under load (IEC: 6 s).
+    ev_stop_timeout: float = _f(6.0, lo=0.05, hi=6)
+    #: Wake an EV that sits in B2 this long (s) with a state-F pulse; 0 disables the wake-up.
+    wakeup_after: float = _f(0.0, lo=0, hi=3600)
 
 
 @dataclass
@@ -105,6 +116,78 @@ class ContactorSection:
     feedback_delay: float = _f(0.2, lo=0.02, hi=2)
     #: Close and open once at start-up (only with no vehicle connected) to prove the mirror contact follows.
     self_test: bool = True
+
+
+@dataclass
+class ProximitySection:
+    """[connector.proximity]: a socket's PP-PE resistor read through the pilot's MCP3008."""
+
+    #: MCP3008 channel of the PP divider; unset for a tethered cable (no PP to read).
+    adc_channel: int | None = _f(None, lo=0, hi=7)
+    #: The divider's pull-up from Vref to PP, in ohms.
+    pullup_ohms: float = _f(1000.0, lo=50, hi=100000)
+
+
+@dataclass
+class RcmSection:
+    """[connector.rcm]: a residual current monitor (6 mA DC / 30 mA AC) on GPIO."""
+
+    driver: str = _f("none", choices=("none", "gpio"))
+    fault_pin: int = _f(5, lo=0, hi=27)
+    fault_active_high: bool = True
+    test_pin: int = _f(6, lo=0, hi=27)
+    test_active_high: bool = True
+    #: How long the module may take to trip once its test input is driven, and to release after.
+    test_timeout: float = _f(1.0, lo=0.01, hi=15)
+    release_timeout: float = _f(1.5, lo=0.01, hi=15)
+    #: Repeat the self-test this often while idle (IEC 62955 asks for at least once a day).
+    selftest_interval: float = _f(86400.0, lo=1, hi=86400)
+    #: Re-close after a trip without an unplug, after ``reclose_delay`` s, at most ``reclose_attempts`` times.
+    auto_reclose: bool = False
+    reclose_delay: float = _f(300.0, lo=0.05, hi=3600)
+    reclose_attempts: int = _f(3, lo=1, hi=10)
+
+
+@dataclass
+class LockSection:
+    """[connector.lock]: a socket's cable lock motor (H-bridge on two pins) with a feedback switch."""
+
+    driver: str = _f("none", choices=("none", "gpio"))
+    lock_pin: int = _f(12, lo=0, hi=27)
+    unlock_pin: int = _f(13, lo=0, hi=27)
+    feedback_pin: int = _f(16, lo=0, hi=27)
+    #: The feedback switch reads high when locked (else low when locked).
+    feedback_active_high: bool = True
+    #: Motor pulse length; the feedback must show the new position by its end.
+    pulse: float = _f(0.3, lo=0.01, hi=3)
+    #: At least this long between two moves (the motor is not rated for continuous duty).
+    min_interval: float = _f(1.0, lo=0, hi=60)
+
+
+@dataclass
+class LedSection:
+    """[connector.led]: an RGB status LED."""
+
+    driver: str = _f("none", choices=("none", "gpio"))
+    red_pin: int = _f(22, lo=0, hi=27)
+    green_pin: int = _f(23, lo=0, hi=27)
+    blue_pin: int = _f(24, lo=0, hi=27)
+    active_high: bool = True
+
+
+@dataclass
+class TemperatureSection:
+    """[connector.temperature]: a temperature input (1-Wire sensor file, millidegrees Celsius)."""
+
+    driver: str = _f("none", choices=("none", "w1"))
+    path: str = "/sys/bus/w1/devices/28-000000000000/temperature"
+    poll_interval: float = _f(5.0, lo=0.01, hi=600)
+    #: At or above ``derate_at`` the offer drops to ``derate_current``; at ``stop_at`` charging stops.
+    derate_at: float = _f(60.0, lo=-40, hi=150)
+    derate_current: float = _f(10.0, lo=6, hi=80)
+    stop_at: float = _f(75.0, lo=-40, hi=150)
+    #: Both levels clear this many degrees below where they set in.
+    hysteresis: float = _f(5.0, lo=0, hi=30)
 
 
 @dataclass
@@ -137,9 +220,18 @@ class ConnectorSection:
     id: int = _f(1, lo=1, hi=16)
     max_current: float = _f(32.0, lo=6, hi=80)
     phases: int = _f(3, choices=(1, 3))
+    #: Measured current above the offer by more than this margin (A) for ``overcurrent_grace`` s lowers
+    #: the offer; overdrawing for a second grace period stops the session.
+    overcurrent_margin: float = _f(2.0, lo=0.5, hi=20)
+    overcurrent_grace: float = _f(7.0, lo=0.05, hi=60)
     pilot: PilotSection = _f(PilotSection())
+    proximity: ProximitySection = _f(ProximitySection())
     contactor: ContactorSection = _f(ContactorSection())
     meter: MeterSection = _f(MeterSection())
+    rcm: RcmSection = _f(RcmSection())
+    lock: LockSection = _f(LockSection())
+    led: LedSection = _f(LedSection())
+    temperature: TemperatureSection = _f(TemperatureSection())
 
 
 @dataclass
@@ -255,16 +347,13 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
         problems.append(f"{source}: station.id = {config.station.id!r}: expected 1-48 characters without '/'")
     seen_ids: set[int] = set()
     pins: dict[int, str] = {}
+    adc_channels: dict[tuple[int, int, int], str] = {}
     for i, conn in enumerate(config.connector):
         where = f"connector[{i}]"
         if conn.id in seen_ids:
             problems.append(f"{source}: {where}.id = {conn.id}: expected a connector id not used before")
         seen_ids.add(conn.id)
-        for key, pin in (
-            ("pilot.pwm_pin", conn.pilot.pwm_pin),
-            ("contactor.pin", conn.contactor.pin),
-            ("contactor.mirror_pin", conn.contactor.mirror_pin),
-        ):
+        for key, pin in _pins(conn):
             if pin is None:
                 continue
             if pin in pins:
@@ -272,6 +361,21 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
                     f"{source}: {where}.{key} = {pin}: expected a GPIO not already used by {pins[pin]}"
                 )
             pins[pin] = f"{where}.{key}"
+        channels: dict[int, str] = {}
+        for key, channel in (("pilot.adc_channel", conn.pilot.adc_channel),
+                             ("pilot.adc_low_channel", conn.pilot.adc_low_channel),
+                             ("proximity.adc_channel", conn.proximity.adc_channel)):
+            if channel is None:
+                continue
+            owner = adc_channels.get((conn.pilot.spi_port, conn.pilot.spi_device, channel)) or channels.get(channel)
+            if owner:
+                problems.append(f"{source}: {where}.{key} = {channel}: expected an MCP3008 channel not already "
+                                f"used by {owner}")
+            channels[channel] = adc_channels[(conn.pilot.spi_port, conn.pilot.spi_device, channel)] = \
+                f"{where}.{key}"
+        if conn.temperature.driver != "none" and conn.temperature.stop_at <= conn.temperature.derate_at:
+            problems.append(f"{source}: {where}.temperature.stop_at = {conn.temperature.stop_at:g}: expected more "
+                            f"than derate_at ({conn.temperature.derate_at:g})")
         if conn.pilot.adc_volts_at_full <= conn.pilot.adc_volts_at_zero:
             problems.append(
                 f"{source}: {where}.pilot.adc_volts_at_full = {conn.pilot.adc_volts_at_full:g}: "
@@ -288,6 +392,24 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
             f"{source}: connector ids = {sorted(seen_ids)}: "
             f"expected 1..{len(seen_ids)} (OCPP numbers connectors from 1)"
         )
+
+
+def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
+    """Every GPIO a connector's config uses, with its key."""
+    pins: list[tuple[str, int | None]] = [
+        ("pilot.pwm_pin", conn.pilot.pwm_pin),
+        ("contactor.pin", conn.contactor.pin),
+        ("contactor.mirror_pin", conn.contactor.mirror_pin),
+    ]
+    if conn.rcm.driver != "none":
+        pins += [("rcm.fault_pin", conn.rcm.fault_pin), ("rcm.test_pin", conn.rcm.test_pin)]
+    if conn.lock.driver != "none":
+        pins += [("lock.lock_pin", conn.lock.lock_pin), ("lock.unlock_pin", conn.lock.unlock_pin),
+                 ("lock.feedback_pin", conn.lock.feedback_pin)]
+    if conn.led.driver != "none":
+        pins += [("led.red_pin", conn.led.red_pin), ("led.green_pin", conn.led.green_pin),
+                 ("led.blue_pin", conn.led.blue_pin)]
+    return pins
 
 
 # The embedded default: simulated hardware, one connector, and a meter sample every

@@ -7,10 +7,17 @@ not allowed from the current state (``MachineError``), which keeps impossible
 sequences out.
 
 AC flow: plug (B) -> Preparing; authorised (card or remote) -> transaction
-starts and the PWM offers current; EV to C -> the supervisor closes the
-contactor -> Charging; EV back to B -> SuspendedEV (contactor open); stop ->
-Finishing until unplugged -> Available. Unplugging at any point ends the
-transaction (EVDisconnected).
+starts, the cable lock closes and the RCM's test is confirmed (where fitted),
+then the PWM offers current; EV to C -> the supervisor closes the contactor
+-> Charging; EV back to B -> SuspendedEV (contactor open); stop -> PWM off,
+then permit withdrawn -> Finishing until unplugged -> Available. Unplugging at
+any point ends the transaction (EVDisconnected).
+
+The offer is the smallest of the connector's maximum and its named limits
+(cable rating from PP, site share, temperature derating, overcurrent). A lower
+offer goes on the PWM at once; a higher one at most every 5 s (IEC 61851-1,
+as EVerest does); below 6 A nothing can be offered and the connector waits in
+SuspendedEVSE with a steady pilot.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from transitions import Machine
 
@@ -35,7 +43,7 @@ from controller.events import (
 from controller.faults import Fault
 from controller.safety import SafetySupervisor
 from hal.meter import MeterReading
-from hal.pilot import ControlPilot, PilotState
+from hal.pilot import MIN_CURRENT_A, ControlPilot, PilotState, pilot_label
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,22 @@ TRANSITIONS: list[dict[str, object]] = [
      "dest": S.UNAVAILABLE.value},
     {"trigger": "enable", "source": S.UNAVAILABLE.value, "dest": S.AVAILABLE.value},
 ]
+#: Raising the offered current waits this long after the previous PWM change (IEC 61851-1; EVerest 5000 ms).
+PWM_RAISE_INTERVAL = 5.0
+#: State F pulse that wakes an EV asleep in B2 (ISO 15118-3 t_step_EF).
+WAKEUP_PULSE = 4.0
+
+
+class LockPort(Protocol):
+    """A socket's cable lock as the connector sees it (``controller.devices.LockControl``)."""
+
+    def want(self, locked: bool) -> None:
+        """Move to (or stay in) this position; the result reaches the supervisor's "lock" interlock."""
+
+    async def unlock(self) -> bool:
+        """Unlock now and wait for the result; True when the cable is free."""
+
+
 STATES = [S.AVAILABLE, S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING, S.FAULTED,
           S.UNAVAILABLE, S.RESERVED]
 
@@ -126,6 +150,8 @@ class Connector:
         emit: Callable[[Event], None],
         clock: Clock | None = None,
         connection_timeout: float = 60.0,
+        wakeup_after: float = 0.0,
+        lock: LockPort | None = None,
     ) -> None:
         self.id = connector_id
         self.max_current = max_current
@@ -153,6 +179,18 @@ class Connector:
         #: Active faults (from the supervisor) and a flagged condition that does not stop charging.
         self.faults: dict[Fault, str] = {}
         self.warning: Fault | None = None
+        #: Named current limits (A) below max_current: "cable", "site", "temperature", "overcurrent".
+        self.limits: dict[str, float] = {}
+        self.pwm_raise_interval = PWM_RAISE_INTERVAL
+        self._pwm_changed_at = float("-inf")
+        self._raise_handle: asyncio.TimerHandle | None = None
+        #: Wake-up of an EV asleep in B2: after ``wakeup_after`` s (0: never), a state F pulse, once per session.
+        self.wakeup_after = wakeup_after
+        self.wakeup_pulse = WAKEUP_PULSE
+        self._wakeup_handle: asyncio.TimerHandle | None = None
+        self._waking = False
+        self._ev_requested = False
+        self.lock = lock
         self.machine = Machine(
             model=self,
             states=[s.value for s in STATES],
@@ -171,6 +209,10 @@ class Connector:
 
     def on_pilot(self, state: PilotState | None) -> None:
         """A debounced pilot state change (on the loop thread)."""
+        if self._waking and state == PilotState.F:
+            return  # our own wake-up pulse, not an unplug
+        if state != self.pilot_state:
+            log.info("connector %d: pilot %s", self.id, pilot_label(state, self.pilot.output_level))
         previous = self.pilot_state
         self.pilot_state = state
         if state is not None and state.plugged and (previous is None or not previous.plugged):
@@ -186,6 +228,27 @@ class Connector:
         if faults and self.state == S.FAULTED.value and set(faults) != set(previous):
             self._after_state_change()  # still Faulted, but for another reason: report it
         self._reconcile()
+
+    def refresh(self) -> None:
+        """Something the supervisor waits for changed (diode seen, RCM tested, cable locked): look again."""
+        self._reconcile()
+
+    def set_limit(self, name: str, amps: float | None) -> None:
+        """Set (or lift, with None) a named current limit; the PWM follows under the IEC rate rule."""
+        if amps is None:
+            if self.limits.pop(name, None) is None:
+                return
+        elif self.limits.get(name) == amps:
+            return
+        else:
+            self.limits[name] = amps
+        log.info("connector %d: %s limit %s; offer limit now %.1f A", self.id, name,
+                 "lifted" if amps is None else f"{amps:.1f} A", self.offer_limit())
+        self._reconcile()
+
+    def offer_limit(self) -> float:
+        """The current this connector may offer now: its maximum and every limit, the smallest."""
+        return min([self.max_current, *self.limits.values()])
 
     def flag(self, warning: Fault | None) -> None:
         """A condition to report with the status without stopping (e.g. meter lost, policy "continue")."""
@@ -359,25 +422,99 @@ class Connector:
             return
         if self._energy_capped():
             return
-        if self.pilot.offered_current is None:
-            self.pilot.offer_current(self.max_current)
+        if not self._interlocks_ready():
+            return
+        if not self._update_offer():
+            if self.state != S.SUSPENDED_EVSE.value:
+                log.info("connector %d: less than %g A available; waiting", self.id, MIN_CURRENT_A)
+                self.suspend_evse()
+            return
         assert state is not None
         if state.requesting:
+            self._ev_requested = True
+            self._cancel_wakeup()
             if self.state != S.CHARGING.value:
                 if self.supervisor.request_close(self.id):
                     self.charge()
                 elif self.state != S.SUSPENDED_EVSE.value:
                     log.warning("connector %d: EV requests power but the supervisor refuses", self.id)
                     self.suspend_evse()
-        elif self.state in (S.CHARGING.value, S.SUSPENDED_EVSE.value):
-            self.supervisor.open(self.id)
-            self.suspend_ev()
+        else:
+            if self.state in (S.CHARGING.value, S.SUSPENDED_EVSE.value):
+                self.supervisor.open(self.id)
+                self.suspend_ev()
+            self._arm_wakeup()
+
+    def _interlocks_ready(self) -> bool:
+        # Lock the cable and have the RCM tested before any PWM: the EV never asks for power into an
+        # outlet that is not ready, so a refused close (SuspendedEVSE) means a real problem.
+        if self.lock is not None:
+            self.lock.want(True)
+        return self.supervisor.interlock(self.id, "lock") and self.supervisor.interlock(self.id, "rcm")
+
+    def _update_offer(self) -> bool:
+        """Bring the PWM towards the offer limit; False when it is below 6 A and nothing is offered."""
+        target = self.offer_limit()
+        offered = self.pilot.offered_current
+        now = self.clock.monotonic()
+        if target < MIN_CURRENT_A:
+            if offered is not None:
+                self.pilot.stop_offer()
+                self._pwm_changed_at = now
+            return False
+        if offered is None or target < offered:
+            self._set_pwm(target, now)
+        elif target > offered:
+            wait = self._pwm_changed_at + self.pwm_raise_interval - now
+            if wait <= 0:
+                self._set_pwm(target, now)
+            elif self._raise_handle is None:
+                self._raise_handle = asyncio.get_running_loop().call_later(wait, self._raise_due)
+        return True
+
+    def _set_pwm(self, amps: float, now: float) -> None:
+        self.pilot.offer_current(amps)
+        self._pwm_changed_at = now
+        log.info("connector %d: offering %.1f A", self.id, amps)
+
+    def _raise_due(self) -> None:
+        self._raise_handle = None
+        self._reconcile()
+
+    def _arm_wakeup(self) -> None:
+        if (self.wakeup_after <= 0 or self._ev_requested or self._wakeup_handle is not None
+                or self.transaction is None or self.pilot.offered_current is None):
+            return
+        self._wakeup_handle = asyncio.get_running_loop().call_later(self.wakeup_after, self._wake_up)
+
+    def _cancel_wakeup(self) -> None:
+        if self._wakeup_handle is not None:
+            self._wakeup_handle.cancel()
+            self._wakeup_handle = None
+
+    def _wake_up(self) -> None:
+        self._wakeup_handle = None
+        if self.transaction is None or self._ev_requested or self.pilot_state != PilotState.B:
+            return
+        log.info("connector %d: EV asleep in B2 for %.0f s; wake-up pulse (state F, %.1f s)", self.id,
+                 self.wakeup_after, self.wakeup_pulse)
+        self._ev_requested = True  # once per session
+        self._waking = True
+        self.pilot.set_unavailable()
+        asyncio.get_running_loop().call_later(self.wakeup_pulse, self._wake_up_done)
+
+    def _wake_up_done(self) -> None:
+        self._waking = False
+        if self.transaction is None:
+            return  # the session ended during the pulse, which already put the pilot back to steady +12 V
+        self.pilot.stop_offer()  # back to a steady pilot; the next reconcile offers again
+        self._reconcile()
 
     def _energy_capped(self) -> bool:
         if self.energy_cap_wh is None or self.reading is None or self.reading.energy_wh < self.energy_cap_wh:
             return False
+        self.pilot.stop_offer()  # PWM first: the EV gets its IEC time to stop before the contactor opens
         self.supervisor.set_permit(self.id, False)
-        self.pilot.stop_offer()
         if self.state != S.SUSPENDED_EVSE.value:
             log.info("connector %d: energy cap for an invalid idTag reached; no more energy", self.id)
             self.suspend_evse()
@@ -423,10 +560,19 @@ class Connector:
 
     def _end_session(self) -> None:
         self._cancel_connection_timeout()
+        self._cancel_wakeup()
+        if self._raise_handle is not None:
+            self._raise_handle.cancel()
+            self._raise_handle = None
         self.session = None
         self.energy_cap_wh = None
-        self.supervisor.set_permit(self.id, False)
+        self._ev_requested = False
+        # PWM first, then the permit: an EV in C gets its IEC time (ev_stop_timeout) to go to B before the
+        # supervisor opens under load; one that follows the PWM has the contactor opened as it leaves C.
         self.pilot.stop_offer()
+        self.supervisor.set_permit(self.id, False)
+        if self.lock is not None:
+            self.lock.want(False)
 
     def _arm_connection_timeout(self) -> None:
         self._cancel_connection_timeout()

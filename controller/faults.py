@@ -28,6 +28,9 @@ class Fault(enum.Enum):
 
     PILOT_FAULT = FaultInfo("OtherError", "PilotFault", "control pilot shorted to PE (state E)", False)
     DIODE_FAULT = FaultInfo("OtherError", "DiodeFault", "EV diode missing or shorted", False)
+    VENTILATION_NOT_AVAILABLE = FaultInfo("OtherError", "VentilationNotAvailable",
+                                          "EV asks for ventilation (state D); the site has none", False)
+    PROXIMITY_FAULT = FaultInfo("OtherError", "ProximityFault", "cable PP resistor out of range", False)
     CONTACTOR_WELDED = FaultInfo("PowerSwitchFailure", "ContactorWelded", "contactor still closed after opening",
                                  True)
     CONTACTOR_FAILED_TO_CLOSE = FaultInfo("PowerSwitchFailure", "ContactorFailedToClose",
@@ -35,7 +38,7 @@ class Fault(enum.Enum):
     RCM_TRIP = FaultInfo("GroundFailure", "RcmTripped", "residual current monitor tripped", True)
     RCM_SELFTEST_FAILED = FaultInfo("GroundFailure", "RcmSelfTestFailed", "RCM self-test failed", True)
     LOCK_FAILURE = FaultInfo("ConnectorLockFailure", "LockFailure", "cable lock did not reach its position", True)
-    OVERCURRENT = FaultInfo("OverCurrentFailure", "OverCurrent", "EV draws more than offered", False)
+    OVERCURRENT = FaultInfo("OverCurrentFailure", "OverCurrent", "EV draws more than offered", True)
     OVER_TEMPERATURE = FaultInfo("HighTemperature", "OverTemperature", "temperature above the stop threshold",
                                  False)
     METER_COMM_LOST = FaultInfo("PowerMeterFailure", "MeterCommunicationLost", "energy meter does not answer",

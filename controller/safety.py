@@ -2,16 +2,20 @@
 
 It is independent of sessions and OCPP. The connector asks for power with
 :meth:`SafetySupervisor.request_close`; the supervisor closes only while the
-session logic has granted a permit, the pilot reads C or D, the PWM offers
-current and no fault is active. Pilot readings arrive through :meth:`on_pilot`
-*in the pilot monitor's thread*, and faults through :meth:`raise_fault` from
-any thread, so the contactor opens right there, without waiting for the
-asyncio loop, the state machine or the network.
+session logic has granted a permit, the pilot reads C (or D where the site
+ventilates), the PWM offers current, the EV's diode was seen during this PWM
+run (when the pilot can read the low half), every interlock holds (RCM tested,
+cable locked) and no fault is active. Pilot readings arrive through
+:meth:`on_pilot` *in the pilot monitor's thread*, and faults through
+:meth:`raise_fault` from any thread, so the contactor opens right there,
+without waiting for the asyncio loop, the state machine or the network.
 
-A watch thread compares each contactor's mirror contact with its coil: still
-closed ``feedback_delay`` after opening is a welded contactor, still open after
-closing is one that failed to close. Latching faults stay until their
-condition is gone *and* the pilot reads A (vehicle unplugged).
+A watch thread runs every 5 ms. It compares each contactor's mirror contact
+with its coil: still closed ``feedback_delay`` after opening is a welded
+contactor, still open after closing is one that failed to close. It also
+opens under load a contactor whose EV stays in C for ``ev_stop_timeout``
+after the PWM was withdrawn (IEC 61851-1 state C1, 6 s). Latching faults stay
+until their condition is gone *and* the pilot reads A (vehicle unplugged).
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ class _Channel:
     condition_gone: set[Fault] = field(default_factory=set)
     switched_at: float = 0.0
     feedback_delay: float = 0.2
+    ventilation: bool = False
+    ev_stop_timeout: float = 6.0
+    #: The PWM epoch in which the EV's diode was last seen (-1: never).
+    diode_epoch: int = -1
+    #: When a closed contactor without an offer (C1) or a permit must open; None while none is due.
+    open_deadline: float | None = None
+    #: Conditions other devices must confirm before closing (name -> holds now).
+    interlocks: dict[str, bool] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -60,11 +72,31 @@ class SafetySupervisor:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
 
-    def add(self, connector_id: int, contactor: Contactor, pilot: ControlPilot, feedback_delay: float = 0.2) -> None:
+    def add(self, connector_id: int, contactor: Contactor, pilot: ControlPilot, feedback_delay: float = 0.2, *,
+            ventilation: bool = False, ev_stop_timeout: float = 6.0) -> None:
         """Supervise a connector's contactor; it starts open and without a permit."""
         contactor.open()
         self._channels[connector_id] = _Channel(contactor, pilot, switched_at=self._clock(),
-                                                feedback_delay=feedback_delay)
+                                                feedback_delay=feedback_delay, ventilation=ventilation,
+                                                ev_stop_timeout=ev_stop_timeout)
+
+    def require(self, connector_id: int, interlock: str) -> None:
+        """Add an interlock (e.g. "rcm", "lock") that must be confirmed before each close; it starts unmet."""
+        ch = self._channels[connector_id]
+        with ch.lock:
+            ch.interlocks[interlock] = False
+
+    def set_interlock(self, connector_id: int, interlock: str, ok: bool) -> None:
+        """Confirm or withdraw an interlock (any thread); withdrawing it opens a closed contactor at once."""
+        ch = self._channels[connector_id]
+        with ch.lock:
+            ch.interlocks[interlock] = ok
+            if not ok and ch.contactor.commanded_closed:
+                self._open(connector_id, ch, f"{interlock} interlock lost")
+
+    def interlock(self, connector_id: int, interlock: str) -> bool:
+        """Whether an interlock holds now."""
+        return self._channels[connector_id].interlocks.get(interlock, True)
 
     # ---------------------------------------------------------------- inputs
 
@@ -81,8 +113,23 @@ class SafetySupervisor:
             self.raise_fault(connector_id, Fault.PILOT_FAULT, f"pilot state {state.value}")
         elif Fault.PILOT_FAULT in ch.faults:
             self.clear_fault(connector_id, Fault.PILOT_FAULT)
+        if state == PilotState.D and not ch.ventilation:
+            self.raise_fault(connector_id, Fault.VENTILATION_NOT_AVAILABLE)
+        elif Fault.VENTILATION_NOT_AVAILABLE in ch.faults:
+            self.clear_fault(connector_id, Fault.VENTILATION_NOT_AVAILABLE)
         if state == PilotState.A:
+            # No vehicle, no diode to doubt: a diode fault ends with the car that had it.
+            self.clear_fault(connector_id, Fault.DIODE_FAULT)
             self._release_latched(connector_id)
+
+    def on_diode(self, connector_id: int, ok: bool, epoch: int) -> None:
+        """The pilot monitor's diode check during PWM run ``epoch`` (monitor thread)."""
+        ch = self._channels[connector_id]
+        with ch.lock:
+            if ok:
+                ch.diode_epoch = epoch
+        if not ok:
+            self.raise_fault(connector_id, Fault.DIODE_FAULT, "PWM low half not at -12 V")
 
     def raise_fault(self, connector_id: int, fault: Fault, detail: str = "") -> None:
         """A fault is present (any thread): the contactor opens now and stays open while it lasts."""
@@ -99,18 +146,22 @@ class SafetySupervisor:
             snapshot = dict(ch.faults)
         self._notify(connector_id, snapshot)
 
-    def clear_fault(self, connector_id: int, fault: Fault) -> None:
-        """A fault's condition is gone; a latching one also waits for the vehicle to be unplugged."""
+    def clear_fault(self, connector_id: int, fault: Fault, *, force: bool = False) -> None:
+        """A fault's condition is gone; a latching one also waits for the vehicle to be unplugged.
+
+        ``force`` releases a latched fault with the vehicle still connected (a re-close policy).
+        """
         ch = self._channels[connector_id]
         with ch.lock:
             if fault not in ch.faults:
                 return
-            if fault.info.latching and ch.pilot_state != PilotState.A:
+            if fault.info.latching and ch.pilot_state != PilotState.A and not force:
                 ch.condition_gone.add(fault)
                 log.info("connector %d: %s condition gone; cleared once the vehicle is unplugged",
                          connector_id, fault.info.vendor_code)
                 return
             del ch.faults[fault]
+            ch.condition_gone.discard(fault)
             log.info("connector %d: fault %s cleared", connector_id, fault.info.vendor_code)
             snapshot = dict(ch.faults)
         self._notify(connector_id, snapshot)
@@ -122,6 +173,14 @@ class SafetySupervisor:
             ch.condition_gone.clear()
         for fault in ready:
             self.clear_fault(connector_id, fault)
+
+    def closed(self, connector_id: int) -> bool:
+        """Whether the contactor is driven closed."""
+        return bool(self._channels[connector_id].contactor.commanded_closed)
+
+    def pilot_state(self, connector_id: int) -> PilotState | None:
+        """The last debounced pilot state the supervisor saw."""
+        return self._channels[connector_id].pilot_state
 
     def faults(self, connector_id: int) -> dict[Fault, str]:
         """Active faults of a connector."""
@@ -139,11 +198,18 @@ class SafetySupervisor:
     # ------------------------------------------------------------- switching
 
     def set_permit(self, connector_id: int, allowed: bool) -> None:
-        """The session logic grants (or withdraws) the right to deliver energy."""
+        """The session logic grants (or withdraws) the right to deliver energy.
+
+        Withdrawn while the PWM still offers current, the contactor opens at once. Withdrawn after the
+        PWM (the IEC way to stop), an EV still in C gets ``ev_stop_timeout`` to bring its current
+        down and go to B before the watch opens the contactor under load.
+        """
         ch = self._channels[connector_id]
         with ch.lock:
             ch.permit = allowed
-            if not allowed and ch.contactor.commanded_closed:
+            requesting = ch.pilot_state is not None and ch.pilot_state.requesting
+            if not allowed and ch.contactor.commanded_closed and (
+                    ch.pilot.offered_current is not None or not requesting):
                 self._switch(ch, close=False)
 
     def request_close(self, connector_id: int) -> bool:
@@ -157,8 +223,26 @@ class SafetySupervisor:
                 return False
             if ch.pilot.offered_current is None:
                 return False  # C1: the EV asks, but no PWM offers current
+            if ch.pilot.measures_low and ch.diode_epoch != ch.pilot.pwm_epoch:
+                return False  # the diode has not been seen during this PWM run yet
+            if not all(ch.interlocks.values()):
+                return False
             self._switch(ch, close=True)
             return True
+
+    def blocked_by(self, connector_id: int) -> list[str]:
+        """What keeps the contactor from closing right now (empty when nothing does)."""
+        ch = self._channels[connector_id]
+        with ch.lock:
+            reasons = [f.info.vendor_code for f in ch.faults]
+            if not ch.permit:
+                reasons.append("no permit")
+            if ch.pilot.offered_current is None:
+                reasons.append("no PWM")
+            if ch.pilot.measures_low and ch.diode_epoch != ch.pilot.pwm_epoch:
+                reasons.append("diode not checked")
+            reasons += [f"{name} not ready" for name, ok in ch.interlocks.items() if not ok]
+            return reasons
 
     def open(self, connector_id: int) -> None:
         """Open a connector's contactor (always allowed)."""
@@ -191,10 +275,9 @@ class SafetySupervisor:
     # ------------------------------------------------------- mirror contacts
 
     def start_watch(self) -> None:
-        """Start comparing mirror contacts with coils (only connectors whose contactor reports feedback)."""
-        if any(ch.contactor.feedback_closed is not None for ch in self._channels.values()):
-            self._watch = threading.Thread(target=self._watch_loop, name="contactor-watch", daemon=True)
-            self._watch.start()
+        """Start the watch thread: mirror contacts against coils, and the C1 open-under-load timer."""
+        self._watch = threading.Thread(target=self._watch_loop, name="contactor-watch", daemon=True)
+        self._watch.start()
 
     def stop_watch(self) -> None:
         """Stop the watch thread."""
@@ -206,6 +289,21 @@ class SafetySupervisor:
         while not self._stop.wait(WATCH_INTERVAL):
             for cid, ch in self._channels.items():
                 self.check_feedback(cid, ch)
+                self.check_stop_timeout(cid, ch)
+
+    def check_stop_timeout(self, connector_id: int, ch: _Channel | None = None) -> None:
+        """Open under load a contactor left closed without an offer or a permit for ``ev_stop_timeout``."""
+        ch = ch or self._channels[connector_id]
+        with ch.lock:
+            if not ch.contactor.commanded_closed or (ch.permit and ch.pilot.offered_current is not None):
+                ch.open_deadline = None
+                return
+            now = self._clock()
+            if ch.open_deadline is None:
+                ch.open_deadline = now + ch.ev_stop_timeout
+            elif now >= ch.open_deadline:
+                ch.open_deadline = None
+                self._open(connector_id, ch, "EV still in C after the PWM stopped; opened under load")
 
     def check_feedback(self, connector_id: int, ch: _Channel | None = None) -> None:
         """Compare one mirror contact with its coil (the watch thread calls this every 5 ms)."""

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controller.connector import Connector, Reservation
-from controller.events import CardRead, ConnectorStatus, Event, StatusChanged, StopReason
+from controller.events import (
+    CardRead,
+    ConnectorStatus,
+    Event,
+    StatusChanged,
+    StopReason,
+    TransactionEnded,
+    TransactionStarted,
+)
+from hal.pilot import MIN_CURRENT_A
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +48,16 @@ class Authorizer(Protocol):
 class Station:
     """All connectors of one charger."""
 
-    def __init__(self, connectors: list[Connector] | None = None) -> None:
+    def __init__(self, connectors: list[Connector] | None = None, site_current_limit: float = 0.0) -> None:
         self.connectors: dict[int, Connector] = {}
+        #: Amps per phase for all connectors together (0: no limit); see :meth:`rebalance`.
+        self.site_current_limit = site_current_limit
         self.authorizer: Authorizer | None = None
         #: Called with (connector id, operative) whenever availability is set, so it can be persisted.
         self.on_availability: Callable[[int, bool], None] | None = None
         self._subscribers: list[Callable[[Event], None]] = []
         self._pending_cards: set[str] = set()
+        self._subscribers.append(self._on_own_event)
         for c in connectors or []:
             self.add(c)
 
@@ -252,18 +264,47 @@ class Station:
                 stopped += 1
         return stopped
 
-    def unlock(self, connector_id: int) -> str:
-        """UnlockConnector: ends the transaction (UnlockCommand). Unlocked, or NotSupported for no such connector.
+    async def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: ends the transaction (UnlockCommand), then frees the cable.
 
-        No cable lock is fitted yet (it arrives with the socket-lock driver), so a
-        known connector's cable is always free once the transaction has ended.
+        Unlocked, UnlockFailed (the lock did not open), or NotSupported for no such connector.
+        A tethered cable has no lock: once the transaction has ended it is free.
         """
         connector = self.connectors.get(connector_id)
         if connector is None:
             return "NotSupported"
         if connector.transaction is not None:
             connector.stop(StopReason.UNLOCK_COMMAND)
+        if connector.lock is not None and not await connector.lock.unlock():
+            return "UnlockFailed"
         return "Unlocked"
+
+    # ------------------------------------------------------------ site limit
+
+    def rebalance(self) -> None:
+        """Share ``site_current_limit`` between the connectors with a transaction (equal shares, >= 6 A each).
+
+        When the limit cannot give every one 6 A, the earliest transactions get the shares and the rest
+        wait in SuspendedEVSE. An idle connector is pre-set to the share it would get on starting, so a
+        new session never starts above it; the others come down on the next loop turn.
+        """
+        limit = self.site_current_limit
+        if not limit:
+            return
+        started = {c.id: c.transaction.started_at for c in self.connectors.values() if c.transaction is not None}
+        active = sorted((self.connectors[cid] for cid in started), key=lambda c: (started[c.id], c.id))
+        fit = min(len(active), int(limit // MIN_CURRENT_A))
+        share = limit / fit if fit else 0.0
+        for i, c in enumerate(active):
+            c.set_limit("site", share if i < fit else 0.0)
+        idle_share = limit / (len(active) + 1)
+        for c in self.connectors.values():
+            if c.transaction is None:
+                c.set_limit("site", idle_share if idle_share >= MIN_CURRENT_A else 0.0)
+
+    def _on_own_event(self, event: Event) -> None:
+        if isinstance(event, TransactionStarted | TransactionEnded) and self.site_current_limit:
+            asyncio.get_running_loop().call_soon(self.rebalance)
 
     def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
         """Stop the transaction with this station-local id; False when none is running."""

@@ -4,7 +4,11 @@ Facts (``shared/reference/hardware.md`` section 1):
 - duty = I / 0.6 % for 6-51 A, duty = I / 2.5 + 64 % for 51-80 A;
 - the EV reads I = 0.6 * D for 10-85 % and I = (D - 64) * 2.5 for 85-96 %;
 - the high level of the pilot is +12/+9/+6/+3/0 V in A/B/C/D/E, and the EVSE
-  drives -12 V steady in F; each within +/-1 V after stabilisation.
+  drives -12 V steady in F; each within +/-1 V after stabilisation;
+- while the PWM runs, the low half must read -12 V: the EV's diode blocks it.
+  A missing or shorted diode lets the EV's resistors pull the low half up
+  towards minus the high level (Yeti: "high + low ~ 0 gives a diode fault").
+- x1 is a steady pilot (no oscillator), x2 a running 1 kHz PWM: B1/B2, C1/C2.
 """
 
 from __future__ import annotations
@@ -97,6 +101,28 @@ def nominal_voltage(state: PilotState) -> float:
     return _NOMINAL_V[state]
 
 
+LOW_NOMINAL_V = -12.0
+
+
+def diode_ok(low_volts: float) -> bool:
+    """True when the PWM's low half reads -12 V +/- 1 V, i.e. the EV's diode blocks it."""
+    return abs(low_volts - LOW_NOMINAL_V) <= BAND_V
+
+
+def pwm_running(output_level: float) -> bool:
+    """True while the oscillator runs (neither steady +12 V nor steady -12 V)."""
+    return 0.0 < output_level < 1.0
+
+
+def pilot_label(state: PilotState | None, output_level: float) -> str:
+    """IEC name of what the pilot shows: ``B1`` (steady, no offer), ``C2`` (PWM running), ``A``, ``F``..."""
+    if state is None:
+        return "invalid"
+    if state in (PilotState.B, PilotState.C, PilotState.D):
+        return f"{state.value}{2 if pwm_running(output_level) else 1}"
+    return state.value
+
+
 class ControlPilot(ABC):
     """Drives the pilot PWM and reads the pilot's high level.
 
@@ -104,9 +130,18 @@ class ControlPilot(ABC):
     IEC rules (which duty for which current, steady levels) live here.
     """
 
+    #: True when the driver can read the PWM's low half (the diode check); see :meth:`read_low_voltage`.
+    measures_low = False
+
     def __init__(self) -> None:
         self._offered: float | None = None
         self._level = 0.0  # drivers start in state F
+        self._epoch = 0
+
+    @property
+    def pwm_epoch(self) -> int:
+        """Counts PWM starts: a diode check counts only for the PWM run it was made in."""
+        return self._epoch
 
     @property
     def output_level(self) -> float:
@@ -121,6 +156,8 @@ class ControlPilot(ABC):
     def offer_current(self, amps: float) -> None:
         """Start or change the 1 kHz PWM so that it offers ``amps``."""
         duty = duty_for_current(amps)
+        if self._offered is None:
+            self._epoch += 1
         self._write_duty(duty / 100.0)
         self._level = duty / 100.0
         self._offered = amps
@@ -145,11 +182,17 @@ class ControlPilot(ABC):
     def read_voltage(self) -> float:
         """Read the pilot's high level in volts (blocking; called from the monitor thread)."""
 
+    def read_low_voltage(self) -> float:
+        """Read the PWM's low half in volts (drivers with ``measures_low``; monitor thread)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read the pilot's low half")
+
     def close(self) -> None:
         """Release the hardware; the driver leaves its output in the safe state."""
 
 
 PilotCallback = Callable[[PilotState | None, float], None]
+#: Told (diode ok, PWM epoch the check belongs to, monotonic time) when the confirmed result changes.
+DiodeCallback = Callable[[bool, int, float], None]
 
 
 class PilotMonitor:
@@ -160,6 +203,12 @@ class PilotMonitor:
     without waiting for the asyncio loop. A state must be read on
     ``debounce_samples`` consecutive polls to count; a reading between bands
     never counts as a state (it is a transition edge or noise).
+
+    With a pilot that ``measures_low`` and a ``diode_callback``, every poll
+    taken while the PWM runs and a vehicle is connected also reads the low
+    half; a result confirmed on ``debounce_samples`` polls is reported
+    *before* the state change of the same poll, so the supervisor knows the
+    diode is there by the time the EV's request for power reaches it.
     """
 
     def __init__(
@@ -171,9 +220,11 @@ class PilotMonitor:
         debounce_samples: int = 2,
         name: str = "pilot",
         clock: Callable[[], float] = time.monotonic,
+        diode_callback: DiodeCallback | None = None,
     ) -> None:
         self._pilot = pilot
         self._callback = callback
+        self._diode_callback = diode_callback if pilot.measures_low else None
         self._interval = poll_interval
         self._debounce = max(1, debounce_samples)
         self._clock = clock
@@ -181,6 +232,10 @@ class PilotMonitor:
         self._thread = threading.Thread(target=self._run, name=f"{name}-monitor", daemon=True)
         self.state: PilotState | None = None
         self.read_errors = 0
+        #: The last confirmed diode check: (ok, PWM epoch), or None before the first.
+        self.diode: tuple[bool, int] | None = None
+        self._diode_candidate: tuple[bool, int] | None = None
+        self._diode_count = 0
 
     def start(self) -> None:
         """Start polling."""
@@ -198,7 +253,11 @@ class PilotMonitor:
         failing = False
         while not self._stop.is_set():
             try:
+                level, epoch = self._pilot.output_level, self._pilot.pwm_epoch
                 sample = classify_pilot_voltage(self._pilot.read_voltage())
+                if self._diode_callback is not None and sample is not None and sample.plugged \
+                        and pwm_running(level):
+                    self._check_diode(diode_ok(self._pilot.read_low_voltage()), epoch)
                 if failing:
                     log.info("pilot ADC reads again after %d failed reads", self.read_errors)
                     failing = False
@@ -223,3 +282,21 @@ class PilotMonitor:
             elif sample == self.state:
                 candidate, count = None, 0
             self._stop.wait(self._interval)
+
+    def _check_diode(self, ok: bool, epoch: int) -> None:
+        result = (ok, epoch)
+        if result == self.diode:
+            self._diode_candidate, self._diode_count = None, 0
+            return
+        if result == self._diode_candidate:
+            self._diode_count += 1
+        else:
+            self._diode_candidate, self._diode_count = result, 1
+        if self._diode_count >= self._debounce:
+            self.diode = result
+            self._diode_candidate, self._diode_count = None, 0
+            assert self._diode_callback is not None
+            try:
+                self._diode_callback(ok, epoch, self._clock())
+            except Exception:
+                log.exception("diode check handler failed")

@@ -95,8 +95,8 @@ class StationChargePoint(ChargePoint):
         self.client.reset(hard=type == "Hard")
 
     @on(Action.unlock_connector)
-    def on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
-        return call_result.UnlockConnector(status=UnlockStatus(self.client.station.unlock(connector_id)))
+    async def on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
+        return call_result.UnlockConnector(status=UnlockStatus(await self.client.station.unlock(connector_id)))
 
     @on(Action.clear_cache)
     def on_clear_cache(self, **_: Any) -> Any:

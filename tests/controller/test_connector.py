@@ -90,10 +90,13 @@ async def test_full_ac_session_flow() -> None:
     assert rig.coil.state and rig.connector.status == "Charging"
     rig.connector.on_meter(MeterReading(energy_wh=1500.0))
     assert rig.connector.stop(StopReason.LOCAL, "04A1B2C3")
-    assert not rig.coil.state and rig.pwm.state == 1.0
+    # The IEC stop: PWM off first; the EV still in C keeps the contactor until it goes to B (or 6 s pass).
+    assert rig.pwm.state == 1.0 and rig.coil.state
     ended = rig.of(TransactionEnded)[0].transaction
     assert (ended.meter_stop_wh, ended.stop_reason, ended.stop_id_tag) == (1500, StopReason.LOCAL, "04A1B2C3")
     assert rig.connector.status == "Finishing"
+    rig.ev(B)
+    assert not rig.coil.state
     rig.ev(A)
     assert rig.statuses() == ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing", "Available"]
 

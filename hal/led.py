@@ -1,0 +1,34 @@
+"""An RGB status LED on three GPIO outputs (gpiozero ``RGBLED``, on/off per colour)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpiozero import RGBLED
+
+Colour = tuple[int, int, int]
+
+
+class GpioStatusLed:
+    """Steady colours, blinking, and a short flash that returns to the previous pattern."""
+
+    def __init__(self, *, red_pin: int, green_pin: int, blue_pin: int, active_high: bool = True,
+                 pin_factory: Any = None) -> None:
+        # On/off colours only: no PWM, so any GPIO works and nothing flickers at the pilot's 1 kHz.
+        self._led = RGBLED(red_pin, green_pin, blue_pin, active_high=active_high, pwm=False,
+                           pin_factory=pin_factory)
+
+    def show(self, colour: Colour, blink: float | None = None, times: int | None = None) -> None:
+        """Light ``colour``; with ``blink`` (s) alternate it with off, ``times`` times or forever."""
+        if blink is None:
+            self._led.color = colour
+        else:
+            self._led.blink(on_time=blink, off_time=blink, on_color=colour, off_color=(0, 0, 0), n=times,
+                            background=True)
+
+    def close(self) -> None:
+        """Switch off and release the pins."""
+        try:
+            self._led.off()
+        finally:
+            self._led.close()

@@ -109,6 +109,8 @@ class App:
                 await self.sim.start()
             for conn in self.config.connector:
                 self._build_connector(conn)
+            if self.sim is not None:
+                self.sim.settle()
             self._restore_availability(self.store)
             self.station.rebalance()
             self._build_reader()
@@ -204,8 +206,9 @@ class App:
         if conn.temperature.driver == "w1":
             from hal.temperature import W1Thermometer
 
-            self.thermometers[cid] = TemperatureGuard(connector, self.supervisor,
-                                                      W1Thermometer(conn.temperature.path), conn.temperature)
+            path = self._args("temperature", cid).get("path", conn.temperature.path)
+            self.thermometers[cid] = TemperatureGuard(connector, self.supervisor, W1Thermometer(path),
+                                                      conn.temperature)
         self.overcurrent[cid] = OvercurrentGuard(connector, self.supervisor, conn.overcurrent_margin,
                                                  conn.overcurrent_grace, self.clock.monotonic)
         self.monitors[cid] = PilotMonitor(

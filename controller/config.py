@@ -417,7 +417,7 @@ def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
 SIM_DEFAULTS: dict[str, Any] = {
     "station": {"hardware": "sim", "state_dir": "./state"},
     "ocpp": {"meter_value_sample_interval": 5},
-    "connector": [{"id": 1, "contactor": {"mirror_pin": 27}}],
+    "connector": [{"id": 1, "pilot": {"adc_low_channel": 1}, "contactor": {"mirror_pin": 27}}],
 }
 
 

@@ -157,9 +157,12 @@ class RcmControl:
             due = self.last_test_at + self.settings.selftest_interval - time.monotonic()
             if due <= 0:
                 if self.supervisor.pilot_state(self.id) in (None, PilotState.A):
-                    await self.self_test()
-                    self.supervisor.set_interlock(self.id, "rcm", False)  # a new vehicle gets its own test
-                due = self.settings.selftest_interval if self.last_test_at > 0 else 1.0
+                    self.test_soon()
+                    assert self._test_task is not None
+                    await asyncio.shield(self._test_task)
+                    if self.supervisor.pilot_state(self.id) in (None, PilotState.A):
+                        self.supervisor.set_interlock(self.id, "rcm", False)  # each vehicle gets its own test
+                due = self.settings.selftest_interval if self.last_test_at > float("-inf") else 1.0
             await asyncio.sleep(min(due, 60.0))
 
 

@@ -74,7 +74,14 @@ class AcEvSimulator:
 
     Mode ``auto`` is a car that wants to charge: it closes S2 when it sees a PWM
     and opens it when the PWM goes. ``B``, ``C`` and ``D`` hold S2 as told,
-    whatever the PWM does; ``E`` shorts CP to PE (a damaged cable or inlet).
+    whatever the PWM does (``C`` is a car that ignores a stop); ``E`` shorts CP
+    to PE (a damaged cable or inlet); ``sleep`` stays in B until a state F pulse
+    wakes it, then behaves as ``auto``.
+
+    Misbehaviour: ``lag`` seconds before it follows a lower offer or a stop (a
+    slow car), ``overdraw`` amps above what it was offered, and a missing
+    ``diode`` (the PWM's low half then mirrors the high level). With a low-half
+    channel and a PP channel wired, it drives those ADC inputs too.
     """
 
     def __init__(
@@ -90,6 +97,9 @@ class AcEvSimulator:
         phases: int,
         timeline: Timeline,
         on_current: Callable[[float], None],
+        adc_low_channel: int | None = None,
+        pp_channel: int | None = None,
+        pp_pullup_ohms: float = 1000.0,
     ) -> None:
         self.connector_id = connector_id
         self.phases = phases
@@ -107,7 +117,18 @@ class AcEvSimulator:
         self._timeline = timeline
         self._on_current = on_current
         self._lock = threading.RLock()
+        self._low_channel = adc_low_channel
+        self._pp_channel = pp_channel
+        self._pp_pullup = pp_pullup_ohms
+        #: The cable's PP-PE resistor (220 ohm: a 32 A cable).
+        self.cable_ohms = 220.0
+        self.diode = True
+        self.lag = 0.0
+        self.overdraw = 0.0
         self.duty = float(pwm.state)
+        #: The duty the car has acted on (lags ``duty`` downwards by ``lag`` s).
+        self.seen_duty = self.duty
+        self._lag_timer: threading.Timer | None = None
         pwm.observers.append(self._on_pwm)
         contactor.listeners.append(lambda _closed: self._update())
         self._update()
@@ -127,9 +148,9 @@ class AcEvSimulator:
             self._update()
 
     def set_mode(self, mode: str) -> None:
-        """Hold S2 as B, C or D, short CP to PE (E), or follow the PWM (auto)."""
-        if mode not in ("auto", "B", "C", "D", "E"):
-            raise ValueError(f"EV mode must be auto, B, C, D or E, got {mode!r}")
+        """Hold S2 as B, C or D, short CP to PE (E), follow the PWM (auto), or sleep in B until woken."""
+        if mode not in ("auto", "sleep", "B", "C", "D", "E"):
+            raise ValueError(f"EV mode must be auto, sleep, B, C, D or E, got {mode!r}")
         with self._lock:
             self.mode = mode
             self._update()
@@ -140,12 +161,28 @@ class AcEvSimulator:
             self.requested_amps = max(0.0, amps)
             self._update()
 
+    def set_behaviour(self, *, lag: float | None = None, overdraw: float | None = None,
+                      diode: bool | None = None, cable_ohms: float | None = None) -> None:
+        """Misbehave (None leaves a setting as it is)."""
+        with self._lock:
+            if lag is not None:
+                self.lag = max(0.0, lag)
+            if overdraw is not None:
+                self.overdraw = max(0.0, overdraw)
+            if diode is not None:
+                self.diode = diode
+            if cable_ohms is not None:
+                self.cable_ohms = cable_ohms
+            self._update()
+
+    @staticmethod
+    def _amps(duty: float) -> float | None:
+        return current_for_duty(duty * 100.0) if 0.0 < duty < 1.0 else None
+
     @property
     def offered_amps(self) -> float | None:
-        """The current the PWM offers, as the car reads it."""
-        if 0.0 < self.duty < 1.0:
-            return current_for_duty(self.duty * 100.0)
-        return None
+        """The current the PWM offers, as the car has taken it in."""
+        return self._amps(self.seen_duty)
 
     # --------------------------------------------------------------- physics
 
@@ -153,6 +190,26 @@ class AcEvSimulator:
         with self._lock:
             self.duty = value
             self._timeline.record("pwm", self.connector_id, round(value * 100.0, 2), t)
+            if self.mode == "sleep" and value <= 0.0:
+                self.mode = "auto"  # a state F pulse wakes it
+            new, seen = self._amps(value), self._amps(self.seen_duty)
+            lower = seen is not None and (new is None or new < seen)
+            if self._lag_timer is not None:
+                self._lag_timer.cancel()
+                self._lag_timer = None
+            if lower and self.lag > 0:
+                # A slow car: keeps acting on the old offer for a while.
+                self._lag_timer = threading.Timer(self.lag, self._catch_up)
+                self._lag_timer.daemon = True
+                self._lag_timer.start()
+            else:
+                self.seen_duty = value
+            self._update()
+
+    def _catch_up(self) -> None:
+        with self._lock:
+            self._lag_timer = None
+            self.seen_duty = self.duty
             self._update()
 
     def _update(self) -> None:
@@ -161,17 +218,30 @@ class AcEvSimulator:
                 state = PilotState.A
             elif self.mode == "auto":
                 state = PilotState.C if self.offered_amps is not None else PilotState.B
+            elif self.mode == "sleep":
+                state = PilotState.B
             else:
                 state = PilotState(self.mode)
             # Steady low from the EVSE (state F) drowns whatever the car does.
             volts = -12.0 if self.duty <= 0.0 else nominal_voltage(state)
             self._adc.inputs[self._channel] = (volts - self._v0) / self._span
+            if self._low_channel is not None:
+                if self.duty >= 1.0:
+                    low = volts  # steady +12 V: no low half, the detector follows the high level
+                elif self.duty <= 0.0 or not self.plugged or self.diode:
+                    low = -12.0
+                else:
+                    low = -volts  # no diode: the car's resistors load the low half like the high one
+                self._adc.inputs[self._low_channel] = (low - self._v0) / self._span
+            if self._pp_channel is not None:
+                ohms = self.cable_ohms if self.plugged else float("inf")
+                self._adc.inputs[self._pp_channel] = 1.0 if ohms == float("inf") else ohms / (ohms + self._pp_pullup)
             if state != self.pilot_state:
                 self.pilot_state = state
                 self._timeline.record("pilot", self.connector_id, state.value)
             offered = self.offered_amps
             flowing = self._contactor.closed and state.requesting and offered is not None
-            amps = min(self.requested_amps, offered) if flowing and offered is not None else 0.0
+            amps = min(self.requested_amps, offered) + self.overdraw if flowing and offered is not None else 0.0
             if amps != self.drawn_amps:
                 self.drawn_amps = amps
                 self._on_current(amps)

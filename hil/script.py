@@ -12,19 +12,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.events import ConnectorStatus
+from hil.simhw import FAULT_KINDS
 
 STEPS = {
     "plug": "plug [N]",
     "unplug": "unplug [N]",
-    "ev": "ev B|C|D|E|auto [N]",
+    "ev": "ev B|C|D|E|auto|sleep [N]",
     "draw": "draw AMPS [N]",
+    "lag": "lag SECONDS [N]",
+    "overdraw": "overdraw AMPS [N]",
     "tap": "tap UID",
     "wait": "wait SECONDS",
     "expect": "expect STATUS [N] [within SECONDS]",
-    "fault": "fault short|weld|stuck|meter [N]",
-    "clear": "clear short|weld|stuck|meter [N]",
+    "fault": "fault " + "|".join(FAULT_KINDS) + " [N]",
+    "clear": "clear " + "|".join(FAULT_KINDS) + " [N]",
 }
-FAULT_KINDS = ("short", "weld", "stuck", "meter")
 DEFAULT_WITHIN = 5.0
 
 
@@ -86,14 +88,15 @@ def _parse_step(words: list[str], text: str) -> Step:
             raise ScriptError(f"step {text!r}: {usage}")
         return Step(verb, (_connector(rest[0] if rest else None, text),), text)
     if verb == "ev":
-        if not 1 <= len(rest) <= 2 or rest[0].upper() not in ("B", "C", "D", "E", "AUTO"):
+        if not 1 <= len(rest) <= 2 or rest[0].upper() not in ("B", "C", "D", "E", "AUTO", "SLEEP"):
             raise ScriptError(f"step {text!r}: {usage}")
-        mode = "auto" if rest[0].upper() == "AUTO" else rest[0].upper()
+        mode = rest[0].lower() if rest[0].upper() in ("AUTO", "SLEEP") else rest[0].upper()
         return Step(verb, (mode, _connector(rest[1] if len(rest) > 1 else None, text)), text)
-    if verb == "draw":
+    if verb in ("draw", "lag", "overdraw"):
         if not 1 <= len(rest) <= 2:
             raise ScriptError(f"step {text!r}: {usage}")
-        return Step(verb, (_number(rest[0], text, "AMPS"), _connector(rest[1] if len(rest) > 1 else None, text)), text)
+        what = "SECONDS" if verb == "lag" else "AMPS"
+        return Step(verb, (_number(rest[0], text, what), _connector(rest[1] if len(rest) > 1 else None, text)), text)
     if verb == "tap":
         if len(rest) != 1:
             raise ScriptError(f"step {text!r}: {usage}")
@@ -182,6 +185,10 @@ async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
             bench.ev(args[1]).set_mode(args[0])
         elif verb == "draw":
             bench.ev(args[1]).draw(args[0])
+        elif verb == "lag":
+            bench.ev(args[1]).set_behaviour(lag=args[0])
+        elif verb == "overdraw":
+            bench.ev(args[1]).set_behaviour(overdraw=args[0])
         elif verb in ("fault", "clear"):
             bench.inject(args[0], args[1], verb == "fault")
         elif verb == "tap":

@@ -1,22 +1,28 @@
 """Simulated hardware for ``hardware = "sim"``: the far end of every bus, built from the config.
 
 The controller still builds its real drivers; this only supplies the buses:
-gpiozero mock pins (PWM, coil, mirror contact, MCP3008 on mock SPI), a
-pymodbus meter server on loopback TCP per connector, and a card reader on a
-pty. :meth:`SimHardware.driver_args` tells the app which endpoints to use.
+gpiozero mock pins (PWM, coil, mirror contact, MCP3008 on mock SPI, RCM,
+cable lock, LED), a pymodbus meter server on loopback TCP per connector, a
+card reader on a pty and a 1-Wire temperature file per connector.
+:meth:`SimHardware.driver_args` tells the app which endpoints to use.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConnectorSection
 from hal.meter.regmap import load_register_map
+from hil.devices import LedSim, LockSim, RcmSim
 from hil.ev import AcEvSimulator, ContactorSim
 from hil.gpio import MockMcp3008, WatchedPin, WatchedPWMPin, make_factory
 from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, Rdm6300Simulator
 from hil.timeline import Timeline
+
+FAULT_KINDS = ("short", "diode", "rcm", "rcmdead", "weld", "stuck", "lock", "meter", "overcurrent", "temp", "pp")
 
 
 class SimHardware:
@@ -31,7 +37,14 @@ class SimHardware:
         self.meters: dict[int, MeterSimulator] = {}
         self.adcs: dict[tuple[int, int], MockMcp3008] = {}
         self.reader: Pn532Simulator | Rdm6300Simulator | None = None
+        self.rcms: dict[int, RcmSim] = {}
+        self.locks: dict[int, LockSim] = {}
+        self.leds: dict[int, LedSim] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="evse-sim-")
         self._mode_before_short: dict[int, str] = {}
+        #: Normal and injected (fault "temp") temperatures in degrees Celsius.
+        self.ambient = 25.0
+        self.hot = 90.0
 
     async def start(self) -> None:
         """Create the pins and start the servers (call before building drivers)."""
@@ -61,6 +74,25 @@ class SimHardware:
         meter = MeterSimulator(load_register_map(conn.meter.model), phases=conn.phases, unit=conn.meter.address)
         self.contactors[conn.id] = contactor
         self.meters[conn.id] = meter
+        f, tl = self.factory, self.timeline
+        if conn.rcm.driver != "none":
+            r = conn.rcm
+            self.rcms[conn.id] = RcmSim(conn.id, f.pin(r.fault_pin, pin_class=WatchedPin),
+                                        f.pin(r.test_pin, pin_class=WatchedPin), tl,
+                                        fault_active_high=r.fault_active_high, test_active_high=r.test_active_high)
+        if conn.lock.driver != "none":
+            k = conn.lock
+            self.locks[conn.id] = LockSim(conn.id, f.pin(k.lock_pin, pin_class=WatchedPin),
+                                          f.pin(k.unlock_pin, pin_class=WatchedPin),
+                                          f.pin(k.feedback_pin, pin_class=WatchedPin), tl,
+                                          switch_active_high=k.feedback_active_high)
+        if conn.led.driver != "none":
+            led = conn.led
+            self.leds[conn.id] = LedSim(conn.id, f.pin(led.red_pin, pin_class=WatchedPin),
+                                        f.pin(led.green_pin, pin_class=WatchedPin),
+                                        f.pin(led.blue_pin, pin_class=WatchedPin), tl, led.active_high)
+        if conn.temperature.driver != "none":
+            self.set_temperature(conn.id, self.ambient)
         self.evs[conn.id] = AcEvSimulator(
             conn.id,
             pwm=pwm,
@@ -72,12 +104,34 @@ class SimHardware:
             phases=conn.phases,
             timeline=self.timeline,
             on_current=meter.set_current,
+            adc_low_channel=conn.pilot.adc_low_channel,
+            pp_channel=conn.proximity.adc_channel,
+            pp_pullup_ohms=conn.proximity.pullup_ohms,
         )
+
+    def temperature_path(self, connector_id: int) -> Path:
+        """The simulated 1-Wire ``temperature`` file of a connector."""
+        return Path(self._tmp.name) / f"temperature-{connector_id}"
+
+    def set_temperature(self, connector_id: int, celsius: float) -> None:
+        """Write a reading in millidegrees, as the kernel's w1 driver does."""
+        path = self.temperature_path(connector_id)
+        path.with_suffix(".tmp").write_text(f"{round(celsius * 1000)}\n")
+        path.with_suffix(".tmp").replace(path)
+
+    def settle(self) -> None:
+        """After the controller opened its input devices (their pulls drove the pins): drive the inputs again."""
+        for rcm in self.rcms.values():
+            rcm.settle()
+        for lock in self.locks.values():
+            lock.settle()
 
     def driver_args(self, role: str, connector_id: int | None = None) -> dict[str, Any]:
         """Endpoint overrides for a driver: the mock pin factory, the meter server, the pty."""
         if role in ("pilot", "contactor"):
             return {"pin_factory": self.factory}
+        if role == "temperature":
+            return {"path": self.temperature_path(connector_id or 1)}
         if role == "meter":
             meter = self.meters[connector_id or 1]
             return {"transport": "tcp", "host": "127.0.0.1", "tcp_port": meter.port}
@@ -87,11 +141,34 @@ class SimHardware:
         raise ValueError(f"no simulated bus for role {role!r}")
 
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
-        """Injected faults at the far end of the buses, recorded on the timeline."""
+        """Injected faults at the far end of the buses, recorded on the timeline.
+
+        short: CP to PE (state E); diode: the EV's diode missing; rcm: a residual current; rcmdead: an RCM
+        that no longer trips (its self-test fails); weld / stuck: contactor contacts; lock: the cable lock
+        jams (and gives way if locked); meter: the meter answers with exceptions; overcurrent: the EV draws
+        8 A more than offered; temp: the sensor reads ``hot``; pp: a shorted PP resistor (30 ohm).
+        """
         from pymodbus.constants import ExcCodes
 
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         self.timeline.record("fault" if active else "clear", connector_id, kind)
-        if kind == "short":
+        ev = self.evs[connector_id]
+        if kind == "diode":
+            ev.set_behaviour(diode=not active)
+        elif kind == "overcurrent":
+            ev.set_behaviour(overdraw=8.0 if active else 0.0)
+        elif kind == "pp":
+            ev.set_behaviour(cable_ohms=30.0 if active else 220.0)
+        elif kind in ("rcm", "rcmdead"):
+            self._part(self.rcms, connector_id, "rcm").inject(**{"residual" if kind == "rcm" else "dead": active})
+        elif kind == "lock":
+            self._part(self.locks, connector_id, "lock").inject(active)
+        elif kind == "temp":
+            if not self.temperature_path(connector_id).exists():
+                raise ValueError(f"connector {connector_id} has no temperature input configured")
+            self.set_temperature(connector_id, self.hot if active else self.ambient)
+        elif kind == "short":
             ev = self.evs[connector_id]
             if active:
                 self._mode_before_short[connector_id] = ev.mode
@@ -104,8 +181,12 @@ class SimHardware:
             self.contactors[connector_id].inject(stuck_open=active)
         elif kind == "meter":
             self.meters[connector_id].refuse = ExcCodes.DEVICE_FAILURE if active else None
-        else:
-            raise ValueError(f"unknown fault {kind!r}")
+
+    @staticmethod
+    def _part(parts: dict[int, Any], connector_id: int, what: str) -> Any:
+        if connector_id not in parts:
+            raise ValueError(f"connector {connector_id} has no {what} configured")
+        return parts[connector_id]
 
     def tap(self, uid: str, duration: float = 0.5) -> None:
         """Present a card to the simulated reader."""
@@ -122,3 +203,4 @@ class SimHardware:
             await self.reader.stop()
         if self.factory is not None:
             self.factory.reset()
+        self._tmp.cleanup()

@@ -417,6 +417,9 @@ class App:
             await self.bench_server.stop()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        device_tasks = [t for r in self.rcms.values() for t in r.tasks()]
+        device_tasks += [t for k in self.locks.values() for t in k.tasks()]
+        await cancel_and_wait(device_tasks)
         for meter in self.meters.values():
             with contextlib.suppress(Exception):
                 await meter.close()

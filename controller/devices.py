@@ -78,6 +78,10 @@ class RcmControl:
         if self.rcm.tripped:
             self._on_trip(True)
 
+    def tasks(self) -> list[asyncio.Task[object]]:
+        """Running self-test and re-close tasks (the app cancels them before closing the pins)."""
+        return [t for t in (self._test_task, self._reclose_task) if t is not None]
+
     def _on_trip(self, tripped: bool) -> None:
         # gpiozero's thread: the supervisor opens the contactor here, before anything else runs.
         if self.testing:
@@ -192,6 +196,10 @@ class LockControl:
         if self.locked:
             self.want(False)
 
+    def tasks(self) -> list[asyncio.Task[object]]:
+        """The running move, if any (the app cancels it before closing the pins)."""
+        return [self._task] if self._task is not None else []
+
     def want(self, locked: bool) -> None:
         """Move to this position (idempotent); the supervisor's "lock" interlock follows the result."""
         if self.target == locked and (self.moving or self.locked == locked):
@@ -218,9 +226,10 @@ class LockControl:
         while self.target is not None and self.target != self.locked:
             target = self.target
             if not target:
-                self.supervisor.set_interlock(self.id, "lock", False)
-                # Never unlock a live outlet: wait for the contactor (an EV in C1 may hold it up to 6 s).
+                # Never unlock a live outlet: wait for the contactor (an EV in C1 may hold it up to 6 s);
+                # only then withdraw the interlock, which would otherwise open under load at once.
                 await _until(lambda: not self.supervisor.closed(self.id), math.inf)
+                self.supervisor.set_interlock(self.id, "lock", False)
             wait = self._last_move + self.settings.min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)

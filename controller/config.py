@@ -361,6 +361,12 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
                     f"{source}: {where}.{key} = {pin}: expected a GPIO not already used by {pins[pin]}"
                 )
             pins[pin] = f"{where}.{key}"
+        for key, pin, active_high in (("rcm.fault_pin", conn.rcm.fault_pin, conn.rcm.fault_active_high),
+                                      ("lock.feedback_pin", conn.lock.feedback_pin, conn.lock.feedback_active_high)):
+            device = key.split(".")[0]
+            if getattr(conn, device).driver != "none" and active_high and pin in FIXED_PULL_UP:
+                problems.append(f"{source}: {where}.{key} = {pin}: expected a GPIO without a fixed pull-up "
+                                f"(GPIO2/3 have the I2C pull-ups; an active-high input needs a pull-down)")
         channels: dict[int, str] = {}
         for key, channel in (("pilot.adc_channel", conn.pilot.adc_channel),
                              ("pilot.adc_low_channel", conn.pilot.adc_low_channel),
@@ -392,6 +398,10 @@ def _check_rules(config: Config, source: str, problems: list[str]) -> None:
             f"{source}: connector ids = {sorted(seen_ids)}: "
             f"expected 1..{len(seen_ids)} (OCPP numbers connectors from 1)"
         )
+
+
+#: Raspberry Pi GPIOs with fixed 1.8 kOhm pull-ups (I2C1 SDA/SCL).
+FIXED_PULL_UP = (2, 3)
 
 
 def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:

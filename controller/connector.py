@@ -437,7 +437,8 @@ class Connector:
                 if self.supervisor.request_close(self.id):
                     self.charge()
                 elif self.state != S.SUSPENDED_EVSE.value:
-                    log.warning("connector %d: EV requests power but the supervisor refuses", self.id)
+                    log.warning("connector %d: EV requests power but the supervisor refuses (%s)", self.id,
+                                ", ".join(self.supervisor.blocked_by(self.id)) or "pilot not in C")
                     self.suspend_evse()
         else:
             if self.state in (S.CHARGING.value, S.SUSPENDED_EVSE.value):

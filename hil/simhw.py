@@ -9,6 +9,7 @@ card reader on a pty and a 1-Wire temperature file per connector.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,8 @@ class SimHardware:
         if self.factory is not None:
             self.factory.reset()
         self._tmp.cleanup()
+        # gpiozero's shared SPI interfaces are registered by pin names, process-wide. A closed device that is
+        # garbage-collected later closes once more, and that second close deletes whatever interface is then
+        # registered under its pins: a charger built next in this process (the tests, the benchmarks) loses
+        # its SPI bus halfway through being built. Collect now, while nothing else is registered.
+        gc.collect()

@@ -28,6 +28,11 @@ def seen(app: App, kind: str, value: Any, since: float = 0.0, connector: int = 1
     return found.t
 
 
+def offers(app: App, connector: int) -> list[float]:
+    """Amps offered on a connector's PWM, in order."""
+    return [round(v * 0.6, 1) for v in values(app, "pwm", connector) if 0 < v < 100]
+
+
 def values(app: App, kind: str, connector: int = 1) -> list[Any]:
     assert app.sim is not None
     return [o.value for o in app.sim.timeline.items(kind, connector)]
@@ -251,6 +256,16 @@ async def test_over_temperature_stops_and_recovers_with_hysteresis(socket: App, 
     await script(socket, "clear temp; expect Preparing within 2")
 
 
+async def test_a_temperature_sensor_that_fails_derates_rather_than_stops(socket: App, csms: CsmsSimulator,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    await script(socket, f"plug; tap {TAG}; expect Charging")
+    assert socket.sim is not None
+    socket.sim.temperature_path(1).write_text("garbage\n")
+    await wait_until(lambda: offers(socket, 1)[-1:] == [10.0], what="the derated offer")
+    await script(socket, "expect Charging")
+    assert "temperature sensor failed (no temperature in 'garbage'); derating" in caplog.text
+
+
 async def test_raising_the_offer_waits_for_the_iec_interval(socket: App, csms: CsmsSimulator) -> None:
     assert socket.sim is not None
     socket.station.connectors[1].pwm_raise_interval = 1.0  # 5 s in service
@@ -273,3 +288,42 @@ async def test_the_status_led_follows_the_connector_and_flashes_for_cards(socket
     assert socket.sim.leds[1].colour == (0, 0, 1)  # charging: steady blue
     await script(socket, "fault short; expect Faulted; wait 0.5")
     assert "R" in values(socket, "led")[-3:]
+
+
+# ------------------------------------------------------------ two connectors
+
+TAG2 = "04A1B2C4"
+
+
+async def test_two_connectors_share_the_reader_and_the_site_limit(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = App(socket_config(2), state_dir=tmp_path, csms_url=csms.url)  # 40 A site, 32 A sockets
+    await app.start()
+    try:
+        for c in app.station.connectors.values():
+            c.pwm_raise_interval = 0.5  # 5 s in service
+        # The card goes to the connector plugged in first, whichever it is.
+        await script(app, f"plug 2; wait 0.1; plug 1; tap {TAG}; expect Charging 2")
+        assert app.status(1) == "Preparing" and offers(app, 2) == [32.0]
+        await script(app, f"wait 0.7; tap {TAG2}; expect Charging 1; wait 0.2")
+        # Both charging: 20 A each; connector 1 starts at its share, connector 2 comes down at once.
+        assert offers(app, 1) == [20.0] and offers(app, 2) == [32.0, 20.0]
+        await script(app, f"wait 0.5; tap {TAG}; expect Finishing 2; wait 0.8")
+        assert offers(app, 1) == [20.0, 32.0]  # back up, after the raise interval
+        starts = calls(csms, "StartTransaction")
+        assert [(s["connectorId"], s["idTag"]) for s in starts] == [(2, TAG), (1, TAG2)]
+    finally:
+        await app.stop()
+
+
+async def test_a_site_limit_too_small_for_two_queues_the_second(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = App(socket_config(2, station={"site_current_limit": 10.0}), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await script(app, f"plug 1; tap {TAG}; expect Charging 1; plug 2; wait 0.7; tap {TAG2}; "
+                          "expect SuspendedEVSE 2; wait 0.3")
+        assert offers(app, 1) == [10.0] and offers(app, 2) == []
+        assert app.sim is not None and not app.sim.contactors[2].closed
+        await script(app, f"tap {TAG}; expect Charging 2 within 3")
+        assert offers(app, 2) == [10.0]
+    finally:
+        await app.stop()

@@ -23,7 +23,7 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_shipped_configs_are_valid() -> None:
-    for name in ("sim.toml", "pi-ac-single.toml"):
+    for name in ("sim.toml", "pi-ac-single.toml", "sim-two-socket.toml"):
         load_config(ROOT / "config" / name)
 
 
@@ -67,6 +67,23 @@ def test_cross_field_rules(tmp_path: Path) -> None:
     assert "ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)" in text
     assert "connector[0].contactor.pin = 18: expected a GPIO not already used by connector[0].pilot.pwm_pin" in text
     assert "connector[0].meter.model = 'sdm999'" in text and "sdm630" in text
+
+
+def test_safety_device_rules(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        '[[connector]]\nid = 1\n[connector.pilot]\nadc_low_channel = 0\n[connector.proximity]\nadc_channel = 0\n'
+        '[connector.rcm]\ndriver = "gpio"\nfault_pin = 3\ntest_pin = 17\n'
+        '[connector.temperature]\ndriver = "w1"\nderate_at = 70.0\nstop_at = 65.0\n',
+    )
+    text = "\n".join(problems)
+    assert ("connector[0].pilot.adc_low_channel = 0: expected an MCP3008 channel not already used by "
+            "connector[0].pilot.adc_channel") in text
+    assert "connector[0].proximity.adc_channel = 0: expected an MCP3008 channel not already used" in text
+    assert "connector[0].rcm.fault_pin = 3: expected a GPIO without a fixed pull-up" in text
+    assert "connector[0].rcm.test_pin = 17: expected a GPIO not already used by connector[0].contactor.pin" in text
+    assert "connector[0].temperature.stop_at = 65: expected more than derate_at (70)" in text
+    assert len(problems) == 5
 
 
 def test_no_connector_and_bad_url(tmp_path: Path) -> None:

@@ -8,7 +8,14 @@ import time
 import pytest
 
 from hal.gpio_pilot import GpioPilot
-from hal.pilot import PilotMonitor, PilotState, classify_pilot_voltage, current_for_duty, duty_for_current
+from hal.pilot import (
+    PilotMonitor,
+    PilotState,
+    classify_pilot_voltage,
+    current_for_duty,
+    duty_for_current,
+    pilot_label,
+)
 from hil.gpio import MockMcp3008, WatchedPWMPin, make_factory
 
 
@@ -130,6 +137,49 @@ def test_monitor_survives_adc_failures_and_counts_them() -> None:
         assert got.wait(1.0), "the monitor stopped after ADC errors"
         assert monitor.read_errors == 5
         assert monitor.state is PilotState.B
+    finally:
+        monitor.stop()
+        pilot.close()
+
+
+@pytest.mark.parametrize(
+    ("state", "level", "label"),
+    [(PilotState.B, 1.0, "B1"), (PilotState.B, 0.5, "B2"), (PilotState.C, 1.0, "C1"), (PilotState.C, 0.26, "C2"),
+     (PilotState.D, 0.5, "D2"), (PilotState.A, 1.0, "A"), (PilotState.F, 0.0, "F"), (None, 1.0, "invalid")],
+)
+def test_x1_and_x2_tell_a_steady_pilot_from_a_running_pwm(state: PilotState | None, level: float, label: str) -> None:
+    assert pilot_label(state, level) == label
+
+
+def test_the_diode_check_reads_the_low_half_only_while_the_pwm_runs() -> None:
+    factory = make_factory()
+    adc = MockMcp3008(factory)
+    factory.pin(18, pin_class=WatchedPWMPin)
+    pilot = GpioPilot(pwm_pin=18, adc_channel=2, adc_low_channel=3, pin_factory=factory)
+    diode: list[tuple[bool, int]] = []
+    got = threading.Event()
+
+    def on_diode(ok: bool, epoch: int, _t: float) -> None:
+        diode.append((ok, epoch))
+        got.set()
+
+    monitor = PilotMonitor(pilot, lambda s, t: None, poll_interval=0.001, diode_callback=on_diode)
+    adc.inputs[2], adc.inputs[3] = (9.0 + 15) / 30, (9.0 + 15) / 30  # B1: steady, no low half
+    monitor.start()
+    try:
+        time.sleep(0.05)
+        assert diode == []  # nothing to check without a PWM
+        adc.inputs[3] = (-12.0 + 15) / 30
+        pilot.offer_current(16)
+        assert got.wait(1.0) and diode == [(True, 1)]
+        got.clear()
+        adc.inputs[3] = (-9.0 + 15) / 30  # the low half mirrors the high one: no diode
+        assert got.wait(1.0) and diode == [(True, 1), (False, 1)]
+        got.clear()
+        pilot.stop_offer()
+        adc.inputs[3] = (-12.0 + 15) / 30
+        pilot.offer_current(16)  # a new PWM run needs its own check
+        assert got.wait(1.0) and diode[-1] == (True, 2)
     finally:
         monitor.stop()
         pilot.close()

@@ -272,6 +272,8 @@ class App:
             self.supervisor.clear_fault(connector_id, Fault.PROXIMITY_FAULT)
         if connector_id in self.rcms:
             self.rcms[connector_id].on_pilot(previous, state)
+        if connector_id in self.locks:
+            self.locks[connector_id].on_pilot(state)
         connector.on_pilot(state)
 
     def _read_cable(self, connector_id: int) -> None:

@@ -215,6 +215,24 @@ class LockControl:
             await asyncio.shield(self._task)
         return not self.lock.locked
 
+    def on_pilot(self, state: PilotState | None) -> None:
+        """Loop thread: with the vehicle gone, a failed lock is tried once (lock, unlock); success clears it."""
+        if state != PilotState.A or Fault.LOCK_FAILURE not in self.supervisor.faults(self.id):
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._verify(), name=f"lock-verify-{self.id}")
+
+    async def _verify(self) -> None:
+        self.target = False
+        for position in (True, False):
+            wait = self._last_move + self.settings.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not await self._move(position):
+                log.warning("connector %d: cable lock still fails its test move", self.id)
+                return
+        self._on_change()
+
     def _on_feedback(self, locked: bool) -> None:
         # gpiozero's thread. A lock that opens while it should hold the cable: energy off now.
         if not locked and self.locked and not self.moving:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,6 +68,8 @@ class SafetySupervisor:
         self._channels: dict[int, _Channel] = {}
         #: (monotonic time, connector id, reason) of every opening the supervisor forced.
         self.trips: list[tuple[float, int, str]] = []
+        #: (monotonic time, connector id, fault) of the last faults raised, stamped as raise_fault is entered.
+        self.history: deque[tuple[float, int, Fault]] = deque(maxlen=1000)
         #: Told (connector id, active faults) after every change, in the thread that made it.
         self.listeners: list[FaultListener] = []
         self._stop = threading.Event()
@@ -133,11 +136,13 @@ class SafetySupervisor:
 
     def raise_fault(self, connector_id: int, fault: Fault, detail: str = "") -> None:
         """A fault is present (any thread): the contactor opens now and stays open while it lasts."""
+        raised_at = self._clock()
         ch = self._channels[connector_id]
         with ch.lock:
             ch.condition_gone.discard(fault)
             if fault in ch.faults:
                 return
+            self.history.append((raised_at, connector_id, fault))
             ch.faults[fault] = detail or fault.info.description
             ch.permit = False
             if ch.contactor.commanded_closed:

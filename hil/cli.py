@@ -64,6 +64,18 @@ def _ctl(args: argparse.Namespace) -> int:
 def _perf(args: argparse.Namespace) -> int:
     from hil.perf import run_perf
 
+    if args.faults:
+        from hil.faultperf import KINDS, measure_faults
+
+        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            print(f"evse-hil: unknown fault kind(s) {', '.join(unknown)}; expected {', '.join(KINDS)}",
+                  file=sys.stderr)
+            return 2
+        print(json.dumps(asyncio.run(measure_faults(args.trials, kinds)), indent=2))
+        return 0
+
     try:
         config = _config(args.config, None)
     except ConfigError as exc:
@@ -108,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--trials", type=int, default=200, help="EV C->B trials (default 200)")
     perf.add_argument("--tap-trials", type=int, default=25, help="card tap trials (default 25)")
     perf.add_argument("--no-memory", action="store_true", help="skip the daemon memory figure")
+    perf.add_argument("--faults", action="store_true",
+                      help="instead: reaction time per fault kind on the busy two-socket build (--trials each)")
+    perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
+                      "short,diode,rcm,lock,weld,overcurrent,meter,temp")
     perf.set_defaults(func=_perf)
     rel = sub.add_parser("reliability", help="SIGKILL the daemon at random moments; count lost/duplicated transactions")
     rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")

@@ -13,9 +13,10 @@ import pytest
 from ocpp.v16 import call
 
 from controller.app import App
+from hil.benchconfig import socket_config
 from hil.csms import CsmsSimulator
 from tests.bench.test_ocpp16_core import CP, TAG, calls, script
-from tests.conftest import socket_config, wait_until
+from tests.conftest import wait_until
 
 # IEC 61851-1 asks for 100 ms at most from a fault to the contactor open.
 IEC_BOUND = 0.1
@@ -195,6 +196,9 @@ async def test_rcm_auto_reclose_is_a_policy(tmp_path: Path, csms: CsmsSimulator)
 
 async def test_a_lock_that_gives_way_while_charging_opens_at_once(socket: App, csms: CsmsSimulator) -> None:
     await fault_while_charging(socket, csms, "lock", "ConnectorLockFailure", "LockFailure")
+    # Repaired and unplugged: one test move (lock, unlock) clears the latch.
+    await script(socket, "clear lock; wait 0.3; expect Faulted; unplug; expect Available within 2")
+    assert values(socket, "lock")[-2:] == ["locked", "unlocked"]
 
 
 async def test_a_lock_that_will_not_lock_means_no_pwm(socket: App, csms: CsmsSimulator) -> None:
@@ -327,3 +331,20 @@ async def test_a_site_limit_too_small_for_two_queues_the_second(tmp_path: Path, 
         assert offers(app, 2) == [10.0]
     finally:
         await app.stop()
+
+
+async def test_the_fault_benchmark_measures_each_kind_on_a_busy_two_connector_charger() -> None:
+    from hil.faultperf import measure_faults
+
+    results = await measure_faults(2, ("short", "weld", "meter"))
+    assert {k: v["reaction"]["n"] for k, v in results.items() if k != "load"} == {"short": 2, "weld": 2, "meter": 2}
+    assert results["short"]["reaction"]["max_ms"] < IEC_BOUND * 1000
+    assert results["meter"]["detection"]["n"] == 2 and results["meter"]["configured_wait_s"] == 0.2
+    assert results["load"]["connector_2_status"] == "Charging"  # the other connector charged throughout
+
+
+def test_the_fault_benchmark_refuses_unknown_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    from hil.cli import main
+
+    assert main(["perf", "--faults", "--kinds", "short,smoke"]) == 2
+    assert "unknown fault kind(s) smoke" in capsys.readouterr().err

@@ -302,7 +302,14 @@ class App:
             args["poll_interval"] = r.poll_interval
         args.update(self._args("rfid"))
         self.reader = CARD_READERS.resolve(r.driver)(**args)
+        self.reader.on_health = self._reader_health
         self._tasks.append(asyncio.create_task(self.reader.run(self.station.on_card), name="card-reader"))
+
+    def _reader_health(self, healthy: bool) -> None:
+        # The shared reader is down: charging goes on, but every connector reports ReaderFailure (no new
+        # card sessions can start; remote starts still work) until it answers again.
+        for connector in self.station.connectors.values():
+            connector.flag(Fault.READER_FAILURE, not healthy)
 
     async def _start_ocpp(self) -> None:
         url = self.csms_url
@@ -363,7 +370,7 @@ class App:
         else:
             log.warning("connector %d: meter %s; charging continues (policy continue)", connector_id,
                         "lost" if lost else "back")
-            self.station.connectors[connector_id].flag(Fault.METER_COMM_LOST if lost else None)
+            self.station.connectors[connector_id].flag(Fault.METER_COMM_LOST, lost)
 
     # ---------------------------------------------------------- the bench API
 

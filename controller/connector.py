@@ -178,7 +178,8 @@ class Connector:
         self._timeout_handle: asyncio.TimerHandle | None = None
         #: Active faults (from the supervisor) and a flagged condition that does not stop charging.
         self.faults: dict[Fault, str] = {}
-        self.warning: Fault | None = None
+        #: Conditions reported with the status without stopping (first raised shows), e.g. a lost reader.
+        self.warnings: list[Fault] = []
         #: Named current limits (A) below max_current: "cable", "site", "temperature", "overcurrent".
         self.limits: dict[str, float] = {}
         self.pwm_raise_interval = PWM_RAISE_INTERVAL
@@ -250,11 +251,15 @@ class Connector:
         """The current this connector may offer now: its maximum and every limit, the smallest."""
         return min([self.max_current, *self.limits.values()])
 
-    def flag(self, warning: Fault | None) -> None:
-        """A condition to report with the status without stopping (e.g. meter lost, policy "continue")."""
-        if warning != self.warning:
-            self.warning = warning
-            self._after_state_change()
+    def flag(self, warning: Fault, active: bool) -> None:
+        """Report (or stop reporting) a condition with the status without stopping, e.g. a lost reader."""
+        if active == (warning in self.warnings):
+            return
+        if active:
+            self.warnings.append(warning)
+        else:
+            self.warnings.remove(warning)
+        self._after_state_change()
 
     def on_meter(self, reading: MeterReading) -> None:
         """A new meter reading."""
@@ -594,7 +599,8 @@ class Connector:
             self.stop(StopReason.OTHER)
 
     def _after_state_change(self) -> None:
-        fault = next(iter(self.faults), None) if self.state == S.FAULTED.value else self.warning
+        warning = self.warnings[0] if self.warnings else None
+        fault = next(iter(self.faults), None) if self.state == S.FAULTED.value else warning
         if fault is None:
             log.info("connector %d: status %s", self.id, self.state)
             self._emit(StatusChanged(self.id, self.status))

@@ -23,7 +23,8 @@ from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, Rdm6300Simulator
 from hil.timeline import Timeline
 
-FAULT_KINDS = ("short", "diode", "rcm", "rcmdead", "weld", "stuck", "lock", "meter", "overcurrent", "temp", "pp")
+FAULT_KINDS = ("short", "diode", "rcm", "rcmdead", "weld", "stuck", "lock", "meter", "overcurrent", "temp", "pp",
+               "reader")
 
 
 class SimHardware:
@@ -147,13 +148,19 @@ class SimHardware:
         short: CP to PE (state E); diode: the EV's diode missing; rcm: a residual current; rcmdead: an RCM
         that no longer trips (its self-test fails); weld / stuck: contactor contacts; lock: the cable lock
         jams (and gives way if locked); meter: the meter answers with exceptions; overcurrent: the EV draws
-        8 A more than offered; temp: the sensor reads ``hot``; pp: a shorted PP resistor (30 ohm).
+        8 A more than offered; temp: the sensor reads ``hot``; pp: a shorted PP resistor (30 ohm); reader: the
+        card reader stops answering (the connector is ignored: there is one reader).
         """
         from pymodbus.constants import ExcCodes
 
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         self.timeline.record("fault" if active else "clear", connector_id, kind)
+        if kind == "reader":
+            if not isinstance(self.reader, Pn532Simulator):
+                raise ValueError("fault reader needs the PN532 reader (an RDM6300 only ever talks when a tag is near)")
+            self.reader.silent = active
+            return
         ev = self.evs[connector_id]
         if kind == "diode":
             ev.set_behaviour(diode=not active)

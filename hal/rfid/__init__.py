@@ -10,6 +10,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 CardCallback = Callable[[str], None]
+#: Told False when the reader fails, True when it works again (and once at the first start).
+HealthCallback = Callable[[bool], None]
 
 
 class CardReader(ABC):
@@ -27,6 +29,15 @@ class CardReader(ABC):
     def __init__(self, *, port: str) -> None:
         self.port = port
         self.failures = 0
+        self.on_health: HealthCallback | None = None
+        self.healthy: bool | None = None
+
+    def _set_health(self, healthy: bool) -> None:
+        """Drivers call this with True once the reader answers; the base class with False on a failure."""
+        if healthy != self.healthy:
+            self.healthy = healthy
+            if self.on_health is not None:
+                self.on_health(healthy)
 
     async def run(self, on_card: CardCallback) -> None:
         """Read cards until cancelled, calling ``on_card(uid)`` for each presentation."""
@@ -38,6 +49,7 @@ class CardReader(ABC):
                 raise
             except Exception as exc:
                 self.failures += 1
+                self._set_health(False)
                 log.warning(
                     "%s on %s failed: %s; reopening in %.1f s", type(self).__name__, self.port, exc, delay
                 )

@@ -86,6 +86,7 @@ class Pn532Reader(CardReader):
         self.firmware = await self.command(CMD_GET_FIRMWARE_VERSION)
         await self.command(CMD_RF_CONFIGURATION, bytes([0x05, 0xFF, 0x01, self.activation_retries]))
         log.info("PN532 on %s ready (firmware %s)", self.port, self.firmware.hex())
+        self._set_health(True)
         present: str | None = None
         misses = 0
         while True:

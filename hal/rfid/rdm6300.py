@@ -110,6 +110,7 @@ class Rdm6300Reader(CardReader):
     async def _session(self, on_card: CardCallback) -> None:
         self._serial = AsyncSerial(self.port, self.baudrate)
         log.info("RDM6300 on %s open", self.port)
+        self._set_health(True)  # a transmit-only reader: an open port is all there is to check
         while True:
             try:
                 data = await self._serial.read(timeout=60.0)

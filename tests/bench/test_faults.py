@@ -88,3 +88,15 @@ async def test_a_lost_meter_with_policy_continue_is_flagged_not_silent(tmp_path:
         assert app.sim is not None and app.sim.contactors[1].closed
     finally:
         await app.stop()
+
+
+async def test_a_silent_card_reader_is_reported_on_every_connector_without_stopping(charger: App,
+                                                                                  csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; fault reader")
+    await wait_until(lambda: any(s["errorCode"] == "ReaderFailure" and s["status"] == "Charging"
+                                 for s in calls(csms, "StatusNotification")), timeout=10, what="ReaderFailure")
+    assert charger.sim is not None and charger.sim.contactors[1].closed
+    await script(charger, "clear reader")
+    await wait_until(lambda: calls(csms, "StatusNotification")[-1]["errorCode"] == "NoError", timeout=10,
+                     what="the reader back")
+    assert calls(csms, "StatusNotification")[-1]["status"] == "Charging"

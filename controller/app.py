@@ -29,11 +29,11 @@ from controller.station import Station
 from controller.storage import Store
 from controller.tasks import cancel_and_wait
 from hal.contactor import Contactor
-from hal.drivers import CARD_READERS, CONTACTORS, METERS, PILOTS
+from hal.drivers import CARD_READERS, CONTACTORS, LEDS, LOCKS, METERS, PILOTS, PROXIMITY, RCMS, THERMOMETERS
 from hal.errors import HalError
 from hal.meter import EnergyMeter
 from hal.pilot import ControlPilot, PilotMonitor, PilotState
-from hal.proximity import AdcProximity, ProximityError, cable_rating
+from hal.proximity import ProximityError, ProximityInput, cable_rating
 from hal.rfid import CardReader
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class App:
         self.contactors: dict[int, Contactor] = {}
         self.meters: dict[int, EnergyMeter] = {}
         self.monitors: dict[int, PilotMonitor] = {}
-        self.proximity: dict[int, AdcProximity] = {}
+        self.proximity: dict[int, ProximityInput] = {}
         self.rcms: dict[int, RcmControl] = {}
         self.locks: dict[int, LockControl] = {}
         self.indicators: dict[int, Indicator] = {}
@@ -157,9 +157,9 @@ class App:
             log.warning("connector %d: pilot.adc_low_channel not set: no diode check (IEC 61851-1 asks for one "
                         "before closing)", cid)
         if conn.proximity.adc_channel is not None:
-            self.proximity[cid] = AdcProximity(adc_channel=conn.proximity.adc_channel,
-                                               pullup_ohms=conn.proximity.pullup_ohms, spi_port=p.spi_port,
-                                               spi_device=p.spi_device, **pins)
+            self.proximity[cid] = PROXIMITY.resolve(conn.proximity.driver)(
+                adc_channel=conn.proximity.adc_channel, pullup_ohms=conn.proximity.pullup_ohms,
+                spi_port=p.spi_port, spi_device=p.spi_device, **pins)
         c = conn.contactor
         contactor = CONTACTORS.resolve(c.driver)(
             pin=c.pin, active_high=c.active_high, mirror_pin=c.mirror_pin, mirror_type=c.mirror_type,
@@ -182,33 +182,27 @@ class App:
         )
         self.station.add(connector)
         refresh = functools.partial(self._to_loop, connector.refresh)
-        if conn.rcm.driver == "gpio":
-            from hal.rcm import GpioRcm
-
+        if conn.rcm.driver != "none":
             r = conn.rcm
-            rcm = GpioRcm(fault_pin=r.fault_pin, test_pin=r.test_pin, fault_active_high=r.fault_active_high,
-                          test_active_high=r.test_active_high, **pins)
+            rcm = RCMS.resolve(r.driver)(fault_pin=r.fault_pin, test_pin=r.test_pin,
+                                         fault_active_high=r.fault_active_high,
+                                         test_active_high=r.test_active_high, **pins)
             self.rcms[cid] = RcmControl(cid, rcm, self.supervisor, r, refresh)
-        if conn.lock.driver == "gpio":
-            from hal.lock import GpioCableLock
-
+        if conn.lock.driver != "none":
             k = conn.lock
-            cable_lock = GpioCableLock(lock_pin=k.lock_pin, unlock_pin=k.unlock_pin, feedback_pin=k.feedback_pin,
-                                       feedback_active_high=k.feedback_active_high, **pins)
+            cable_lock = LOCKS.resolve(k.driver)(lock_pin=k.lock_pin, unlock_pin=k.unlock_pin,
+                                                 feedback_pin=k.feedback_pin,
+                                                 feedback_active_high=k.feedback_active_high, **pins)
             connector.lock = self.locks[cid] = LockControl(cid, cable_lock, self.supervisor, k, refresh)
-        if conn.led.driver == "gpio":
-            from hal.led import GpioStatusLed
-
-            led = GpioStatusLed(red_pin=conn.led.red_pin, green_pin=conn.led.green_pin,
-                                blue_pin=conn.led.blue_pin, active_high=conn.led.active_high, **pins)
+        if conn.led.driver != "none":
+            led = LEDS.resolve(conn.led.driver)(red_pin=conn.led.red_pin, green_pin=conn.led.green_pin,
+                                                blue_pin=conn.led.blue_pin, active_high=conn.led.active_high, **pins)
             self.indicators[cid] = Indicator(cid, led)
             self.station.subscribe(self.indicators[cid].on_event)
-        if conn.temperature.driver == "w1":
-            from hal.temperature import W1Thermometer
-
+        if conn.temperature.driver != "none":
             path = self._args("temperature", cid).get("path", conn.temperature.path)
-            self.thermometers[cid] = TemperatureGuard(connector, self.supervisor, W1Thermometer(path),
-                                                      conn.temperature)
+            sensor = THERMOMETERS.resolve(conn.temperature.driver)(path=path)
+            self.thermometers[cid] = TemperatureGuard(connector, self.supervisor, sensor, conn.temperature)
         self.overcurrent[cid] = OvercurrentGuard(connector, self.supervisor, conn.overcurrent_margin,
                                                  conn.overcurrent_grace, self.clock.monotonic)
         self.monitors[cid] = PilotMonitor(

@@ -122,6 +122,7 @@ class ContactorSection:
 class ProximitySection:
     """[connector.proximity]: a socket's PP-PE resistor read through the pilot's MCP3008."""
 
+    driver: str = _f("mcp3008", choices=("mcp3008",))
     #: MCP3008 channel of the PP divider; unset for a tethered cable (no PP to read).
     adc_channel: int | None = _f(None, lo=0, hi=7)
     #: The divider's pull-up from Vref to PP, in ohms.

@@ -29,12 +29,12 @@ from controller.events import CardRead, ConnectorStatus, Event, StatusChanged
 from controller.faults import Fault
 from controller.safety import SafetySupervisor
 from hal.errors import HalError
-from hal.led import Colour, GpioStatusLed
-from hal.lock import GpioCableLock
+from hal.led import Colour, StatusLed
+from hal.lock import CableLock
 from hal.meter import MeterReading
 from hal.pilot import PilotState
-from hal.rcm import GpioRcm
-from hal.temperature import W1Thermometer
+from hal.rcm import ResidualCurrentMonitor
+from hal.temperature import Thermometer
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
 class RcmControl:
     """One connector's RCM: trips, self-tests and the re-close policy."""
 
-    def __init__(self, connector_id: int, rcm: GpioRcm, supervisor: SafetySupervisor, settings: RcmSection,
-                 on_ready: Callable[[], None]) -> None:
+    def __init__(self, connector_id: int, rcm: ResidualCurrentMonitor, supervisor: SafetySupervisor,
+                 settings: RcmSection, on_ready: Callable[[], None]) -> None:
         self.id = connector_id
         self.rcm = rcm
         self.supervisor = supervisor
@@ -173,7 +173,7 @@ class RcmControl:
 class LockControl:
     """One connector's cable lock: moves on demand, rate-limited, feedback-checked."""
 
-    def __init__(self, connector_id: int, lock: GpioCableLock, supervisor: SafetySupervisor, settings: LockSection,
+    def __init__(self, connector_id: int, lock: CableLock, supervisor: SafetySupervisor, settings: LockSection,
                  on_change: Callable[[], None]) -> None:
         self.id = connector_id
         self.lock = lock
@@ -331,7 +331,7 @@ class OvercurrentGuard:
 class TemperatureGuard:
     """Derates and stops one connector by temperature, with hysteresis."""
 
-    def __init__(self, connector: Connector, supervisor: SafetySupervisor, sensor: W1Thermometer,
+    def __init__(self, connector: Connector, supervisor: SafetySupervisor, sensor: Thermometer,
                  settings: TemperatureSection) -> None:
         self.connector = connector
         self.supervisor = supervisor
@@ -390,7 +390,7 @@ FLASH = 0.15
 class Indicator:
     """One connector's status LED, driven by the station's events."""
 
-    def __init__(self, connector_id: int, led: GpioStatusLed) -> None:
+    def __init__(self, connector_id: int, led: StatusLed) -> None:
         self.id = connector_id
         self.led = led
         self.pattern: tuple[Colour, float | None] = PATTERNS[ConnectorStatus.AVAILABLE]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from hal.contactor import Contactor
+from hal.led import StatusLed
+from hal.lock import CableLock
 from hal.meter import EnergyMeter
 from hal.pilot import ControlPilot
+from hal.proximity import ProximityInput
+from hal.rcm import ResidualCurrentMonitor
 from hal.registry import DriverRegistry
 from hal.rfid import CardReader
+from hal.temperature import Thermometer
 
 PILOTS: DriverRegistry[ControlPilot] = DriverRegistry(
     "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot"}
@@ -21,4 +26,15 @@ CARD_READERS: DriverRegistry[CardReader] = DriverRegistry(
 )
 METERS: DriverRegistry[EnergyMeter] = DriverRegistry(
     "meter", EnergyMeter, {"modbus": "hal.meter.modbus:ModbusMeter"}
+)
+PROXIMITY: DriverRegistry[ProximityInput] = DriverRegistry(
+    "proximity", ProximityInput, {"mcp3008": "hal.proximity:AdcProximity"}
+)
+RCMS: DriverRegistry[ResidualCurrentMonitor] = DriverRegistry(
+    "rcm", ResidualCurrentMonitor, {"gpio": "hal.rcm:GpioRcm"}
+)
+LOCKS: DriverRegistry[CableLock] = DriverRegistry("cable lock", CableLock, {"gpio": "hal.lock:GpioCableLock"})
+LEDS: DriverRegistry[StatusLed] = DriverRegistry("status LED", StatusLed, {"gpio": "hal.led:GpioStatusLed"})
+THERMOMETERS: DriverRegistry[Thermometer] = DriverRegistry(
+    "temperature", Thermometer, {"w1": "hal.temperature:W1Thermometer"}
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from gpiozero import RGBLED
@@ -9,8 +10,19 @@ from gpiozero import RGBLED
 Colour = tuple[int, int, int]
 
 
-class GpioStatusLed:
-    """Steady colours, blinking, and a short flash that returns to the previous pattern."""
+class StatusLed(ABC):
+    """An RGB indicator: steady colours and blinking."""
+
+    @abstractmethod
+    def show(self, colour: Colour, blink: float | None = None, times: int | None = None) -> None:
+        """Light ``colour``; with ``blink`` (s) alternate it with off, ``times`` times or forever."""
+
+    def close(self) -> None:
+        """Switch off and release the hardware."""
+
+
+class GpioStatusLed(StatusLed):
+    """Three GPIO outputs through gpiozero's ``RGBLED``."""
 
     def __init__(self, *, red_pin: int, green_pin: int, blue_pin: int, active_high: bool = True,
                  pin_factory: Any = None) -> None:
@@ -19,7 +31,6 @@ class GpioStatusLed:
                            pin_factory=pin_factory)
 
     def show(self, colour: Colour, blink: float | None = None, times: int | None = None) -> None:
-        """Light ``colour``; with ``blink`` (s) alternate it with off, ``times`` times or forever."""
         if blink is None:
             self._led.color = colour
         else:
@@ -27,7 +38,6 @@ class GpioStatusLed:
                             background=True)
 
     def close(self) -> None:
-        """Switch off and release the pins."""
         try:
             self._led.off()
         finally:

@@ -7,13 +7,33 @@ limits and what a failed move means live in ``controller.devices.LockControl``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 
-class GpioCableLock:
+class CableLock(ABC):
+    """A lock motor to run either way and a switch that reports "locked"."""
+
+    #: Set by the controller; drivers call it with the switch's new reading (True: locked) on every change.
+    on_feedback: Callable[[bool], None] | None = None
+
+    @property
+    @abstractmethod
+    def locked(self) -> bool:
+        """What the position switch reads now."""
+
+    @abstractmethod
+    def drive(self, towards_locked: bool | None) -> None:
+        """Run the motor towards locked (True) or unlocked (False), or stop it (None)."""
+
+    def close(self) -> None:
+        """Stop the motor and release the hardware (the lock stays where it is)."""
+
+
+class GpioCableLock(CableLock):
     """H-bridge on ``lock_pin``/``unlock_pin``, position switch on ``feedback_pin``."""
 
     def __init__(
@@ -25,8 +45,6 @@ class GpioCableLock:
         feedback_active_high: bool = True,
         pin_factory: Any = None,
     ) -> None:
-        #: Told the switch's new reading (True: locked) on every change, in gpiozero's callback thread.
-        self.on_feedback: Callable[[bool], None] | None = None
         self._lock = DigitalOutputDevice(lock_pin, initial_value=False, pin_factory=pin_factory)
         self._unlock = DigitalOutputDevice(unlock_pin, initial_value=False, pin_factory=pin_factory)
         self._switch = DigitalInputDevice(feedback_pin, pull_up=not feedback_active_high, pin_factory=pin_factory)
@@ -40,11 +58,9 @@ class GpioCableLock:
 
     @property
     def locked(self) -> bool:
-        """What the position switch reads now."""
         return bool(self._switch.is_active)
 
     def drive(self, towards_locked: bool | None) -> None:
-        """Run the motor towards locked (True) or unlocked (False), or stop it (None)."""
         # Off first, so the bridge never has both sides on, even for an instant.
         self._lock.off()
         self._unlock.off()
@@ -54,7 +70,6 @@ class GpioCableLock:
             self._unlock.on()
 
     def close(self) -> None:
-        """Stop the motor and release the pins (the lock stays where it is)."""
         try:
             self.drive(None)
         finally:

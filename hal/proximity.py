@@ -10,6 +10,7 @@ so ``fraction = R / (R + pull-up)``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 from gpiozero import MCP3008
@@ -35,7 +36,18 @@ def cable_rating(ohms: float) -> float:
     raise ProximityError(f"PP resistance {ohms:.0f} ohm means no cable resistor (above 2200 ohm)")
 
 
-class AdcProximity:
+class ProximityInput(ABC):
+    """Reads the PP-PE resistance of the cable in the socket."""
+
+    @abstractmethod
+    def read_ohms(self) -> float:
+        """PP-PE resistance in ohms (inf with nothing connected)."""
+
+    def close(self) -> None:
+        """Release the hardware."""
+
+
+class AdcProximity(ProximityInput):
     """PP divider on an MCP3008 channel (the same SPI device as the pilot)."""
 
     def __init__(self, *, adc_channel: int, pullup_ohms: float, spi_port: int = 0, spi_device: int = 0,
@@ -46,12 +58,10 @@ class AdcProximity:
         self._adc = MCP3008(channel=adc_channel, port=spi_port, device=spi_device, pin_factory=pin_factory)
 
     def read_ohms(self) -> float:
-        """PP-PE resistance in ohms (inf with nothing connected)."""
         fraction = float(self._adc.value)
         if fraction >= 1.0:
             return math.inf
         return self._pullup * fraction / (1.0 - fraction)
 
     def close(self) -> None:
-        """Release the SPI channel."""
         self._adc.close()

@@ -8,6 +8,7 @@ self-test). The driver only reports the output's edges; what a trip means
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,26 @@ from gpiozero import DigitalInputDevice, DigitalOutputDevice
 TripCallback = Callable[[bool], None]
 
 
-class GpioRcm:
+class ResidualCurrentMonitor(ABC):
+    """An RCM module: a fault output to watch, a test input to drive."""
+
+    #: Set by the controller; drivers call it on every edge of the fault output.
+    on_trip: TripCallback | None = None
+
+    @property
+    @abstractmethod
+    def tripped(self) -> bool:
+        """True while the fault output is active."""
+
+    @abstractmethod
+    def set_test(self, active: bool) -> None:
+        """Drive (or release) the module's test input."""
+
+    def close(self) -> None:
+        """Release the hardware with the test input released."""
+
+
+class GpioRcm(ResidualCurrentMonitor):
     """Fault output on one GPIO input, test input on one GPIO output."""
 
     def __init__(
@@ -29,7 +49,6 @@ class GpioRcm:
         test_active_high: bool = True,
         pin_factory: Any = None,
     ) -> None:
-        self.on_trip: TripCallback | None = None
         # A pull against the active level, so a broken wire reads "no trip" only if the module says so:
         # modules with an open-collector output need the pull; push-pull outputs override it.
         self._fault = DigitalInputDevice(fault_pin, pull_up=not fault_active_high, pin_factory=pin_factory)
@@ -45,15 +64,12 @@ class GpioRcm:
 
     @property
     def tripped(self) -> bool:
-        """True while the fault output is active."""
         return bool(self._fault.is_active)
 
     def set_test(self, active: bool) -> None:
-        """Drive (or release) the module's test input."""
         self._test.value = active
 
     def close(self) -> None:
-        """Release the pins, test input inactive."""
         try:
             self._test.off()
         finally:

@@ -8,6 +8,7 @@ matched and the second ending in ``t=23125``. Both are read here.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from hal.errors import HalError
@@ -33,14 +34,21 @@ def parse_w1(text: str) -> float:
         raise SensorError(f"no temperature in {text[:40]!r}") from None
 
 
-class W1Thermometer:
+class Thermometer(ABC):
+    """A temperature input."""
+
+    @abstractmethod
+    async def read(self) -> float:
+        """Degrees Celsius; SensorError when the sensor gives none."""
+
+
+class W1Thermometer(Thermometer):
     """Reads one w1 sensor file (in a worker thread: sysfs reads of w1 take about 750 ms)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     async def read(self) -> float:
-        """Degrees Celsius."""
         try:
             text = await asyncio.to_thread(self.path.read_text)
         except OSError as exc:

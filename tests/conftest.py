@@ -47,26 +47,26 @@ async def csms() -> AsyncIterator[CsmsSimulator]:
     await server.stop()
 
 
-@pytest.fixture
-async def socket(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
-    """The socket build's connector 1 (diode check, PP, RCM, lock, LED, temperature), booted to the bench CSMS."""
-    app = App(socket_config(), state_dir=tmp_path, csms_url=csms.url)
+async def _booted(app: App) -> AsyncIterator[App]:
+    """Start ``app``, wait for the CSMS link, forget the start-up on the timeline; stop it afterwards."""
     await app.start()
     assert app.ocpp is not None and app.sim is not None
     await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+    # The boot self-tests switched the contactor (and tested the RCM); tests look at what happens after.
     app.sim.timeline.clear()
     yield app
     await app.stop()
+
+
+@pytest.fixture
+async def socket(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
+    """The socket build's connector 1 (diode check, PP, RCM, lock, LED, temperature), booted to the bench CSMS."""
+    async for app in _booted(App(socket_config(), state_dir=tmp_path, csms_url=csms.url)):
+        yield app
 
 
 @pytest.fixture
 async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """A simulated charger connected and booted to the bench CSMS."""
-    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
-    await app.start()
-    assert app.ocpp is not None and app.sim is not None
-    await asyncio.wait_for(app.ocpp.connected.wait(), 10)
-    # The boot self-test switched the contactor once; tests look at what happens after it.
-    app.sim.timeline.clear()
-    yield app
-    await app.stop()
+    async for app in _booted(App(sim_config(), state_dir=tmp_path, csms_url=csms.url)):
+        yield app

@@ -62,6 +62,13 @@ async def fault_while_charging(app: App, csms: CsmsSimulator, kind: str, error_c
     return delay
 
 
+async def refused(app: App, csms: CsmsSimulator, before_tap: str, error_code: str, vendor_code: str) -> None:
+    """``before_tap`` (which plugs in), then a card: Faulted with the code, the contactor never closed."""
+    await script(app, f"{before_tap}; tap {TAG}; expect Faulted within 2")
+    assert "closed" not in values(app, "contactor")
+    await faulted_with(csms, error_code, vendor_code)
+
+
 # ------------------------------------------------------------------ pilot
 
 
@@ -88,9 +95,7 @@ async def test_a_missing_diode_while_charging_opens_at_once(socket: App, csms: C
 
 async def test_a_missing_diode_before_charging_means_the_contactor_never_closes(socket: App,
                                                                                csms: CsmsSimulator) -> None:
-    await script(socket, f"fault diode; plug; tap {TAG}; expect Faulted within 2")
-    assert "closed" not in values(socket, "contactor")
-    await faulted_with(csms, "OtherError", "DiodeFault")
+    await refused(socket, csms, "fault diode; plug", "OtherError", "DiodeFault")
 
 
 async def test_cp_short_to_pe_on_the_socket_build(socket: App, csms: CsmsSimulator) -> None:
@@ -98,9 +103,7 @@ async def test_cp_short_to_pe_on_the_socket_build(socket: App, csms: CsmsSimulat
 
 
 async def test_state_d_without_ventilation_is_refused(socket: App, csms: CsmsSimulator) -> None:
-    await script(socket, f"plug; ev D; tap {TAG}; expect Faulted within 2")
-    assert "closed" not in values(socket, "contactor")
-    await faulted_with(csms, "OtherError", "VentilationNotAvailable")
+    await refused(socket, csms, "plug; ev D", "OtherError", "VentilationNotAvailable")
     await script(socket, "ev B; expect Preparing within 2")
 
 
@@ -156,9 +159,7 @@ async def test_the_cable_rating_caps_the_offer(socket: App, csms: CsmsSimulator)
 
 
 async def test_a_shorted_pp_resistor_is_a_proximity_fault(socket: App, csms: CsmsSimulator) -> None:
-    await script(socket, f"fault pp; plug; tap {TAG}; expect Faulted within 2")
-    assert "closed" not in values(socket, "contactor")
-    await faulted_with(csms, "OtherError", "ProximityFault")
+    await refused(socket, csms, "fault pp; plug", "OtherError", "ProximityFault")
     await script(socket, "unplug; clear pp; expect Available")
 
 
@@ -171,10 +172,8 @@ async def test_an_rcm_trip_opens_at_once_and_latches_until_unplugged(socket: App
 
 
 async def test_an_rcm_that_fails_its_self_test_blocks_charging(socket: App, csms: CsmsSimulator) -> None:
-    await script(socket, f"fault rcmdead; plug; tap {TAG}; expect Faulted within 2")
-    assert "closed" not in values(socket, "contactor")
-    assert not [v for v in values(socket, "pwm") if 0 < v < 100]  # no PWM before the RCM is proven
-    await faulted_with(csms, "GroundFailure", "RcmSelfTestFailed")
+    await refused(socket, csms, "fault rcmdead; plug", "GroundFailure", "RcmSelfTestFailed")
+    assert not offers(socket, 1)  # no PWM before the RCM is proven
 
 
 async def test_rcm_auto_reclose_is_a_policy(tmp_path: Path, csms: CsmsSimulator) -> None:
@@ -202,9 +201,8 @@ async def test_a_lock_that_gives_way_while_charging_opens_at_once(socket: App, c
 
 
 async def test_a_lock_that_will_not_lock_means_no_pwm(socket: App, csms: CsmsSimulator) -> None:
-    await script(socket, f"fault lock; plug; tap {TAG}; expect Faulted within 2")
-    assert not [v for v in values(socket, "pwm") if 0 < v < 100]
-    await faulted_with(csms, "ConnectorLockFailure", "LockFailure")
+    await refused(socket, csms, "fault lock; plug", "ConnectorLockFailure", "LockFailure")
+    assert not offers(socket, 1)
 
 
 async def test_TC_024_CS_unlock_connector_ends_the_transaction_and_frees_the_cable(socket: App,

@@ -162,6 +162,9 @@ class Connector:
         self.connection_timeout = connection_timeout
         #: OCPP StopTransactionOnEVSideDisconnect: false keeps the transaction open through an unplug.
         self.stop_on_ev_disconnect = True
+        #: OCPP UnlockConnectorOnEVSideDisconnect: false keeps a socket's cable locked after the EV end is pulled
+        #: (until UnlockConnector or the next session), so the cable stays with the station.
+        self.unlock_on_ev_disconnect = True
         self.reservation: Reservation | None = None
         self._reservation_timer: asyncio.TimerHandle | None = None
         #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
@@ -554,7 +557,7 @@ class Connector:
         assert tx is not None
         # Energy first: ending the session withdraws the permit (opens the contactor), then the PWM.
         self.transaction = None
-        self._end_session()
+        self._end_session(unlock=self.unlock_on_ev_disconnect or reason != StopReason.EV_DISCONNECTED)
         tx.meter_stop_wh = round(self.reading.energy_wh) if self.reading else tx.meter_start_wh
         tx.stopped_at = self.clock.utcnow()
         tx.stop_reason = reason
@@ -564,7 +567,7 @@ class Connector:
                  reason.value, tx.meter_stop_wh, tx.meter_stop_wh - tx.meter_start_wh)
         self._emit(TransactionEnded(tx))
 
-    def _end_session(self) -> None:
+    def _end_session(self, unlock: bool = True) -> None:
         self._cancel_connection_timeout()
         self._cancel_wakeup()
         if self._raise_handle is not None:
@@ -577,7 +580,7 @@ class Connector:
         # supervisor opens under load; one that follows the PWM has the contactor opened as it leaves C.
         self.pilot.stop_offer()
         self.supervisor.set_permit(self.id, False)
-        if self.lock is not None:
+        if self.lock is not None and unlock:
             self.lock.want(False)
 
     def _arm_connection_timeout(self) -> None:

@@ -96,6 +96,7 @@ class Ocpp16Client:
         for connector in self.station.connectors.values():
             connector.connection_timeout = float(self.keys.number("ConnectionTimeOut"))
             connector.stop_on_ev_disconnect = self.keys.flag("StopTransactionOnEVSideDisconnect")
+            connector.unlock_on_ev_disconnect = self.keys.flag("UnlockConnectorOnEVSideDisconnect")
 
     # ------------------------------------------------------------ connection
 

@@ -223,6 +223,15 @@ async def test_TC_030_CS_unlock_failure_is_reported(socket: App, csms: CsmsSimul
     await faulted_with(csms, "ConnectorLockFailure", "LockFailure")
 
 
+async def test_unlock_on_ev_side_disconnect_false_keeps_the_cable_locked(socket: App, csms: CsmsSimulator) -> None:
+    result = await csms.call(CP, call.ChangeConfiguration(key="UnlockConnectorOnEVSideDisconnect", value="false"))
+    assert result.status == "Accepted"
+    await script(socket, f"plug; tap {TAG}; expect Charging; unplug; expect Available; wait 0.3")
+    assert socket.sim is not None and socket.sim.locks[1].locked  # the cable stays with the station
+    assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "Unlocked"
+    assert not socket.sim.locks[1].locked
+
+
 # ---------------------------------------------------- overcurrent, temperature
 
 

@@ -156,17 +156,28 @@ class RcmControl:
         return False
 
     async def run_periodic(self) -> None:
-        """Self-test at start and then every ``selftest_interval`` while no vehicle is connected."""
+        """Self-test at start and then every ``selftest_interval`` while no vehicle is connected.
+
+        A test falling due with a vehicle connected waits for it to leave (checked every minute); every
+        plug-in's own test counts as the latest test.
+        """
         while True:
             due = self.last_test_at + self.settings.selftest_interval - time.monotonic()
             if due <= 0:
-                if self.supervisor.pilot_state(self.id) in (None, PilotState.A):
-                    self.test_soon()
-                    assert self._test_task is not None
+                if self.supervisor.pilot_state(self.id) not in (None, PilotState.A):
+                    await asyncio.sleep(60.0)
+                    continue
+                self.test_soon()
+                assert self._test_task is not None
+                try:
                     await asyncio.shield(self._test_task)
-                    if self.supervisor.pilot_state(self.id) in (None, PilotState.A):
-                        self.supervisor.set_interlock(self.id, "rcm", False)  # each vehicle gets its own test
-                due = self.settings.selftest_interval if self.last_test_at > float("-inf") else 1.0
+                except Exception:
+                    log.exception("connector %d: RCM self-test could not run; trying again in a minute", self.id)
+                    await asyncio.sleep(60.0)
+                    continue
+                if self.supervisor.pilot_state(self.id) in (None, PilotState.A):
+                    self.supervisor.set_interlock(self.id, "rcm", False)  # each vehicle gets its own test
+                continue
             await asyncio.sleep(min(due, 60.0))
 
 

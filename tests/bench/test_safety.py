@@ -13,6 +13,7 @@ import pytest
 from ocpp.v16 import call
 
 from controller.app import App
+from controller.faults import Fault
 from hil.benchconfig import socket_config
 from hil.csms import CsmsSimulator
 from tests.bench.test_ocpp16_core import CP, TAG, calls, script
@@ -174,6 +175,22 @@ async def test_an_rcm_trip_opens_at_once_and_latches_until_unplugged(socket: App
 async def test_an_rcm_that_fails_its_self_test_blocks_charging(socket: App, csms: CsmsSimulator) -> None:
     await refused(socket, csms, "fault rcmdead; plug", "GroundFailure", "RcmSelfTestFailed")
     assert not offers(socket, 1)  # no PWM before the RCM is proven
+
+
+async def test_the_rcm_is_tested_again_while_idle(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = App(socket_config(connector={"rcm": {"selftest_interval": 1.0}}), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        assert app.sim is not None
+        app.sim.timeline.clear()
+        await script(app, "wait 2.3")
+        tests = values(app, "rcm")
+        # One a second: the start-up test (if it ran after the clear) and two more, each a trip and a release.
+        assert tests in (["tripped", "ok"] * 2, ["tripped", "ok"] * 3)
+        await script(app, "fault rcmdead; wait 1.2; expect Faulted")
+        assert app.supervisor.faults(1).keys() == {Fault.RCM_SELFTEST_FAILED}
+    finally:
+        await app.stop()
 
 
 async def test_rcm_auto_reclose_is_a_policy(tmp_path: Path, csms: CsmsSimulator) -> None:

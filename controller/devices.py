@@ -28,6 +28,7 @@ from controller.connector import Connector
 from controller.events import CardRead, ConnectorStatus, Event, StatusChanged
 from controller.faults import Fault
 from controller.safety import SafetySupervisor
+from controller.tasks import until
 from hal.errors import HalError
 from hal.led import Colour, StatusLed
 from hal.lock import CableLock
@@ -38,17 +39,8 @@ from hal.temperature import Thermometer
 
 log = logging.getLogger(__name__)
 
+#: How often device controllers look at a GPIO input they wait on.
 _POLL = 0.005
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` every 5 ms for up to ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL)
-    return True
 
 
 class RcmControl:
@@ -133,10 +125,10 @@ class RcmControl:
         try:
             started = time.monotonic()
             self.rcm.set_test(True)
-            tripped = await _until(lambda: self.rcm.tripped, s.test_timeout)
+            tripped = await until(lambda: self.rcm.tripped, s.test_timeout, _POLL)
             trip_time = time.monotonic() - started
             self.rcm.set_test(False)
-            released = tripped and await _until(lambda: not self.rcm.tripped, s.release_timeout)
+            released = tripped and await until(lambda: not self.rcm.tripped, s.release_timeout, _POLL)
         finally:
             self.rcm.set_test(False)
             self.testing = False
@@ -257,7 +249,7 @@ class LockControl:
             if not target:
                 # Never unlock a live outlet: wait for the contactor (an EV in C1 may hold it up to 6 s);
                 # only then withdraw the interlock, which would otherwise open under load at once.
-                await _until(lambda: not self.supervisor.closed(self.id), math.inf)
+                await until(lambda: not self.supervisor.closed(self.id), math.inf, _POLL)
                 self.supervisor.set_interlock(self.id, "lock", False)
             wait = self._last_move + self.settings.min_interval - time.monotonic()
             if wait > 0:
@@ -279,7 +271,7 @@ class LockControl:
         self._last_move = time.monotonic()
         try:
             self.lock.drive(towards_locked)
-            reached = await _until(lambda: self.lock.locked == towards_locked, self.settings.pulse)
+            reached = await until(lambda: self.lock.locked == towards_locked, self.settings.pulse, _POLL)
             if reached:
                 await asyncio.sleep(max(0.0, self._last_move + self.settings.pulse - time.monotonic()))
         finally:

@@ -1,4 +1,4 @@
-"""Cancelling tasks so that they really end.
+"""Cancelling tasks so that they really end, and polling for a condition without blocking the loop.
 
 CPython 3.11's ``asyncio.wait_for`` (used inside the ``ocpp`` package's
 ``call()``) loses a cancellation that arrives just as its inner future
@@ -9,7 +9,8 @@ reconnect code therefore cancel again until every task is done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -20,3 +21,13 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], retry: float = 0.0
         for task in pending:
             task.cancel()
         _done, pending = await asyncio.wait(pending, timeout=retry)
+
+
+async def until(predicate: Callable[[], object], timeout: float, interval: float = 0.002) -> bool:
+    """Poll ``predicate`` every ``interval`` s until it is true or ``timeout`` s pass; returns whether it is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())

@@ -40,9 +40,9 @@ from ocpp.v16 import call
 from controller.app import App
 from controller.config import Config
 from controller.faults import Fault
+from controller.tasks import until
 from hil.benchconfig import socket_config
 from hil.perf import summarise
-from hil.polling import until
 
 INSTANT = ("short", "diode", "rcm", "lock")
 DECIDED = {"overcurrent": Fault.OVERCURRENT, "meter": Fault.METER_COMM_LOST, "temp": Fault.OVER_TEMPERATURE}

@@ -28,8 +28,8 @@ from typing import Any
 
 from controller.app import App
 from controller.config import Config
+from controller.tasks import until
 from hil.control import send_script
-from hil.polling import until
 from hil.simhw import SimHardware
 
 TAG = "04A1B2C3"

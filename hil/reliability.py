@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.storage import Store
+from controller.tasks import until
 from hil.control import send_script
 from hil.csms import CsmsSimulator
-from hil.polling import until
 
 STATION = "REL-1"
 CONFIG = """

@@ -32,7 +32,7 @@ from hal.contactor import Contactor
 from hal.drivers import CARD_READERS, CONTACTORS, LEDS, LOCKS, METERS, PILOTS, PROXIMITY, RCMS, THERMOMETERS
 from hal.errors import HalError
 from hal.meter import EnergyMeter
-from hal.pilot import ControlPilot, PilotMonitor, PilotState
+from hal.pilot import ControlPilot, PilotMonitor, PilotState, plugged_in
 from hal.proximity import ProximityError, ProximityInput, cable_rating
 from hal.rfid import CardReader
 
@@ -258,8 +258,7 @@ class App:
     def _pilot_changed(self, connector_id: int, state: PilotState | None) -> None:
         connector = self.station.connectors[connector_id]
         previous = connector.pilot_state
-        plugged_in = state is not None and state.plugged and not (previous is not None and previous.plugged)
-        if plugged_in and connector_id in self.proximity:
+        if plugged_in(previous, state) and connector_id in self.proximity:
             self._read_cable(connector_id)
         elif state == PilotState.A and connector_id in self.proximity:
             connector.set_limit("cable", None)

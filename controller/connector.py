@@ -43,7 +43,7 @@ from controller.events import (
 from controller.faults import Fault
 from controller.safety import SafetySupervisor
 from hal.meter import MeterReading
-from hal.pilot import MIN_CURRENT_A, ControlPilot, PilotState, pilot_label
+from hal.pilot import MIN_CURRENT_A, ControlPilot, PilotState, pilot_label, plugged_in
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class Connector:
             log.info("connector %d: pilot %s", self.id, pilot_label(state, self.pilot.output_level))
         previous = self.pilot_state
         self.pilot_state = state
-        if state is not None and state.plugged and (previous is None or not previous.plugged):
+        if plugged_in(previous, state):
             self.plugged_at = self.clock.monotonic()
         elif state is not None and not state.plugged:
             self.plugged_at = None

@@ -33,7 +33,7 @@ from hal.errors import HalError
 from hal.led import Colour, StatusLed
 from hal.lock import CableLock
 from hal.meter import MeterReading
-from hal.pilot import PilotState
+from hal.pilot import PilotState, plugged_in
 from hal.rcm import ResidualCurrentMonitor
 from hal.temperature import Thermometer
 
@@ -104,11 +104,10 @@ class RcmControl:
 
     def on_pilot(self, previous: PilotState | None, state: PilotState | None) -> None:
         """Loop thread: a plug-in starts a self-test; an unplug withdraws the last one."""
-        plugged = state is not None and state.plugged
         if state == PilotState.A:
             self.supervisor.set_interlock(self.id, "rcm", False)
             self._reclose_left = self.settings.reclose_attempts
-        elif plugged and not (previous is not None and previous.plugged):
+        elif plugged_in(previous, state):
             self.test_soon()
 
     def test_soon(self) -> None:

@@ -50,6 +50,11 @@ class PilotState(enum.Enum):
         return self in (PilotState.C, PilotState.D)
 
 
+def plugged_in(previous: PilotState | None, state: PilotState | None) -> bool:
+    """True when ``previous`` -> ``state`` is a vehicle arriving (from A, F, E or no reading to B, C or D)."""
+    return state is not None and state.plugged and not (previous is not None and previous.plugged)
+
+
 def duty_for_current(amps: float) -> float:
     """PWM duty in percent that offers ``amps`` to the EV (IEC 61851-1 Annex A)."""
     if not MIN_CURRENT_A <= amps <= MAX_CURRENT_A:

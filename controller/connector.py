@@ -446,7 +446,7 @@ class Connector:
                     self.charge()
                 elif self.state != S.SUSPENDED_EVSE.value:
                     log.warning("connector %d: EV requests power but the supervisor refuses (%s)", self.id,
-                                ", ".join(self.supervisor.blocked_by(self.id)) or "pilot not in C")
+                                ", ".join(self.supervisor.blocked_by(self.id)))
                     self.suspend_evse()
         else:
             if self.state in (S.CHARGING.value, S.SUSPENDED_EVSE.value):

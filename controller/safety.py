@@ -221,16 +221,7 @@ class SafetySupervisor:
         """Close the contactor if every condition holds right now; True when closed."""
         ch = self._channels[connector_id]
         with ch.lock:
-            state = ch.pilot_state
-            if not ch.permit or ch.faults:
-                return False
-            if state is None or not state.requesting:
-                return False
-            if ch.pilot.offered_current is None:
-                return False  # C1: the EV asks, but no PWM offers current
-            if ch.pilot.measures_low and ch.diode_epoch != ch.pilot.pwm_epoch:
-                return False  # the diode has not been seen during this PWM run yet
-            if not all(ch.interlocks.values()):
+            if self._blockers(ch):
                 return False
             self._switch(ch, close=True)
             return True
@@ -239,15 +230,22 @@ class SafetySupervisor:
         """What keeps the contactor from closing right now (empty when nothing does)."""
         ch = self._channels[connector_id]
         with ch.lock:
-            reasons = [f.info.vendor_code for f in ch.faults]
-            if not ch.permit:
-                reasons.append("no permit")
-            if ch.pilot.offered_current is None:
-                reasons.append("no PWM")
-            if ch.pilot.measures_low and ch.diode_epoch != ch.pilot.pwm_epoch:
-                reasons.append("diode not checked")
-            reasons += [f"{name} not ready" for name, ok in ch.interlocks.items() if not ok]
-            return reasons
+            return self._blockers(ch)
+
+    @staticmethod
+    def _blockers(ch: _Channel) -> list[str]:
+        # Every condition for closing, in one place: request_close closes only when this is empty.
+        reasons = [f.info.vendor_code for f in ch.faults]
+        if not ch.permit:
+            reasons.append("no permit")
+        if ch.pilot_state is None or not ch.pilot_state.requesting:
+            reasons.append("pilot not in C or D")
+        if ch.pilot.offered_current is None:
+            reasons.append("no PWM")  # C1: the EV may ask, but no PWM offers current
+        if ch.pilot.measures_low and ch.diode_epoch != ch.pilot.pwm_epoch:
+            reasons.append("diode not checked during this PWM run")
+        reasons += [f"{name} not ready" for name, ok in ch.interlocks.items() if not ok]
+        return reasons
 
     def open(self, connector_id: int) -> None:
         """Open a connector's contactor (always allowed)."""

@@ -227,9 +227,7 @@ class LockControl:
     async def _verify(self) -> None:
         self.target = False
         for position in (True, False):
-            wait = self._last_move + self.settings.min_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._rate_limit()
             if not await self._move(position):
                 log.warning("connector %d: cable lock still fails its test move", self.id)
                 return
@@ -250,9 +248,7 @@ class LockControl:
                 # only then withdraw the interlock, which would otherwise open under load at once.
                 await until(lambda: not self.supervisor.closed(self.id), math.inf, _POLL)
                 self.supervisor.set_interlock(self.id, "lock", False)
-            wait = self._last_move + self.settings.min_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._rate_limit()
             if self.target != target:
                 continue
             ok = await self._move(target)
@@ -263,6 +259,12 @@ class LockControl:
                     f"did not {'lock' if target else 'unlock'} within {self.settings.pulse:g} s")
                 break
         self._on_change()
+
+    async def _rate_limit(self) -> None:
+        """Wait until ``min_interval`` has passed since the last move began."""
+        wait = self._last_move + self.settings.min_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _move(self, towards_locked: bool) -> bool:
         self.moving = True

@@ -14,13 +14,6 @@ from hil.gpio import WatchedPin
 from hil.timeline import Timeline
 
 
-def _drive(pin: WatchedPin, active: bool, active_high: bool) -> None:
-    if active == active_high:
-        pin.drive_high()
-    else:
-        pin.drive_low()
-
-
 class RcmSim:
     """A 6 mA DC / 30 mA AC module: fault output, test input."""
 
@@ -59,7 +52,7 @@ class RcmSim:
         if tripped != self.tripped:
             self.tripped = tripped
             self._timeline.record("rcm", self.connector_id, "tripped" if tripped else "ok")
-        _drive(self._fault, tripped, self._high)
+        self._fault.drive(tripped, self._high)
 
     def settle(self) -> None:
         """Drive the output again (opening the input device applied its pull resistor over it)."""
@@ -96,7 +89,7 @@ class LockSim:
         if locked != self.locked:
             self._timeline.record("lock", self.connector_id, "locked" if locked else "unlocked")
         self.locked = locked
-        _drive(self._switch, locked, self._high)
+        self._switch.drive(locked, self._high)
 
     def settle(self) -> None:
         """Drive the switch again (opening the input device applied its pull resistor over it)."""

@@ -63,10 +63,7 @@ class ContactorSim:
         closed = True if self.welded else False if self.stuck_open else closed
         # The input has a pull-up; the contact pulls it low (active) when made.
         made = not closed if self._mirror_nc else closed
-        if made:
-            self._mirror.drive_low()
-        else:
-            self._mirror.drive_high()
+        self._mirror.drive(made, active_high=False)
 
 
 class AcEvSimulator:

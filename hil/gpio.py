@@ -52,6 +52,13 @@ class WatchedPin(_Watched, MockPin):
         super().__init__(factory, info)
         self._init_watch()
 
+    def drive(self, active: bool, active_high: bool) -> None:
+        """Drive this input as a device's output would: ``active`` at the level ``active_high`` names."""
+        if active == active_high:
+            self.drive_high()
+        else:
+            self.drive_low()
+
 
 class WatchedPWMPin(_Watched, MockPWMPin):
     """A PWM-capable mock pin that reports duty changes (0.0-1.0)."""

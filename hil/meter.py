@@ -1,25 +1,82 @@
 """An energy meter at the far end of Modbus: a pymodbus server whose registers integrate the EV's draw.
 
-The register layout comes from the same map file the controller's driver
-reads, so a new meter model is one data file for both sides.
+The bundled models are served from their datasheets' register layouts, written
+out below from ``shared/reference/hardware.md`` section 4 and *not* read from
+the driver's map files: a map file with a wrong address then fails the tests
+instead of agreeing with itself. A custom map file (a model the bench has no
+datasheet for) is served as the file says, so it is not checked independently.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from hal.meter.regmap import RegisterMap
+from hal.meter.regmap import RegisterMap, load_register_map
 
 log = logging.getLogger(__name__)
 
 REGISTER_SPACE = 0x400
+INPUT, HOLDING = 4, 3
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One quantity where a meter keeps it: function code, first wire address, encoding, SI units per raw unit."""
+
+    function: int
+    address: int
+    fmt: str  # struct format of the whole value, big-endian
+    si_per_raw: float = 1.0
+    low_word_first: bool = False
+
+    def words(self, si_value: float) -> list[int]:
+        """The register words that hold ``si_value``."""
+        raw: float | int = si_value / self.si_per_raw
+        if self.fmt[-1] not in "fd":
+            raw = round(raw)
+        data = struct.pack(self.fmt, raw)
+        words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+        return words[::-1] if self.low_word_first else words
+
+
+def _float32(address: int, si_per_raw: float = 1.0) -> Cell:
+    return Cell(INPUT, address, ">f", si_per_raw)
+
+
+# Eastron SDM630 (v1/v2) and SDM120: input registers, IEEE 754 float32 with the high word first; volts at
+# 0x00/0x02/0x04, amps at 0x06/0x08/0x0A, total active power at 0x34 (SDM120: 0x0C), import energy in kWh at 0x48.
+DATASHEETS: dict[str, dict[str, Cell]] = {
+    "sdm630": {
+        "voltage_l1": _float32(0x00), "voltage_l2": _float32(0x02), "voltage_l3": _float32(0x04),
+        "current_l1": _float32(0x06), "current_l2": _float32(0x08), "current_l3": _float32(0x0A),
+        "power": _float32(0x34), "energy_import": _float32(0x48, 1000.0),
+    },
+    "sdm120": {
+        "voltage_l1": _float32(0x00), "current_l1": _float32(0x06), "power": _float32(0x0C),
+        "energy_import": _float32(0x48, 1000.0),
+    },
+}
+
+
+def cells_for(model: str) -> dict[str, Cell]:
+    """The layout the simulator serves for a meter model: its datasheet, or a custom map file as written."""
+    if model in DATASHEETS:
+        return DATASHEETS[model]
+    regmap: RegisterMap = load_register_map(model)
+    log.warning("no datasheet layout for meter %r on the bench: serving its map file as written", model)
+    formats = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H", "uint64": ">Q",
+               "int64": ">q"}
+    return {q: Cell(r.function, r.address, formats[r.type], r.scale, r.word_order == "little")
+            for q, r in regmap.registers.items()}
 
 
 def free_tcp_port() -> int:
@@ -33,10 +90,9 @@ class MeterSimulator:
     """A meter model (energy, power, per-phase V and A) served over Modbus TCP or RTU."""
 
     def __init__(
-        self, register_map: RegisterMap, *, phases: int, unit: int = 1, voltage: float = 230.0,
-        energy_wh: float = 1_000_000.0,
+        self, model: str, *, phases: int, unit: int = 1, voltage: float = 230.0, energy_wh: float = 1_000_000.0,
     ) -> None:
-        self.map = register_map
+        self.cells = cells_for(model)
         self.phases = phases
         self.unit = unit
         self.voltage = voltage
@@ -86,14 +142,14 @@ class MeterSimulator:
         self.reads += 1
         if self.refuse is not None:
             return self.refuse
-        fc = 4 if function_code == 4 else 3
+        fc = INPUT if function_code == INPUT else HOLDING
         values = self.values()
         end = start_address + len(current_registers)
-        for reg in self.map.registers.values():
-            if reg.function == fc and start_address <= reg.address and reg.address + reg.count <= end:
-                words = reg.encode(values[reg.quantity])
-                at = reg.address - start_address
-                current_registers[at : at + reg.count] = words
+        for quantity, cell in self.cells.items():
+            words = cell.words(values[quantity])
+            if cell.function == fc and start_address <= cell.address and cell.address + len(words) <= end:
+                at = cell.address - start_address
+                current_registers[at : at + len(words)] = words
         return None
 
     def _device(self) -> SimDevice:

@@ -1,4 +1,9 @@
-"""Card readers at the far end of a serial line: a PN532 and an RDM6300, each on a pty."""
+"""Card readers at the far end of a serial line: a PN532 and an RDM6300, each on a pty.
+
+Both speak their wire formats as the datasheets give them (``shared/reference/hardware.md`` section 5: NXP
+UM0701 section 6.2 for the PN532, the RDM6300 module's 14-byte frame), written out here independently of the
+drivers' own framing code, so a framing bug in a driver fails the tests instead of agreeing with itself.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,53 @@ import os
 import time
 import tty
 
-from hal.rfid.pn532_frame import ACK_FRAME, TFI_HOST, TFI_PN532, DataFrame, FrameParser, encode_frame
-from hal.rfid.rdm6300 import encode_rdm6300
-
 log = logging.getLogger(__name__)
 
-ERROR_FRAME = b"\x00\x00\xff\x01\xff\x7f\x81\x00"
+# PN532 frames (UM0701 6.2): preamble 00, start code 00 FF, LEN, LCS, TFI, data, DCS, postamble 00.
+ACK_FRAME = bytes([0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00])
+ERROR_FRAME = bytes([0x00, 0x00, 0xFF, 0x01, 0xFF, 0x7F, 0x81, 0x00])  # application-level error (syntax)
+FROM_HOST, TO_HOST = 0xD4, 0xD5
+
+
+def pn532_frame(data: bytes, tfi: int = TO_HOST) -> bytes:
+    """A normal information frame: LEN counts TFI and data; LEN + LCS and TFI + data + DCS are 0 mod 256."""
+    length = len(data) + 1
+    return (bytes([0x00, 0x00, 0xFF, length, (0x100 - length) & 0xFF, tfi]) + data
+            + bytes([(0x100 - (tfi + sum(data))) & 0xFF, 0x00]))
+
+
+def host_commands(buffer: bytearray) -> list[bytes]:
+    """Take every complete host information frame out of ``buffer``; returns their data (command code first).
+
+    Wake-up bytes, the host's ACKs and anything that fails a checksum are dropped; a partial frame stays.
+    """
+    commands: list[bytes] = []
+    while True:
+        start = buffer.find(b"\x00\xff")
+        if start < 0:
+            del buffer[:max(0, len(buffer) - 1)]
+            return commands
+        if len(buffer) < start + 4:
+            del buffer[:start]
+            return commands
+        length, lcs = buffer[start + 2], buffer[start + 3]
+        if (length, lcs) == (0x00, 0xFF) or (length + lcs) & 0xFF or length == 0:
+            del buffer[:start + 2]  # an ACK, or not a frame start after all
+            continue
+        end = start + 4 + length + 1
+        if len(buffer) < end:
+            del buffer[:start]
+            return commands
+        body, dcs = bytes(buffer[start + 4:end - 1]), buffer[end - 1]
+        del buffer[:end]
+        if (sum(body) + dcs) & 0xFF == 0 and body[0] == FROM_HOST and len(body) >= 2:
+            commands.append(body[1:])
+
+
+def rdm6300_frame(tag: bytes) -> bytes:
+    """What an RDM6300 sends for a 5-byte EM4100 tag: STX, 10 hex digits, the XOR of the 5 bytes, ETX."""
+    check = tag[0] ^ tag[1] ^ tag[2] ^ tag[3] ^ tag[4]
+    return b"\x02" + tag.hex().upper().encode("ascii") + f"{check:02X}".encode("ascii") + b"\x03"
 
 
 class PtyPort:
@@ -65,7 +111,7 @@ class Pn532Simulator:
     def __init__(self) -> None:
         self.port = PtyPort()
         self.field = _CardField()
-        self.parser = FrameParser()
+        self._received = bytearray()
         self.commands: list[int] = []
         self.garbage = b""
         self.corrupt_next = False
@@ -94,13 +140,13 @@ class Pn532Simulator:
             return
         except OSError:
             data = b""  # the controller closed its side; keep listening for the reopen
-        for frame in self.parser.feed(data):
-            if isinstance(frame, DataFrame) and frame.tfi == TFI_HOST and not self.silent:
-                self.commands.append(frame.code)
-                self._answer(frame)
+        self._received.extend(data)
+        for command in host_commands(self._received):
+            if not self.silent:
+                self.commands.append(command[0])
+                self._answer(command[0], command[1:])
 
-    def _answer(self, frame: DataFrame) -> None:
-        code, params = frame.code, frame.data[1:]
+    def _answer(self, code: int, params: bytes) -> None:
         payload: bytes | None
         if code == 0x02:
             payload = bytes([0x32, 0x01, 0x06, 0x07])
@@ -115,7 +161,7 @@ class Pn532Simulator:
         if payload is None:
             self.port.write(ERROR_FRAME)
             return
-        response = bytearray(encode_frame(TFI_PN532, bytes([code + 1]) + payload))
+        response = bytearray(pn532_frame(bytes([code + 1]) + payload))
         if self.corrupt_next:
             response[-2] ^= 0xFF
             self.corrupt_next = False
@@ -166,7 +212,7 @@ class Rdm6300Simulator:
             uid = self.field.current()
             if uid is not None:
                 with contextlib.suppress(OSError):
-                    self.port.write(encode_rdm6300(uid))
+                    self.port.write(rdm6300_frame(uid))
             await asyncio.sleep(self.repeat)
 
     async def stop(self) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConnectorSection
-from hal.meter.regmap import load_register_map
 from hil.devices import LedSim, LockSim, RcmSim
 from hil.ev import AcEvSimulator, ContactorSim
 from hil.gpio import MockMcp3008, WatchedPin, WatchedPWMPin, make_factory
@@ -73,7 +72,7 @@ class SimHardware:
         if conn.contactor.mirror_pin is not None:
             mirror = self.factory.pin(conn.contactor.mirror_pin, pin_class=WatchedPin)
         contactor = ContactorSim(conn.id, coil, self.timeline, mirror, conn.contactor.mirror_type)
-        meter = MeterSimulator(load_register_map(conn.meter.model), phases=conn.phases, unit=conn.meter.address)
+        meter = MeterSimulator(conn.meter.model, phases=conn.phases, unit=conn.meter.address)
         self.contactors[conn.id] = contactor
         self.meters[conn.id] = meter
         f, tl = self.factory, self.timeline

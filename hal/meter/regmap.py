@@ -71,15 +71,6 @@ class Register:
             raise HalProtocolError(f"meter sent a non-finite {self.quantity} ({raw})")
         return value
 
-    def encode(self, value: float) -> list[int]:
-        """Encode a value in SI units to register words (used by the meter simulator)."""
-        fmt = TYPES[self.type][0]
-        raw: float | int = value / self.scale
-        if fmt != "f":
-            raw = round(raw)
-        words = list(struct.unpack(f">{self.count}H", struct.pack(">" + fmt, raw)))
-        return list(reversed(words)) if self.word_order == "little" else words
-
 
 @dataclass(frozen=True)
 class Block:

@@ -23,16 +23,6 @@ FRAME_LEN = 14
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
 
 
-def encode_rdm6300(tag: bytes) -> bytes:
-    """Build the frame an RDM6300 sends for a 5-byte tag (used by the simulator and tests)."""
-    if len(tag) != 5:
-        raise ValueError("an EM4100 tag has 5 bytes")
-    checksum = 0
-    for b in tag:
-        checksum ^= b
-    return bytes([STX]) + tag.hex().upper().encode() + f"{checksum:02X}".encode() + bytes([ETX])
-
-
 class Rdm6300Parser:
     """Extracts tag UIDs from the byte stream; bad frames are dropped and counted."""
 

@@ -40,8 +40,9 @@ def test_little_endian_int32_maps_decode() -> None:
         "em24.toml",
     )
     reg = regmap.registers["energy_import"]
-    assert reg.decode(reg.encode(12_345_600.0)) == pytest.approx(12_345_600.0)
-    assert reg.encode(100.0 * 0x10002) == [0x0002, 0x0001]  # low word first
+    # 123456 (0x0001E240) x 0.1 kWh, low word first on the wire.
+    assert reg.decode([0xE240, 0x0001]) == pytest.approx(12_345_600.0)
+    assert reg.decode([0x0001, 0xE240]) != pytest.approx(12_345_600.0)
 
 
 @pytest.mark.parametrize(
@@ -65,8 +66,28 @@ def test_unknown_model_lists_the_bundled_ones() -> None:
         load_register_map("sdm999")
 
 
+async def test_the_simulated_sdm630_serves_the_datasheet_layout() -> None:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    sim = MeterSimulator("sdm630", phases=3, energy_wh=1_234_500.0)
+    port = await sim.start_tcp()
+    client = AsyncModbusTcpClient("127.0.0.1", port=port)
+    try:
+        await client.connect()
+        energy = (await client.read_input_registers(0x48, count=2, device_id=1)).registers
+        assert energy == [0x449A, 0x5000]  # 1234.5 kWh
+        sim.set_current(16.0)
+        words = (await client.read_input_registers(0x00, count=12, device_id=1)).registers
+        # IEEE 754 float32, high word first: 230.0 V = 0x43660000, 16.0 A = 0x41800000 (hand-computed).
+        assert words[0:2] == [0x4366, 0x0000] and words[4:6] == [0x4366, 0x0000]
+        assert words[6:8] == [0x4180, 0x0000] and words[10:12] == [0x4180, 0x0000]
+    finally:
+        client.close()
+        await sim.stop()
+
+
 async def test_driver_reads_what_the_simulated_meter_integrates_over_tcp() -> None:
-    sim = MeterSimulator(load_register_map("sdm630"), phases=3, energy_wh=5_000.0)
+    sim = MeterSimulator("sdm630", phases=3, energy_wh=5_000.0)
     port = await sim.start_tcp()
     meter = ModbusMeter(model="sdm630", transport="tcp", tcp_port=port)
     try:
@@ -86,7 +107,7 @@ async def test_driver_reads_what_the_simulated_meter_integrates_over_tcp() -> No
 async def test_driver_reads_an_sdm120_over_rtu_on_a_serial_line() -> None:
     cable = NullModem()
     await cable.start()
-    sim = MeterSimulator(load_register_map("sdm120"), phases=1, energy_wh=42_000.0, unit=7)
+    sim = MeterSimulator("sdm120", phases=1, energy_wh=42_000.0, unit=7)
     await sim.start_serial(cable.a, baudrate=9600)
     meter = ModbusMeter(model="sdm120", transport="rtu", port=cable.b, baudrate=9600, address=7, timeout=1.0)
     try:
@@ -102,7 +123,7 @@ async def test_driver_reads_an_sdm120_over_rtu_on_a_serial_line() -> None:
 
 
 async def test_a_refusing_meter_is_a_protocol_error_naming_the_meter() -> None:
-    sim = MeterSimulator(load_register_map("sdm630"), phases=3)
+    sim = MeterSimulator("sdm630", phases=3)
     port = await sim.start_tcp()
     sim.refuse = ExcCodes.ILLEGAL_ADDRESS
     meter = ModbusMeter(model="sdm630", transport="tcp", tcp_port=port)

@@ -20,7 +20,7 @@ from hal.rfid.pn532_frame import (
     Nack,
     encode_frame,
 )
-from hil.readers import ERROR_FRAME, Pn532Simulator
+from hil.readers import ERROR_FRAME, Pn532Simulator, host_commands, pn532_frame
 
 # GetFirmwareVersion command as UM0701 spells it: 00 00 FF 02 FE D4 02 2A 00
 GET_FIRMWARE = bytes.fromhex("0000FF02FED4022A00")
@@ -30,6 +30,14 @@ FIRMWARE_RESPONSE = bytes.fromhex("0000FF06FAD50332010607E800")
 
 def test_encode_matches_the_datasheet_bytes() -> None:
     assert encode_frame(0xD4, b"\x02") == GET_FIRMWARE
+
+
+def test_the_simulated_pn532_frames_by_the_datasheet() -> None:
+    assert pn532_frame(bytes.fromhex("0332010607")) == FIRMWARE_RESPONSE
+    received = bytearray(b"\x55\x55" + bytes(14) + GET_FIRMWARE + ACK_FRAME + GET_FIRMWARE[:5])
+    assert host_commands(received) == [b"\x02"]
+    received.extend(GET_FIRMWARE[5:])  # the rest of a split frame
+    assert host_commands(received) == [b"\x02"]
 
 
 def test_parser_reads_ack_nack_error_and_data_frames() -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from hal.rfid.rdm6300 import Rdm6300Parser, Rdm6300Reader, encode_rdm6300
-from hil.readers import Rdm6300Simulator
+from hal.rfid.rdm6300 import Rdm6300Parser, Rdm6300Reader
+from hil.readers import Rdm6300Simulator, rdm6300_frame
 
 TAG = bytes.fromhex("0A001B2C3D")
 # 02 | "0A001B2C3D" | XOR 0A^00^1B^2C^3D = 0x00 -> "00" | 03
 FRAME = b"\x020A001B2C3D00\x03"
 
 
-def test_encoder_matches_the_documented_layout() -> None:
-    assert encode_rdm6300(TAG) == FRAME
+def test_the_simulated_reader_sends_the_documented_layout() -> None:
+    assert rdm6300_frame(TAG) == FRAME
 
 
 def test_parser_accepts_a_valid_frame() -> None:

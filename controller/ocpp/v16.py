@@ -371,9 +371,12 @@ class Ocpp16Client:
                 await asyncio.sleep(1.0)
                 continue
             now = self.clock.utcnow()
-            since_midnight = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
-            await asyncio.sleep(interval - since_midnight % interval)
-            at = iso_utc(self.clock.utcnow())
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            periods = (now - midnight).total_seconds() // interval + 1
+            boundary = midnight + timedelta(seconds=periods * interval)
+            await asyncio.sleep((boundary - now).total_seconds())
+            # Stamped with the boundary the sample belongs to, however late the loop woke up for it.
+            at = iso_utc(boundary)
             for connector in self.station.connectors.values():
                 self._aligned_sample(connector, at)
 

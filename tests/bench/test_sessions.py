@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -174,11 +173,9 @@ async def test_meter_outage_is_logged_and_survived(charger: App, caplog: pytest.
     caplog.set_level(logging.INFO, "controller.app")
     assert charger.sim is not None
     charger.sim.meters[1].refuse = ExcCodes.DEVICE_FAILURE
-    await asyncio.sleep(0.5)
-    assert "meter read failed" in caplog.text
+    await wait_until(lambda: "meter read failed" in caplog.text, what="the failed read to be logged")
     charger.sim.meters[1].refuse = None
-    await asyncio.sleep(0.5)
-    assert "meter answers again" in caplog.text
+    await wait_until(lambda: "meter answers again" in caplog.text, what="the recovery to be logged")
     await script(charger, f"plug; tap {TAG}; expect Charging")
 
 

@@ -114,7 +114,8 @@ class _CentralChargePoint(ChargePoint):
 
     @on(Action.start_transaction)
     def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any) -> Any:
-        if self._csms.refuse_starts:
+        if self._csms.refuse_starts or self._csms.refuse_next_starts > 0:
+            self._csms.refuse_next_starts = max(0, self._csms.refuse_next_starts - 1)
             raise InternalError(description="bench CSMS refuses StartTransaction")
         tx_id = next(self._csms._ids)
         self._csms.transactions[tx_id] = CsmsTransaction(
@@ -165,8 +166,9 @@ class CsmsSimulator:
         self.parents: dict[str, str] = {}
         #: Tags that Authorize accepts but StartTransaction.conf calls Invalid.
         self.invalid_at_start: set[str] = set()
-        #: Answer StartTransaction with a CALLERROR (InternalError).
+        #: Answer StartTransaction with a CALLERROR (InternalError): always, or the next ``refuse_next_starts``.
         self.refuse_starts = False
+        self.refuse_next_starts = 0
         #: Answers for the next BootNotifications (then Accepted), and the retry interval they carry.
         self.boot_answers: list[str] = []
         self.boot_retry = 1

@@ -6,6 +6,8 @@ bounds come from the bench's own timeline (when it injected the fault, when the 
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from tests.conftest import wait_until
 IEC_BOUND = 0.1
 
 
-def seen(app: App, kind: str, value: Any, since: float = 0.0, connector: int = 1) -> float:
+def seen(app: App, kind: str, value: Any, since: float = 0.0, connector: int | None = 1) -> float:
     assert app.sim is not None
     found = app.sim.timeline.first(kind, connector, value, since)
     assert found is not None, f"no {kind} {value} on the timeline: {app.sim.timeline.as_json()}"
@@ -70,7 +72,27 @@ async def refused(app: App, csms: CsmsSimulator, before_tap: str, error_code: st
     await faulted_with(csms, error_code, vendor_code)
 
 
+def inject_while_the_loop_is_blocked(app: App, kind: str, block: float = 0.4) -> None:
+    """Inject ``kind`` from another thread while the event loop is stuck: only the thread that sees it can act."""
+    assert app.sim is not None
+    injector = threading.Timer(0.05, app.sim.inject, args=(kind, 1, True))
+    injector.start()
+    time.sleep(block)  # the loop thread: no state machine, no OCPP, no asyncio callback runs meanwhile
+    injector.join()
+
+
 # ------------------------------------------------------------------ pilot
+
+
+@pytest.mark.parametrize("kind", ["short", "diode", "rcm", "lock"])
+async def test_a_fault_opens_from_the_thread_that_saw_it_whatever_the_car_and_the_loop_do(
+        socket: App, csms: CsmsSimulator, kind: str) -> None:
+    # ev C: a car that keeps asking for power whatever the PWM says, so nothing but the supervisor opens.
+    await script(socket, f"plug; tap {TAG}; expect Charging; ev C; wait 0.2")
+    inject_while_the_loop_is_blocked(socket, kind)
+    injected = seen(socket, "fault", kind)
+    assert seen(socket, "contactor", "open", injected) - injected < IEC_BOUND
+    await script(socket, "expect Faulted within 2")
 
 
 async def test_the_session_runs_in_the_iec_order(socket: App, csms: CsmsSimulator) -> None:
@@ -130,7 +152,7 @@ async def test_a_slow_ev_keeps_its_contactor_until_it_leaves_c(socket: App, csms
     await script(socket, f"plug; tap {TAG}; expect Charging; lag 0.2; wait 0.7; tap {TAG}; expect Finishing; wait 0.4")
     withdrawn = seen(socket, "pwm", 100.0)
     left_c = seen(socket, "pilot", "B", withdrawn)
-    assert 0.2 <= left_c - withdrawn < 0.3
+    assert left_c - withdrawn >= 0.2  # the car took its time (its lag), and kept its contactor meanwhile
     assert 0 <= seen(socket, "contactor", "open", withdrawn) - left_c < IEC_BOUND
 
 
@@ -175,6 +197,25 @@ async def test_an_rcm_trip_opens_at_once_and_latches_until_unplugged(socket: App
 async def test_an_rcm_that_fails_its_self_test_blocks_charging(socket: App, csms: CsmsSimulator) -> None:
     await refused(socket, csms, "fault rcmdead; plug", "GroundFailure", "RcmSelfTestFailed")
     assert not offers(socket, 1)  # no PWM before the RCM is proven
+
+
+async def test_each_vehicle_gets_its_own_rcm_test(socket: App, csms: CsmsSimulator) -> None:
+    await script(socket, f"plug; tap {TAG}; expect Charging; wait 0.7; tap {TAG}; expect Finishing; unplug")
+    await script(socket, "expect Available")
+    assert not socket.supervisor.interlock(1, "rcm")  # the passed test left with the vehicle
+    assert socket.sim is not None
+    second = socket.sim.timeline.record("bench", None, "second vehicle").t
+    # The RCM died while the outlet was idle: the next car's own test finds it before any PWM.
+    await script(socket, f"fault rcmdead; plug; tap {TAG2}; expect Faulted within 3")
+    assert not [o for o in socket.sim.timeline.items("pwm", 1, second) if 0 < o.value < 100]
+    assert seen_after(socket, "contactor", "closed", second) is None
+    await faulted_with(csms, "GroundFailure", "RcmSelfTestFailed")
+
+
+def seen_after(app: App, kind: str, value: Any, since: float) -> float | None:
+    assert app.sim is not None
+    found = app.sim.timeline.first(kind, 1, value, since)
+    return None if found is None else found.t
 
 
 async def test_the_rcm_is_tested_again_while_idle(tmp_path: Path, csms: CsmsSimulator) -> None:

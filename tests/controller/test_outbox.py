@@ -73,3 +73,20 @@ def test_an_interrupted_write_leaves_nothing_half_done(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert store.transactions() == [] and store.outbox_size() == 0
+
+
+async def test_messages_of_different_transactions_keep_the_order_they_happened_in(tmp_path: Path) -> None:
+    outbox = Outbox(Store(tmp_path))
+    # Two connectors: "zz" starts first, "aa" second; their messages interleave.
+    for local_id in ("zz", "aa"):
+        _start(outbox, local_id)
+    outbox.meter_sample("zz", {"connector_id": 1, "meter_value": []}, 150, "2026-11-21T10:01:00.000Z")
+    outbox.transaction_ended("aa", {"meter_stop": 120, "timestamp": "2026-11-21T10:02:00.000Z", "reason": "Local"})
+    outbox.transaction_ended("zz", {"meter_stop": 200, "timestamp": "2026-11-21T10:03:00.000Z", "reason": "Local"})
+    sent = []
+    while len(outbox):
+        message = await outbox.head()
+        sent.append((message.action, message.tx_local_id))
+        outbox.delivered(message, 1 if message.action == "StartTransaction" else None)
+    assert sent == [("StartTransaction", "zz"), ("StartTransaction", "aa"), ("MeterValues", "zz"),
+                    ("StopTransaction", "aa"), ("StopTransaction", "zz")]

@@ -95,6 +95,8 @@ class PilotSection:
     adc_volts_at_full: float = 15.0
     poll_interval: float = _f(0.002, lo=0.0005, hi=0.05)
     debounce_samples: int = _f(2, lo=1, hi=50)
+    #: A pilot read in no state's band, or not read at all, for this long (s) is a fault (a dead or stuck ADC).
+    invalid_after: float = _f(0.02, lo=0.002, hi=1.0)
     #: The site ventilates (state D may charge); without it state D is a fault.
     ventilation: bool = False
     #: How long an EV may stay in C after the PWM is withdrawn before the contactor opens under load (IEC: 6 s).

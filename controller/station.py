@@ -1,8 +1,7 @@
-"""The station: its connectors, the shared card reader's routing, and remote commands.
+"""The station: its EVSEs, the shared card reader's routing, the site limit, and station-wide commands.
 
-It is where domain events fan out to subscribers (the OCPP client, the bench)
-and where a card tap becomes a decision: stop the session it belongs to, or
-authorise it for the connector waiting for one.
+It is where domain events fan out to subscribers (the OCPP client, the LEDs, the bench) and where a card tap
+becomes a decision: stop the session it belongs to, or authorise it for the EVSE waiting for one.
 """
 
 from __future__ import annotations
@@ -10,60 +9,58 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-from controller.connector import Connector, Reservation
-from controller.events import (
-    CardRead,
-    ConnectorStatus,
-    Event,
-    StatusChanged,
+from controller.domain.events import CardRead, Event, StatusChanged, TransactionEnded, TransactionStarted
+from controller.domain.types import (
+    Answer,
+    AuthDecision,
+    AuthSource,
+    AuthStatus,
+    EvseStatus,
+    IdToken,
+    IdTokenType,
+    PowerLimit,
     StopReason,
-    TransactionEnded,
-    TransactionStarted,
+    TriggerReason,
 )
+from controller.evse.machine import Evse
+from controller.evse.reservation import Reservation
 from hal.pilot import MIN_CURRENT_A
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class AuthResult:
-    """The answer to "may this idTag charge?"."""
-
-    accepted: bool
-    status: str
-    parent_id_tag: str | None = None
+SITE = "site"
 
 
 class Authorizer(Protocol):
-    """Decides whether an idTag may charge (the OCPP client, online)."""
+    """Decides whether an identifier may charge (the OCPP client: CSMS, local list, cache, offline rules)."""
 
-    async def authorize(self, id_tag: str) -> AuthResult:
-        """Ask the CSMS (or a local list) about ``id_tag``."""
+    async def authorize(self, id_token: IdToken) -> AuthDecision:
+        """Ask about ``id_token``."""
         ...
 
 
 class Station:
-    """All connectors of one charger."""
+    """All EVSEs of one charger."""
 
-    def __init__(self, connectors: list[Connector] | None = None, site_current_limit: float = 0.0) -> None:
-        self.connectors: dict[int, Connector] = {}
-        #: Amps per phase for all connectors together (0: no limit); see :meth:`rebalance`.
+    def __init__(self, site_current_limit: float = 0.0) -> None:
+        self.evses: dict[int, Evse] = {}
+        #: Amps per phase for all EVSEs together (0: no limit); see :meth:`rebalance`.
         self.site_current_limit = site_current_limit
         self.authorizer: Authorizer | None = None
-        #: Called with (connector id, operative) whenever availability is set, so it can be persisted.
+        #: How the shared reader's cards are presented (ISO14443 for a PN532; a 125 kHz tag is Local).
+        self.card_token_type = IdTokenType.ISO14443
+        #: Called with (EVSE id, operative) whenever availability is set, so it can be persisted.
         self.on_availability: Callable[[int, bool], None] | None = None
-        self._subscribers: list[Callable[[Event], None]] = []
+        self._subscribers: list[Callable[[Event], None]] = [self._on_own_event]
         self._pending_cards: set[str] = set()
-        self._subscribers.append(self._on_own_event)
-        for c in connectors or []:
-            self.add(c)
+        self._station_status: EvseStatus | None = None
 
-    def add(self, connector: Connector) -> None:
-        """Register a connector (its events must go through :meth:`emit`)."""
-        self.connectors[connector.id] = connector
+    def add(self, evse: Evse) -> None:
+        """Register an EVSE (its events must go through :meth:`emit`)."""
+        self.evses[evse.id] = evse
+        self._station_status = self.station_status()
 
     def subscribe(self, callback: Callable[[Event], None]) -> None:
         """Receive every domain event, on the loop thread, in order."""
@@ -77,236 +74,221 @@ class Station:
             except Exception:
                 log.exception("event subscriber %r failed on %r", callback, event)
 
-    def status(self, connector_id: int) -> ConnectorStatus:
-        """A connector's current status."""
-        return self.connectors[connector_id].status
+    def status(self, evse_id: int) -> EvseStatus:
+        """An EVSE's current status."""
+        return self.evses[evse_id].status
+
+    def station_status(self) -> EvseStatus:
+        """The whole station (1.6 connector 0): Unavailable when every EVSE is, else Available."""
+        if self.evses and all(e.status == EvseStatus.UNAVAILABLE for e in self.evses.values()):
+            return EvseStatus.UNAVAILABLE
+        return EvseStatus.AVAILABLE
 
     # ----------------------------------------------------------------- cards
 
     def on_card(self, uid: str) -> None:
         """A card was presented to the shared reader (called by the reader task)."""
         if uid in self._pending_cards:
-            return  # the same card tapped again while its Authorize is in flight
-        owner = self._connector_of_tag(uid)
+            return  # the same card tapped again while its authorisation is in flight
+        token = IdToken(uid, self.card_token_type)
+        owner = self._evse_of(token)
         if owner is not None:
-            owner.stop(StopReason.LOCAL, uid)
+            owner.stop(StopReason.LOCAL, token)
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
-        target = (self._connector_for_new_session() or self._any_reserved_connector()
-                  or self._connector_with_parent_session())
+        target = self._evse_for_new_session() or self._any_reserved() or self._evse_with_group_session()
         if target is None:
             log.info("card %s ignored: no connector can take a new session", uid)
             self.emit(CardRead(uid, False, None, "no connector free"))
             return
         self._pending_cards.add(uid)
-        asyncio.get_running_loop().create_task(self._authorize_card(uid, target))
+        asyncio.get_running_loop().create_task(self._authorize_card(token, target))
 
-    async def _authorize_card(self, uid: str, target: Connector) -> None:
+    async def _authorize_card(self, token: IdToken, target: Evse) -> None:
+        uid = token.value
         try:
             if self.authorizer is None:
-                result = AuthResult(False, "NoAuthorizer")
+                decision = AuthDecision(AuthStatus.UNKNOWN, AuthSource.NONE)
             else:
-                result = await self.authorizer.authorize(uid)
+                decision = await self.authorizer.authorize(token)
         except Exception as exc:
             log.warning("card %s: authorisation failed (%s); not charging", uid, exc)
-            result = AuthResult(False, "Error")
+            decision = AuthDecision(AuthStatus.UNKNOWN, AuthSource.NONE)
         finally:
             self._pending_cards.discard(uid)
-        if result.accepted and result.parent_id_tag:
-            # A card of the same group (parentIdTag) may stop a session it did not start.
-            for c in self.connectors.values():
-                parent = c.session.parent_id_tag if c.session else None
-                if c.transaction is not None and parent and parent.casefold() == result.parent_id_tag.casefold():
-                    c.stop(StopReason.LOCAL, uid)
-                    self.emit(CardRead(uid, True, c.id, "stopped the session (same parentIdTag)"))
+        if decision.accepted and decision.group is not None:
+            # A card of the same group (1.6 parentIdTag) may stop a session it did not start.
+            for e in self.evses.values():
+                if e.transaction is not None and e.session is not None and decision.group.same_as(e.session.group):
+                    e.stop(StopReason.LOCAL, token)
+                    self.emit(CardRead(uid, True, e.id, "stopped the session (same group)"))
                     return
-        if not result.accepted:
-            log.info("card %s rejected (%s)", uid, result.status)
-            self.emit(CardRead(uid, False, target.id, result.status))
+        if not decision.accepted:
+            log.info("card %s rejected (%s, %s)", uid, decision.status.value, decision.source.value)
+            self.emit(CardRead(uid, False, target.id, decision.status.value))
             return
-        reserved = self._reserved_for(uid, result.parent_id_tag)
-        if reserved is not None:
-            target = reserved
-        if target.authorize(uid, "card", result.parent_id_tag):
+        target = self._reserved_for(token, decision.group) or target
+        if target.authorize(token, TriggerReason.AUTHORIZED, decision):
             self.emit(CardRead(uid, True, target.id, "authorised"))
         else:
             self.emit(CardRead(uid, False, target.id, "connector no longer free"))
 
-    def _connector_of_tag(self, uid: str) -> Connector | None:
-        for c in self.connectors.values():
-            if c.session is not None and c.session.id_tag.casefold() == uid.casefold():
-                return c
-        return None
+    def _evse_of(self, token: IdToken) -> Evse | None:
+        return next((e for e in self.evses.values() if e.session is not None and token.same_as(e.session.id_token)),
+                    None)
 
-    def _reserved_for(self, id_tag: str, parent_id_tag: str | None) -> Connector | None:
-        for c in self.connectors.values():
-            if c.reservation is not None and c.reservation.admits(id_tag, parent_id_tag):
-                return c
-        return None
+    def _reserved_for(self, token: IdToken | str, group: IdToken | None) -> Evse | None:
+        return next((e for e in self.evses.values() if e.reservation is not None
+                     and e.reservation.admits(token, group)), None)
 
-    def _any_reserved_connector(self) -> Connector | None:
+    def _any_reserved(self) -> Evse | None:
         # Only reservations left: authorise the card, then see whether it holds one of them.
-        return next((c for c in self.connectors.values() if c.reservation is not None), None)
+        return next((e for e in self.evses.values() if e.reservation is not None), None)
 
-    def _connector_with_parent_session(self) -> Connector | None:
-        # Every connector is busy, but the card may belong to the group of one running session.
-        for c in self.connectors.values():
-            if c.session is not None and c.session.parent_id_tag:
-                return c
-        return None
+    def _evse_with_group_session(self) -> Evse | None:
+        # Every EVSE is busy, but the card may belong to the group of one running session.
+        return next((e for e in self.evses.values() if e.session is not None and e.session.group is not None), None)
 
-    def _connector_for_new_session(self) -> Connector | None:
-        # The EV waiting longest for authorisation gets the card; otherwise the first free connector.
-        waiting = [
-            c for c in self.connectors.values()
-            if c.session is None and c.status == ConnectorStatus.PREPARING and c.plugged_at is not None
-        ]
+    def _evse_for_new_session(self) -> Evse | None:
+        # The EV waiting longest for authorisation gets the card; otherwise the first free EVSE.
+        waiting = [e for e in self.evses.values()
+                   if e.session is None and e.status == EvseStatus.PREPARING and e.plugged_at is not None]
         if waiting:
-            return min(waiting, key=lambda c: c.plugged_at or 0.0)
-        free = self._free_connectors()
+            return min(waiting, key=lambda e: e.plugged_at or 0.0)
+        free = self._free()
         return free[0] if free else None
+
+    def _free(self) -> list[Evse]:
+        return [e for e in self.evses.values() if e.session is None and e.status == EvseStatus.AVAILABLE]
 
     # -------------------------------------------------------- remote commands
 
-    def remote_start(self, id_tag: str, connector_id: int | None, parent_id_tag: str | None = None) -> bool:
-        """RemoteStartTransaction: authorise ``id_tag`` on a connector; False when refused."""
-        target = self._remote_target(id_tag, connector_id)
-        return target is not None and target.authorize(id_tag, "remote", parent_id_tag)
+    def remote_start(self, id_token: IdToken, evse_id: int | None, decision: AuthDecision | None = None, *,
+                     remote_start_id: int | None = None) -> bool:
+        """A remote start: authorise ``id_token`` on an EVSE (any, when None); False when refused."""
+        target = self._remote_target(id_token, evse_id)
+        return target is not None and target.authorize(id_token, TriggerReason.REMOTE_START, decision,
+                                                       remote_start_id=remote_start_id)
 
-    def can_start(self, id_tag: str, connector_id: int | None) -> bool:
-        """Would a remote start for ``id_tag`` find a connector right now?"""
-        target = self._remote_target(id_tag, connector_id)
+    def can_start(self, id_token: IdToken, evse_id: int | None) -> bool:
+        """Would a remote start for ``id_token`` find an EVSE right now?"""
+        target = self._remote_target(id_token, evse_id)
         if target is None or target.session is not None:
             return False
         if target.reservation is not None:
-            return target.reservation.admits(id_tag, None)
-        return target.status in (ConnectorStatus.AVAILABLE, ConnectorStatus.PREPARING)
+            return target.reservation.admits(id_token, None)
+        return target.status in (EvseStatus.AVAILABLE, EvseStatus.PREPARING)
 
-    def _remote_target(self, id_tag: str, connector_id: int | None) -> Connector | None:
-        if connector_id == 0:
-            return None  # OCPP: a transaction cannot start on connector 0
-        if connector_id is not None:
-            return self.connectors.get(connector_id)
-        return self._reserved_for(id_tag, None) or self._connector_for_new_session()
+    def _remote_target(self, id_token: IdToken, evse_id: int | None) -> Evse | None:
+        if evse_id == 0:
+            return None  # a transaction never starts on the station as a whole
+        if evse_id is not None:
+            return self.evses.get(evse_id)
+        return self._reserved_for(id_token, None) or self._evse_for_new_session()
+
+    def running(self, local_id: str) -> Evse | None:
+        """The EVSE running the transaction with this station-local id."""
+        return next((e for e in self.evses.values()
+                     if e.transaction is not None and e.transaction.local_id == local_id), None)
 
     def deauthorize(self, local_id: str, *, stop: bool, max_energy_wh: int) -> None:
-        """The CSMS did not accept a running transaction's idTag."""
-        connector = self._running(local_id)
-        if connector is not None:
-            connector.deauthorize(stop, max_energy_wh)
+        """The CSMS did not accept a running transaction's identifier."""
+        evse = self.running(local_id)
+        if evse is not None:
+            evse.deauthorize(stop, max_energy_wh)
 
-    def _running(self, local_id: str) -> Connector | None:
-        """The connector running the transaction with this station-local id."""
-        return next((c for c in self.connectors.values()
-                     if c.transaction is not None and c.transaction.local_id == local_id), None)
+    def stop_transaction(self, local_id: str, reason: StopReason, trigger: TriggerReason) -> bool:
+        """Stop the transaction with this station-local id; False when none is running."""
+        evse = self.running(local_id)
+        return evse is not None and evse.stop(reason, trigger=trigger)
 
-    def reserve(self, connector_id: int, reservation: Reservation, zero_supported: bool) -> str:
-        """ReserveNow: Accepted, Faulted, Occupied, Rejected or Unavailable."""
-        for c in self.connectors.values():
-            if c.reservation is not None and c.reservation.reservation_id == reservation.reservation_id:
-                if c.id != connector_id and connector_id != 0:
-                    c.cancel_reservation()  # the same reservation id moves to another connector
+    def stop_all(self, reason: StopReason, trigger: TriggerReason) -> int:
+        """End every running transaction (reset, shutdown); returns how many."""
+        return sum(1 for e in self.evses.values() if e.transaction is not None and e.stop(reason, trigger=trigger))
+
+    def reserve(self, evse_id: int, reservation: Reservation, any_evse_allowed: bool) -> Answer:
+        """ReserveNow: ACCEPTED, FAULTED, OCCUPIED, REJECTED or UNAVAILABLE (EVSE 0: whichever is free)."""
+        for e in self.evses.values():
+            if e.reservation is not None and e.reservation.reservation_id == reservation.reservation_id:
+                if e.id != evse_id and evse_id != 0:
+                    e.cancel_reservation()  # the same reservation id moves to another EVSE
                 else:
-                    return c.reserve_for(reservation)
-        if connector_id == 0:
-            if not zero_supported:
-                return "Rejected"
-            answers = [c.reserve_for(reservation) for c in self._free_connectors()[:1]]
-            if answers:
-                return answers[0]
-            states = {c.status for c in self.connectors.values()}
-            if states == {ConnectorStatus.FAULTED}:
-                return "Faulted"
-            if states == {ConnectorStatus.UNAVAILABLE}:
-                return "Unavailable"
-            return "Occupied"
-        connector = self.connectors.get(connector_id)
-        return "Rejected" if connector is None else connector.reserve_for(reservation)
+                    return e.reserve_for(reservation)
+        if evse_id == 0:
+            if not any_evse_allowed:
+                return Answer.REJECTED
+            free = self._free()
+            if free:
+                return free[0].reserve_for(reservation)
+            states = {e.status for e in self.evses.values()}
+            if states == {EvseStatus.FAULTED}:
+                return Answer.FAULTED
+            if states == {EvseStatus.UNAVAILABLE}:
+                return Answer.UNAVAILABLE
+            return Answer.OCCUPIED
+        evse = self.evses.get(evse_id)
+        return Answer.REJECTED if evse is None else evse.reserve_for(reservation)
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         """CancelReservation: False when no such reservation exists."""
-        for c in self.connectors.values():
-            if c.reservation is not None and c.reservation.reservation_id == reservation_id:
-                c.cancel_reservation()
+        for e in self.evses.values():
+            if e.reservation is not None and e.reservation.reservation_id == reservation_id:
+                e.cancel_reservation()
                 return True
         return False
 
-    def _free_connectors(self) -> list[Connector]:
-        return [c for c in self.connectors.values() if c.session is None and c.status == ConnectorStatus.AVAILABLE]
-
-    def change_availability(self, connector_id: int, operative: bool) -> str:
-        """ChangeAvailability: connector 0 means the whole station. Accepted, Scheduled or Rejected."""
-        if connector_id == 0:
-            targets = list(self.connectors.values())
-        elif connector_id in self.connectors:
-            targets = [self.connectors[connector_id]]
+    def change_availability(self, evse_id: int, operative: bool) -> Answer:
+        """ChangeAvailability: EVSE 0 means the whole station. ACCEPTED, SCHEDULED or REJECTED."""
+        if evse_id == 0:
+            targets = list(self.evses.values())
+        elif evse_id in self.evses:
+            targets = [self.evses[evse_id]]
         else:
-            return "Rejected"
-        answers = {c.set_operative(operative) for c in targets}
-        for c in targets:
+            return Answer.REJECTED
+        answers = {e.set_operative(operative) for e in targets}
+        for e in targets:
             if self.on_availability is not None:
-                self.on_availability(c.id, operative)
-        if connector_id == 0 or self.station_status() != ConnectorStatus.AVAILABLE:
-            self.emit(StatusChanged(0, self.station_status()))
-        return "Scheduled" if "Scheduled" in answers else "Accepted"
+                self.on_availability(e.id, operative)
+        return Answer.SCHEDULED if Answer.SCHEDULED in answers else Answer.ACCEPTED
 
-    def station_status(self) -> ConnectorStatus:
-        """Connector 0: Unavailable when every connector is, else Available."""
-        if self.connectors and all(c.status == ConnectorStatus.UNAVAILABLE for c in self.connectors.values()):
-            return ConnectorStatus.UNAVAILABLE
-        return ConnectorStatus.AVAILABLE
+    async def unlock(self, evse_id: int) -> Answer:
+        """UnlockConnector: ACCEPTED (free), FAILED (the lock held), or NOT_SUPPORTED for no such EVSE."""
+        evse = self.evses.get(evse_id)
+        if evse is None:
+            return Answer.NOT_SUPPORTED
+        return await evse.unlock()
 
-    def stop_all(self, reason: StopReason) -> int:
-        """End every running transaction (reset, shutdown); returns how many."""
-        stopped = 0
-        for c in self.connectors.values():
-            if c.transaction is not None and c.stop(reason):
-                stopped += 1
-        return stopped
-
-    async def unlock(self, connector_id: int) -> str:
-        """UnlockConnector: ends the transaction (UnlockCommand), then frees the cable.
-
-        Unlocked, UnlockFailed (the lock did not open), or NotSupported for no such connector.
-        A tethered cable has no lock: once the transaction has ended it is free.
-        """
-        connector = self.connectors.get(connector_id)
-        if connector is None:
-            return "NotSupported"
-        if connector.transaction is not None:
-            connector.stop(StopReason.UNLOCK_COMMAND)
-        if connector.lock is not None and not await connector.lock.unlock():
-            return "UnlockFailed"
-        return "Unlocked"
+    def _report_station_status(self) -> None:
+        status = self.station_status()
+        if status != self._station_status:
+            self._station_status = status
+            self.emit(StatusChanged(0, status))
 
     # ------------------------------------------------------------ site limit
 
     def rebalance(self) -> None:
-        """Share ``site_current_limit`` between the connectors with a transaction (equal shares, >= 6 A each).
+        """Share ``site_current_limit`` between the EVSEs with a transaction (equal shares, >= 6 A each).
 
         When the limit cannot give every one 6 A, the earliest transactions get the shares and the rest
-        wait in SuspendedEVSE. An idle connector is pre-set to the share it would get on starting, so a
-        new session never starts above it; the others come down on the next loop turn.
+        wait in SuspendedEVSE. An idle EVSE is pre-set to the share it would get on starting, so a new
+        session never starts above it; the others come down on the next loop turn.
         """
         limit = self.site_current_limit
         if not limit:
             return
-        started = {c.id: c.transaction.started_at for c in self.connectors.values() if c.transaction is not None}
-        active = sorted((self.connectors[cid] for cid in started), key=lambda c: (started[c.id], c.id))
+        started = {e.id: e.transaction.started_at for e in self.evses.values() if e.transaction is not None}
+        active = sorted((self.evses[eid] for eid in started), key=lambda e: (started[e.id], e.id))
         fit = min(len(active), int(limit // MIN_CURRENT_A))
         share = limit / fit if fit else 0.0
-        for i, c in enumerate(active):
-            c.set_limit("site", share if i < fit else 0.0)
+        for i, e in enumerate(active):
+            e.set_limit(SITE, PowerLimit(amps=share if i < fit else 0.0))
         idle_share = limit / (len(active) + 1)
-        for c in self.connectors.values():
-            if c.transaction is None:
-                c.set_limit("site", idle_share if idle_share >= MIN_CURRENT_A else 0.0)
+        for e in self.evses.values():
+            if e.transaction is None:
+                e.set_limit(SITE, PowerLimit(amps=idle_share if idle_share >= MIN_CURRENT_A else 0.0))
 
     def _on_own_event(self, event: Event) -> None:
         if isinstance(event, TransactionStarted | TransactionEnded) and self.site_current_limit:
             asyncio.get_running_loop().call_soon(self.rebalance)
-
-    def stop_transaction(self, local_id: str, reason: StopReason) -> bool:
-        """Stop the transaction with this station-local id; False when none is running."""
-        connector = self._running(local_id)
-        return connector is not None and connector.stop(reason)
+        elif isinstance(event, StatusChanged) and event.evse_id != 0:
+            self._report_station_status()  # the whole station follows its EVSEs (1.6 connector 0)

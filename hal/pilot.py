@@ -207,7 +207,10 @@ class PilotMonitor:
     sample that confirmed it), so the safety supervisor can open a contactor
     without waiting for the asyncio loop. A state must be read on
     ``debounce_samples`` consecutive polls to count; a reading between bands
-    never counts as a state (it is a transition edge or noise).
+    never counts as a state (it is a transition edge or noise). A pilot that
+    reads in no band, or cannot be read at all, for ``invalid_samples``
+    consecutive polls is reported as ``None``: a dead or stuck ADC must not
+    leave the last good state standing.
 
     With a pilot that ``measures_low`` and a ``diode_callback``, every poll
     taken while the PWM runs and a vehicle is connected also reads the low
@@ -226,12 +229,14 @@ class PilotMonitor:
         name: str = "pilot",
         clock: Callable[[], float] = time.monotonic,
         diode_callback: DiodeCallback | None = None,
+        invalid_samples: int = 10,
     ) -> None:
         self._pilot = pilot
         self._callback = callback
         self._diode_callback = diode_callback if pilot.measures_low else None
         self._interval = poll_interval
         self._debounce = max(1, debounce_samples)
+        self._invalid = max(self._debounce, invalid_samples)
         self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}-monitor", daemon=True)
@@ -254,8 +259,8 @@ class PilotMonitor:
 
     def _run(self) -> None:
         candidate: PilotState | None = None
-        count = 0
-        failing = False
+        count = invalid = 0
+        failing = reported_invalid = False
         while not self._stop.is_set():
             try:
                 level, epoch = self._pilot.output_level, self._pilot.pwm_epoch
@@ -272,6 +277,11 @@ class PilotMonitor:
                     log.exception("pilot ADC read failed; retrying every %.3f s", self._interval)
                     failing = True
                 sample = None
+            invalid = invalid + 1 if sample is None else 0
+            if invalid >= self._invalid and not reported_invalid:
+                reported_invalid = True
+                self.state, candidate, count = None, None, 0
+                self._report(None)
             if sample is not None and sample != self.state:
                 if sample == candidate:
                     count += 1
@@ -279,14 +289,17 @@ class PilotMonitor:
                     candidate, count = sample, 1
                 if count >= self._debounce:
                     self.state = sample
-                    candidate, count = None, 0
-                    try:
-                        self._callback(sample, self._clock())
-                    except Exception:
-                        log.exception("pilot state handler failed for state %s", sample.value)
+                    candidate, count, reported_invalid = None, 0, False
+                    self._report(sample)
             elif sample == self.state:
                 candidate, count = None, 0
             self._stop.wait(self._interval)
+
+    def _report(self, state: PilotState | None) -> None:
+        try:
+            self._callback(state, self._clock())
+        except Exception:
+            log.exception("pilot state handler failed for state %s", state.value if state else "invalid")
 
     def _check_diode(self, ok: bool, epoch: int) -> None:
         result = (ok, epoch)

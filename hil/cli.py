@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--faults", action="store_true",
                       help="instead: reaction time per fault kind on the busy two-socket build (--trials each)")
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
-                      "short,diode,rcm,lock,weld,overcurrent,meter,temp")
+                      "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp")
     perf.set_defaults(func=_perf)
     rel = sub.add_parser("reliability", help="SIGKILL the daemon at random moments; count lost/duplicated transactions")
     rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")

@@ -19,6 +19,8 @@ from hil.script import Bench, ScriptError, parse_script, run_steps
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1 << 20
+#: The socket's name in the charger's state directory.
+BENCH_SOCKET = "bench.sock"
 
 
 class BenchControlServer:
@@ -72,7 +74,7 @@ class BenchControlServer:
 
 async def send_script(state_dir: Path, script: str, timeout: float = 600.0) -> dict[str, Any]:
     """Client side of ``evse-hil ctl``: run a script on the charger whose state dir is given."""
-    path = state_dir / "bench.sock"
+    path = state_dir / BENCH_SOCKET
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_REQUEST)
     except (FileNotFoundError, ConnectionRefusedError) as exc:

@@ -57,6 +57,10 @@ class ContactorSim:
             self.stuck_open = stuck_open
         self._set_mirror(self.closed)
 
+    def settle(self) -> None:
+        """Drive the mirror contact again (opening the input device applied its pull-up over it)."""
+        self._set_mirror(self.closed)
+
     def _set_mirror(self, closed: bool) -> None:
         if self._mirror is None:
             return
@@ -76,7 +80,8 @@ class AcEvSimulator:
     wakes it, then behaves as ``auto``.
 
     Misbehaviour: ``lag`` seconds before it follows a lower offer or a stop (a
-    slow car), ``overdraw`` amps above what it was offered, and a missing
+    slow car), ``overdraw`` amps above what it was offered (whatever it asked
+    for), and a missing
     ``diode`` (the PWM's low half then mirrors the high level). With a low-half
     channel and a PP channel wired, it drives those ADC inputs too.
     """
@@ -237,8 +242,10 @@ class AcEvSimulator:
                 self.pilot_state = state
                 self._timeline.record("pilot", self.connector_id, state.value)
             offered = self.offered_amps
-            flowing = self._contactor.closed and state.requesting and offered is not None
-            amps = min(self.requested_amps, offered) + self.overdraw if flowing and offered is not None else 0.0
+            amps = 0.0
+            if self._contactor.closed and state.requesting and offered is not None:
+                # An overdrawing car takes more than it was offered, whatever it asked for.
+                amps = offered + self.overdraw if self.overdraw else min(self.requested_amps, offered)
             if amps != self.drawn_amps:
                 self.drawn_amps = amps
                 self._on_current(amps)

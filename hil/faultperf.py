@@ -8,7 +8,7 @@ CSMS sends a GetLocalListVersion every 20 ms, so the loop thread is never idle.
 
 What is measured, all from monotonic times the bench and the supervisor recorded:
 
-- ``short``, ``diode``, ``rcm``, ``lock``: the fault reaches the station's input
+- ``short``, ``adc``, ``diode``, ``rcm``, ``lock``: the fault reaches the station's input
   the moment the bench injects it; the figure is injection -> contactor coil
   open, through the ADC polls, debounce, GPIO callbacks and the supervisor.
 - ``weld``: the EV pauses (C -> B), the coil opens, the mirror contact stays
@@ -39,12 +39,14 @@ from ocpp.v16 import call
 
 from controller.app import App
 from controller.config import Config
-from controller.faults import Fault
+from controller.domain.faults import Fault
+from controller.domain.types import IdToken, IdTokenType
 from controller.tasks import until
 from hil.benchconfig import socket_config
 from hil.perf import summarise
+from hil.simhw import sim_of
 
-INSTANT = ("short", "diode", "rcm", "lock")
+INSTANT = ("short", "adc", "diode", "rcm", "lock")
 DECIDED = {"overcurrent": Fault.OVERCURRENT, "meter": Fault.METER_COMM_LOST, "temp": Fault.OVER_TEMPERATURE}
 KINDS = (*INSTANT, "weld", *DECIDED)
 CP = "TEST-CP"
@@ -67,9 +69,11 @@ async def _busy_charger(state_dir: Path) -> AsyncIterator[App]:
     await app.start()
     load: asyncio.Task[None] | None = None
     try:
-        assert app.ocpp is not None and app.sim is not None and app.csms is not None
+        assert app.ocpp is not None
+        sim = sim_of(app)
+        assert sim.csms is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 15)
-        csms = app.csms
+        csms = sim.csms
 
         async def ocpp_load() -> None:
             while True:
@@ -77,8 +81,9 @@ async def _busy_charger(state_dir: Path) -> AsyncIterator[App]:
                 await asyncio.sleep(0.02)
 
         load = asyncio.create_task(ocpp_load(), name="ocpp-load")
-        app.sim.evs[2].plug()
-        if not await until(lambda: app.status(2) == "Preparing", 5) or not app.station.remote_start("0C0000FF", 2):
+        sim.evs[2].plug()
+        if not await until(lambda: app.status(2) == "Preparing", 5) or not app.station.remote_start(
+                IdToken("0C0000FF", IdTokenType.CENTRAL), 2):
             raise RuntimeError(f"connector 2 did not start (status {app.status(2)})")
         if not await until(lambda: app.status(2) == "Charging", 5):
             raise RuntimeError(f"connector 2 is not charging (status {app.status(2)})")
@@ -92,22 +97,21 @@ async def _busy_charger(state_dir: Path) -> AsyncIterator[App]:
 
 
 async def _charge(app: App, tag: str) -> None:
-    assert app.sim is not None
-    ev = app.sim.evs[1]
+    sim = sim_of(app)
+    ev = sim.evs[1]
     if not ev.plugged:
         ev.plug()
     if not await until(lambda: app.status(1) == "Preparing", 5):
         raise RuntimeError(f"connector 1 not ready (status {app.status(1)}, faults {app.supervisor.faults(1)})")
-    if not app.station.remote_start(tag, 1):
+    if not app.station.remote_start(IdToken(tag, IdTokenType.CENTRAL), 1):
         raise RuntimeError(f"remote start refused (status {app.status(1)})")
-    if not await until(lambda: app.sim is not None and app.sim.contactors[1].closed, 5):
+    if not await until(lambda: sim.contactors[1].closed, 5):
         raise RuntimeError(f"contactor 1 did not close (blocked by {app.supervisor.blocked_by(1)})")
     await asyncio.sleep(random.uniform(0.01, 0.03))  # a random phase against every poll
 
 
 async def _recover(app: App, kind: str) -> None:
-    assert app.sim is not None
-    sim = app.sim
+    sim = sim_of(app)
     sim.inject(kind, 1, False)
     sim.evs[1].set_mode("auto")
     sim.evs[1].unplug()
@@ -118,8 +122,8 @@ async def _recover(app: App, kind: str) -> None:
 
 async def measure_kind(app: App, kind: str, trials: int) -> dict[str, Any]:
     """``trials`` faults of one kind on connector 1; figures as described in the module docstring."""
-    assert app.sim is not None
-    sim, timeline = app.sim, app.sim.timeline
+    sim = sim_of(app)
+    timeline = sim.timeline
     reaction: list[float] = []
     detection: list[float] = []
     for i in range(trials):
@@ -170,10 +174,11 @@ async def measure_faults(trials: int, kinds: tuple[str, ...] = KINDS) -> dict[st
     with tempfile.TemporaryDirectory(prefix="evse-faultperf-") as state:
         async with _busy_charger(Path(state)) as app:
             results = {kind: await measure_kind(app, kind, trials) for kind in kinds}
-            assert app.csms is not None
+            csms = sim_of(app).csms
+            assert csms is not None
             results["load"] = {
                 "connector_2_status": app.status(2),
-                "ocpp_frames": len(app.csms.frames),
+                "ocpp_frames": len(csms.frames),
                 "meter_polls_per_s_per_connector": round(1 / app.config.connector[0].meter.poll_interval, 1),
             }
             return results

@@ -28,9 +28,10 @@ from typing import Any
 
 from controller.app import App
 from controller.config import Config
+from controller.domain.types import IdToken, IdTokenType
 from controller.tasks import until
 from hil.control import send_script
-from hil.simhw import SimHardware
+from hil.simhw import SimHardware, sim_of
 
 TAG = "04A1B2C3"
 
@@ -58,9 +59,9 @@ async def _connected_charger(config: Config, state_dir: Path) -> AsyncIterator[t
     app = App(config, state_dir=state_dir)
     await app.start()
     try:
-        assert app.sim is not None and app.ocpp is not None
+        assert app.ocpp is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 15)
-        yield app, app.sim
+        yield app, sim_of(app)
     finally:
         await app.stop()
 
@@ -129,7 +130,7 @@ async def measure_fault_short(config: Config, state_dir: Path, trials: int) -> d
         ev.plug()
         latencies = []
         for i in range(trials):
-            if not app.station.remote_start(f"{0x0C000000 + i:08X}", 1):
+            if not app.station.remote_start(IdToken(f"{0x0C000000 + i:08X}", IdTokenType.CENTRAL), 1):
                 raise RuntimeError(f"remote start refused (status {app.status(1)})")
             if not await until(lambda: sim.contactors[1].closed, 5):
                 raise RuntimeError("contactor did not close")

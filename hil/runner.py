@@ -10,8 +10,9 @@ from typing import Any
 
 from controller.app import App
 from controller.config import Config
-from controller.events import Event, StatusChanged, TransactionEnded, TransactionStarted
+from controller.domain.events import Event, StatusChanged, TransactionEnded, TransactionStarted
 from hil.script import Step, run_steps
+from hil.simhw import sim_of
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ class SessionRecorder:
     def _on_event(self, event: Event) -> None:
         now = self.app.clock.monotonic()
         if isinstance(event, StatusChanged):
-            self.statuses.append({"t": now, "connector": event.connector_id, "status": event.status.value,
-                                  "error_code": event.error_code})
+            self.statuses.append({"t": now, "connector": event.evse_id, "status": event.status.value,
+                                  "fault": event.fault.info.code if event.fault else None})
         elif isinstance(event, TransactionStarted):
             tx = event.transaction
-            self.sessions.append({"transaction": tx.local_id, "connector": tx.connector_id, "id_tag": tx.id_tag,
+            self.sessions.append({"transaction": tx.local_id, "connector": tx.evse_id, "id_tag": tx.id_token.value,
                                   "meter_start_wh": tx.meter_start_wh, "started_at": tx.started_at.isoformat()})
         elif isinstance(event, TransactionEnded):
             tx = event.transaction
@@ -54,24 +55,25 @@ async def run_script(
     recorder = SessionRecorder(app)
     await app.start()
     try:
-        assert app.ocpp is not None and app.sim is not None
+        assert app.ocpp is not None
+        sim = sim_of(app)
         try:
             await asyncio.wait_for(app.ocpp.connected.wait(), CONNECT_WAIT)
         except TimeoutError:
             log.warning("CSMS not reached within %.0f s; running the script offline", CONNECT_WAIT)
-        t0 = app.sim.timeline.t0
-        results = await run_steps(steps, app)
+        t0 = sim.timeline.t0
+        results = await run_steps(steps, sim)
     finally:
         await app.stop()
-    assert app.sim is not None and app.ocpp is not None
+    assert app.ocpp is not None
     for status in recorder.statuses:
         status["t"] = round(status["t"] - t0, 6)
-    csms: dict[str, Any] = {"url": app.ocpp.url, "built_in": app.csms is not None}
-    if app.csms is not None:
+    csms: dict[str, Any] = {"url": app.ocpp.display_url, "built_in": sim.csms is not None}
+    if sim.csms is not None:
         csms.update(
-            frames=len(app.csms.frames),
-            timestamp_errors=app.csms.timestamp_errors,
-            transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in app.csms.transactions.values()],
+            frames=len(sim.csms.frames),
+            timestamp_errors=sim.csms.timestamp_errors,
+            transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in sim.csms.transactions.values()],
         )
     return {
         "ok": all(r.ok for r in results) and len(results) == len(steps),
@@ -80,5 +82,5 @@ async def run_script(
         "energy_wh": sum(s.get("energy_wh", 0) for s in recorder.sessions),
         "statuses": recorder.statuses,
         "csms": csms,
-        "timeline": app.sim.timeline.as_json(),
+        "timeline": sim.timeline.as_json(),
     }

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from controller.events import ConnectorStatus
-from hil.simhw import FAULT_KINDS
+from controller.domain.types import EvseStatus
+from hil.kinds import FAULT_KINDS
 
 STEPS = {
     "plug": "plug [N]",
@@ -119,7 +119,7 @@ def _parse_step(words: list[str], text: str) -> Step:
     # expect STATUS [N] [within SECONDS]
     if not rest:
         raise ScriptError(f"step {text!r}: {usage}")
-    statuses = {s.value.lower(): s.value for s in ConnectorStatus}
+    statuses = {s.value.lower(): s.value for s in EvseStatus}
     status = statuses.get(rest[0].lower())
     if status is None:
         raise ScriptError(f"step {text!r}: unknown status {rest[0]!r}; expected one of {', '.join(statuses.values())}")

@@ -1,10 +1,11 @@
 """Simulated hardware for ``hardware = "sim"``: the far end of every bus, built from the config.
 
-The controller still builds its real drivers; this only supplies the buses:
-gpiozero mock pins (PWM, coil, mirror contact, MCP3008 on mock SPI, RCM,
-cable lock, LED), a pymodbus meter server on loopback TCP per connector, a
-card reader on a pty and a 1-Wire temperature file per connector.
-:meth:`SimHardware.driver_args` tells the app which endpoints to use.
+The controller still builds its real drivers; this platform only supplies the buses: gpiozero mock pins (PWM,
+coil, mirror contact, MCP3008 on mock SPI, RCM, cable lock, LED), a pymodbus meter server on loopback TCP per
+connector, a card reader on a pty and a 1-Wire temperature file per connector. :meth:`SimHardware.driver_args`
+tells the app which endpoints to use. It also brings the built-in CSMS (when the config names none) and the
+bench control socket, and is what scripts drive (:class:`hil.script.Bench`). It reaches the controller only
+through the ``evse_controller.platforms`` entry point named ``sim``.
 """
 
 from __future__ import annotations
@@ -15,23 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConnectorSection
+from controller.hardware import Platform
+from hil.control import BENCH_SOCKET, BenchControlServer
+from hil.csms import CsmsSimulator
 from hil.devices import LedSim, LockSim, RcmSim
 from hil.ev import AcEvSimulator, ContactorSim
 from hil.gpio import MockMcp3008, WatchedPin, WatchedPWMPin, make_factory
+from hil.kinds import FAULT_KINDS
 from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, Rdm6300Simulator
 from hil.timeline import Timeline
 
-FAULT_KINDS = ("short", "diode", "rcm", "rcmdead", "weld", "stuck", "lock", "meter", "overcurrent", "temp", "pp",
-               "reader")
 
-
-class SimHardware:
-    """Every simulator one configured charger needs, and the bench's timeline."""
+class SimHardware(Platform):
+    """Every simulator one configured charger needs, the bench's timeline, a built-in CSMS and the bench socket."""
 
     def __init__(self, config: Config, timeline: Timeline | None = None) -> None:
-        self.config = config
+        super().__init__(config)
         self.timeline = timeline or Timeline()
+        self.app: Any = None
+        self.csms: CsmsSimulator | None = None
+        self.bench_server: BenchControlServer | None = None
         self.factory: Any = None
         self.evs: dict[int, AcEvSimulator] = {}
         self.contactors: dict[int, ContactorSim] = {}
@@ -46,6 +51,9 @@ class SimHardware:
         #: Normal and injected (fault "temp") temperatures in degrees Celsius.
         self.ambient = 25.0
         self.hot = 90.0
+
+    def check(self) -> None:
+        """Simulated buses need no GPIO backend."""
 
     async def start(self) -> None:
         """Create the pins and start the servers (call before building drivers)."""
@@ -122,10 +130,32 @@ class SimHardware:
 
     def settle(self) -> None:
         """After the controller opened its input devices (their pulls drove the pins): drive the inputs again."""
-        for rcm in self.rcms.values():
-            rcm.settle()
-        for lock in self.locks.values():
-            lock.settle()
+        parts: list[RcmSim | LockSim | ContactorSim] = [*self.rcms.values(), *self.locks.values(),
+                                                        *self.contactors.values()]
+        for part in parts:
+            part.settle()
+
+    async def csms_url(self) -> str | None:
+        """Start the built-in CSMS (a config that names no CSMS gets this one)."""
+        self.csms = CsmsSimulator()
+        await self.csms.start()
+        return self.csms.url
+
+    async def attach(self, app: Any) -> None:
+        """The charger runs: scripts may drive it, through :meth:`status` and its control socket."""
+        self.app = app
+        self.bench_server = BenchControlServer(app.state_dir / BENCH_SOCKET, self)
+        await self.bench_server.start()
+
+    def status(self, connector_id: int) -> str:
+        """A connector's status as the controller reports it."""
+        if self.app is None:
+            raise RuntimeError("the simulated charger is not running")
+        return str(self.app.status(connector_id))
+
+    def ev(self, connector_id: int) -> AcEvSimulator:
+        """The simulated EV on a connector."""
+        return self.evs[connector_id]
 
     def driver_args(self, role: str, connector_id: int | None = None) -> dict[str, Any]:
         """Endpoint overrides for a driver: the mock pin factory, the meter server, the pty."""
@@ -144,11 +174,12 @@ class SimHardware:
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
         """Injected faults at the far end of the buses, recorded on the timeline.
 
-        short: CP to PE (state E); diode: the EV's diode missing; rcm: a residual current; rcmdead: an RCM
-        that no longer trips (its self-test fails); weld / stuck: contactor contacts; lock: the cable lock
-        jams (and gives way if locked); meter: the meter answers with exceptions; overcurrent: the EV draws
-        8 A more than offered; temp: the sensor reads ``hot``; pp: a shorted PP resistor (30 ohm); reader: the
-        card reader stops answering (the connector is ignored: there is one reader).
+        short: CP to PE (state E); adc: the pilot's MCP3008 stuck at zero (reads -15 V); diode: the EV's diode
+        missing; rcm: a residual current; rcmdead: an RCM that no longer trips (its self-test fails); weld /
+        stuck: contactor contacts; lock: the cable lock jams (and gives way if locked); meter: the meter answers
+        with exceptions; overcurrent: the EV draws 8 A more than it is offered, whatever it asked for; temp: the
+        sensor reads ``hot``; pp: a shorted PP resistor (30 ohm); reader: the card reader stops answering (the
+        connector is ignored: there is one reader).
         """
         from pymodbus.constants import ExcCodes
 
@@ -161,7 +192,10 @@ class SimHardware:
             self.reader.silent = active
             return
         ev = self.evs[connector_id]
-        if kind == "diode":
+        if kind == "adc":
+            self.adcs[(self.config.connector[connector_id - 1].pilot.spi_port,
+                       self.config.connector[connector_id - 1].pilot.spi_device)].stuck = 0.0 if active else None
+        elif kind == "diode":
             ev.set_behaviour(diode=not active)
         elif kind == "overcurrent":
             ev.set_behaviour(overdraw=8.0 if active else 0.0)
@@ -204,6 +238,10 @@ class SimHardware:
 
     async def stop(self) -> None:
         """Stop every server and close the pty."""
+        if self.bench_server is not None:
+            await self.bench_server.stop()
+        if self.csms is not None:
+            await self.csms.stop()
         for meter in self.meters.values():
             await meter.stop()
         if self.reader is not None:
@@ -216,3 +254,11 @@ class SimHardware:
         # registered under its pins: a charger built next in this process (the tests, the benchmarks) loses
         # its SPI bus halfway through being built. Collect now, while nothing else is registered.
         gc.collect()
+
+
+def sim_of(app: Any) -> SimHardware:
+    """The simulated hardware a running charger was built on (a charger on real hardware has none)."""
+    platform = app.platform
+    if not isinstance(platform, SimHardware):
+        raise RuntimeError('bench steps need station.hardware = "sim"')
+    return platform

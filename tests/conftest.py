@@ -50,10 +50,10 @@ async def csms() -> AsyncIterator[CsmsSimulator]:
 async def _booted(app: App) -> AsyncIterator[App]:
     """Start ``app``, wait for the CSMS link, forget the start-up on the timeline; stop it afterwards."""
     await app.start()
-    assert app.ocpp is not None and app.sim is not None
+    assert app.ocpp is not None and app.platform is not None
     await asyncio.wait_for(app.ocpp.connected.wait(), 10)
     # The boot self-tests switched the contactor (and tested the RCM); tests look at what happens after.
-    app.sim.timeline.clear()
+    app.platform.timeline.clear()
     yield app
     await app.stop()
 

@@ -14,8 +14,8 @@ from tests.conftest import wait_until
 
 
 def observed(app: App, kind: str, value: Any, since: float = 0.0) -> float:
-    assert app.sim is not None
-    found = app.sim.timeline.first(kind, 1, value, since)
+    assert app.platform is not None
+    found = app.platform.timeline.first(kind, 1, value, since)
     assert found is not None, f"no {kind} {value} on the timeline"
     return found.t
 
@@ -66,7 +66,7 @@ async def test_a_contactor_that_fails_to_close_faults_the_session(charger: App, 
 
 async def test_a_lost_meter_stops_the_session_by_default(charger: App, csms: CsmsSimulator) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging; fault meter; expect Faulted within 3")
-    assert charger.sim is not None and not charger.sim.contactors[1].closed
+    assert charger.platform is not None and not charger.platform.contactors[1].closed
     await wait_until(lambda: any(s["status"] == "Faulted" for s in calls(csms, "StatusNotification")),
                      what="Faulted at the CSMS")
     assert faulted_status(csms)["errorCode"] == "PowerMeterFailure"
@@ -85,7 +85,7 @@ async def test_a_lost_meter_with_policy_continue_is_flagged_not_silent(tmp_path:
         await script(app, f"plug; tap {TAG}; expect Charging; fault meter; wait 1.6; expect Charging")
         await wait_until(lambda: any(s["errorCode"] == "PowerMeterFailure" and s["status"] == "Charging"
                                      for s in calls(csms, "StatusNotification")), what="the flagged status")
-        assert app.sim is not None and app.sim.contactors[1].closed
+        assert app.platform is not None and app.platform.contactors[1].closed
     finally:
         await app.stop()
 
@@ -95,7 +95,7 @@ async def test_a_silent_card_reader_is_reported_on_every_connector_without_stopp
     await script(charger, f"plug; tap {TAG}; expect Charging; fault reader")
     await wait_until(lambda: any(s["errorCode"] == "ReaderFailure" and s["status"] == "Charging"
                                  for s in calls(csms, "StatusNotification")), timeout=10, what="ReaderFailure")
-    assert charger.sim is not None and charger.sim.contactors[1].closed
+    assert charger.platform is not None and charger.platform.contactors[1].closed
     await script(charger, "clear reader")
     await wait_until(lambda: calls(csms, "StatusNotification")[-1]["errorCode"] == "NoError", timeout=10,
                      what="the reader back")

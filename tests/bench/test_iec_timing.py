@@ -18,10 +18,10 @@ from tests.conftest import sim_config
 
 
 async def test_raising_the_offer_waits_the_iec_5_s(socket: App, csms: CsmsSimulator) -> None:
-    assert socket.sim is not None
-    socket.sim.hot = 65.0  # derate (60 C) but do not stop (75 C)
+    assert socket.platform is not None
+    socket.platform.hot = 65.0  # derate (60 C) but do not stop (75 C)
     await script(socket, f"plug; tap {TAG}; expect Charging; fault temp; wait 0.3; clear temp; wait 5.5")
-    duties = [o for o in socket.sim.timeline.items("pwm", 1) if 0 < o.value < 100]
+    duties = [o for o in socket.platform.timeline.items("pwm", 1) if 0 < o.value < 100]
     assert [round(o.value, 2) for o in duties] == [53.33, 16.67, 53.33]
     lowered, raised = duties[1].t, duties[2].t
     assert lowered - seen(socket, "fault", "temp") < 0.2  # lowering: at once
@@ -49,8 +49,8 @@ async def test_the_wake_up_pulse_lasts_the_iso_15118_3_4_s(tmp_path: Path, csms:
     await app.start()
     try:
         await script(app, f"plug; ev sleep; tap {TAG}; expect Charging within 6")
-        assert app.sim is not None
-        pwm = app.sim.timeline.items("pwm", 1)
+        assert app.platform is not None
+        pwm = app.platform.timeline.items("pwm", 1)
         start = next(i for i, o in enumerate(pwm) if o.value == 0.0 and i > 0)
         assert 4.0 <= pwm[start + 1].t - pwm[start].t < 4.3  # state F for t_step_EF, then the pilot is back
     finally:

@@ -76,7 +76,7 @@ async def test_TC_015_016_CS_reset_with_transaction_stops_it_first(charger: App,
     stops = calls(csms, "StopTransaction")
     assert [s["reason"] for s in stops] == ["SoftReset"]  # delivered before the restart
     # PWM off first; the contactor opens as the EV leaves C (milliseconds later).
-    await wait_until(lambda: charger.sim is not None and not charger.sim.contactors[1].closed, 1,
+    await wait_until(lambda: charger.platform is not None and not charger.platform.contactors[1].closed, 1,
                      what="the contactor to open")
 
 

@@ -73,7 +73,7 @@ async def test_TC_036_038_039_CS_a_whole_transaction_offline_arrives_in_order(
 
 async def test_TC_041_CS_fault_behaviour(charger: App, csms: CsmsSimulator) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging; ev E; expect Faulted")
-    assert charger.sim is not None and not charger.sim.contactors[1].closed
+    assert charger.platform is not None and not charger.platform.contactors[1].closed
     await wait_until(lambda: last_status(csms, 1) == "Faulted", what="Faulted at the CSMS")
     faulted = [s for s in calls(csms, "StatusNotification") if s["status"] == "Faulted"][-1]
     assert faulted["errorCode"] == "OtherError" and faulted["info"] == "pilot state E"

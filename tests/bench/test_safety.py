@@ -15,7 +15,7 @@ import pytest
 from ocpp.v16 import call
 
 from controller.app import App
-from controller.faults import Fault
+from controller.domain.faults import Fault
 from hil.benchconfig import socket_config
 from hil.csms import CsmsSimulator
 from tests.bench.test_ocpp16_core import CP, TAG, calls, script
@@ -26,9 +26,9 @@ IEC_BOUND = 0.1
 
 
 def seen(app: App, kind: str, value: Any, since: float = 0.0, connector: int | None = 1) -> float:
-    assert app.sim is not None
-    found = app.sim.timeline.first(kind, connector, value, since)
-    assert found is not None, f"no {kind} {value} on the timeline: {app.sim.timeline.as_json()}"
+    assert app.platform is not None
+    found = app.platform.timeline.first(kind, connector, value, since)
+    assert found is not None, f"no {kind} {value} on the timeline: {app.platform.timeline.as_json()}"
     return found.t
 
 
@@ -38,8 +38,8 @@ def offers(app: App, connector: int) -> list[float]:
 
 
 def values(app: App, kind: str, connector: int = 1) -> list[Any]:
-    assert app.sim is not None
-    return [o.value for o in app.sim.timeline.items(kind, connector)]
+    assert app.platform is not None
+    return [o.value for o in app.platform.timeline.items(kind, connector)]
 
 
 async def faulted_with(csms: CsmsSimulator, error_code: str, vendor_code: str) -> None:
@@ -74,8 +74,8 @@ async def refused(app: App, csms: CsmsSimulator, before_tap: str, error_code: st
 
 def inject_while_the_loop_is_blocked(app: App, kind: str, block: float = 0.4) -> None:
     """Inject ``kind`` from another thread while the event loop is stuck: only the thread that sees it can act."""
-    assert app.sim is not None
-    injector = threading.Timer(0.05, app.sim.inject, args=(kind, 1, True))
+    assert app.platform is not None
+    injector = threading.Timer(0.05, app.platform.inject, args=(kind, 1, True))
     injector.start()
     time.sleep(block)  # the loop thread: no state machine, no OCPP, no asyncio callback runs meanwhile
     injector.join()
@@ -84,7 +84,7 @@ def inject_while_the_loop_is_blocked(app: App, kind: str, block: float = 0.4) ->
 # ------------------------------------------------------------------ pilot
 
 
-@pytest.mark.parametrize("kind", ["short", "diode", "rcm", "lock"])
+@pytest.mark.parametrize("kind", ["short", "adc", "diode", "rcm", "lock"])
 async def test_a_fault_opens_from_the_thread_that_saw_it_whatever_the_car_and_the_loop_do(
         socket: App, csms: CsmsSimulator, kind: str) -> None:
     # ev C: a car that keeps asking for power whatever the PWM says, so nothing but the supervisor opens.
@@ -100,7 +100,7 @@ async def test_the_session_runs_in_the_iec_order(socket: App, csms: CsmsSimulato
     # RCM tested at plug-in, cable locked, then the PWM, then the EV's request, then the contactor.
     tested = seen(socket, "rcm", "ok")
     locked = seen(socket, "lock", "locked")
-    pwm = next(o.t for o in socket.sim.timeline.items("pwm", 1) if 0 < o.value < 100)  # type: ignore[union-attr]
+    pwm = next(o.t for o in socket.platform.timeline.items("pwm", 1) if 0 < o.value < 100)  # type: ignore[union-attr]
     closed = seen(socket, "contactor", "closed")
     assert max(tested, locked) < pwm < closed
     assert closed - seen(socket, "pilot", "C") < 3.0  # IEC: close within 3 s of B2 -> C2
@@ -123,6 +123,13 @@ async def test_a_missing_diode_before_charging_means_the_contactor_never_closes(
 
 async def test_cp_short_to_pe_on_the_socket_build(socket: App, csms: CsmsSimulator) -> None:
     await fault_while_charging(socket, csms, "short", "OtherError", "PilotFault")
+
+
+async def test_a_dead_pilot_adc_opens_like_a_short_and_recovers_when_it_reads_again(socket: App,
+                                                                                   csms: CsmsSimulator) -> None:
+    # An MCP3008 stuck at 0 reads -15 V: in no state's band. The last good state (C) must not stand.
+    await fault_while_charging(socket, csms, "adc", "OtherError", "PilotUnreadable")
+    await script(socket, "clear adc; expect Preparing within 2")
 
 
 async def test_state_d_without_ventilation_is_refused(socket: App, csms: CsmsSimulator) -> None:
@@ -160,9 +167,9 @@ async def test_an_ev_asleep_in_b2_is_woken_by_a_state_f_pulse(tmp_path: Path, cs
     app = App(socket_config(connector={"pilot": {"wakeup_after": 0.3}}), state_dir=tmp_path, csms_url=csms.url)
     await app.start()
     try:
-        app.station.connectors[1].wakeup_pulse = 0.2
+        app.protocols[1].wakeup_pulse = 0.2
         await script(app, f"plug; ev sleep; tap {TAG}; expect Charging within 3")
-        offered = next(o.t for o in app.sim.timeline.items("pwm", 1) if 0 < o.value < 100)  # type: ignore[union-attr]
+        offered = next(o.t for o in app.platform.timeline.items("pwm", 1) if 0 < o.value < 100)  # type: ignore[union-attr]
         pulse = seen(app, "pwm", 0.0, offered)
         assert 0.3 <= pulse - offered < 0.5
         assert seen(app, "pilot", "C", pulse) - pulse >= 0.2
@@ -175,8 +182,8 @@ async def test_an_ev_asleep_in_b2_is_woken_by_a_state_f_pulse(tmp_path: Path, cs
 
 
 async def test_the_cable_rating_caps_the_offer(socket: App, csms: CsmsSimulator) -> None:
-    assert socket.sim is not None
-    socket.sim.evs[1].set_behaviour(cable_ohms=680.0)  # a 20 A cable on a 32 A socket
+    assert socket.platform is not None
+    socket.platform.evs[1].set_behaviour(cable_ohms=680.0)  # a 20 A cable on a 32 A socket
     await script(socket, f"plug; tap {TAG}; expect Charging")
     assert [v for v in values(socket, "pwm") if 0 < v < 100] == [pytest.approx(20 / 0.6, abs=0.01)]
 
@@ -202,19 +209,19 @@ async def test_an_rcm_that_fails_its_self_test_blocks_charging(socket: App, csms
 async def test_each_vehicle_gets_its_own_rcm_test(socket: App, csms: CsmsSimulator) -> None:
     await script(socket, f"plug; tap {TAG}; expect Charging; wait 0.7; tap {TAG}; expect Finishing; unplug")
     await script(socket, "expect Available")
-    assert not socket.supervisor.interlock(1, "rcm")  # the passed test left with the vehicle
-    assert socket.sim is not None
-    second = socket.sim.timeline.record("bench", None, "second vehicle").t
+    assert not socket.supervisor.holds(1, "rcm")  # the passed test left with the vehicle
+    assert socket.platform is not None
+    second = socket.platform.timeline.record("bench", None, "second vehicle").t
     # The RCM died while the outlet was idle: the next car's own test finds it before any PWM.
     await script(socket, f"fault rcmdead; plug; tap {TAG2}; expect Faulted within 3")
-    assert not [o for o in socket.sim.timeline.items("pwm", 1, second) if 0 < o.value < 100]
+    assert not [o for o in socket.platform.timeline.items("pwm", 1, second) if 0 < o.value < 100]
     assert seen_after(socket, "contactor", "closed", second) is None
     await faulted_with(csms, "GroundFailure", "RcmSelfTestFailed")
 
 
 def seen_after(app: App, kind: str, value: Any, since: float) -> float | None:
-    assert app.sim is not None
-    found = app.sim.timeline.first(kind, 1, value, since)
+    assert app.platform is not None
+    found = app.platform.timeline.first(kind, 1, value, since)
     return None if found is None else found.t
 
 
@@ -222,8 +229,8 @@ async def test_the_rcm_is_tested_again_while_idle(tmp_path: Path, csms: CsmsSimu
     app = App(socket_config(connector={"rcm": {"selftest_interval": 1.0}}), state_dir=tmp_path, csms_url=csms.url)
     await app.start()
     try:
-        assert app.sim is not None
-        app.sim.timeline.clear()
+        assert app.platform is not None
+        app.platform.timeline.clear()
         await script(app, "wait 2.3")
         tests = values(app, "rcm")
         # One a second: the start-up test (if it ran after the clear) and two more, each a trip and a release.
@@ -242,7 +249,7 @@ async def test_rcm_auto_reclose_is_a_policy(tmp_path: Path, csms: CsmsSimulator)
         await script(app, f"plug; tap {TAG}; expect Charging; fault rcm; expect Faulted; clear rcm")
         # Released after reclose_delay (0.3 s) and a passed self-test, with the vehicle still connected.
         await script(app, "expect Preparing within 2")
-        await wait_until(lambda: app.supervisor.interlock(1, "rcm"), what="the self-test after the re-close")
+        await wait_until(lambda: app.supervisor.holds(1, "rcm"), what="the self-test after the re-close")
         await script(app, "fault rcm; expect Faulted; clear rcm; wait 0.8; expect Faulted")  # one attempt only
     finally:
         await app.stop()
@@ -268,14 +275,14 @@ async def test_TC_024_CS_unlock_connector_ends_the_transaction_and_frees_the_cab
     await script(socket, f"plug; tap {TAG}; expect Charging; ev B; wait 0.2")
     result = await csms.call(CP, call.UnlockConnector(connector_id=1))
     assert result.status == "Unlocked"
-    assert socket.sim is not None and not socket.sim.locks[1].locked
+    assert socket.platform is not None and not socket.platform.locks[1].locked
     await stopped_with(csms, "UnlockCommand")
 
 
 async def test_TC_030_CS_unlock_failure_is_reported(socket: App, csms: CsmsSimulator) -> None:
     await script(socket, f"plug; tap {TAG}; expect Charging; ev B; wait 0.2")
-    assert socket.sim is not None
-    socket.sim.locks[1].jammed = True  # stuck in place: it neither moves nor gives way
+    assert socket.platform is not None
+    socket.platform.locks[1].jammed = True  # stuck in place: it neither moves nor gives way
     result = await csms.call(CP, call.UnlockConnector(connector_id=1))
     assert result.status == "UnlockFailed"
     await faulted_with(csms, "ConnectorLockFailure", "LockFailure")
@@ -285,9 +292,9 @@ async def test_unlock_on_ev_side_disconnect_false_keeps_the_cable_locked(socket:
     result = await csms.call(CP, call.ChangeConfiguration(key="UnlockConnectorOnEVSideDisconnect", value="false"))
     assert result.status == "Accepted"
     await script(socket, f"plug; tap {TAG}; expect Charging; unplug; expect Available; wait 0.3")
-    assert socket.sim is not None and socket.sim.locks[1].locked  # the cable stays with the station
+    assert socket.platform is not None and socket.platform.locks[1].locked  # the cable stays with the station
     assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "Unlocked"
-    assert not socket.sim.locks[1].locked
+    assert not socket.platform.locks[1].locked
 
 
 # ---------------------------------------------------- overcurrent, temperature
@@ -296,7 +303,7 @@ async def test_unlock_on_ev_side_disconnect_false_keeps_the_cable_locked(socket:
 async def test_overcurrent_lowers_the_offer_then_stops(socket: App, csms: CsmsSimulator) -> None:
     await script(socket, f"plug; tap {TAG}; expect Charging; wait 0.2; fault overcurrent; expect Faulted within 3")
     injected = seen(socket, "fault", "overcurrent")
-    duties = [o for o in socket.sim.timeline.items("pwm", 1, injected) if 0 < o.value < 100]  # type: ignore[union-attr]
+    duties = [o for o in socket.platform.timeline.items("pwm", 1, injected) if 0 < o.value < 100]  # type: ignore[union-attr]
     # 32 A offered, 40 A drawn: after the grace (0.3 s) the offer drops to 24 A; the EV still overdraws.
     assert [o.value for o in duties] == [pytest.approx(24 / 0.6, abs=0.01)]
     assert duties[0].t - injected >= 0.3
@@ -309,8 +316,8 @@ async def test_a_slow_ev_within_the_grace_is_no_overcurrent(tmp_path: Path, csms
     app = App(socket_config(), state_dir=tmp_path, csms_url=csms.url)
     await app.start()
     try:
-        assert app.sim is not None
-        app.sim.hot = 65.0  # above derate_at (60), below stop_at (75)
+        assert app.platform is not None
+        app.platform.hot = 65.0  # above derate_at (60), below stop_at (75)
         await script(app, f"plug; tap {TAG}; expect Charging; lag 0.2; fault temp; wait 1; expect Charging")
         assert [v for v in values(app, "pwm") if 0 < v < 100][-1] == pytest.approx(10 / 0.6, abs=0.01)
         assert not calls(csms, "StopTransaction")
@@ -328,19 +335,19 @@ async def test_over_temperature_stops_and_recovers_with_hysteresis(socket: App, 
 async def test_a_temperature_sensor_that_fails_derates_rather_than_stops(socket: App, csms: CsmsSimulator,
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     await script(socket, f"plug; tap {TAG}; expect Charging")
-    assert socket.sim is not None
-    socket.sim.temperature_path(1).write_text("garbage\n")
+    assert socket.platform is not None
+    socket.platform.temperature_path(1).write_text("garbage\n")
     await wait_until(lambda: offers(socket, 1)[-1:] == [10.0], what="the derated offer")
     await script(socket, "expect Charging")
     assert "temperature sensor failed (no temperature in 'garbage'); derating" in caplog.text
 
 
 async def test_raising_the_offer_waits_for_the_iec_interval(socket: App, csms: CsmsSimulator) -> None:
-    assert socket.sim is not None
-    socket.station.connectors[1].pwm_raise_interval = 1.0  # 5 s in service
-    socket.sim.hot = 65.0
+    assert socket.platform is not None
+    socket.protocols[1].pwm_raise_interval = 1.0  # 5 s in service
+    socket.platform.hot = 65.0
     await script(socket, f"plug; tap {TAG}; expect Charging; fault temp; wait 0.3; clear temp; wait 1.5")
-    duties = [o for o in socket.sim.timeline.items("pwm", 1) if 0 < o.value < 100]
+    duties = [o for o in socket.platform.timeline.items("pwm", 1) if 0 < o.value < 100]
     assert [round(o.value, 2) for o in duties] == [53.33, 16.67, 53.33]
     assert duties[1].t - seen(socket, "fault", "temp") < 0.2  # lowering: at once
     assert duties[2].t - duties[1].t >= 1.0  # raising: not before the interval
@@ -350,11 +357,11 @@ async def test_raising_the_offer_waits_for_the_iec_interval(socket: App, csms: C
 
 
 async def test_the_status_led_follows_the_connector_and_flashes_for_cards(socket: App, csms: CsmsSimulator) -> None:
-    assert socket.sim is not None
+    assert socket.platform is not None
     await script(socket, "plug; expect Preparing; tap DEADBEEF; wait 1")
     assert values(socket, "led").count("R") == 3  # rejected: three red flashes
     await script(socket, f"tap {TAG}; expect Charging; wait 1")
-    assert socket.sim.leds[1].colour == (0, 0, 1)  # charging: steady blue
+    assert socket.platform.leds[1].colour == (0, 0, 1)  # charging: steady blue
     await script(socket, "fault short; expect Faulted; wait 0.5")
     assert "R" in values(socket, "led")[-3:]
 
@@ -368,8 +375,8 @@ async def test_two_connectors_share_the_reader_and_the_site_limit(tmp_path: Path
     app = App(socket_config(2), state_dir=tmp_path, csms_url=csms.url)  # 40 A site, 32 A sockets
     await app.start()
     try:
-        for c in app.station.connectors.values():
-            c.pwm_raise_interval = 0.5  # 5 s in service
+        for protocol in app.protocols.values():
+            protocol.pwm_raise_interval = 0.5  # 5 s in service
         # The card goes to the connector plugged in first, whichever it is.
         await script(app, f"plug 2; wait 0.1; plug 1; tap {TAG}; expect Charging 2")
         assert app.status(1) == "Preparing" and offers(app, 2) == [32.0]
@@ -391,7 +398,7 @@ async def test_a_site_limit_too_small_for_two_queues_the_second(tmp_path: Path, 
         await script(app, f"plug 1; tap {TAG}; expect Charging 1; plug 2; wait 0.7; tap {TAG2}; "
                           "expect SuspendedEVSE 2; wait 0.3")
         assert offers(app, 1) == [10.0] and offers(app, 2) == []
-        assert app.sim is not None and not app.sim.contactors[2].closed
+        assert app.platform is not None and not app.platform.contactors[2].closed
         await script(app, f"tap {TAG}; expect Charging 2 within 3")
         assert offers(app, 2) == [10.0]
     finally:

@@ -17,20 +17,20 @@ TAG = "04A1B2C3"
 
 
 async def script(app: App, text: str) -> None:
-    results = await run_steps(parse_script(text), app)
+    results = await run_steps(parse_script(text), app.platform)
     failed = [r for r in results if not r.ok]
     assert not failed, failed
 
 
 def contactor_changes(app: App) -> list[str]:
-    assert app.sim is not None
-    return [o.value for o in app.sim.timeline.items("contactor", 1)]
+    assert app.platform is not None
+    return [o.value for o in app.platform.timeline.items("contactor", 1)]
 
 
 async def test_happy_path_bills_the_energy_the_meter_measured(charger: App, csms: CsmsSimulator) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging; draw 16; wait 2.5; tap {TAG}; expect Finishing")
-    assert charger.sim is not None
-    meter = charger.sim.meters[1]
+    assert charger.platform is not None
+    meter = charger.platform.meters[1]
     await script(charger, "unplug; expect Available")
     await wait_until(lambda: any(t.meter_stop is not None for t in csms.transactions.values()), what="StopTransaction")
     (tx,) = csms.transactions.values()
@@ -56,9 +56,9 @@ async def test_happy_path_bills_the_energy_the_meter_measured(charger: App, csms
 
 async def test_rejected_card_gives_no_power(charger: App, csms: CsmsSimulator) -> None:
     await script(charger, "plug; expect Preparing; tap DEADBEEF; wait 1; expect Preparing")
-    assert charger.sim is not None
+    assert charger.platform is not None
     assert contactor_changes(charger) == []
-    offered = [o for o in charger.sim.timeline.items("pwm", 1) if 0 < o.value < 100]
+    offered = [o for o in charger.platform.timeline.items("pwm", 1) if 0 < o.value < 100]
     assert offered == []
     assert "StartTransaction" not in csms.actions() and "Authorize" in csms.actions()
 
@@ -135,10 +135,10 @@ async def test_malformed_csms_frames_get_1_6_callerrors_and_never_crash_the_stat
 
 async def test_shutdown_leaves_outputs_safe(charger: App) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging")
-    assert charger.sim is not None
-    ev = charger.sim.evs[1]
+    assert charger.platform is not None
+    ev = charger.platform.evs[1]
     await charger.stop()
-    assert charger.sim.contactors[1].closed is False
+    assert charger.platform.contactors[1].closed is False
     assert ev.duty == 0.0  # state F: steady -12 V
 
 
@@ -156,25 +156,25 @@ def test_bad_script_steps_are_errors_that_say_what_is_valid(text: str, message: 
 
 
 async def test_a_failing_expect_stops_the_script_and_says_why(charger: App) -> None:
-    results = await run_steps(parse_script("expect Charging within 0.2; plug"), charger)
+    results = await run_steps(parse_script("expect Charging within 0.2; plug"), charger.platform)
     assert len(results) == 1 and not results[0].ok
     assert results[0].detail == "connector 1 is Available, expected Charging within 0.2 s"
 
 
 async def test_second_card_while_first_is_charging_is_not_given_the_busy_connector(charger: App) -> None:
     await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.6; tap 0A0B0C0D; wait 0.5; expect Charging")
-    connector = charger.station.connectors[1]
-    assert connector.session is not None and connector.session.id_tag == TAG
+    evse = charger.station.evses[1]
+    assert evse.session is not None and evse.session.id_token.value == TAG
 
 
 async def test_meter_outage_is_logged_and_survived(charger: App, caplog: pytest.LogCaptureFixture) -> None:
     from pymodbus.constants import ExcCodes
 
-    caplog.set_level(logging.INFO, "controller.app")
-    assert charger.sim is not None
-    charger.sim.meters[1].refuse = ExcCodes.DEVICE_FAILURE
+    caplog.set_level(logging.INFO, "controller.metering")
+    assert charger.platform is not None
+    charger.platform.meters[1].refuse = ExcCodes.DEVICE_FAILURE
     await wait_until(lambda: "meter read failed" in caplog.text, what="the failed read to be logged")
-    charger.sim.meters[1].refuse = None
+    charger.platform.meters[1].refuse = None
     await wait_until(lambda: "meter answers again" in caplog.text, what="the recovery to be logged")
     await script(charger, f"plug; tap {TAG}; expect Charging")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.ocpp.rpc16 import CallError, Inspected, inspect
+from controller.ocpp.v16.rpc import CallError, Inspected, inspect
 
 HANDLED = {"RemoteStartTransaction", "GetConfiguration"}
 

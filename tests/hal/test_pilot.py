@@ -98,7 +98,7 @@ def test_monitor_reports_debounced_changes_and_ignores_glitches() -> None:
         seen.append(state)
         got.set()
 
-    monitor = PilotMonitor(pilot, on_state, poll_interval=0.001, debounce_samples=3)
+    monitor = PilotMonitor(pilot, on_state, poll_interval=0.001, debounce_samples=3, invalid_samples=200)
     adc.inputs[2] = (12.0 + 15) / 30
     monitor.start()
     try:
@@ -108,10 +108,45 @@ def test_monitor_reports_debounced_changes_and_ignores_glitches() -> None:
         adc.inputs[2] = (9.0 + 15) / 30
         assert got.wait(1.0)
         assert seen == [PilotState.A, PilotState.B]
-        # A reading between bands never becomes a state.
+        # A reading between bands never becomes a state; only a lasting one means the pilot is unreadable.
+        got.clear()
         adc.inputs[2] = (7.5 + 15) / 30
-        time.sleep(0.05)
+        time.sleep(0.02)
         assert seen == [PilotState.A, PilotState.B]
+        assert got.wait(1.0)
+        assert seen == [PilotState.A, PilotState.B, None]
+    finally:
+        monitor.stop()
+        pilot.close()
+
+
+@pytest.mark.parametrize("reading", ["raises", 20.0, -15.0])
+def test_a_dead_or_stuck_adc_is_reported_as_no_state(reading: str | float) -> None:
+    pilot, _pwm, adc = _bench_pilot()
+    seen: list[PilotState | None] = []
+    got = threading.Event()
+    real_read = pilot.read_voltage
+    dead = threading.Event()
+
+    def read() -> float:
+        if not dead.is_set():
+            return real_read()
+        if reading == "raises":
+            raise OSError("SPI transfer failed")
+        return float(reading)  # +20 V: a broken front end; -15 V: an MCP3008 stuck at 0
+
+    pilot.read_voltage = read  # type: ignore[method-assign]
+    monitor = PilotMonitor(pilot, lambda s, t: (seen.append(s), got.set()), poll_interval=0.001,
+                           invalid_samples=10)
+    adc.inputs[2] = (6.0 + 15) / 30
+    monitor.start()
+    try:
+        assert got.wait(1.0) and seen == [PilotState.C]
+        got.clear()
+        dead.set()
+        assert got.wait(1.0) and seen == [PilotState.C, None]
+        time.sleep(0.03)
+        assert seen == [PilotState.C, None]  # reported once, not on every poll
     finally:
         monitor.stop()
         pilot.close()

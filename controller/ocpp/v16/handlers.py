@@ -27,10 +27,12 @@ from ocpp.v16.enums import (
     UpdateStatus,
 )
 
-from controller.ocpp.rpc16 import CallError, inspect
+from controller.domain.types import Answer
+from controller.ocpp.v16.codes import AVAILABILITY, RESERVATION, UNLOCK, spell
+from controller.ocpp.v16.rpc import CallError, inspect
 
 if TYPE_CHECKING:
-    from controller.ocpp.v16 import Ocpp16Client
+    from controller.ocpp.v16.client import Ocpp16Client
 
 log = logging.getLogger(__name__)
 # Every frame, both ways (the ocpp package logs them at INFO); quiet unless debugging.
@@ -82,8 +84,8 @@ class StationChargePoint(ChargePoint):
 
     @on(Action.change_availability)
     def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:
-        status = self.client.station.change_availability(connector_id, type == "Operative")
-        return call_result.ChangeAvailability(status=AvailabilityStatus(status))
+        answer = self.client.station.change_availability(connector_id, type == "Operative")
+        return call_result.ChangeAvailability(status=AvailabilityStatus(spell(AVAILABILITY, answer)))
 
     @on(Action.reset)
     def on_reset(self, type: str, **_: Any) -> Any:
@@ -96,7 +98,8 @@ class StationChargePoint(ChargePoint):
 
     @on(Action.unlock_connector)
     async def on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
-        return call_result.UnlockConnector(status=UnlockStatus(await self.client.station.unlock(connector_id)))
+        answer: Answer = await self.client.station.unlock(connector_id)
+        return call_result.UnlockConnector(status=UnlockStatus(spell(UNLOCK, answer)))
 
     @on(Action.clear_cache)
     def on_clear_cache(self, **_: Any) -> Any:
@@ -125,8 +128,8 @@ class StationChargePoint(ChargePoint):
     @on(Action.reserve_now)
     def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
                        parent_id_tag: str | None = None, **_: Any) -> Any:
-        status = self.client.reserve(connector_id, expiry_date, id_tag, reservation_id, parent_id_tag)
-        return call_result.ReserveNow(status=ReservationStatus(status))
+        answer = self.client.reserve(connector_id, expiry_date, id_tag, reservation_id, parent_id_tag)
+        return call_result.ReserveNow(status=ReservationStatus(spell(RESERVATION, answer)))
 
     @on(Action.cancel_reservation)
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
@@ -136,12 +139,12 @@ class StationChargePoint(ChargePoint):
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> Any:
-        known = connector_id is None or connector_id == 0 or connector_id in self.client.station.connectors
+        known = connector_id is None or connector_id == 0 or connector_id in self.client.station.evses
         status = TriggerMessageStatus.accepted if known else TriggerMessageStatus.rejected
         return call_result.TriggerMessage(status=status)
 
     @after(Action.trigger_message)
     def after_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> None:
         # The triggered message follows TriggerMessage.conf, as the spec orders.
-        if connector_id is None or connector_id == 0 or connector_id in self.client.station.connectors:
+        if connector_id is None or connector_id == 0 or connector_id in self.client.station.evses:
             self.client.trigger(requested_message, connector_id)

@@ -24,23 +24,34 @@ from websockets.typing import Subprotocol
 
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config
-from controller.connector import Connector, Reservation
-from controller.events import (
-    ConnectorStatus,
+from controller.domain.events import (
     Event,
     MeterSample,
     StatusChanged,
-    StopReason,
     Transaction,
     TransactionEnded,
     TransactionStarted,
 )
+from controller.domain.types import (
+    Answer,
+    AuthDecision,
+    AuthSource,
+    AuthStatus,
+    EvseStatus,
+    IdToken,
+    StopReason,
+    TriggerReason,
+)
+from controller.evse.machine import Evse
+from controller.evse.reservation import Reservation
 from controller.ocpp.auth import IdTagInfo, LocalAuthorization
 from controller.ocpp.keys import ConfigurationKeys
+from controller.ocpp.link import redact
 from controller.ocpp.metervalues import meter_value
 from controller.ocpp.outbox import Outbox
-from controller.ocpp.v16_handlers import StationChargePoint
-from controller.station import AuthResult, Station
+from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, auth_status
+from controller.ocpp.v16.handlers import StationChargePoint
+from controller.station import Station
 from controller.storage import Store, StoredMessage, StoredTransaction
 from controller.tasks import cancel_and_wait
 
@@ -67,6 +78,8 @@ class Ocpp16Client:
         self.clock = clock or Clock()
         self.cp_id = config.station.id
         self.url = csms_url.rstrip("/") + "/" + self.cp_id
+        #: The URL as logs and reports show it: never with a password.
+        self.display_url = redact(self.url)
         self.store = store
         self.outbox = Outbox(store)
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
@@ -93,10 +106,10 @@ class Ocpp16Client:
             self._heartbeat_changed.set()
 
     def _apply_connector_keys(self) -> None:
-        for connector in self.station.connectors.values():
-            connector.connection_timeout = float(self.keys.number("ConnectionTimeOut"))
-            connector.stop_on_ev_disconnect = self.keys.flag("StopTransactionOnEVSideDisconnect")
-            connector.unlock_on_ev_disconnect = self.keys.flag("UnlockConnectorOnEVSideDisconnect")
+        for evse in self.station.evses.values():
+            evse.policy.connection_timeout = float(self.keys.number("ConnectionTimeOut"))
+            evse.policy.stop_on_ev_disconnect = self.keys.flag("StopTransactionOnEVSideDisconnect")
+            evse.policy.unlock_on_ev_disconnect = self.keys.flag("UnlockConnectorOnEVSideDisconnect")
 
     # ------------------------------------------------------------ connection
 
@@ -118,17 +131,18 @@ class Ocpp16Client:
                         close_timeout=min(ping, CLOSE_TIMEOUT) if ping else CLOSE_TIMEOUT,
                     ) as ws:
                         if ws.subprotocol != SUBPROTOCOL:
-                            log.error("CSMS at %s did not agree to subprotocol %s; closing", self.url, SUBPROTOCOL)
+                            log.error("CSMS at %s did not agree to subprotocol %s; closing", self.display_url,
+                                      SUBPROTOCOL)
                             await ws.close()
                         else:
-                            log.info("connected to CSMS at %s", self.url)
+                            log.info("connected to CSMS at %s", self.display_url)
                             delay = self.config.ocpp.reconnect_min
                             await self._serve(ws)
-                            log.warning("connection to CSMS at %s closed", self.url)
+                            log.warning("connection to CSMS at %s closed", self.display_url)
                 except asyncio.CancelledError:
                     raise
                 except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
-                    log.warning("CSMS at %s unreachable: %s", self.url, exc or type(exc).__name__)
+                    log.warning("CSMS at %s unreachable: %s", self.display_url, exc or type(exc).__name__)
                 wait = delay * random.uniform(0.8, 1.2)
                 log.info("reconnecting to CSMS in %.1f s", wait)
                 await asyncio.sleep(wait)
@@ -158,8 +172,8 @@ class Ocpp16Client:
         self.connected.set()
         # After every (re)connect the CSMS gets the current status of the station and each connector.
         await self._send_status(cp, StatusChanged(0, self._station_status()))
-        for connector in self.station.connectors.values():
-            await self._send_status(cp, StatusChanged(connector.id, connector.status))
+        for evse in self.station.evses.values():
+            await self._send_status(cp, self._current_status(evse))
         await asyncio.gather(self._heartbeat(cp), self._drain_outbox(cp))
 
     async def _boot(self, cp: StationChargePoint) -> None:
@@ -215,24 +229,32 @@ class Ocpp16Client:
             if result is not None:
                 self._follow_clock(result.current_time)
 
-    def _station_status(self) -> ConnectorStatus:
+    def _station_status(self) -> EvseStatus:
         return self.station.station_status()
 
+    @staticmethod
+    def _current_status(evse: Evse) -> StatusChanged:
+        fault = next(iter(evse.faults), None) if evse.status == EvseStatus.FAULTED else None
+        fault = fault or (evse.warnings[0] if evse.warnings else None)
+        return StatusChanged(evse.id, evse.status, fault, evse.faults.get(fault) if fault else None)
+
     async def _send_status(self, cp: StationChargePoint, event: StatusChanged) -> None:
+        fault = event.fault
+        detail = event.detail or (fault.info.description if fault else None)
         await cp.call(
             call.StatusNotification(
-                connector_id=event.connector_id,
-                error_code=event.error_code,
+                connector_id=event.evse_id,
+                error_code=ERROR_CODES[fault] if fault else "NoError",
                 status=event.status.value,
-                info=event.info,
-                vendor_error_code=event.vendor_error_code,
+                info=detail[:50] if fault and detail else None,
+                vendor_error_code=fault.info.code if fault else None,
                 timestamp=iso_utc(self.clock.utcnow()),
             )
         )
 
     def _status_changed(self, event: StatusChanged) -> None:
         """Report a status, unless MinimumStatusDuration says it has not lasted long enough yet."""
-        pending = self._pending_status.pop(event.connector_id, None)
+        pending = self._pending_status.pop(event.evse_id, None)
         if pending is not None:
             pending.cancel()
         if self._cp is None:
@@ -243,11 +265,11 @@ class Ocpp16Client:
             return
 
         def settled() -> None:
-            self._pending_status.pop(event.connector_id, None)
+            self._pending_status.pop(event.evse_id, None)
             if self._cp is not None:
                 self._spawn(self._send_status(self._cp, event))
 
-        self._pending_status[event.connector_id] = asyncio.get_running_loop().call_later(minimum, settled)
+        self._pending_status[event.evse_id] = asyncio.get_running_loop().call_later(minimum, settled)
 
     # ----------------------------------------------------- transaction outbox
 
@@ -310,9 +332,9 @@ class Ocpp16Client:
             self._transaction_ended(event.transaction)
         elif isinstance(event, MeterSample):
             at = iso_utc(event.at)
-            phases = self.station.connectors[event.connector_id].phases
+            phases = self.station.evses[event.evse_id].phases
             payload = {
-                "connector_id": event.connector_id,
+                "connector_id": event.evse_id,
                 "meter_value": [meter_value(event.reading, at, phases, self.keys.items("MeterValuesSampledData"))],
             }
             self.outbox.meter_sample(event.transaction.local_id, payload, round(event.reading.energy_wh), at)
@@ -320,14 +342,14 @@ class Ocpp16Client:
     def _transaction_started(self, tx: Transaction) -> None:
         started = iso_utc(tx.started_at)
         self.outbox.transaction_started(
-            StoredTransaction(tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start_wh, started, None, False,
+            StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, started, None, False,
                               tx.meter_start_wh, started, True),
-            {"connector_id": tx.connector_id, "id_tag": tx.id_tag, "meter_start": tx.meter_start_wh,
+            {"connector_id": tx.evse_id, "id_tag": tx.id_token.value, "meter_start": tx.meter_start_wh,
              "timestamp": started, **({"reservation_id": tx.reservation_id} if tx.reservation_id is not None else {})},
         )
         self._aligned[tx.local_id] = []
-        connector = self.station.connectors[tx.connector_id]
-        self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(self._sample(connector, tx))
+        evse = self.station.evses[tx.evse_id]
+        self._samplers[tx.local_id] = asyncio.get_running_loop().create_task(self._sample(evse, tx))
 
     def _transaction_ended(self, tx: Transaction) -> None:
         sampler = self._samplers.pop(tx.local_id, None)
@@ -335,9 +357,9 @@ class Ocpp16Client:
             sampler.cancel()
         assert tx.stopped_at is not None and tx.stop_reason is not None
         stop: dict[str, Any] = {"meter_stop": tx.meter_stop_wh, "timestamp": iso_utc(tx.stopped_at),
-                                "reason": tx.stop_reason.value}
-        if tx.stop_id_tag is not None:
-            stop["id_tag"] = tx.stop_id_tag
+                                "reason": REASONS[tx.stop_reason]}
+        if tx.stop_id_token is not None:
+            stop["id_tag"] = tx.stop_id_token.value
         data = self._transaction_data(tx)
         if data:
             stop["transaction_data"] = data
@@ -345,7 +367,7 @@ class Ocpp16Client:
 
     def _transaction_data(self, tx: Transaction) -> list[dict[str, Any]]:
         """StopTxnSampledData at the start and end, and the StopTxnAlignedData samples taken in between."""
-        phases = self.station.connectors[tx.connector_id].phases
+        phases = self.station.evses[tx.evse_id].phases
         data: list[dict[str, Any]] = []
         sampled = self.keys.items("StopTxnSampledData")
         if sampled and tx.start_reading is not None:
@@ -355,7 +377,7 @@ class Ocpp16Client:
             data.append(meter_value(tx.stop_reading, iso_utc(tx.stopped_at), phases, sampled, "Transaction.End"))
         return data
 
-    async def _sample(self, connector: Connector, tx: Transaction) -> None:
+    async def _sample(self, connector: Evse, tx: Transaction) -> None:
         # Cancelled when the transaction ends (TransactionEnded); the interval is read afresh each time.
         while True:
             interval = self.keys.number("MeterValueSampleInterval")
@@ -377,10 +399,10 @@ class Ocpp16Client:
             await asyncio.sleep((boundary - now).total_seconds())
             # Stamped with the boundary the sample belongs to, however late the loop woke up for it.
             at = iso_utc(boundary)
-            for connector in self.station.connectors.values():
-                self._aligned_sample(connector, at)
+            for evse in self.station.evses.values():
+                self._aligned_sample(evse, at)
 
-    def _aligned_sample(self, connector: Connector, at: str) -> None:
+    def _aligned_sample(self, connector: Evse, at: str) -> None:
         reading = connector.reading
         if reading is None:
             return
@@ -409,13 +431,14 @@ class Ocpp16Client:
 
     # ------------------------------------------------------ station commands
 
-    async def authorize(self, id_tag: str) -> AuthResult:
-        """May ``id_tag`` charge? Local pre-authorisation, the CSMS, or the offline rules, in that order."""
+    async def authorize(self, id_token: IdToken) -> AuthDecision:
+        """May ``id_token`` charge? Local pre-authorisation, the CSMS, or the offline rules, in that order."""
+        id_tag = id_token.value
         cp = self._cp
         if cp is not None:
             pre = self.auth.pre_authorized(id_tag)
             if pre is not None:
-                return AuthResult(True, pre.status, pre.parent_id_tag)
+                return _decision(pre, AuthSource.LOCAL_LIST)
             try:
                 result = await cp.call(call.Authorize(id_tag=id_tag), suppress=False)
             except (OCPPError, TimeoutError, ConnectionClosed) as exc:
@@ -423,12 +446,14 @@ class Ocpp16Client:
             else:
                 info = IdTagInfo.from_ocpp(result.id_tag_info)
                 self.auth.remember(id_tag, info)
-                return AuthResult(info.status == AuthorizationStatus.accepted, info.status, info.parent_id_tag)
+                return _decision(info, AuthSource.CSMS)
         allowed, known = self.auth.decide_offline(id_tag)
         log.info("offline authorisation of %s: %s (%s)", id_tag, "accepted" if allowed else "refused",
                  known.status if known else "unknown idTag")
-        return AuthResult(allowed, f"Offline{known.status if known else 'Unknown'}",
-                          known.parent_id_tag if known else None)
+        if known is None:
+            return AuthDecision(AuthStatus.ACCEPTED if allowed else AuthStatus.UNKNOWN, AuthSource.OFFLINE_RULE)
+        decision = _decision(known, AuthSource.OFFLINE_RULE)
+        return decision if allowed or not decision.accepted else AuthDecision(AuthStatus.UNKNOWN, AuthSource.NONE)
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
         """RemoteStartTransaction.req: refused while the boot is Pending.
@@ -439,31 +464,33 @@ class Ocpp16Client:
         """
         if self.registration != RegistrationStatus.accepted:
             return False
+        token = IdToken(id_tag, CSMS_TOKEN)
         if not self.keys.flag("AuthorizeRemoteTxRequests"):
-            return self.station.remote_start(id_tag, connector_id)
-        if not self.station.can_start(id_tag, connector_id):
+            return self.station.remote_start(token, connector_id)
+        if not self.station.can_start(token, connector_id):
             return False
-        self._spawn(self._authorized_remote_start(id_tag, connector_id))
+        self._spawn(self._authorized_remote_start(token, connector_id))
         return True
 
-    async def _authorized_remote_start(self, id_tag: str, connector_id: int | None) -> None:
-        result = await self.authorize(id_tag)
-        if not result.accepted:
-            log.info("remote start for %s not authorised (%s)", id_tag, result.status)
+    async def _authorized_remote_start(self, token: IdToken, connector_id: int | None) -> None:
+        decision = await self.authorize(token)
+        if not decision.accepted:
+            log.info("remote start for %s not authorised (%s)", token.value, decision.status.value)
             return
-        if not self.station.remote_start(id_tag, connector_id, result.parent_id_tag):
-            log.info("remote start for %s: the connector is no longer free", id_tag)
+        if not self.station.remote_start(token, connector_id, decision):
+            log.info("remote start for %s: the connector is no longer free", token.value)
 
     def reserve(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
-                parent_id_tag: str | None) -> str:
+                parent_id_tag: str | None) -> Answer:
         """ReserveNow.req: reserve a connector (0 = any, when ReserveConnectorZeroSupported) until expiry."""
         try:
-            remaining = (parse_time(expiry_date) - self.clock.utcnow()).total_seconds()
+            expires = parse_time(expiry_date)
         except ValueError:
-            return "Rejected"
-        if remaining <= 0:
-            return "Rejected"
-        reservation = Reservation(reservation_id, id_tag, parent_id_tag, self.clock.monotonic() + remaining)
+            return Answer.REJECTED
+        if expires <= self.clock.utcnow():
+            return Answer.REJECTED
+        group = IdToken(parent_id_tag, CSMS_TOKEN) if parent_id_tag else None
+        reservation = Reservation(reservation_id, IdToken(id_tag, CSMS_TOKEN), group, expires)
         return self.station.reserve(connector_id, reservation, self.keys.flag("ReserveConnectorZeroSupported"))
 
     def trigger(self, message: str, connector_id: int | None) -> None:
@@ -471,7 +498,7 @@ class Ocpp16Client:
         cp = self._cp
         if cp is None:
             return
-        connectors = [c for c in self.station.connectors.values() if connector_id in (None, 0, c.id)]
+        connectors = [c for c in self.station.evses.values() if connector_id in (None, 0, c.id)]
         if message == "BootNotification":
             self._spawn(cp.call(self._boot_request()))
         elif message == "Heartbeat":
@@ -480,7 +507,7 @@ class Ocpp16Client:
             if connector_id in (None, 0):
                 self._spawn(self._send_status(cp, StatusChanged(0, self._station_status())))
             for c in connectors:
-                self._spawn(self._send_status(cp, StatusChanged(c.id, c.status)))
+                self._spawn(self._send_status(cp, self._current_status(c)))
         elif message == "MeterValues":
             for c in connectors:
                 if c.reading is not None:
@@ -490,7 +517,7 @@ class Ocpp16Client:
         elif message == "FirmwareStatusNotification":
             self._spawn(cp.call(call.FirmwareStatusNotification(status="Idle")))
 
-    async def _triggered_meter_values(self, cp: StationChargePoint, connector: Connector) -> None:
+    async def _triggered_meter_values(self, cp: StationChargePoint, connector: Evse) -> None:
         assert connector.reading is not None
         value = meter_value(connector.reading, iso_utc(self.clock.utcnow()), connector.phases,
                             self.keys.items("MeterValuesSampledData"), "Trigger")
@@ -503,7 +530,8 @@ class Ocpp16Client:
         self._spawn(self._reset(hard))
 
     async def _reset(self, hard: bool) -> None:
-        stopped = self.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET)
+        stopped = self.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET,
+                                        TriggerReason.RESET_COMMAND)
         log.warning("%s reset requested by the CSMS: %d transaction(s) stopped; restarting",
                     "hard" if hard else "soft", stopped)
         try:
@@ -526,4 +554,10 @@ class Ocpp16Client:
     def remote_stop(self, transaction_id: int) -> bool:
         """RemoteStopTransaction.req for a CSMS transaction id."""
         local_id = self.outbox.local_id_for(transaction_id)
-        return local_id is not None and self.station.stop_transaction(local_id, StopReason.REMOTE)
+        return local_id is not None and self.station.stop_transaction(local_id, StopReason.REMOTE,
+                                                                      TriggerReason.REMOTE_STOP)
+
+
+def _decision(info: IdTagInfo, source: AuthSource) -> AuthDecision:
+    group = IdToken(info.parent_id_tag, CSMS_TOKEN) if info.parent_id_tag else None
+    return AuthDecision(auth_status(info.status), source, group)

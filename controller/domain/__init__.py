@@ -1,0 +1,1 @@
+"""The vocabulary every layer shares: statuses, reasons, tokens, limits, answers, faults and events."""

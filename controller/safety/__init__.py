@@ -1,0 +1,1 @@
+"""Safety: the supervisor that alone closes contactors, and the guards that raise faults through it."""

@@ -26,7 +26,7 @@ from controller.evse.machine import Evse
 from controller.hardware import OutletDrivers, Platform, build_outlet, build_reader, platform_for
 from controller.indicator import Indicator
 from controller.metering import MeterPoller
-from controller.ocpp.v16.client import Ocpp16Client
+from controller.ocpp.client import OcppClient
 from controller.safety.lock import LockControl
 from controller.safety.overcurrent import OvercurrentGuard
 from controller.safety.rcm import RcmControl
@@ -35,6 +35,7 @@ from controller.safety.temperature import TemperatureGuard
 from controller.station import Station
 from controller.storage import Store
 from controller.tasks import cancel_and_wait
+from hal.errors import HalError
 from hal.meter import MeterReading
 from hal.rfid import CardReader
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 # reaction time bounded while the loop thread is busy with OCPP or Modbus.
 SWITCH_INTERVAL = 0.001
 SHUTDOWN_DRAIN = 3.0
+METER_IDENTIFY_WAIT = 2.0
 
 
 class App:
@@ -59,7 +61,7 @@ class App:
         self.station = Station(site_current_limit=config.station.site_current_limit)
         self.platform: Platform = platform_for(config)
         self.store: Store | None = None
-        self.ocpp: Ocpp16Client | None = None
+        self.ocpp: OcppClient | None = None
         self.drivers: dict[int, OutletDrivers] = {}
         self.protocols: dict[int, Iec61851] = {}
         self.rcms: dict[int, RcmControl] = {}
@@ -162,13 +164,24 @@ class App:
         if not url:
             raise RuntimeError("no CSMS: set ocpp.csms_url (or --csms)")
         assert self.store is not None
-        self.ocpp = Ocpp16Client(self.config, self.station, self.store, csms_url=url, clock=self.clock)
+        self.ocpp = OcppClient(self.config, self.station, self.store, csms_url=url, clock=self.clock)
         self.ocpp.on_reset = self._on_reset
-        # Before anything is sent: transactions a dead process left open end as PowerLoss.
-        self.ocpp.outbox.recover_power_loss()
+        self.ocpp.recover_power_loss()
+        self.ocpp.meter_serial = await self._meter_serial()
         for poller in self.meters.values():
             poller.listeners.append(self._persist_reading)
         self._tasks.append(asyncio.create_task(self.ocpp.run(), name="ocpp"))
+
+    async def _meter_serial(self) -> str | None:
+        # BootNotification carries the first meter's serial number, where the meter reports one.
+        if not self.drivers:
+            return None
+        meter = self.drivers[min(self.drivers)].meter
+        try:
+            return await asyncio.wait_for(meter.identify(), METER_IDENTIFY_WAIT)
+        except (TimeoutError, HalError, OSError) as exc:
+            log.warning("meter serial number not read (%s); BootNotification goes without it", exc)
+            return None
 
     def _persist_reading(self, evse: Evse, reading: MeterReading) -> None:
         # What a PowerLoss stop will report, every station.reading_persist_interval (each write is an fsync).
@@ -242,10 +255,10 @@ class App:
             with contextlib.suppress(Exception):
                 drivers.pilot.set_unavailable()  # state F: not available, last of all
         log.info("outputs safe: every contactor open, every pilot in state F")
-        if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.outbox):
+        if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.queue):
             # Give queued transaction messages a moment to reach the CSMS before the link goes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ocpp.outbox.drained(), SHUTDOWN_DRAIN)
+                await asyncio.wait_for(self.ocpp.queue.drained(), SHUTDOWN_DRAIN)
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         device_tasks = [t for r in self.rcms.values() for t in r.tasks()]

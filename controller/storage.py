@@ -1,18 +1,18 @@
-"""The station's one SQLite database (WAL) in the state directory.
+"""The station's one SQLite database (WAL) in the state directory, and every line of SQL the station runs.
 
-What the CSMS must receive is written here before it is sent: the outbox of
-transaction messages, the open transactions with their latest meter reading,
-and settings the CSMS changed. Each change that must hold together (a
-transaction and its StartTransaction, a stop and its StopTransaction) is one
-SQLite transaction, so a process killed at any moment leaves either all of it
-or none of it. ``synchronous = FULL`` makes a committed change survive power
-loss, not only a crash.
+What the CSMS must receive is written here before it is sent: the queue of transaction messages (the wire JSON,
+tagged with the OCPP version that spelt it), the open transactions with their latest meter reading, the device
+model's values, the local list and the authorisation cache, reservations and settings. Each change that must
+hold together (a transaction and its first message, a stop and its last) is one SQLite transaction, so a process
+killed at any moment leaves all of it or none of it. ``synchronous = FULL`` makes a committed change survive
+power loss, not only a crash. A database an older release wrote is migrated when it is opened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 DB_NAME = "evse.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     tx_local_id TEXT NOT NULL,
     message_id TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    version TEXT NOT NULL DEFAULT '1.6',
+    role TEXT NOT NULL DEFAULT 'update'
 );
 CREATE TABLE IF NOT EXISTS transactions (
     local_id TEXT PRIMARY KEY,
@@ -46,24 +48,53 @@ CREATE TABLE IF NOT EXISTS transactions (
     open INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS auth_cache (
-    id_tag TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    expiry TEXT,
-    parent_id_tag TEXT
+CREATE TABLE IF NOT EXISTS auth_cache (id_tag TEXT PRIMARY KEY, status TEXT NOT NULL, expiry TEXT, parent_id_tag TEXT);
+CREATE TABLE IF NOT EXISTS local_list (id_tag TEXT PRIMARY KEY, status TEXT NOT NULL, expiry TEXT, parent_id_tag TEXT);
+CREATE TABLE IF NOT EXISTS variables (
+    component TEXT NOT NULL, variable TEXT NOT NULL, instance TEXT NOT NULL DEFAULT '', value TEXT NOT NULL,
+    PRIMARY KEY (component, variable, instance)
 );
-CREATE TABLE IF NOT EXISTS local_list (
-    id_tag TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    expiry TEXT,
-    parent_id_tag TEXT
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation_id INTEGER PRIMARY KEY, connector_id INTEGER NOT NULL, id_tag TEXT NOT NULL, id_type TEXT NOT NULL,
+    group_tag TEXT, expires_at TEXT NOT NULL
 );
 """
+
+# Release 0.1.0 (schema 1) kept the 1.6 configuration keys as settings "ocpp.<Key>"; schema 2 keeps them as
+# device-model variables. This is where each of that release's keys went, frozen here: a later change to the
+# live aliases (controller/ocpp/v16/keys.py) must not change what an old database migrates to.
+_V1_KEYS: dict[str, tuple[str, str, str]] = {
+    "AllowOfflineTxForUnknownId": ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", ""),
+    "AuthorizationCacheEnabled": ("AuthCacheCtrlr", "Enabled", ""),
+    "AuthorizeRemoteTxRequests": ("AuthCtrlr", "AuthorizeRemoteStart", ""),
+    "ClockAlignedDataInterval": ("AlignedDataCtrlr", "Interval", ""),
+    "ConnectionTimeOut": ("TxCtrlr", "EVConnectionTimeOut", ""),
+    "ConnectorPhaseRotation": ("InternalCtrlr", "ConnectorPhaseRotation", ""),
+    "HeartbeatInterval": ("OCPPCommCtrlr", "HeartbeatInterval", ""),
+    "LocalAuthorizeOffline": ("AuthCtrlr", "LocalAuthorizeOffline", ""),
+    "LocalPreAuthorize": ("AuthCtrlr", "LocalPreAuthorize", ""),
+    "MaxEnergyOnInvalidId": ("TxCtrlr", "MaxEnergyOnInvalidId", ""),
+    "MeterValuesAlignedData": ("AlignedDataCtrlr", "Measurands", ""),
+    "MeterValuesSampledData": ("SampledDataCtrlr", "TxUpdatedMeasurands", ""),
+    "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval", ""),
+    "MinimumStatusDuration": ("OCPPCommCtrlr", "MinimumStatusDuration", ""),
+    "ResetRetries": ("OCPPCommCtrlr", "ResetRetries", ""),
+    "StopTransactionOnEVSideDisconnect": ("TxCtrlr", "StopTxOnEVSideDisconnect", ""),
+    "StopTransactionOnInvalidId": ("TxCtrlr", "StopTxOnInvalidId", ""),
+    "StopTxnAlignedData": ("AlignedDataCtrlr", "TxEndedMeasurands", ""),
+    "StopTxnSampledData": ("SampledDataCtrlr", "TxEndedMeasurands", ""),
+    "TransactionMessageAttempts": ("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"),
+    "TransactionMessageRetryInterval": ("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"),
+    "UnlockConnectorOnEVSideDisconnect": ("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", ""),
+    "WebSocketPingInterval": ("OCPPCommCtrlr", "WebSocketPingInterval", ""),
+    "LocalAuthListEnabled": ("LocalAuthListCtrlr", "Enabled", ""),
+}
+_V1_ROLES = {"StartTransaction": "start", "StopTransaction": "stop"}
 
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """An outbox row."""
+    """A queued message: OCPP wire JSON, the version that spelt it, and its role in its transaction."""
 
     seq: int
     action: str
@@ -71,6 +102,8 @@ class StoredMessage:
     tx_local_id: str
     message_id: str | None
     attempts: int
+    version: str
+    role: str  # "start", "update" or "stop"
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,22 @@ class StoredTransaction:
     open: bool
 
 
+@dataclass(frozen=True)
+class StoredReservation:
+    """A reservations row (expiry as an RFC 3339 UTC text)."""
+
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    id_type: str
+    group_tag: str | None
+    expires_at: str
+
+
+_TX_COLUMNS = "local_id, connector_id, id_tag, meter_start, started_at, csms_id, start_failed, last_wh, last_at, open"
+_MSG_COLUMNS = "seq, action, payload, tx_local_id, message_id, attempts, version, role"
+
+
 class Store:
     """Thread-safe access to the database; every public method is one atomic change or read."""
 
@@ -99,9 +148,14 @@ class Store:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(_SCHEMA)
         with self.atomic() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            found = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) \
+                if found else SCHEMA_VERSION
+            if version == 1:
+                _migrate_1_to_2(db)
+            _create_tables(db)  # every table exists (no-op where they do)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
@@ -115,35 +169,48 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    def schema_version(self) -> int:
+        """The schema this database is in (after any migration)."""
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
 
-    # ----------------------------------------------------------------- outbox
+    # ------------------------------------------------------------------ queue
 
     @staticmethod
-    def enqueue(db: sqlite3.Connection, action: str, payload: dict[str, Any], tx_local_id: str) -> None:
+    def enqueue(db: sqlite3.Connection, version: str, role: str, action: str, payload: dict[str, Any],
+                tx_local_id: str) -> None:
         """Append a message (inside :meth:`atomic`)."""
-        db.execute(
-            "INSERT INTO outbox (action, payload, tx_local_id) VALUES (?, ?, ?)",
-            (action, json.dumps(payload), tx_local_id),
-        )
+        db.execute("INSERT INTO outbox (version, role, action, payload, tx_local_id) VALUES (?, ?, ?, ?, ?)",
+                   (version, role, action, json.dumps(payload), tx_local_id))
 
     def head(self) -> StoredMessage | None:
-        """The oldest queued message."""
+        """The oldest queued message: the order things happened in, across every transaction."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT seq, action, payload, tx_local_id, message_id, attempts FROM outbox ORDER BY seq LIMIT 1"
-            ).fetchone()
-        if row is None:
-            return None
-        return StoredMessage(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
+            row = self._db.execute(f"SELECT {_MSG_COLUMNS} FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else StoredMessage(row[0], row[1], json.loads(row[2]), *row[3:])
 
     def outbox_size(self) -> int:
         """How many messages wait."""
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def last_seq(self, connector_id: int) -> int:
+        """The newest queued message of a connector's transactions (0: none)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(o.seq) FROM outbox o JOIN transactions t ON o.tx_local_id = "
+                                   "t.local_id WHERE t.connector_id = ?", (connector_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def first_seq(self) -> int | None:
+        """The oldest queued message's sequence number, or None when nothing waits."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(seq) FROM outbox").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def mark_sending(self, seq: int, message_id: str) -> None:
         """Remember the message id used, so a retry after a restart reuses it."""
@@ -156,20 +223,33 @@ class Store:
             db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             return int(db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()[0])
 
+    def finish(self, message: StoredMessage, csms_id: int | None = None, *, given_up: bool = False) -> None:
+        """A message is done with (delivered, or every attempt failed), and what that means for its transaction.
+
+        A delivered start records the CSMS's transaction id; a start given up marks the transaction so later
+        messages go out with -1; a stop, delivered or given up, ends the transaction's row.
+        """
+        with self.atomic() as db:
+            db.execute("DELETE FROM outbox WHERE seq = ?", (message.seq,))
+            if message.role == "start" and given_up:
+                db.execute("UPDATE transactions SET start_failed = 1 WHERE local_id = ?", (message.tx_local_id,))
+            elif message.role == "start" and csms_id is not None:
+                db.execute("UPDATE transactions SET csms_id = ? WHERE local_id = ?", (csms_id, message.tx_local_id))
+            elif message.role == "stop":
+                db.execute("DELETE FROM transactions WHERE local_id = ?", (message.tx_local_id,))
+
     # ----------------------------------------------------------- transactions
 
     @staticmethod
     def open_transaction(db: sqlite3.Connection, tx: StoredTransaction) -> None:
-        """Record a new transaction (inside :meth:`atomic`, with its StartTransaction)."""
-        db.execute(
-            "INSERT INTO transactions (local_id, connector_id, id_tag, meter_start, started_at, last_wh, last_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at, tx.last_wh, tx.last_at),
-        )
+        """Record a new transaction (inside :meth:`atomic`, with its first message)."""
+        db.execute("INSERT INTO transactions (local_id, connector_id, id_tag, meter_start, started_at, last_wh, "
+                   "last_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (tx.local_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at, tx.last_wh, tx.last_at))
 
     @staticmethod
     def close_transaction(db: sqlite3.Connection, local_id: str, wh: int, at: str) -> None:
-        """Mark a transaction ended (inside :meth:`atomic`, with its StopTransaction)."""
+        """Mark a transaction ended (inside :meth:`atomic`, with its last message)."""
         db.execute("UPDATE transactions SET open = 0, last_wh = ?, last_at = ? WHERE local_id = ?", (wh, at, local_id))
 
     def record_reading(self, local_id: str, wh: int, at: str) -> None:
@@ -180,32 +260,23 @@ class Store:
     @staticmethod
     def set_reading(db: sqlite3.Connection, local_id: str, wh: int, at: str) -> None:
         """Record an open transaction's latest reading (inside :meth:`atomic`)."""
-        db.execute(
-            "UPDATE transactions SET last_wh = ?, last_at = ? WHERE local_id = ? AND open = 1", (wh, at, local_id)
-        )
+        db.execute("UPDATE transactions SET last_wh = ?, last_at = ? WHERE local_id = ? AND open = 1",
+                   (wh, at, local_id))
 
     def transaction(self, local_id: str) -> StoredTransaction | None:
         """A transaction by station-local id."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT local_id, connector_id, id_tag, meter_start, started_at, csms_id, start_failed, last_wh,"
-                " last_at, open FROM transactions WHERE local_id = ?",
-                (local_id,),
-            ).fetchone()
+            row = self._db.execute(f"SELECT {_TX_COLUMNS} FROM transactions WHERE local_id = ?",
+                                   (local_id,)).fetchone()
         return _tx(row) if row else None
 
     def transactions(self, *, open_only: bool = False) -> list[StoredTransaction]:
         """Every known transaction (those whose messages are not all delivered yet)."""
-        query = (
-            "SELECT local_id, connector_id, id_tag, meter_start, started_at, csms_id, start_failed, last_wh, last_at,"
-            " open FROM transactions"
-        )
-        if open_only:
-            query += " WHERE open = 1"
+        query = f"SELECT {_TX_COLUMNS} FROM transactions" + (" WHERE open = 1" if open_only else "")
         with self._lock:
             return [_tx(r) for r in self._db.execute(query).fetchall()]
 
-    # ------------------------------------------------------------- auth cache
+    # ------------------------------------------------ local list and cache
 
     def clear_auth_cache(self) -> None:
         """Forget every cached authorisation (ClearCache)."""
@@ -213,27 +284,50 @@ class Store:
             db.execute("DELETE FROM auth_cache")
 
     def auth_entry(self, table: str, id_tag: str) -> tuple[str, str | None, str | None] | None:
-        """(status, expiry, parentIdTag) of an idTag in ``auth_cache`` or ``local_list`` (case-insensitive)."""
+        """(status, expiry, group) of an identifier in ``auth_cache`` or ``local_list`` (case-insensitive)."""
         assert table in ("auth_cache", "local_list")
         with self._lock:
-            row = self._db.execute(
-                f"SELECT status, expiry, parent_id_tag FROM {table} WHERE id_tag = ?", (id_tag.upper(),)
-            ).fetchone()
+            row = self._db.execute(f"SELECT status, expiry, parent_id_tag FROM {table} WHERE id_tag = ?",
+                                   (id_tag.upper(),)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
     @staticmethod
     def put_auth_entry(db: sqlite3.Connection, table: str, id_tag: str, status: str, expiry: str | None,
                        parent: str | None) -> None:
-        """Insert or replace an idTag's authorisation (inside :meth:`atomic`)."""
+        """Insert or replace an identifier's authorisation (inside :meth:`atomic`)."""
         assert table in ("auth_cache", "local_list")
         db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", (id_tag.upper(), status, expiry, parent))
+
+    @staticmethod
+    def drop_list_entry(db: sqlite3.Connection, id_tag: str | None) -> None:
+        """Remove one identifier from the local list, or (None) all of them (inside :meth:`atomic`)."""
+        if id_tag is None:
+            db.execute("DELETE FROM local_list")
+        else:
+            db.execute("DELETE FROM local_list WHERE id_tag = ?", (id_tag.upper(),))
+
+    @staticmethod
+    def list_size(db: sqlite3.Connection) -> int:
+        """Entries in the local list (inside :meth:`atomic`)."""
+        return int(db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0])
 
     def local_list_size(self) -> int:
         """Entries in the local authorisation list."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0])
+            return self.list_size(self._db)
 
-    # --------------------------------------------------------------- settings
+    # ------------------------------------------------- variables, settings
+
+    def variables(self) -> dict[tuple[str, str, str], str]:
+        """Every persisted device-model value by (component, variable, instance)."""
+        with self._lock:
+            rows = self._db.execute("SELECT component, variable, instance, value FROM variables").fetchall()
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def put_variable(self, component: str, variable: str, instance: str, value: str) -> None:
+        """Persist one device-model value."""
+        with self.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO variables VALUES (?, ?, ?, ?)", (component, variable, instance, value))
 
     def get_setting(self, key: str) -> str | None:
         """A persisted setting, or None."""
@@ -241,12 +335,70 @@ class Store:
             row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_setting(self, key: str, value: str) -> None:
-        """Persist a setting."""
+    def set_setting(self, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
+        """Persist a setting (in its own transaction, or inside an :meth:`atomic` one)."""
+        if db is not None:
+            db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+            return
+        with self.atomic() as own:
+            own.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+
+    # ----------------------------------------------------------- reservations
+
+    def reservations(self) -> list[StoredReservation]:
+        """Every reservation kept across a restart."""
+        with self._lock:
+            rows = self._db.execute("SELECT reservation_id, connector_id, id_tag, id_type, group_tag, expires_at "
+                                    "FROM reservations").fetchall()
+        return [StoredReservation(*r) for r in rows]
+
+    def put_reservation(self, r: StoredReservation) -> None:
+        """Keep a reservation (replacing one with the same id)."""
         with self.atomic() as db:
-            db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       (key, value))
+            db.execute("DELETE FROM reservations WHERE connector_id = ?", (r.connector_id,))
+            db.execute("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
+                       (r.reservation_id, r.connector_id, r.id_tag, r.id_type, r.group_tag, r.expires_at))
+
+    def drop_reservation(self, connector_id: int) -> None:
+        """A connector's reservation ended (used, cancelled or expired)."""
+        with self.atomic() as db:
+            db.execute("DELETE FROM reservations WHERE connector_id = ?", (connector_id,))
 
 
 def _tx(row: tuple[Any, ...]) -> StoredTransaction:
     return StoredTransaction(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8], bool(row[9]))
+
+
+def _wire_name(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def _wire(node: Any) -> Any:
+    # Release 0.1.0 queued the ocpp package's Python argument names (meter_value, id_tag); schema 2 queues what
+    # goes on the wire. 1.6's transaction messages have no field the plain rule spells differently.
+    if isinstance(node, dict):
+        return {_wire_name(k): _wire(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_wire(v) for v in node]
+    return node
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    # One statement at a time: executescript() would commit the surrounding transaction first.
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        db.execute(statement)
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 (release 0.1.0) to 2: queued wire JSON with version and role, keys as variables."""
+    db.execute("ALTER TABLE outbox ADD COLUMN version TEXT NOT NULL DEFAULT '1.6'")
+    db.execute("ALTER TABLE outbox ADD COLUMN role TEXT NOT NULL DEFAULT 'update'")
+    for seq, action, payload in db.execute("SELECT seq, action, payload FROM outbox").fetchall():
+        db.execute("UPDATE outbox SET payload = ?, role = ? WHERE seq = ?",
+                   (json.dumps(_wire(json.loads(payload))), _V1_ROLES.get(action, "update"), seq))
+    _create_tables(db)
+    for key, value in db.execute("SELECT key, value FROM settings WHERE key LIKE 'ocpp.%'").fetchall():
+        target = _V1_KEYS.get(key.removeprefix("ocpp."))
+        if target is not None:
+            db.execute("INSERT OR REPLACE INTO variables VALUES (?, ?, ?, ?)", (*target, value))
+    db.execute("DELETE FROM settings WHERE key LIKE 'ocpp.%'")

@@ -24,7 +24,7 @@ from hal.meter.regmap import RegisterMap, load_register_map
 
 log = logging.getLogger(__name__)
 
-REGISTER_SPACE = 0x400
+REGISTER_SPACE = 0x10000
 INPUT, HOLDING = 4, 3
 
 
@@ -53,16 +53,18 @@ def _float32(address: int, si_per_raw: float = 1.0) -> Cell:
 
 
 # Eastron SDM630 (v1/v2) and SDM120: input registers, IEEE 754 float32 with the high word first; volts at
-# 0x00/0x02/0x04, amps at 0x06/0x08/0x0A, total active power at 0x34 (SDM120: 0x0C), import energy in kWh at 0x48.
+# 0x00/0x02/0x04, amps at 0x06/0x08/0x0A, total active power at 0x34 (SDM120: 0x0C), import energy in kWh at 0x48;
+# the serial number in holding registers 0xFC00-0xFC01 as an unsigned 32-bit integer, high word first.
+_SERIAL = Cell(HOLDING, 0xFC00, ">I")
 DATASHEETS: dict[str, dict[str, Cell]] = {
     "sdm630": {
         "voltage_l1": _float32(0x00), "voltage_l2": _float32(0x02), "voltage_l3": _float32(0x04),
         "current_l1": _float32(0x06), "current_l2": _float32(0x08), "current_l3": _float32(0x0A),
-        "power": _float32(0x34), "energy_import": _float32(0x48, 1000.0),
+        "power": _float32(0x34), "energy_import": _float32(0x48, 1000.0), "serial": _SERIAL,
     },
     "sdm120": {
         "voltage_l1": _float32(0x00), "current_l1": _float32(0x06), "power": _float32(0x0C),
-        "energy_import": _float32(0x48, 1000.0),
+        "energy_import": _float32(0x48, 1000.0), "serial": _SERIAL,
     },
 }
 
@@ -76,7 +78,7 @@ def cells_for(model: str) -> dict[str, Cell]:
     formats = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H", "uint64": ">Q",
                "int64": ">q"}
     return {q: Cell(r.function, r.address, formats[r.type], r.scale, r.word_order == "little")
-            for q, r in regmap.registers.items()}
+            for q, r in {**regmap.registers, **regmap.identity}.items()}
 
 
 def free_tcp_port() -> int:
@@ -91,8 +93,11 @@ class MeterSimulator:
 
     def __init__(
         self, model: str, *, phases: int, unit: int = 1, voltage: float = 230.0, energy_wh: float = 1_000_000.0,
+        serial: int = 21_040_815,
     ) -> None:
         self.cells = cells_for(model)
+        #: The meter's serial number (what a map's [identity] serial reads).
+        self.serial = serial
         self.phases = phases
         self.unit = unit
         self.voltage = voltage
@@ -128,7 +133,7 @@ class MeterSimulator:
         """Every quantity in SI units, integrated up to now."""
         with self._lock:
             self._integrate()
-            values = {"energy_import": self.energy_wh, "power": self.power_w}
+            values = {"energy_import": self.energy_wh, "power": self.power_w, "serial": float(self.serial)}
             for i in range(3):
                 live = i < self.phases
                 values[f"voltage_l{i + 1}"] = self.voltage if live else 0.0

@@ -142,10 +142,10 @@ async def outage_drain(messages: int, workdir: Path) -> dict[str, Any]:
         (tx,) = store.transactions(open_only=True)
         with store.atomic() as db:
             for i in range(messages):
-                payload = {"connector_id": 1, "meter_value": [{"timestamp": f"2026-01-01T00:{i // 60 % 60:02d}:"
-                                                               f"{i % 60:02d}.{i // 3600:03d}Z",
-                                                               "sampled_value": [{"value": str(i)}]}]}
-                store.enqueue(db, "MeterValues", payload, tx.local_id)
+                payload = {"connectorId": 1, "meterValue": [{"timestamp": f"2026-01-01T00:{i // 60 % 60:02d}:"
+                                                             f"{i % 60:02d}.{i // 3600:03d}Z",
+                                                             "sampledValue": [{"value": str(i)}]}]}
+                store.enqueue(db, "1.6", "update", "MeterValues", payload, tx.local_id)
         await send_script(state, "tap 0B0B0B0B; expect Finishing")
         queued = store.outbox_size()
         started = time.monotonic()

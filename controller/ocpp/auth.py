@@ -1,139 +1,149 @@
-"""Local authorisation (OCPP 1.6 section 3.5): the authorisation cache and the local list.
+"""Local authorisation: the authorisation cache and the local list, on the station's own identifiers.
 
-The cache remembers what the CSMS said about an idTag (Authorize,
-StartTransaction and StopTransaction answers) with its expiry; the local list
-is what the CSMS sent with SendLocalList. Both survive restarts. Which one
-may decide, and when, is up to the keys LocalPreAuthorize,
-LocalAuthorizeOffline, AllowOfflineTxForUnknownId, AuthorizationCacheEnabled
-and LocalAuthListEnabled; :class:`LocalAuthorization` answers the questions
-they ask.
+The cache remembers what the CSMS said about an identifier (answers to Authorize and to transaction messages)
+with its expiry; the local list is what the CSMS sent with SendLocalList. Both survive restarts. Which one may
+decide, and when, is up to the device model (LocalPreAuthorize, LocalAuthorizeOffline,
+OfflineTxForUnknownIdEnabled, AuthCacheCtrlr.Enabled, LocalAuthListCtrlr.Enabled); :class:`LocalAuthorization`
+answers the questions they ask.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from controller.clock import Clock, parse_time
-from controller.ocpp.keys import ConfigurationKeys
+from controller.clock import Clock, iso_utc, parse_time
+from controller.domain.types import Answer, AuthDecision, AuthSource, AuthStatus, IdToken, IdTokenType
+from controller.ocpp import device_model as dm
+from controller.ocpp.device_model import DeviceModel
 from controller.storage import Store
 
 log = logging.getLogger(__name__)
 
-ACCEPTED = "Accepted"
+CACHE, LIST = "auth_cache", "local_list"
 
 
 class _ListTooLong(Exception):
-    """A SendLocalList would make the list longer than LocalAuthListMaxLength."""
-
-
-@dataclass(frozen=True)
-class IdTagInfo:
-    """What is known about an idTag."""
-
-    status: str
-    expiry: str | None = None
-    parent_id_tag: str | None = None
-
-    @classmethod
-    def from_ocpp(cls, info: dict[str, Any]) -> IdTagInfo:
-        """From an idTagInfo object (snake_case keys)."""
-        return cls(str(info.get("status", "Invalid")), info.get("expiry_date"), info.get("parent_id_tag"))
+    """An update would make the local list longer than it may be."""
 
 
 class LocalAuthorization:
     """The cache and the local list, and the rules for using them."""
 
-    def __init__(self, store: Store, keys: ConfigurationKeys, clock: Clock) -> None:
+    def __init__(self, store: Store, model: DeviceModel, clock: Clock) -> None:
         self._store = store
-        self._keys = keys
+        self._model = model
         self._clock = clock
 
-    # ------------------------------------------------------------------ cache
-
-    def remember(self, id_tag: str, info: IdTagInfo) -> None:
+    def remember(self, id_token: IdToken, decision: AuthDecision) -> None:
         """Update the cache from a CSMS answer (if the cache is enabled)."""
-        if not self._keys.flag("AuthorizationCacheEnabled"):
+        if not self._model.flag(dm.AUTH_CACHE_ENABLED):
             return
         with self._store.atomic() as db:
-            self._store.put_auth_entry(db, "auth_cache", id_tag, info.status, info.expiry, info.parent_id_tag)
+            self._store.put_auth_entry(db, CACHE, id_token.value, decision.status.value, _text(decision.expiry),
+                                       decision.group.value if decision.group else None)
+
+    def clear_cache(self) -> None:
+        """ClearCache."""
+        self._store.clear_auth_cache()
+        log.info("authorisation cache cleared at the CSMS's request")
 
     # -------------------------------------------------------------- local list
 
     def list_version(self) -> int:
-        """GetLocalListVersion: 0 for an empty list."""
+        """The local list's version: 0 for an empty list."""
         if self._store.local_list_size() == 0:
             return 0
         return int(self._store.get_setting("local_list.version") or 0)
 
-    def send_local_list(self, version: int, update_type: str, entries: list[dict[str, Any]]) -> str:
-        """SendLocalList: Accepted, Failed or VersionMismatch."""
-        if len(entries) > self._keys.number("SendLocalListMaxLength"):
-            return "Failed"
-        if update_type == "Differential" and version <= int(self._store.get_setting("local_list.version") or 0):
-            return "VersionMismatch"
-        try:
-            self._apply_list(version, update_type, entries)
-        except _ListTooLong:
-            return "Failed"
-        log.info("local authorisation list %s update to version %d (%d entries)", update_type, version, len(entries))
-        return "Accepted"
+    def update_list(self, version: int, full: bool, entries: list[tuple[IdToken, AuthDecision | None]]) -> Answer:
+        """SendLocalList: ACCEPTED, FAILED (too many entries; nothing changes) or VERSION_MISMATCH.
 
-    def _apply_list(self, version: int, update_type: str, entries: list[dict[str, Any]]) -> None:
-        with self._store.atomic() as db:
-            if update_type == "Full":
-                db.execute("DELETE FROM local_list")
-            for entry in entries:
-                tag, info = entry["id_tag"], entry.get("id_tag_info")
-                if info is None:
-                    db.execute("DELETE FROM local_list WHERE id_tag = ?", (tag.upper(),))
-                else:
-                    parsed = IdTagInfo.from_ocpp(info)
-                    self._store.put_auth_entry(db, "local_list", tag, parsed.status, parsed.expiry,
-                                               parsed.parent_id_tag)
-            size = int(db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0])
-            if size > self._keys.number("LocalAuthListMaxLength"):
-                raise _ListTooLong  # rolls the whole update back
-            db.execute("INSERT OR REPLACE INTO settings VALUES ('local_list.version', ?)", (str(version),))
+        In a differential update an entry without a decision removes that identifier.
+        """
+        if len(entries) > self._model.number(dm.LOCAL_LIST_ITEMS_PER_MESSAGE):
+            return Answer.FAILED
+        if not full and version <= int(self._store.get_setting("local_list.version") or 0):
+            return Answer.VERSION_MISMATCH
+        try:
+            with self._store.atomic() as db:
+                if full:
+                    self._store.drop_list_entry(db, None)
+                for token, decision in entries:
+                    if decision is None:
+                        self._store.drop_list_entry(db, token.value)
+                    else:
+                        self._store.put_auth_entry(db, LIST, token.value, decision.status.value,
+                                                   _text(decision.expiry),
+                                                   decision.group.value if decision.group else None)
+                limit = self._model.variables[dm.LOCAL_LIST_ENTRIES].max_items or 0
+                if self._store.list_size(db) > limit:
+                    raise _ListTooLong  # rolls the whole update back
+                self._store.set_setting("local_list.version", str(version), db)
+        except _ListTooLong:
+            return Answer.FAILED
+        log.info("local authorisation list %s update to version %d (%d entries)", "full" if full else "differential",
+                 version, len(entries))
+        return Answer.ACCEPTED
 
     # ---------------------------------------------------------------- lookups
 
-    def lookup(self, id_tag: str) -> IdTagInfo | None:
-        """The local list (when enabled) first, then the cache (when enabled); expired entries don't count."""
+    def lookup(self, id_token: IdToken) -> AuthDecision | None:
+        """The local list (when enabled) first, then the cache (when enabled); an expired entry is Expired."""
         sources = []
-        if self._keys.flag("LocalAuthListEnabled"):
-            sources.append("local_list")
-        if self._keys.flag("AuthorizationCacheEnabled"):
-            sources.append("auth_cache")
-        for table in sources:
-            entry = self._store.auth_entry(table, id_tag)
+        if self._model.flag(dm.LOCAL_LIST_ENABLED):
+            sources.append((LIST, AuthSource.LOCAL_LIST))
+        if self._model.flag(dm.AUTH_CACHE_ENABLED):
+            sources.append((CACHE, AuthSource.CACHE))
+        for table, source in sources:
+            entry = self._store.auth_entry(table, id_token.value)
             if entry is None:
                 continue
-            info = IdTagInfo(*entry)
-            if info.status == ACCEPTED and self._expired(info):
-                return IdTagInfo("Expired", info.expiry, info.parent_id_tag)
-            return info
+            status, expiry, group = entry
+            decision = AuthDecision(_status(status), source, IdToken(group, IdTokenType.CENTRAL) if group else None,
+                                    _time(expiry))
+            if decision.accepted and self._expired(expiry):
+                return AuthDecision(AuthStatus.EXPIRED, source, decision.group, decision.expiry)
+            return decision
         return None
 
-    def _expired(self, info: IdTagInfo) -> bool:
-        if not info.expiry:
+    def _expired(self, expiry: str | None) -> bool:
+        if not expiry:
             return False
-        try:
-            return parse_time(info.expiry) <= self._clock.utcnow()
-        except ValueError:
-            return True  # an expiry we cannot read is no proof of validity
+        moment = _time(expiry)
+        return moment is None or moment <= self._clock.utcnow()  # an unreadable expiry is no proof of validity
 
-    def decide_offline(self, id_tag: str) -> tuple[bool, IdTagInfo | None]:
-        """May ``id_tag`` start while offline? (LocalAuthorizeOffline, AllowOfflineTxForUnknownId)."""
-        known = self.lookup(id_tag)
+    def decide_offline(self, id_token: IdToken) -> AuthDecision:
+        """May ``id_token`` start while offline? (LocalAuthorizeOffline, OfflineTxForUnknownIdEnabled)."""
+        known = self.lookup(id_token)
         if known is not None:
-            return known.status == ACCEPTED and self._keys.flag("LocalAuthorizeOffline"), known
-        return self._keys.flag("AllowOfflineTxForUnknownId"), None
+            if known.accepted and not self._model.flag(dm.LOCAL_AUTHORIZE_OFFLINE):
+                return AuthDecision(AuthStatus.UNKNOWN, AuthSource.OFFLINE_RULE, known.group)
+            return known
+        if self._model.flag(dm.OFFLINE_TX_FOR_UNKNOWN_ID):
+            return AuthDecision(AuthStatus.ACCEPTED, AuthSource.OFFLINE_RULE)
+        return AuthDecision(AuthStatus.UNKNOWN, AuthSource.OFFLINE_RULE)
 
-    def pre_authorized(self, id_tag: str) -> IdTagInfo | None:
-        """With LocalPreAuthorize: a locally valid idTag starts without waiting for Authorize.conf."""
-        if not self._keys.flag("LocalPreAuthorize"):
+    def pre_authorized(self, id_token: IdToken) -> AuthDecision | None:
+        """With LocalPreAuthorize: a locally valid identifier starts without waiting for the CSMS."""
+        if not self._model.flag(dm.LOCAL_PRE_AUTHORIZE):
             return None
-        known = self.lookup(id_tag)
-        return known if known is not None and known.status == ACCEPTED else None
+        known = self.lookup(id_token)
+        return known if known is not None and known.accepted else None
+
+
+def _status(text: str) -> AuthStatus:
+    return next((s for s in AuthStatus if s.value == text), AuthStatus.INVALID)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None
+
+
+def _text(moment: datetime | None) -> str | None:
+    return iso_utc(moment) if moment is not None else None

@@ -1,8 +1,33 @@
-"""The websocket link to the CSMS: one place for what every OCPP version's connection shares."""
+"""The websocket link to the CSMS, for every OCPP version: connect, back off, ping, close properly.
+
+One connection at a time to ``<csms>/<station id>`` with the version's subprotocol. A dead link is noticed by
+websocket pings every WebSocketPingInterval (no pong within the interval: reconnect). Reconnects back off
+exponentially with jitter. The station closes with 1001 (going away) when it shuts down or resets and with 1000
+otherwise, never 1011, and waits at most a couple of seconds for the CSMS to answer its close. A password in
+the URL never reaches a log line.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.typing import Subprotocol
+
+from controller.config import OcppSection
+
+log = logging.getLogger(__name__)
+
+#: The longest the station waits for the CSMS to answer its own close frame.
+CLOSE_TIMEOUT = 2.0
+NORMAL, GOING_AWAY = 1000, 1001
 
 
 def redact(url: str) -> str:
@@ -14,3 +39,55 @@ def redact(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+class Link:
+    """Keeps one websocket to the CSMS and runs a session on each connection."""
+
+    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int]) -> None:
+        self.url = url
+        #: The URL as logs and reports show it: never with a password.
+        self.display_url = redact(url)
+        self.subprotocol = Subprotocol(subprotocol)
+        self.settings = settings
+        self._ping_interval = ping_interval
+        self.connections = 0
+
+    async def run(self, session: Callable[[Any], Awaitable[None]]) -> None:
+        """Connect, run ``session(ws)``, reconnect with back-off and jitter; until cancelled."""
+        delay = self.settings.reconnect_min
+        while True:
+            ws = None
+            try:
+                ping = self._ping_interval() or None
+                ws = await websockets.connect(
+                    self.url, subprotocols=[self.subprotocol], open_timeout=self.settings.connect_timeout,
+                    ping_interval=ping,
+                    ping_timeout=ping,  # no pong within the interval: the link is dead, reconnect
+                    close_timeout=min(ping, CLOSE_TIMEOUT) if ping else CLOSE_TIMEOUT)
+                if ws.subprotocol != self.subprotocol:
+                    log.error("CSMS at %s did not agree to subprotocol %s; closing", self.display_url,
+                              self.subprotocol)
+                else:
+                    log.info("connected to CSMS at %s", self.display_url)
+                    self.connections += 1
+                    delay = self.settings.reconnect_min
+                    await session(ws)
+                    log.warning("connection to CSMS at %s closed", self.display_url)
+            except asyncio.CancelledError:
+                if ws is not None:
+                    await _close(ws, GOING_AWAY, "station going away")
+                raise
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
+                log.warning("CSMS at %s unreachable: %s", self.display_url, exc or type(exc).__name__)
+            if ws is not None:
+                await _close(ws, NORMAL, "")
+            wait = delay * random.uniform(0.8, 1.2)
+            log.info("reconnecting to CSMS in %.1f s", wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self.settings.reconnect_max)
+
+
+async def _close(ws: Any, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.close(code, reason)

@@ -25,5 +25,9 @@ class EnergyMeter(ABC):
     async def read(self) -> MeterReading:
         """Take a reading; raises a HalError when the meter does not answer sensibly."""
 
+    async def identify(self) -> str | None:
+        """The meter's serial number, where it reports one (None: it does not, or its map does not say where)."""
+        return None
+
     async def close(self) -> None:
         """Release the bus."""

@@ -73,6 +73,16 @@ class ModbusMeter(EnergyMeter):
             taken_at=time.monotonic(),
         )
 
+    async def identify(self) -> str | None:
+        register = self.map.identity.get("serial")
+        if register is None:
+            return None
+        if not self._client.connected and not await self._client.connect():
+            raise HalIOError(f"meter at {self.where}: cannot connect")
+        words = await self._read_block(Block(register.function, register.address, register.count, (register,)))
+        serial = int(register.decode(words))
+        return str(serial) if serial else None  # 0: an older meter without the register
+
     async def _read_block(self, block: Block) -> list[int]:
         try:
             if block.function == 4:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ QUANTITIES = (
     "current_l2",
     "current_l3",
 )
+#: What a map's [identity] table may name.
+IDENTITY = ("serial",)
 # struct format and register count per type.
 TYPES: dict[str, tuple[str, int]] = {
     "float32": ("f", 2),
@@ -88,6 +90,8 @@ class RegisterMap:
 
     name: str
     registers: dict[str, Register]
+    #: Registers that say which meter this is (``serial``), read once at start.
+    identity: dict[str, Register] = field(default_factory=dict)
 
     def blocks(self) -> list[Block]:
         """Group the registers into as few reads as the 125-register limit allows."""
@@ -156,27 +160,32 @@ def parse_register_map(data: dict[str, Any], source: str) -> RegisterMap:
     quantities = data.get("quantities")
     if not isinstance(quantities, dict) or "energy_import" not in quantities:
         raise HalConfigError(f"{source}: [quantities] must exist and define energy_import")
-    registers: dict[str, Register] = {}
-    for name, spec in quantities.items():
-        where = f"{source}: quantities.{name}"
-        if name not in QUANTITIES:
-            raise HalConfigError(f"{where}: unknown quantity; expected one of {', '.join(QUANTITIES)}")
-        if not isinstance(spec, dict):
-            raise HalConfigError(f"{where}: expected a table such as {{ address = 0x48 }}")
-        merged = {**defaults, **spec}
-        address = merged.get("address")
-        if not isinstance(address, int) or not 0 <= address <= 0xFFFF:
-            raise HalConfigError(f"{where}.address = {address!r}: expected an integer 0-65535")
-        if merged["function"] not in FUNCTIONS:
-            raise HalConfigError(f"{where}.function = {merged['function']!r}: expected input or holding")
-        if merged["type"] not in TYPES:
-            raise HalConfigError(f"{where}.type = {merged['type']!r}: expected one of {', '.join(TYPES)}")
-        if merged["word_order"] not in ("big", "little"):
-            raise HalConfigError(f"{where}.word_order = {merged['word_order']!r}: expected big or little")
-        scale = merged.get("scale", 1.0)
-        if not isinstance(scale, int | float) or scale == 0:
-            raise HalConfigError(f"{where}.scale = {scale!r}: expected a non-zero number")
-        registers[name] = Register(
-            name, address, FUNCTIONS[merged["function"]], merged["type"], merged["word_order"], float(scale)
-        )
-    return RegisterMap(str(data.get("name", source)), registers)
+    registers = {name: _register(name, spec, defaults, f"{source}: quantities.{name}", QUANTITIES)
+                 for name, spec in quantities.items()}
+    identity = data.get("identity", {})
+    if not isinstance(identity, dict):
+        raise HalConfigError(f"{source}: identity: expected a table such as [identity] serial = {{ ... }}")
+    ids = {name: _register(name, spec, defaults, f"{source}: identity.{name}", IDENTITY)
+           for name, spec in identity.items()}
+    return RegisterMap(str(data.get("name", source)), registers, ids)
+
+
+def _register(name: str, spec: Any, defaults: dict[str, Any], where: str, known: tuple[str, ...]) -> Register:
+    if name not in known:
+        raise HalConfigError(f"{where}: unknown name; expected one of {', '.join(known)}")
+    if not isinstance(spec, dict):
+        raise HalConfigError(f"{where}: expected a table such as {{ address = 0x48 }}")
+    merged = {**defaults, **spec}
+    address = merged.get("address")
+    if not isinstance(address, int) or not 0 <= address <= 0xFFFF:
+        raise HalConfigError(f"{where}.address = {address!r}: expected an integer 0-65535")
+    if merged["function"] not in FUNCTIONS:
+        raise HalConfigError(f"{where}.function = {merged['function']!r}: expected input or holding")
+    if merged["type"] not in TYPES:
+        raise HalConfigError(f"{where}.type = {merged['type']!r}: expected one of {', '.join(TYPES)}")
+    if merged["word_order"] not in ("big", "little"):
+        raise HalConfigError(f"{where}.word_order = {merged['word_order']!r}: expected big or little")
+    scale = merged.get("scale", 1.0)
+    if not isinstance(scale, int | float) or scale == 0:
+        raise HalConfigError(f"{where}.scale = {scale!r}: expected a non-zero number")
+    return Register(name, address, FUNCTIONS[merged["function"]], merged["type"], merged["word_order"], float(scale))

@@ -17,7 +17,7 @@ async def go_offline(charger: App, csms: CsmsSimulator) -> None:
     assert charger.ocpp is not None
     # The outage starts once the station has its earlier messages confirmed: cutting the link between the
     # CSMS receiving a message and the station reading the reply makes the station (rightly) send it again.
-    await wait_until(lambda: charger.ocpp is not None and len(charger.ocpp.outbox) == 0, what="the outbox to drain")
+    await wait_until(lambda: charger.ocpp is not None and len(charger.ocpp.queue) == 0, what="the outbox to drain")
     await csms.stop()
     await wait_until(lambda: not charger.ocpp.connected.is_set(), what="the station to notice the outage")
 

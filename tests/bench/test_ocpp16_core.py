@@ -14,6 +14,7 @@ from typing import Any
 from ocpp.v16 import call
 
 from controller.app import App
+from controller.ocpp import device_model as dm
 from hil.csms import CsmsSimulator
 from hil.script import parse_script, run_steps
 from tests.conftest import sim_config, wait_until
@@ -46,7 +47,7 @@ async def test_TC_001_CS_cold_boot(charger: App, csms: CsmsSimulator) -> None:
     assert csms.actions()[0] == "BootNotification"
     statuses = [(s["connectorId"], s["status"]) for s in calls(csms, "StatusNotification")]
     assert statuses[:2] == [(0, "Available"), (1, "Available")]
-    assert charger.ocpp is not None and charger.ocpp.keys.number("HeartbeatInterval") == csms.heartbeat_interval
+    assert charger.ocpp is not None and charger.ocpp.model.number(dm.HEARTBEAT_INTERVAL) == csms.heartbeat_interval
 
 
 @contextlib.asynccontextmanager
@@ -102,12 +103,12 @@ async def test_TC_021_CS_change_configuration_is_applied_and_persisted(
     tmp_path: Path, charger: App, csms: CsmsSimulator
 ) -> None:
     assert await change(csms, "MeterValueSampleInterval", "17") == "Accepted"
-    assert charger.ocpp is not None and charger.ocpp.keys.number("MeterValueSampleInterval") == 17
+    assert charger.ocpp is not None and charger.ocpp.model.number(dm.TX_UPDATED_INTERVAL) == 17
     await charger.stop()
     again = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
     await again.start()
     try:
-        assert again.ocpp is not None and again.ocpp.keys.number("MeterValueSampleInterval") == 17
+        assert again.ocpp is not None and again.ocpp.model.number(dm.TX_UPDATED_INTERVAL) == 17
     finally:
         await again.stop()
 

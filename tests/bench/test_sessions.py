@@ -75,7 +75,7 @@ async def test_csms_restart_mid_session_is_survived(charger: App, csms: CsmsSimu
     await script(charger, f"plug; tap {TAG}; expect Charging")
     assert charger.ocpp is not None
     # The outage starts after the station read the StartTransaction reply (not inside the resend window).
-    await wait_until(lambda: charger.ocpp is not None and len(charger.ocpp.outbox) == 0, what="the outbox to drain")
+    await wait_until(lambda: charger.ocpp is not None and len(charger.ocpp.queue) == 0, what="the outbox to drain")
     await csms.stop()
     await wait_until(lambda: not charger.ocpp.connected.is_set(), what="the station to notice the outage")
     # Charging does not depend on the CSMS; a stop during the outage is queued, not lost.

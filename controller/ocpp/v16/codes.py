@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from ocpp.v16.enums import Action
+
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, AuthStatus, IdTokenType, StopReason
+from controller.ocpp.framing import CODES_16, Rules
+
+#: 1.6's frame rules: its actions, the ocpp package's 1.6 schemas, the 1.6 CALLERROR spellings.
+RULES = Rules("1.6", "v16/schemas", {a.value for a in Action}, CODES_16, non_negative=frozenset({
+    "connectorId", "reservationId", "transactionId", "listVersion", "duration", "retries", "retryInterval",
+    "chargingProfileId", "stackLevel"}))
 
 #: ChargePointErrorCode per fault; vendorErrorCode carries the fault's own name (1.6 has no code for most).
 ERROR_CODES: dict[Fault, str] = {
@@ -62,7 +70,6 @@ def auth_status(value: str | None) -> AuthStatus:
 #: 1.6 carries an idTag without a type: cards read by the station, identifiers from the CSMS.
 CSMS_TOKEN = IdTokenType.CENTRAL
 
-ACCEPTED_REJECTED = {Answer.ACCEPTED: "Accepted"}
 AVAILABILITY = {Answer.ACCEPTED: "Accepted", Answer.SCHEDULED: "Scheduled", Answer.REJECTED: "Rejected"}
 UNLOCK = {Answer.ACCEPTED: "Unlocked", Answer.FAILED: "UnlockFailed", Answer.NOT_SUPPORTED: "NotSupported"}
 RESERVATION = {Answer.ACCEPTED: "Accepted", Answer.FAULTED: "Faulted", Answer.OCCUPIED: "Occupied",

@@ -1,150 +1,173 @@
-"""CSMS -> station requests of OCPP 1.6J: translate, hand to the station, answer.
+"""CSMS -> station requests of OCPP 1.6J: translate into a command, spell its answer.
 
-Handlers run inside the ``ocpp`` package's receive loop, so they never await a
-CALL of their own (that would deadlock it); work that needs the CSMS again is
-spawned as a task.
+Every request has passed :mod:`controller.ocpp.framing` before it gets here (so the ``ocpp`` package's own schema
+check, which trips over decimals, is skipped). Handlers run inside the connection's receive loop, so they never
+wait for a CALL of their own; ``@after`` hooks run once the answer is on the wire.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import (
-    Action,
-    AvailabilityStatus,
-    CancelReservationStatus,
-    ClearCacheStatus,
-    ConfigurationStatus,
-    DataTransferStatus,
-    RemoteStartStopStatus,
-    ReservationStatus,
-    ResetStatus,
-    TriggerMessageStatus,
-    UnlockStatus,
-    UpdateStatus,
+from ocpp.v16.enums import Action, DataTransferStatus
+
+from controller.clock import parse_time
+from controller.domain.types import Answer, AuthDecision, IdToken
+from controller.ocpp.commands import Commands, Trigger
+from controller.ocpp.rpc import Connection, frame_log
+from controller.ocpp.v16.codes import (
+    AVAILABILITY,
+    CONFIGURATION,
+    CSMS_TOKEN,
+    RESERVATION,
+    RULES,
+    UNLOCK,
+    auth_status,
+    spell,
 )
-
-from controller.domain.types import Answer
-from controller.ocpp.v16.codes import AVAILABILITY, RESERVATION, UNLOCK, spell
-from controller.ocpp.v16.rpc import CallError, inspect
-
-if TYPE_CHECKING:
-    from controller.ocpp.v16.client import Ocpp16Client
+from controller.ocpp.v16.keys import ConfigurationKeys
 
 log = logging.getLogger(__name__)
-# Every frame, both ways (the ocpp package logs them at INFO); quiet unless debugging.
-frame_log = logging.getLogger("controller.ocpp.frames")
+
+_TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
+             "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
+             "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS,
+             "DiagnosticsStatusNotification": Trigger.DIAGNOSTICS_STATUS}
+_CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
 
 
-class StationChargePoint(ChargePoint):
-    """The handlers of one connection; ``client`` owns the state they act on."""
+def _status(answer: Answer) -> str:
+    return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
-    def __init__(self, cp_id: str, connection: Any, client: Ocpp16Client, response_timeout: float) -> None:
-        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=frame_log)
-        self.client = client
 
-    async def route_message(self, raw_msg: str) -> None:
-        # After a Rejected BootNotification the station sends and answers nothing until the interval ends.
-        if self.client.registration == "Rejected":
-            log.info("boot rejected: ignoring a message from the CSMS until the retry interval ends")
-            return
-        checked = inspect(raw_msg, set(self.route_map))
-        if checked is None:
-            log.warning("ignoring a frame of unknown message type from the CSMS: %.200s", raw_msg)
-            return
-        if isinstance(checked, CallError):
-            log.warning("CSMS frame refused with %s (%s): %.200s", checked.code, checked.description, raw_msg)
-            await self._send(checked.to_json())
-            return
-        await super().route_message(raw_msg)
+class StationChargePoint(Connection, ChargePoint):
+    """The 1.6 handlers of one connection."""
 
-    @on(Action.remote_start_transaction)
+    def __init__(self, cp_id: str, connection: Any, commands: Commands, keys: ConfigurationKeys) -> None:
+        super().__init__(cp_id, connection, logger=frame_log)
+        self.rules = RULES
+        self.commands = commands
+        self.keys = keys
+
+    # ------------------------------------------------------------ transactions
+
+    @on(Action.remote_start_transaction, **_CHECKED)
     def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        accepted = self.client.remote_start(id_tag, connector_id)
-        status = RemoteStartStopStatus.accepted if accepted else RemoteStartStopStatus.rejected
-        return call_result.RemoteStartTransaction(status=status)
+        # A chargingProfile is accepted and not applied: smart charging is not there yet.
+        answer = self.commands.remote_start(IdToken(id_tag, CSMS_TOKEN), connector_id)
+        return call_result.RemoteStartTransaction(status=_status(answer))
 
-    @on(Action.remote_stop_transaction)
+    @on(Action.remote_stop_transaction, **_CHECKED)
     def on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
-        accepted = self.client.remote_stop(transaction_id)
-        status = RemoteStartStopStatus.accepted if accepted else RemoteStartStopStatus.rejected
-        return call_result.RemoteStopTransaction(status=status)
+        answer = self.commands.remote_stop(self.commands.transaction_of(transaction_id))
+        return call_result.RemoteStopTransaction(status=_status(answer))
 
-    @on(Action.get_configuration)
+    # ---------------------------------------------------------- configuration
+
+    @on(Action.get_configuration, **_CHECKED)
     def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
-        known, unknown = self.client.keys.get(key)
+        known, unknown = self.keys.get(key)
         return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
 
-    @on(Action.change_configuration)
+    @on(Action.change_configuration, **_CHECKED)
     def on_change_configuration(self, key: str, value: str, **_: Any) -> Any:
-        return call_result.ChangeConfiguration(status=ConfigurationStatus(self.client.keys.change(key, value)))
+        return call_result.ChangeConfiguration(status=spell(CONFIGURATION, self.keys.change(key, value)))
 
-    @on(Action.change_availability)
+    # ---------------------------------------------------------------- control
+
+    @on(Action.change_availability, **_CHECKED)
     def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:
-        answer = self.client.station.change_availability(connector_id, type == "Operative")
-        return call_result.ChangeAvailability(status=AvailabilityStatus(spell(AVAILABILITY, answer)))
+        answer = self.commands.change_availability(connector_id, type == "Operative")
+        return call_result.ChangeAvailability(status=spell(AVAILABILITY, answer))
 
-    @on(Action.reset)
+    @on(Action.reset, **_CHECKED)
     def on_reset(self, type: str, **_: Any) -> Any:
-        return call_result.Reset(status=ResetStatus.accepted)
+        return call_result.Reset(status="Accepted")
 
     @after(Action.reset)
     def after_reset(self, type: str, **_: Any) -> None:
         # Only once Reset.conf is on the wire: the restart closes the connection.
-        self.client.reset(hard=type == "Hard")
+        self.commands.after_reset(hard=type == "Hard")
 
-    @on(Action.unlock_connector)
+    @on(Action.unlock_connector, **_CHECKED)
     async def on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
-        answer: Answer = await self.client.station.unlock(connector_id)
-        return call_result.UnlockConnector(status=UnlockStatus(spell(UNLOCK, answer)))
+        answer = await self.commands.unlock(connector_id)
+        return call_result.UnlockConnector(status=spell(UNLOCK, answer, "NotSupported"))
 
-    @on(Action.clear_cache)
+    @on(Action.clear_cache, **_CHECKED)
     def on_clear_cache(self, **_: Any) -> Any:
-        self.client.store.clear_auth_cache()
-        log.info("authorisation cache cleared at the CSMS's request")
-        return call_result.ClearCache(status=ClearCacheStatus.accepted)
+        return call_result.ClearCache(status=_status(self.commands.clear_cache()))
 
-    @on(Action.data_transfer)
+    @on(Action.data_transfer, **_CHECKED)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any) -> Any:
         # No vendor extensions are defined yet: our vendor id knows no message ids, others are unknown.
-        known_vendor = vendor_id == self.client.config.station.vendor
+        known_vendor = vendor_id == self.commands.vendor_id
         status = DataTransferStatus.unknown_message_id if known_vendor else DataTransferStatus.unknown_vendor_id
-        log.info("DataTransfer from the CSMS (vendor %s, message %s): %s", vendor_id, message_id, status)
+        log.info("DataTransfer from the CSMS (vendor %.40s, message %.40s): %s", vendor_id, message_id, status)
         return call_result.DataTransfer(status=status)
 
-    @on(Action.send_local_list)
+    # -------------------------------------------------------------- local list
+
+    @on(Action.send_local_list, **_CHECKED)
     def on_send_local_list(self, list_version: int, update_type: str, local_authorization_list: list[Any] | None = None,
                            **_: Any) -> Any:
-        status = self.client.auth.send_local_list(list_version, update_type, local_authorization_list or [])
-        return call_result.SendLocalList(status=UpdateStatus(status))
+        entries: list[tuple[IdToken, AuthDecision | None]] = []
+        for entry in local_authorization_list or []:
+            info = entry.get("id_tag_info")
+            entries.append((IdToken(entry["id_tag"], CSMS_TOKEN), None if info is None else self._decision(info)))
+        answer = self.commands.update_local_list(list_version, update_type == "Full", entries)
+        status = {Answer.ACCEPTED: "Accepted", Answer.VERSION_MISMATCH: "VersionMismatch"}.get(answer, "Failed")
+        return call_result.SendLocalList(status=status)
 
-    @on(Action.get_local_list_version)
+    def _decision(self, info: dict[str, Any]) -> AuthDecision:
+        parent = info.get("parent_id_tag")
+        expiry = info.get("expiry_date")
+        moment = None
+        if expiry is not None:
+            try:
+                moment = parse_time(expiry)
+            except ValueError:
+                moment = self.commands.now()  # unreadable: no proof of validity
+        return AuthDecision(auth_status(info.get("status")), group=IdToken(parent, CSMS_TOKEN) if parent else None,
+                            expiry=moment)
+
+    @on(Action.get_local_list_version, **_CHECKED)
     def on_get_local_list_version(self, **_: Any) -> Any:
-        return call_result.GetLocalListVersion(list_version=self.client.auth.list_version())
+        return call_result.GetLocalListVersion(list_version=self.commands.local_list_version())
 
-    @on(Action.reserve_now)
+    # ------------------------------------------------------------ reservation
+
+    @on(Action.reserve_now, **_CHECKED)
     def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
                        parent_id_tag: str | None = None, **_: Any) -> Any:
-        answer = self.client.reserve(connector_id, expiry_date, id_tag, reservation_id, parent_id_tag)
-        return call_result.ReserveNow(status=ReservationStatus(spell(RESERVATION, answer)))
+        try:
+            expires = parse_time(expiry_date)
+        except ValueError:
+            return call_result.ReserveNow(status="Rejected")
+        group = IdToken(parent_id_tag, CSMS_TOKEN) if parent_id_tag else None
+        answer = self.commands.reserve(connector_id, expires, IdToken(id_tag, CSMS_TOKEN), reservation_id, group)
+        return call_result.ReserveNow(status=spell(RESERVATION, answer))
 
-    @on(Action.cancel_reservation)
+    @on(Action.cancel_reservation, **_CHECKED)
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
-        accepted = self.client.station.cancel_reservation(reservation_id)
-        return call_result.CancelReservation(
-            status=CancelReservationStatus.accepted if accepted else CancelReservationStatus.rejected)
+        return call_result.CancelReservation(status=_status(self.commands.cancel_reservation(reservation_id)))
 
-    @on(Action.trigger_message)
+    # ---------------------------------------------------------------- trigger
+
+    @on(Action.trigger_message, **_CHECKED)
     def on_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> Any:
-        known = connector_id is None or connector_id == 0 or connector_id in self.client.station.evses
-        status = TriggerMessageStatus.accepted if known else TriggerMessageStatus.rejected
-        return call_result.TriggerMessage(status=status)
+        what = _TRIGGERS.get(requested_message)
+        if what is None:
+            return call_result.TriggerMessage(status="NotImplemented")
+        return call_result.TriggerMessage(status=_status(self.commands.trigger(what, connector_id)))
 
     @after(Action.trigger_message)
     def after_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> None:
         # The triggered message follows TriggerMessage.conf, as the spec orders.
-        if connector_id is None or connector_id == 0 or connector_id in self.client.station.evses:
-            self.client.trigger(requested_message, connector_id)
+        what = _TRIGGERS.get(requested_message)
+        if what is not None and self.commands.trigger(what, connector_id) == Answer.ACCEPTED:
+            self.commands.after_trigger(what, connector_id)
+

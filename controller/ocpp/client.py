@@ -1,0 +1,343 @@
+"""The OCPP client, for every version: the online lifecycle, the boot gate, heartbeats, the queue, authorisation.
+
+What is sent and when is decided here; how it is spelt is the version adapter's business (``ocpp/v16/``). On each
+connection the station boots (nothing but BootNotification until it is Accepted; Pending answers the CSMS,
+Rejected answers nothing until the interval ends; a triggered BootNotification goes out at once), then reports
+every status, and runs the heartbeat, the status reports and the queue's drain until the link drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from controller.clock import Clock, iso_utc, parse_time
+from controller.config import Config
+from controller.domain.events import Event, MeterSample, StatusChanged, TransactionEnded, TransactionStarted
+from controller.domain.types import AuthDecision, IdToken
+from controller.evse.machine import Evse
+from controller.ocpp import device_model as dm
+from controller.ocpp.auth import LocalAuthorization
+from controller.ocpp.commands import Commands
+from controller.ocpp.device_model import DeviceModel, Ref, standard_variables
+from controller.ocpp.link import Link
+from controller.ocpp.queue import Queue
+from controller.ocpp.rpc import CallFailed
+from controller.ocpp.sampling import MeterValue, Sampler, meter_value
+from controller.ocpp.statuses import StatusReporter, current_status
+from controller.ocpp.v16.adapter import Message, Ocpp16Adapter
+from controller.ocpp.v16.handlers import StationChargePoint
+from controller.station import Station
+from controller.storage import Store, StoredMessage
+from controller.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+ACCEPTED, PENDING, REJECTED = "Accepted", "Pending", "Rejected"
+# When the CSMS gives no usable interval with a non-Accepted BootNotification.
+DEFAULT_RETRY_INTERVAL = 10.0
+
+
+class OcppClient:
+    """Keeps the station connected to its CSMS and speaks OCPP for it."""
+
+    def __init__(self, config: Config, station: Station, store: Store, *, csms_url: str,
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self.station = station
+        self.store = store
+        self.clock = clock or Clock()
+        self.cp_id = config.station.id
+        self.model = DeviceModel(store, standard_variables(config))
+        self.auth = LocalAuthorization(store, self.model, self.clock)
+        self.commands = Commands(self)
+        self.adapter = Ocpp16Adapter(self)
+        self.queue = Queue(store, self.adapter.version)
+        self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
+                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL))
+        self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
+        self.statuses = StatusReporter(self.model, self.queue, self._send_status)
+        #: The meter serial number BootNotification reports (the app reads it from the first meter).
+        self.meter_serial: str | None = None
+        #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
+        self.on_reset: Callable[[bool], None] | None = None
+        #: The last BootNotification answer: None before one, then Accepted, Pending or Rejected.
+        self.registration: str | None = None
+        self.connected = asyncio.Event()
+        self._conn: StationChargePoint | None = None  # the connection, once booted
+        self._booting: StationChargePoint | None = None  # the connection while it boots
+        self._boot_now = asyncio.Event()
+        self._heartbeat_changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        station.subscribe(self._on_event)
+        station.authorizer = self
+        self._apply_policy()
+        self.model.on_change(self._variable_changed)
+
+    @property
+    def display_url(self) -> str:
+        """The CSMS URL as logs and reports show it (without a password)."""
+        return self.link.display_url
+
+    def silenced(self) -> bool:
+        """After a Rejected BootNotification the station answers nothing until the interval ends."""
+        return self.registration == REJECTED
+
+    def _variable_changed(self, ref: Ref, _value: str) -> None:
+        self._apply_policy()
+        if ref == dm.HEARTBEAT_INTERVAL:
+            self._heartbeat_changed.set()
+
+    def _apply_policy(self) -> None:
+        for evse in self.station.evses.values():
+            evse.policy.connection_timeout = float(self.model.number(dm.EV_CONNECTION_TIMEOUT))
+            evse.policy.stop_on_ev_disconnect = self.model.flag(dm.STOP_TX_ON_EV_SIDE_DISCONNECT)
+            evse.policy.unlock_on_ev_disconnect = self.model.flag(dm.UNLOCK_ON_EV_SIDE_DISCONNECT)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def recover_power_loss(self) -> None:
+        """Before anything is sent: transactions a dead process left open end as PowerLoss."""
+        self.queue.recover_power_loss(self.adapter.power_loss)
+
+    async def run(self) -> None:
+        """Connect, boot and serve until cancelled."""
+        aligned = asyncio.create_task(self.sampler.run_aligned(), name="ocpp-clock-aligned")
+        try:
+            await self.link.run(self._session)
+        finally:
+            await cancel_and_wait([aligned, *self._tasks])
+            await self.sampler.close()
+
+    async def _session(self, ws: Any) -> None:
+        conn = self.adapter.connection(ws)
+        reader = asyncio.create_task(conn.start(), name="ocpp-reader")
+        online = asyncio.create_task(self._online(conn), name="ocpp-online")
+        try:
+            done, _ = await asyncio.wait([reader, online], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None and not isinstance(exc, ConnectionClosed):
+                    log.error("OCPP task %s failed: %r", task.get_name(), exc)
+        finally:
+            self._conn = self._booting = None
+            self.connected.clear()
+            await cancel_and_wait([reader, online])
+
+    async def _online(self, conn: StationChargePoint) -> None:
+        if self.registration != ACCEPTED:
+            await self._boot(conn)
+        self._conn = conn
+        self.connected.set()
+        # After every (re)connect the CSMS gets the current status of the station and each EVSE.
+        await self._send_status(StatusChanged(0, self.station.station_status()))
+        for evse in self.station.evses.values():
+            await self._send_status(current_status(evse))
+        await asyncio.gather(self._heartbeat(conn), self._drain(conn), self.statuses.run(self.station.evses))
+
+    async def _boot(self, conn: StationChargePoint) -> None:
+        """BootNotification until Accepted: nothing else is sent before that (unless the CSMS triggers it)."""
+        self._booting = conn
+        while True:
+            self._boot_now.clear()
+            try:
+                result = await conn.request(*self.adapter.boot())
+            except CallFailed as exc:
+                log.warning("BootNotification failed (%s); retrying in %.0f s", exc, DEFAULT_RETRY_INTERVAL)
+                await self._wait_boot(DEFAULT_RETRY_INTERVAL)
+                continue
+            status, interval, current_time = self.adapter.boot_answer(result)
+            self._follow_clock(current_time)
+            self.registration = status
+            if status == ACCEPTED:
+                if interval > 0:
+                    self.model.set_runtime(dm.HEARTBEAT_INTERVAL, str(interval))
+                log.info("BootNotification accepted; heartbeat every %d s", self.model.number(dm.HEARTBEAT_INTERVAL))
+                self._booting = None
+                return
+            wait = float(interval) if interval > 0 else DEFAULT_RETRY_INTERVAL
+            if status == PENDING:
+                log.warning("BootNotification pending: answering the CSMS, asking again in %.0f s", wait)
+            else:
+                log.warning("BootNotification rejected: silent for %.0f s, then asking again", wait)
+            await self._wait_boot(wait)
+
+    async def _wait_boot(self, seconds: float) -> None:
+        # A TriggerMessage(BootNotification) while Pending cuts the wait short.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._boot_now.wait(), seconds)
+
+    def boot_now(self) -> bool:
+        """TriggerMessage(BootNotification): send one at once (True), or none is due (False: already Accepted)."""
+        if self._booting is None:
+            return False
+        self._boot_now.set()
+        return True
+
+    def _follow_clock(self, current_time: str) -> None:
+        try:
+            correction = self.clock.follow(parse_time(current_time))
+        except ValueError:
+            log.warning("CSMS sent an unreadable currentTime %r; keeping the local clock", current_time)
+            return
+        if abs(correction) > timedelta(seconds=1):
+            log.info("clock follows the CSMS: corrected by %.1f s", correction.total_seconds())
+
+    async def _heartbeat(self, conn: StationChargePoint) -> None:
+        while True:
+            self._heartbeat_changed.clear()
+            try:
+                # A new HeartbeatInterval takes effect at once, not after the old one runs out.
+                await asyncio.wait_for(self._heartbeat_changed.wait(), self.model.number(dm.HEARTBEAT_INTERVAL))
+                continue
+            except TimeoutError:
+                pass
+            try:
+                result = await conn.request(*self.adapter.heartbeat())
+            except CallFailed as exc:
+                log.warning("Heartbeat failed (%s); the next one in %d s", exc, self.model.number(
+                    dm.HEARTBEAT_INTERVAL))
+                continue
+            self._follow_clock(str(result.get("currentTime", "")))
+
+    # ---------------------------------------------------------------- sending
+
+    async def send(self, message: Message) -> dict[str, Any] | None:
+        """Send one message now (not through the queue); None when offline or it failed (logged)."""
+        conn = self._conn or self._booting
+        if conn is None:
+            return None
+        try:
+            return await conn.request(*message)
+        except CallFailed as exc:
+            log.warning("%s", exc)
+        except ConnectionClosed:
+            log.warning("%s not sent: the connection closed", message[0])
+        return None
+
+    def spawn(self, coro: Any) -> None:
+        """Run a send in the background (handlers never await a CALL of their own: it would block the reader)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_status(self, event: StatusChanged) -> None:
+        await self.send(self.adapter.status(event))
+
+    async def _drain(self, conn: StationChargePoint) -> None:
+        while True:
+            message = await self.queue.head()
+            if message.version != self.adapter.version:
+                log.error("%s for transaction %s was queued for OCPP %s; this station now speaks %s: dropped",
+                          message.action, message.tx_local_id, message.version, self.adapter.version)
+                self.queue.give_up(message)
+                continue
+            # The same message id on every attempt, across restarts: a CSMS can recognise a retry.
+            message_id = message.message_id or str(uuid.uuid4())
+            if message.message_id is None:
+                self.store.mark_sending(message.seq, message_id)
+            try:
+                result = await conn.request(message.action, self.adapter.queued(message), unique_id=message_id)
+            except CallFailed as exc:
+                await self._failed_attempt(message, exc)
+                continue
+            csms_id, decision = self.adapter.queued_answer(message, result)
+            self.queue.delivered(message, csms_id)
+            token = self.adapter.token(message.payload["idTag"]) if "idTag" in message.payload else None
+            if decision is not None and token is not None:
+                self.auth.remember(token, decision)
+            if csms_id is not None and decision is not None:
+                self._start_confirmed(message.tx_local_id, csms_id, decision)
+
+    async def _failed_attempt(self, message: StoredMessage, exc: CallFailed) -> None:
+        attempts = self.store.count_attempt(message.seq)
+        if attempts >= self.model.number(dm.MESSAGE_ATTEMPTS) or exc.final:
+            log.error("%s for transaction %s given up after %d attempt(s): %s", message.action, message.tx_local_id,
+                      attempts, exc)
+            self.queue.give_up(message)
+            return
+        wait = self.model.number(dm.MESSAGE_ATTEMPT_INTERVAL) * attempts
+        log.warning("%s; attempt %d in %d s", exc, attempts + 1, wait)
+        await asyncio.sleep(wait)
+
+    def _start_confirmed(self, local_id: str, csms_id: int, decision: AuthDecision) -> None:
+        log.info("CSMS confirmed transaction %s as id %d (%s)", local_id, csms_id, decision.status.value)
+        if not decision.accepted:
+            self.station.deauthorize(local_id, stop=self.model.flag(dm.STOP_TX_ON_INVALID_ID),
+                                     max_energy_wh=self.model.number(dm.MAX_ENERGY_ON_INVALID_ID))
+
+    # ----------------------------------------------------------------- events
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, StatusChanged):
+            if self._conn is not None:
+                self.statuses.report(event)  # otherwise sent with every other status after the next connect
+        elif isinstance(event, TransactionStarted):
+            stored, (action, payload) = self.adapter.start(event.transaction)
+            self.queue.transaction_started(stored, action, payload)
+            self.sampler.started(event.transaction)
+        elif isinstance(event, TransactionEnded):
+            tx = event.transaction
+            assert tx.meter_stop_wh is not None and tx.stopped_at is not None
+            action, payload = self.adapter.stop(tx, self.sampler.ended(tx))
+            self.queue.transaction_ended(tx.local_id, action, payload, tx.meter_stop_wh, iso_utc(tx.stopped_at))
+        elif isinstance(event, MeterSample):
+            evse = self.station.evses[event.evse_id]
+            value = meter_value(event.reading, event.at, evse.phases, self.model.items(dm.TX_UPDATED_MEASURANDS),
+                                "Sample.Periodic")
+            action, payload = self.adapter.sample(evse.id, value)
+            self.queue.updated(event.transaction.local_id, action, payload, round(event.reading.energy_wh),
+                               iso_utc(event.at))
+
+    def _aligned_sample(self, evse: Evse, value: MeterValue) -> None:
+        tx = evse.transaction
+        if tx is not None:
+            # Part of the transaction: through the queue, in order, with its transactionId.
+            action, payload = self.adapter.sample(evse.id, value)
+            assert evse.reading is not None
+            self.queue.updated(tx.local_id, action, payload, round(evse.reading.energy_wh), iso_utc(value.at))
+        elif value.samples and self._conn is not None:
+            self.spawn(self.send(self.adapter.idle_sample(evse.id, value)))
+
+    # ---------------------------------------------------------- authorisation
+
+    async def authorize(self, id_token: IdToken) -> AuthDecision:
+        """May ``id_token`` charge? Local pre-authorisation, the CSMS, or the offline rules, in that order."""
+        conn = self._conn
+        if conn is not None:
+            pre = self.auth.pre_authorized(id_token)
+            if pre is not None:
+                return pre
+            try:
+                result = await conn.request(*self.adapter.authorize(id_token))
+            except (CallFailed, ConnectionClosed) as exc:
+                log.warning("Authorize for %s failed (%s); deciding offline", id_token.value, exc)
+            else:
+                decision = self.adapter.decision(result["idTagInfo"])
+                self.auth.remember(id_token, decision)
+                return decision
+        decision = self.auth.decide_offline(id_token)
+        log.info("offline authorisation of %s: %s (%s, %s)", id_token.value,
+                 "accepted" if decision.accepted else "refused", decision.status.value, decision.source.value)
+        return decision
+
+    async def data_transfer(self, vendor_id: str, message_id: str | None = None,
+                            data: str | None = None) -> tuple[str, str | None]:
+        """A DataTransfer to the CSMS; returns (status, data). ConnectionError when offline, CallFailed on failure."""
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("not connected to the CSMS")
+        result = await conn.request(*self.adapter.data_transfer(vendor_id, message_id, data))
+        return str(result["status"]), result.get("data")
+
+    def reset(self, hard: bool) -> None:
+        """Restart after a Reset (transactions already ended and their messages given a moment)."""
+        if self.on_reset is not None:
+            self.on_reset(hard)

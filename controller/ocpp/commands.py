@@ -1,0 +1,193 @@
+"""What a CSMS may ask of the station, in the station's own words, for every OCPP version.
+
+The adapters' handlers translate a request into one of these calls and spell the :class:`Answer` back; the rules
+(a remote start while boot is Pending, AuthorizeRemoteStart, which messages a trigger may ask for) live here.
+Handlers run inside the connection's receive loop and never wait for a CALL of the station's own: anything that
+needs the CSMS again is spawned, or done in the ``after_*`` hook that runs once the answer is on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from controller.domain.events import StatusChanged
+from controller.domain.types import Answer, AuthDecision, IdToken, StopReason, TriggerReason
+from controller.evse.reservation import Reservation
+from controller.ocpp import device_model as dm
+from controller.ocpp.statuses import current_status
+
+if TYPE_CHECKING:
+    from controller.ocpp.client import OcppClient
+
+log = logging.getLogger(__name__)
+
+# How long a reset waits for the stops to reach the CSMS before restarting (they stay on disk).
+SOFT_RESET_DRAIN = 10.0
+HARD_RESET_DRAIN = 2.0
+
+
+class Trigger(enum.Enum):
+    """What TriggerMessage may ask for."""
+
+    BOOT = "boot"
+    HEARTBEAT = "heartbeat"
+    STATUS = "status"
+    METER_VALUES = "meter values"
+    FIRMWARE_STATUS = "firmware status"
+    DIAGNOSTICS_STATUS = "diagnostics status"
+
+
+class Commands:
+    """The CSMS's requests, executed against the station."""
+
+    def __init__(self, client: OcppClient) -> None:
+        self.client = client
+
+    @property
+    def vendor_id(self) -> str:
+        """The vendor id DataTransfer messages of ours would carry."""
+        return self.client.config.station.vendor
+
+    def now(self) -> datetime:
+        """The station's UTC time (following the CSMS's clock)."""
+        return self.client.clock.utcnow()
+
+    def has_evse(self, evse_id: int) -> bool:
+        """Whether the station has this EVSE (0: the station itself)."""
+        return evse_id == 0 or evse_id in self.client.station.evses
+
+    # ------------------------------------------------------------ transactions
+
+    def remote_start(self, id_token: IdToken, evse_id: int | None, *, remote_start_id: int | None = None) -> Answer:
+        """A remote start: REJECTED while boot is not Accepted or when no EVSE can take it.
+
+        With AuthorizeRemoteStart the identifier is authorised like a card first (local list, cache or the
+        CSMS); the answer is ACCEPTED when an EVSE can take it, and the session follows only if that succeeds.
+        """
+        client = self.client
+        if client.registration != "Accepted":
+            return Answer.REJECTED
+        station = client.station
+        if not client.model.flag(dm.AUTHORIZE_REMOTE_START):
+            ok = station.remote_start(id_token, evse_id, remote_start_id=remote_start_id)
+            return Answer.ACCEPTED if ok else Answer.REJECTED
+        if not station.can_start(id_token, evse_id):
+            return Answer.REJECTED
+        client.spawn(self._authorized_start(id_token, evse_id, remote_start_id))
+        return Answer.ACCEPTED
+
+    async def _authorized_start(self, id_token: IdToken, evse_id: int | None, remote_start_id: int | None) -> None:
+        decision: AuthDecision = await self.client.authorize(id_token)
+        if not decision.accepted:
+            log.info("remote start for %s not authorised (%s)", id_token.value, decision.status.value)
+            return
+        if not self.client.station.remote_start(id_token, evse_id, decision, remote_start_id=remote_start_id):
+            log.info("remote start for %s: the connector is no longer free", id_token.value)
+
+    def transaction_of(self, csms_id: int) -> str | None:
+        """The station-local id of the transaction the CSMS calls ``csms_id`` (1.6 numbers them)."""
+        return self.client.queue.local_id_for(csms_id)
+
+    def remote_stop(self, local_id: str | None) -> Answer:
+        """A remote stop of the transaction with this station-local id (None: unknown to the station)."""
+        if local_id is None:
+            return Answer.REJECTED
+        ok = self.client.station.stop_transaction(local_id, StopReason.REMOTE, TriggerReason.REMOTE_STOP)
+        return Answer.ACCEPTED if ok else Answer.REJECTED
+
+    # --------------------------------------------------------------- control
+
+    def change_availability(self, evse_id: int, operative: bool) -> Answer:
+        """ChangeAvailability (EVSE 0: the whole station): ACCEPTED, SCHEDULED or REJECTED."""
+        return self.client.station.change_availability(evse_id, operative)
+
+    async def unlock(self, evse_id: int) -> Answer:
+        """UnlockConnector: ACCEPTED, FAILED or NOT_SUPPORTED."""
+        return await self.client.station.unlock(evse_id)
+
+    def clear_cache(self) -> Answer:
+        """ClearCache."""
+        self.client.auth.clear_cache()
+        return Answer.ACCEPTED
+
+    def after_reset(self, hard: bool) -> None:
+        """Reset (already answered Accepted): end transactions, let them reach the CSMS, restart."""
+        self.client.spawn(self._reset(hard))
+
+    async def _reset(self, hard: bool) -> None:
+        client = self.client
+        stopped = client.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET,
+                                          TriggerReason.RESET_COMMAND)
+        log.warning("%s reset requested by the CSMS: %d transaction(s) stopped; restarting", "hard" if hard else "soft",
+                    stopped)
+        try:
+            await asyncio.wait_for(client.queue.drained(), HARD_RESET_DRAIN if hard else SOFT_RESET_DRAIN)
+        except TimeoutError:
+            log.warning("restarting with %d message(s) still queued (they are kept on disk)", len(client.queue))
+        client.reset(hard)
+
+    # --------------------------------------------------------------- local list
+
+    def update_local_list(self, version: int, full: bool,
+                          entries: list[tuple[IdToken, AuthDecision | None]]) -> Answer:
+        """SendLocalList: ACCEPTED, FAILED or VERSION_MISMATCH."""
+        return self.client.auth.update_list(version, full, entries)
+
+    def local_list_version(self) -> int:
+        """GetLocalListVersion."""
+        return self.client.auth.list_version()
+
+    # ------------------------------------------------------------ reservation
+
+    def reserve(self, evse_id: int, expires_at: datetime, id_token: IdToken, reservation_id: int,
+                group: IdToken | None) -> Answer:
+        """ReserveNow (EVSE 0: any, where NonEvseSpecific reservations are supported)."""
+        if expires_at <= self.client.clock.utcnow():
+            return Answer.REJECTED
+        reservation = Reservation(reservation_id, id_token, group, expires_at)
+        return self.client.station.reserve(evse_id, reservation,
+                                           self.client.model.flag(dm.NON_EVSE_SPECIFIC_RESERVATION))
+
+    def cancel_reservation(self, reservation_id: int) -> Answer:
+        """CancelReservation: ACCEPTED, or REJECTED when no such reservation exists."""
+        return Answer.ACCEPTED if self.client.station.cancel_reservation(reservation_id) else Answer.REJECTED
+
+    # --------------------------------------------------------------- trigger
+
+    def trigger(self, what: Trigger, evse_id: int | None) -> Answer:
+        """TriggerMessage: ACCEPTED when the message can be sent, REJECTED otherwise.
+
+        ``evse_id`` None means every EVSE; 0 the station itself, which has no meter of its own.
+        """
+        if evse_id is not None and not self.has_evse(evse_id):
+            return Answer.REJECTED
+        if what == Trigger.METER_VALUES and evse_id == 0:
+            return Answer.REJECTED
+        return Answer.ACCEPTED
+
+    def after_trigger(self, what: Trigger, evse_id: int | None) -> None:
+        """Send what TriggerMessage asked for (its answer is already on the wire, as the spec orders)."""
+        client, adapter = self.client, self.client.adapter
+        evses = [e for e in client.station.evses.values() if evse_id in (None, e.id)]
+        if what == Trigger.BOOT:
+            if not client.boot_now():
+                client.spawn(client.send(adapter.boot()))
+        elif what == Trigger.HEARTBEAT:
+            client.spawn(client.send(adapter.heartbeat()))
+        elif what == Trigger.STATUS:
+            if evse_id in (None, 0):
+                client.spawn(client.send(adapter.status(StatusChanged(0, client.station.station_status()))))
+            for evse in evses:
+                client.spawn(client.send(adapter.status(current_status(evse))))
+        elif what == Trigger.METER_VALUES:
+            for evse in evses:
+                if evse.reading is not None:
+                    client.spawn(client.send(adapter.triggered_sample(evse)))
+        elif what == Trigger.FIRMWARE_STATUS:
+            client.spawn(client.send(adapter.firmware_status()))
+        elif what == Trigger.DIAGNOSTICS_STATUS:
+            client.spawn(client.send(adapter.diagnostics_status()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -18,11 +19,12 @@ from typing import Any
 
 from controller import systemd
 from controller.charging.iec61851 import Iec61851
-from controller.clock import Clock, iso_utc
+from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config, ConnectorSection
 from controller.domain.faults import Fault
-from controller.domain.types import IdTokenType, PowerLimit, StopReason, TriggerReason
+from controller.domain.types import Answer, IdToken, IdTokenType, PowerLimit, StopReason, TriggerReason
 from controller.evse.machine import Evse
+from controller.evse.reservation import Reservation
 from controller.hardware import OutletDrivers, Platform, build_outlet, build_reader, platform_for
 from controller.indicator import Indicator
 from controller.metering import MeterPoller
@@ -33,7 +35,7 @@ from controller.safety.rcm import RcmControl
 from controller.safety.supervisor import SafetySupervisor
 from controller.safety.temperature import TemperatureGuard
 from controller.station import Station
-from controller.storage import Store
+from controller.storage import Store, StoredReservation
 from controller.tasks import cancel_and_wait
 from hal.errors import HalError
 from hal.meter import MeterReading
@@ -85,6 +87,7 @@ class App:
         """Build everything and start it; on any failure, everything built so far is made safe."""
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._loop = asyncio.get_running_loop()
+        self.platform.check()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.store = Store(self.state_dir)
@@ -137,12 +140,34 @@ class App:
         poller.listeners.append(lambda _evse, reading: guard.on_reading(reading))
 
     def _restore_availability(self, store: Store) -> None:
-        # ChangeAvailability survives restarts and power loss.
+        # ChangeAvailability and ReserveNow survive restarts and power loss.
         for cid, evse in self.station.evses.items():
             if store.get_setting(f"availability.{cid}") == "Inoperative":
                 evse.set_operative(False)
         self.station.on_availability = lambda cid, operative: store.set_setting(
             f"availability.{cid}", "Operative" if operative else "Inoperative")
+        kept = {r.connector_id: r for r in store.reservations()}
+        for cid, evse in self.station.evses.items():
+            evse.on_reservation = functools.partial(self._persist_reservation, store)
+            stored = kept.get(cid)
+            if stored is None:
+                continue
+            reservation = Reservation(stored.reservation_id, IdToken(stored.id_tag, IdTokenType(stored.id_type)),
+                                      IdToken(stored.group_tag, IdTokenType.CENTRAL) if stored.group_tag else None,
+                                      parse_time(stored.expires_at))
+            if reservation.expires_at <= self.clock.utcnow() or evse.reserve_for(reservation) != Answer.ACCEPTED:
+                store.drop_reservation(cid)
+                log.info("connector %d: reservation %d not kept across the restart (expired or not free)", cid,
+                         stored.reservation_id)
+
+    @staticmethod
+    def _persist_reservation(store: Store, evse_id: int, reservation: Reservation | None) -> None:
+        if reservation is None:
+            store.drop_reservation(evse_id)
+            return
+        r = reservation
+        store.put_reservation(StoredReservation(r.reservation_id, evse_id, r.id_token.value, r.id_token.type.value,
+                                                r.group.value if r.group else None, iso_utc(r.expires_at)))
 
     def _build_reader(self) -> None:
         self.reader = build_reader(self.config, self.platform)
@@ -251,6 +276,8 @@ class App:
         for protocol in self.protocols.values():
             protocol.stop()
         self.station.stop_all(StopReason.OTHER, TriggerReason.ABNORMAL_CONDITION)
+        for evse in self.station.evses.values():
+            evse.close()
         for drivers in self.drivers.values():
             with contextlib.suppress(Exception):
                 drivers.pilot.set_unavailable()  # state F: not available, last of all

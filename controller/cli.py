@@ -9,8 +9,10 @@ import os
 import signal
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from controller.config import Config, ConfigError, default_config, load_config
+from hal.errors import HalError
 
 #: Installed packages add ``evse`` subcommands here (the bench adds ``demo``): name -> "module:register".
 COMMANDS_GROUP = "evse_controller.commands"
@@ -52,8 +54,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.id:
         config.station.id = args.id
     from controller.app import App
+    from controller.hardware import PlatformError
 
-    app = App(config, state_dir=args.state_dir, csms_url=args.csms)
+    state_dir = Path(args.state_dir or config.station.state_dir)
+    unusable = _state_dir_problem(state_dir)
+    if unusable is not None:
+        print(f"evse: not starting: {unusable}", file=sys.stderr)
+        return 2
+    try:
+        app = App(config, state_dir=state_dir, csms_url=args.csms)
+        app.platform.check()  # before anything is created: a Pi without GPIO says so in one line
+    except PlatformError as exc:
+        print(f"evse: not starting: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -62,13 +75,32 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await app.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (PlatformError, HalError, OSError) as exc:
+        # The outputs are already safe (App.start makes everything built so far safe on any failure).
+        print(f"evse: not starting: {exc}", file=sys.stderr)
+        return 2
     if app.restart:
         # A CSMS Reset: the outputs are safe and the transactions ended; start afresh in this process slot.
         logging.getLogger(__name__).warning("restarting after a %s reset", app.restart)
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "controller.cli", *sys.argv[1:]])
     return 0
+
+
+def _state_dir_problem(path: Path) -> str | None:
+    """What keeps the daemon from using ``path`` as its state directory (it is created only once all is well)."""
+    if path.exists():
+        if not path.is_dir():
+            return f"state directory {path} is a file: point --state-dir (or station.state_dir) at a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"state directory {path} is not writable by this user"
+        return None
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"state directory {path} cannot be created: {parent} is not a writable directory"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

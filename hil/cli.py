@@ -37,10 +37,12 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     if args.state_dir:
-        summary = asyncio.run(run_script(config, steps, state_dir=Path(args.state_dir), csms_url=args.csms))
+        summary = asyncio.run(run_script(config, steps, state_dir=Path(args.state_dir), csms_url=args.csms,
+                                         connect_wait=args.csms_wait))
     else:
         with tempfile.TemporaryDirectory(prefix="evse-hil-") as state:
-            summary = asyncio.run(run_script(config, steps, state_dir=Path(state), csms_url=args.csms))
+            summary = asyncio.run(run_script(config, steps, state_dir=Path(state), csms_url=args.csms,
+                                             connect_wait=args.csms_wait))
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a script against the controller on simulated hardware")
     run.add_argument("--script", required=True, help='steps separated by ";" or newlines, e.g. "plug; tap 04A1B2C3"')
     run.add_argument("--csms", help="external CSMS base URL (default: the built-in one)")
+    run.add_argument("--csms-wait", type=float, default=15.0,
+                     help="seconds to wait for the CSMS before the script starts; a run that never reaches it fails")
     run.add_argument("--id", help="charge point id")
     run.add_argument("--config", help="a sim config (default: built-in)")
     run.add_argument("--state-dir", help="state directory (default: a temporary one)")

@@ -1,12 +1,14 @@
 """A CSMS for the bench: an OCPP 1.6J websocket server on 127.0.0.1 built on the ``ocpp`` package.
 
-It records every frame both ways, accepts every idTag except a configurable
-set, hands out transaction ids, checks every timestamp strictly, and can run
-CSMS-initiated operations (remote start and stop).
+It records every frame both ways and every close code, accepts every idTag
+except a configurable set, hands out transaction ids, checks every timestamp
+strictly, can answer with a scripted (even schema-breaking) payload, and can run
+CSMS-initiated operations (remote start and stop, or any CALL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -91,6 +93,20 @@ class _CentralChargePoint(ChargePoint):
     def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:
         super().__init__(cp_id, connection, response_timeout=10)
         self._csms = csms
+
+    async def route_message(self, raw_msg: str) -> None:
+        # Scripted misbehaviour: the next CALL of an action gets this payload as its CALLRESULT, as it stands.
+        action = None
+        with contextlib.suppress(ValueError, IndexError, TypeError):
+            message = json.loads(raw_msg)
+            action = message[2] if message[0] == 2 else None
+        answers = self._csms.bad_answers.get(action or "")
+        if answers:
+            await self._send(json.dumps([3, message[1], answers.pop(0)]))
+            return
+        if action in self._csms.slow_answers:
+            await asyncio.sleep(self._csms.slow_answers[action])  # a busy CSMS: everything after waits too
+        await super().route_message(raw_msg)
 
     @on(Action.boot_notification)
     def on_boot(self, **_: Any) -> Any:
@@ -182,6 +198,12 @@ class CsmsSimulator:
         self.timestamp_errors: list[str] = []
         self.data_transfers: list[tuple[str, str | None, str | None]] = []
         self.connections: dict[str, _CentralChargePoint] = {}
+        #: Payloads to answer the next CALLs of an action with, whatever their schema says.
+        self.bad_answers: dict[str, list[dict[str, Any]]] = {}
+        #: Seconds the CSMS takes before it handles a CALL of an action.
+        self.slow_answers: dict[str, float] = {}
+        #: The close code of every connection that ended (1000 normal, 1001 going away, 1011 an error, ...).
+        self.close_codes: list[int | None] = []
         self._ids = itertools.count(1)
         self._server: Any = None
 
@@ -234,6 +256,7 @@ class CsmsSimulator:
         except ConnectionClosed:
             pass
         finally:
+            self.close_codes.append(ws.close_code)
             if self.connections.get(cp_id) is cp:
                 del self.connections[cp_id]
 

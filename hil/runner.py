@@ -48,7 +48,8 @@ class SessionRecorder:
 
 
 async def run_script(
-    config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None
+    config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None,
+    connect_wait: float = CONNECT_WAIT,
 ) -> dict[str, Any]:
     """Start the charger, wait for the CSMS link, run the steps, stop, and summarise."""
     app = App(config, state_dir=state_dir, csms_url=csms_url)
@@ -57,12 +58,15 @@ async def run_script(
     try:
         assert app.ocpp is not None
         sim = sim_of(app)
+        reached = True
         try:
-            await asyncio.wait_for(app.ocpp.connected.wait(), CONNECT_WAIT)
+            await asyncio.wait_for(app.ocpp.connected.wait(), connect_wait)
         except TimeoutError:
-            log.warning("CSMS not reached within %.0f s; running the script offline", CONNECT_WAIT)
+            log.warning("CSMS not reached within %.0f s; running the script offline", connect_wait)
+            reached = False
         t0 = sim.timeline.t0
         results = await run_steps(steps, sim)
+        reached = reached or app.ocpp.link.connections > 0
     finally:
         await app.stop()
     assert app.ocpp is not None
@@ -75,8 +79,8 @@ async def run_script(
             timestamp_errors=sim.csms.timestamp_errors,
             transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in sim.csms.transactions.values()],
         )
-    return {
-        "ok": all(r.ok for r in results) and len(results) == len(steps),
+    summary: dict[str, Any] = {
+        "ok": all(r.ok for r in results) and len(results) == len(steps) and reached,
         "steps": [asdict(r) | {"t": round(r.t - t0, 6)} for r in results],
         "sessions": recorder.sessions,
         "energy_wh": sum(s.get("energy_wh", 0) for s in recorder.sessions),
@@ -84,3 +88,6 @@ async def run_script(
         "csms": csms,
         "timeline": sim.timeline.as_json(),
     }
+    if not reached:
+        summary["error"] = f"never reached the CSMS at {app.ocpp.display_url}"
+    return summary

@@ -315,6 +315,13 @@ class Evse:
             self.stop(StopReason.UNLOCK_COMMAND, trigger=TriggerReason.UNLOCK_COMMAND)
         return await self.protocol.unlock()
 
+    def close(self) -> None:
+        """The station shuts down: stop this EVSE's timers (a reservation stays kept for the next start)."""
+        for handle in (self._reservation_timer, self._timeout_handle):
+            if handle is not None:
+                handle.cancel()
+        self._reservation_timer = self._timeout_handle = None
+
     def _apply_scheduled_availability(self) -> None:
         if self.inoperative_pending and self.transaction is None:
             self.inoperative_pending = False

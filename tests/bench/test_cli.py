@@ -89,6 +89,7 @@ async def test_ctl_drives_a_running_charger_and_sigterm_ends_the_session(tmp_pat
         assert time.monotonic() - started < 10
         (tx,) = csms.transactions.values()
         assert tx.reason == "Other" and tx.meter_stop is not None
+        assert csms.close_codes == [1001]  # going away, not 1011 (an internal error)
     finally:
         if daemon.returncode is None:
             daemon.kill()
@@ -151,7 +152,18 @@ async def test_a_csms_reset_restarts_the_daemon_in_place(tmp_path: Path) -> None
         assert (await csms.call("RST-1", call.Reset(type="Soft"))).status == "Accepted"
         await wait_until(lambda: csms.boots == ["RST-1", "RST-1"], timeout=20, what="a boot after the reset")
         assert daemon.returncode is None  # the same process, re-executed
+        assert csms.close_codes == [1001]
     finally:
         daemon.terminate()
         await asyncio.wait_for(daemon.wait(), 20)
         await csms.stop()
+
+
+def test_evse_hil_run_fails_when_it_never_reaches_its_csms() -> None:
+    from hil.meter import free_tcp_port
+
+    url = f"ws://127.0.0.1:{free_tcp_port()}"  # nobody listens there
+    proc = _run("hil.cli", "run", "--csms", url, "--csms-wait", "1", "--script", "plug; wait 0.2")
+    assert proc.returncode == 1, proc.stdout
+    summary = json.loads(proc.stdout)
+    assert summary["ok"] is False and summary["error"] == f"never reached the CSMS at {url}/SIM-0001"

@@ -100,3 +100,49 @@ async def test_a_silent_card_reader_is_reported_on_every_connector_without_stopp
     await wait_until(lambda: calls(csms, "StatusNotification")[-1]["errorCode"] == "NoError", timeout=10,
                      what="the reader back")
     assert calls(csms, "StatusNotification")[-1]["status"] == "Charging"
+
+
+async def test_leaving_a_latched_fault_with_no_car_reports_available_only(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; fault weld; ev B; expect Faulted; clear weld")
+    await script(charger, "wait 0.3; expect Faulted; unplug; expect Available; wait 0.3")
+    await wait_until(lambda: calls(csms, "StatusNotification")[-1]["status"] == "Available", what="Available")
+    reported = [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == 1]
+    assert reported[reported.index("Faulted"):] == ["Faulted", "Available"]  # no Preparing without a car
+
+
+async def test_a_charger_without_the_boot_self_test_starts_clean(tmp_path: Any, csms: CsmsSimulator) -> None:
+    from tests.conftest import sim_config
+
+    config = sim_config()
+    config.connector[0].contactor.self_test = False
+    app = App(config, state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await script(app, "wait 0.5; expect Available")
+        assert app.supervisor.faults(1) == {}
+        await script(app, f"plug; tap {TAG}; expect Charging")
+    finally:
+        await app.stop()
+
+
+async def test_the_overdrawing_bench_car_takes_more_than_it_is_offered(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; draw 16; wait 0.3; fault overcurrent; wait 0.5")
+    assert charger.platform is not None
+    assert charger.platform.evs[1].drawn_amps == 32 + 8  # 8 A above the 32 A offer, whatever the car asked for
+    reading = charger.station.evses[1].reading
+    assert reading is not None and max(a for a in reading.current if a is not None) > 32
+
+
+async def test_closing_and_safe_outputs_are_logged(tmp_path: Any, csms: CsmsSimulator,
+                                                   caplog: Any) -> None:
+    import logging
+
+    from tests.conftest import sim_config
+
+    caplog.set_level(logging.INFO)
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    await script(app, f"plug; tap {TAG}; expect Charging")
+    assert "connector 1: contactor closed (permit, demand, offer, diode hold)" in caplog.text
+    await app.stop()
+    assert "outputs safe: every contactor open, every pilot in state F" in caplog.text

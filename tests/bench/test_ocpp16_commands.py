@@ -119,3 +119,32 @@ async def test_TC_011_CS_remote_start_without_connector_waits_for_the_ev(charger
 
 async def test_TC_061_2_CS_clear_cache(charger: App, csms: CsmsSimulator) -> None:
     assert (await csms.call(CP, call.ClearCache())).status == "Accepted"
+
+
+async def test_the_station_is_reported_available_again_after_its_connector_is(charger: App,
+                                                                             csms: CsmsSimulator) -> None:
+    assert (await csms.call(CP, call.ChangeAvailability(connector_id=1, type="Inoperative"))).status == "Accepted"
+    await wait_until(lambda: last_status(csms, 0) == "Unavailable", what="the station Unavailable")
+    assert (await csms.call(CP, call.ChangeAvailability(connector_id=1, type="Operative"))).status == "Accepted"
+    await wait_until(lambda: last_status(csms, 0) == "Available", what="the station Available again")
+    assert last_status(csms, 1) == "Available"
+
+
+async def test_a_reservation_survives_a_restart_until_it_expires(tmp_path: Path, charger: App,
+                                                                csms: CsmsSimulator) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from controller.clock import iso_utc
+
+    expiry = iso_utc(datetime.now(UTC) + timedelta(seconds=2.5))
+    result = await csms.call(CP, call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag=TAG, reservation_id=9))
+    assert result.status == "Accepted"
+    await charger.stop()
+    again = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await again.start()
+    try:
+        assert again.status(1) == "Reserved" and again.station.evses[1].reservation is not None
+        await script(again, "plug; tap 0F0F0F0F; wait 0.7; expect Reserved")  # still only for its card
+        await script(again, "expect Preparing within 3")  # it still expires on time: the plugged car may go
+    finally:
+        await again.stop()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v16 import call
 
 from controller.app import App
@@ -257,3 +259,93 @@ async def test_a_dead_link_is_detected_by_websocket_pings_and_replaced(charger: 
     await wait_until(lambda: not charger.ocpp.connected.is_set(), timeout=5, what="the dead link to be noticed")
     await wait_until(lambda: CP in csms.connections and csms.connections[CP] is not frozen, timeout=10,
                      what="a fresh connection")
+
+
+async def test_TC_002_CS_a_triggered_boot_notification_while_pending_goes_out_at_once(tmp_path: Path) -> None:
+    async with booting(tmp_path, "Pending", 30) as (_app, csms):
+        await wait_until(lambda: CP in csms.connections and csms.boots, what="the first BootNotification")
+        result = await csms.call(CP, call.TriggerMessage(requested_message="BootNotification"))
+        assert result.status == "Accepted"
+        await wait_until(lambda: len(csms.boots) == 2, timeout=2, what="the triggered BootNotification")
+        await wait_until(lambda: "StatusNotification" in csms.actions(), what="statuses once Accepted")
+
+
+async def test_after_a_rejected_boot_the_station_is_accepted_at_the_next_try(tmp_path: Path) -> None:
+    async with booting(tmp_path, "Rejected", 1) as (app, csms):
+        await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
+        assert app.ocpp is not None
+        await wait_until(lambda: app.ocpp is not None and app.ocpp.registration == "Accepted", timeout=3,
+                         what="the station to take the answer")
+        await wait_until(lambda: "StatusNotification" in csms.actions(), what="statuses once Accepted")
+        assert csms.boots == [CP, CP] and app.ocpp.link.connections == 1  # no timeout, no reconnect loop
+
+
+async def test_boot_notification_says_what_runs_and_which_meter_bills(tmp_path: Path, csms: CsmsSimulator) -> None:
+    from importlib.metadata import version
+
+    config = sim_config()
+    config.station.serial_number = "WB-000042"
+    app = App(config, state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await wait_until(lambda: calls(csms, "BootNotification"), what="BootNotification")
+        boot = calls(csms, "BootNotification")[0]
+        assert boot["firmwareVersion"] == version("evse-controller")
+        assert boot["chargePointSerialNumber"] == "WB-000042"
+        assert app.platform is not None and boot["meterSerialNumber"] == str(app.platform.meters[1].serial)
+    finally:
+        await app.stop()
+
+
+async def test_the_station_closes_normally_when_it_goes_away(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    await wait_until(lambda: app.ocpp is not None and app.ocpp.connected.is_set(), what="the link")
+    await app.stop()
+    await wait_until(lambda: csms.close_codes, what="the close")
+    assert csms.close_codes == [1001]
+
+
+async def test_a_password_in_the_csms_url_never_reaches_a_log(tmp_path: Path, csms: CsmsSimulator,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = csms.url.replace("ws://", "ws://TEST-CP:s3cr3t-Pa55@")
+    app = App(sim_config(), state_dir=tmp_path, csms_url=url)
+    await app.start()
+    try:
+        await wait_until(lambda: app.ocpp is not None and app.ocpp.connected.is_set(), what="the link")
+        await csms.stop()  # and the reconnect attempts log the URL again
+        await wait_until(lambda: "unreachable" in caplog.text, what="a failed reconnect")
+        assert "s3cr3t" not in caplog.text and "TEST-CP:***@127.0.0.1" in caplog.text
+    finally:
+        await app.stop()
+
+
+async def test_a_status_after_a_stop_reaches_the_csms_after_that_stop(charger: App, csms: CsmsSimulator) -> None:
+    # A MeterValues is still waiting for its answer when the EV is unplugged: the Available must not take the
+    # link before the StopTransaction queued behind it.
+    csms.slow_answers["MeterValues"] = 0.5
+    for _ in range(3):
+        await script(charger, f"wait 0.7; plug; tap {TAG}; expect Charging; wait 1.2; unplug; expect Available")
+        await wait_until(lambda: calls(csms, "StatusNotification")[-1]["status"] == "Available",
+                         what="Available at the CSMS")
+    order = [m[2] if m[2] != "StatusNotification" else m[3]["status"]
+             for m in (json.loads(f.raw) for f in csms.frames if f.direction == "in")
+             if m[0] == 2 and m[2] in ("StopTransaction", "StatusNotification") and m[3].get("connectorId", 1) == 1]
+    # Each unplug: Charging, then its StopTransaction, then its Available; never the Available first.
+    sessions = [order[i - 1:i + 2] for i, action in enumerate(order) if action == "StopTransaction"]
+    assert sessions == [["Charging", "StopTransaction", "Available"]] * 3
+
+
+async def test_a_station_going_away_from_a_frozen_csms_does_not_wait_out_a_close_timeout(
+        tmp_path: Path, csms: CsmsSimulator) -> None:
+    import time
+
+    app = App(sim_config(), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    await wait_until(lambda: app.ocpp is not None and app.ocpp.connected.is_set() and CP in csms.connections,
+                     what="the link")
+    csms.connections[CP]._connection._ws.transport.pause_reading()  # it will never answer the close frame
+    started = time.monotonic()
+    await app.stop()
+    assert time.monotonic() - started < 3.0  # the close waits 2 s at most, not websockets' 10 s

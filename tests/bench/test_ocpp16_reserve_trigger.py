@@ -91,3 +91,19 @@ async def test_TC_055_CS_trigger_for_an_unknown_connector_is_rejected(charger: A
     assert result.status == "Rejected"
     everything = await csms.call(CP, call.TriggerMessage(requested_message="StatusNotification"))
     assert everything.status == "Accepted"
+
+
+async def test_connector_0_is_the_station_not_every_connector(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging")
+    await wait_until(lambda: calls(csms, "StatusNotification")[-1]["status"] == "Charging", what="Charging")
+    before = len(calls(csms, "StatusNotification"))
+    result = await csms.call(CP, call.TriggerMessage(requested_message="StatusNotification", connector_id=0))
+    assert result.status == "Accepted"
+    await wait_until(lambda: len(calls(csms, "StatusNotification")) > before, what="the triggered status")
+    await script(charger, "wait 0.3")
+    assert [s["connectorId"] for s in calls(csms, "StatusNotification")[before:]] == [0]
+    meter_values = len(calls(csms, "MeterValues"))
+    result = await csms.call(CP, call.TriggerMessage(requested_message="MeterValues", connector_id=0))
+    assert result.status == "Rejected"  # the station has no meter of its own
+    await script(charger, "wait 0.3")
+    assert [m for m in calls(csms, "MeterValues")[meter_values:] if m.get("transactionId") is None] == []

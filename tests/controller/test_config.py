@@ -116,3 +116,44 @@ def test_evse_run_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "ocpp.csms_url" in proc.stderr and "not starting" in proc.stderr
+
+
+def _evse_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "controller.cli", "run", *args], capture_output=True, text=True,
+                          timeout=30, cwd=tmp_path)
+
+
+def test_a_config_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[station]\nid = "Caf\xe9"\n'.encode("latin-1"))
+    proc = _evse_run(tmp_path, "--config", str(bad), "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{bad}: not UTF-8 text (byte 19): save the file as UTF-8" in proc.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_state_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a directory")
+    proc = _evse_run(tmp_path, "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "is a file: point --state-dir (or station.state_dir) at a directory" in proc.stderr
+
+
+def test_real_hardware_without_a_gpio_backend_says_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "pi.toml"
+    config.write_text('[station]\nhardware = "pi"\n[ocpp]\ncsms_url = "ws://127.0.0.1:9/ocpp"\n'
+                      "[[connector]]\nid = 1\n")
+    proc = _evse_run(tmp_path, "--config", str(config), "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr  # this machine is no Raspberry Pi
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("evse:")]
+    assert lines == ["evse: not starting: no GPIO backend: this is not a Raspberry Pi, or the pi extra is missing "
+                     "(pip install 'evse-controller[pi]'); for simulated hardware set station.hardware = \"sim\""]
+    assert not (tmp_path / "state").exists()  # nothing created before the check passed
+
+
+def test_the_systemd_unit_runs_in_its_state_directory_and_does_not_loop_on_a_bad_config() -> None:
+    unit = (ROOT / "systemd" / "evse.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["StateDirectory"] == "evse" and settings["WorkingDirectory"] == "/var/lib/evse"
+    assert settings["ExecStart"].endswith("--state-dir ${STATE_DIRECTORY}")
+    assert settings["RestartPreventExitStatus"] == "2" and settings["ProtectSystem"] == "strict"

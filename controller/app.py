@@ -148,7 +148,7 @@ class App:
             f"availability.{cid}", "Operative" if operative else "Inoperative")
         kept = {r.connector_id: r for r in store.reservations()}
         for cid, evse in self.station.evses.items():
-            evse.on_reservation = functools.partial(self._persist_reservation, store)
+            evse.reservations.on_change = functools.partial(self._persist_reservation, store)
             stored = kept.get(cid)
             if stored is None:
                 continue

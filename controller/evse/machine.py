@@ -51,10 +51,11 @@ from controller.domain.types import (
     StopReason,
     TriggerReason,
 )
+from controller.evse.bookings import Bookings
 from controller.evse.limits import LimitStack
 from controller.evse.policy import TransactionPolicy
 from controller.evse.port import ChargingProtocol, VehicleStatus
-from controller.evse.reservation import Reservation
+from controller.evse.reservation import ReservationSlot
 from controller.evse.transitions import STATES, TRANSITIONS
 from controller.safety.supervisor import SafetySupervisor
 from hal.meter import MeterReading
@@ -77,7 +78,7 @@ class Session:
     remote_start_id: int | None = None
 
 
-class Evse:
+class Evse(Bookings):
     """An EVSE's state machine, its session and its limits."""
 
     state: str  # set by transitions
@@ -112,8 +113,7 @@ class Evse:
         self.reading: MeterReading | None = None
         self.session: Session | None = None
         self.transaction: Transaction | None = None
-        self.reservation: Reservation | None = None
-        self._reservation_timer: asyncio.TimerHandle | None = None
+        self.reservations = ReservationSlot(evse_id, self.clock, self._reservation_expired)
         #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
         self.inoperative_pending = False
         #: Energy register (Wh) at which delivery stops for an identifier the CSMS invalidated (None: no cap).
@@ -124,8 +124,6 @@ class Evse:
         #: Active faults (from the supervisor), and conditions reported with the status without stopping.
         self.faults: dict[Fault, str] = {}
         self.warnings: list[Fault] = []
-        #: Called with the reservation (or None when it ends) so it can be persisted.
-        self.on_reservation: Callable[[int, Reservation | None], None] | None = None
         self.machine = Machine(model=self, states=[s.value for s in STATES], transitions=TRANSITIONS,
                                initial=S.AVAILABLE.value, auto_transitions=False,
                                after_state_change="_after_state_change")
@@ -204,7 +202,7 @@ class Evse:
                          id_token.value)
                 return False
             reservation_id = self.reservation.reservation_id
-            self._drop_reservation()
+            self.reservations.drop()
         self.session = Session(id_token, trigger, group, reservation_id, remote_start_id)
         log.info("connector %d: %s authorised (%s)", self.id, id_token.value, trigger.value)
         self._emit(Authorized(self.id, id_token, decision or AuthDecision(AuthStatus.ACCEPTED)))
@@ -249,66 +247,6 @@ class Evse:
                  max_energy_wh)
         self._reconcile()
 
-    def reserve_for(self, reservation: Reservation) -> Answer:
-        """ReserveNow on this EVSE: ACCEPTED, OCCUPIED, FAULTED or UNAVAILABLE."""
-        if self.state == S.FAULTED.value:
-            return Answer.FAULTED
-        if self.state == S.UNAVAILABLE.value:
-            return Answer.UNAVAILABLE
-        replacing = self.reservation is not None and self.reservation.reservation_id == reservation.reservation_id
-        if self.state != S.AVAILABLE.value and not replacing:
-            return Answer.OCCUPIED
-        self._drop_reservation()
-        self.reservation = reservation
-        delay = max(0.0, (reservation.expires_at - self.clock.utcnow()).total_seconds())
-        self._reservation_timer = asyncio.get_running_loop().call_later(delay, self._reservation_expired)
-        if self.on_reservation is not None:
-            self.on_reservation(self.id, reservation)
-        if self.state == S.AVAILABLE.value:
-            self.reserve()
-        log.info("connector %d: reserved for %s (reservation %d, %.0f s)", self.id, reservation.id_token.value,
-                 reservation.reservation_id, delay)
-        return Answer.ACCEPTED
-
-    def cancel_reservation(self) -> None:
-        """CancelReservation, or expiry: the EVSE is free again."""
-        self._drop_reservation()
-        if self.state == S.RESERVED.value:
-            self.unreserve()
-            self._reconcile()
-
-    def _drop_reservation(self) -> None:
-        if self._reservation_timer is not None:
-            self._reservation_timer.cancel()
-            self._reservation_timer = None
-        if self.reservation is not None and self.on_reservation is not None:
-            self.on_reservation(self.id, None)
-        self.reservation = None
-
-    def _reservation_expired(self) -> None:
-        self._reservation_timer = None
-        if self.reservation is not None:
-            log.info("connector %d: reservation %d expired", self.id, self.reservation.reservation_id)
-            self.cancel_reservation()
-
-    def set_operative(self, operative: bool) -> Answer:
-        """ChangeAvailability for this EVSE: ACCEPTED, or SCHEDULED while a transaction runs."""
-        if operative:
-            self.inoperative_pending = False
-            if self.state == S.UNAVAILABLE.value:
-                self.enable()
-                self._reconcile()
-            return Answer.ACCEPTED
-        if self.transaction is not None:
-            self.inoperative_pending = True
-            return Answer.SCHEDULED
-        if self.session is not None:
-            self._end_session()
-        if self.state != S.UNAVAILABLE.value:
-            self.disable()
-            self.protocol.disable()
-        return Answer.ACCEPTED
-
     async def unlock(self) -> Answer:
         """UnlockConnector: ends the transaction (UnlockCommand), then frees the cable."""
         if self.transaction is not None:
@@ -317,16 +255,8 @@ class Evse:
 
     def close(self) -> None:
         """The station shuts down: stop this EVSE's timers (a reservation stays kept for the next start)."""
-        for handle in (self._reservation_timer, self._timeout_handle):
-            if handle is not None:
-                handle.cancel()
-        self._reservation_timer = self._timeout_handle = None
-
-    def _apply_scheduled_availability(self) -> None:
-        if self.inoperative_pending and self.transaction is None:
-            self.inoperative_pending = False
-            self.disable()
-            self.protocol.disable()
+        self.reservations.close()
+        self._cancel_connection_timeout()
 
     # -------------------------------------------------------------- the logic
 
@@ -340,7 +270,7 @@ class Evse:
                     self._end_transaction(self._fault_reason(), None, TriggerReason.ABNORMAL_CONDITION)
                 else:
                     self._end_session()
-                self._drop_reservation()
+                self.reservations.drop()
                 self.fail()
             return
         if self.state == S.RESERVED.value:

@@ -46,6 +46,8 @@ class Platform:
         from gpiozero.exc import BadPinFactory
 
         try:
+            # gpiozero picks its pin factory lazily, at the first device; try now, before anything is built
+            # (it has no public way to ask).
             if Device.pin_factory is None:
                 Device.pin_factory = Device._default_pin_factory()
         except BadPinFactory as exc:

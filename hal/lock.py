@@ -2,7 +2,7 @@
 
 One pin drives the motor towards locked, the other towards unlocked; both are
 never on together. The position switch reports "locked". Pulse timing, rate
-limits and what a failed move means live in ``controller.devices.LockControl``.
+limits and what a failed move means live in ``controller.safety.lock.LockControl``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The module drives a fault output while it measures a residual current above
 its threshold, and trips on purpose while its test input is driven (the
 self-test). The driver only reports the output's edges; what a trip means
-(open now, latch, self-test timing) is ``controller.devices.RcmControl``'s job.
+(open now, latch, self-test timing) is ``controller.safety.rcm.RcmControl``'s job.
 """
 
 from __future__ import annotations

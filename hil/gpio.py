@@ -123,8 +123,9 @@ class MockMcp3008(MockSPIDevice):
         factory.pin(SPI0_SELECT[device], pin_class=_QuietSelectPin)
         super().__init__(SPI0_CLOCK, SPI0_MOSI, SPI0_MISO, SPI0_SELECT[device], pin_factory=factory)
         self.inputs = [0.0] * 8
-        #: A dead converter answers this fraction of Vref on every channel (0.0: stuck at zero); None: alive.
-        self.stuck: float | None = None
+        #: Channels that answer a fixed fraction of Vref whatever their input (0.0: stuck at zero), e.g. a
+        #: broken front end or a dead converter channel.
+        self.stuck: dict[int, float] = {}
         self._phase = "idle"
         self._channel: list[int] = []
         self.reads = 0
@@ -145,7 +146,7 @@ class MockMcp3008(MockSPIDevice):
             self._channel.append(bit)
             if len(self._channel) == 3:
                 channel = self._channel[0] << 2 | self._channel[1] << 1 | self._channel[2]
-                level = min(1.0, max(0.0, self.inputs[channel] if self.stuck is None else self.stuck))
+                level = min(1.0, max(0.0, self.stuck.get(channel, self.inputs[channel])))
                 self.tx_word(round(level * 1023), 12)
                 self.reads += 1
                 self._phase = "answer"

@@ -174,7 +174,7 @@ class SimHardware(Platform):
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
         """Injected faults at the far end of the buses, recorded on the timeline.
 
-        short: CP to PE (state E); adc: the pilot's MCP3008 stuck at zero (reads -15 V); diode: the EV's diode
+        short: CP to PE (state E); adc: the pilot's MCP3008 channels stuck at zero (-15 V); diode: the EV's diode
         missing; rcm: a residual current; rcmdead: an RCM that no longer trips (its self-test fails); weld /
         stuck: contactor contacts; lock: the cable lock jams (and gives way if locked); meter: the meter answers
         with exceptions; overcurrent: the EV draws 8 A more than it is offered, whatever it asked for; temp: the
@@ -193,8 +193,13 @@ class SimHardware(Platform):
             return
         ev = self.evs[connector_id]
         if kind == "adc":
-            self.adcs[(self.config.connector[connector_id - 1].pilot.spi_port,
-                       self.config.connector[connector_id - 1].pilot.spi_device)].stuck = 0.0 if active else None
+            pilot = next(c.pilot for c in self.config.connector if c.id == connector_id)
+            adc = self.adcs[(pilot.spi_port, pilot.spi_device)]
+            for channel in (pilot.adc_channel, pilot.adc_low_channel):
+                if channel is not None and active:
+                    adc.stuck[channel] = 0.0
+                elif channel is not None:
+                    adc.stuck.pop(channel, None)
         elif kind == "diode":
             ev.set_behaviour(diode=not active)
         elif kind == "overcurrent":

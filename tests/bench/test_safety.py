@@ -408,8 +408,9 @@ async def test_a_site_limit_too_small_for_two_queues_the_second(tmp_path: Path, 
 async def test_the_fault_benchmark_measures_each_kind_on_a_busy_two_connector_charger() -> None:
     from hil.faultperf import measure_faults
 
-    results = await measure_faults(2, ("short", "weld", "meter"))
-    assert {k: v["reaction"]["n"] for k, v in results.items() if k != "load"} == {"short": 2, "weld": 2, "meter": 2}
+    results = await measure_faults(2, ("short", "adc", "weld", "meter"))
+    assert {k: v["reaction"]["n"] for k, v in results.items() if k != "load"} == {"short": 2, "adc": 2, "weld": 2,
+                                                                                  "meter": 2}
     assert results["short"]["reaction"]["max_ms"] < IEC_BOUND * 1000
     assert results["meter"]["detection"]["n"] == 2 and results["meter"]["configured_wait_s"] == 0.2
     assert results["load"]["connector_2_status"] == "Charging"  # the other connector charged throughout

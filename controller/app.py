@@ -247,9 +247,8 @@ class App:
         for conn in self.config.connector:
             if not conn.contactor.self_test or conn.contactor.mirror_pin is None:
                 continue
-            monitor = self.protocols[conn.id].monitor
-            for _ in range(100):  # the first pilot reading: never test with a vehicle connected
-                if monitor.state is not None:
+            for _ in range(100):  # the first pilot reading: a test only where no vehicle is connected
+                if self.supervisor.vehicle(conn.id) is not None:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(self.supervisor.self_test, conn.id)

@@ -11,7 +11,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from controller.config import Config, ConfigError, default_config, load_config
+from controller.config import Config, ConfigError, csms_url_problem, default_config, load_config, redact
 from hal.errors import HalError
 
 #: Installed packages add ``evse`` subcommands here (the bench adds ``demo``): name -> "module:register".
@@ -53,8 +53,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.id:
         config.station.id = args.id
+    bad_url = csms_url_problem(args.csms) if args.csms else None
+    if bad_url:
+        print(f"evse: not starting: --csms {redact(args.csms)}: {bad_url}", file=sys.stderr)
+        return 2
     from controller.app import App
     from controller.hardware import PlatformError
+    from controller.storage import StorageError
 
     state_dir = Path(args.state_dir or config.station.state_dir)
     unusable = _state_dir_problem(state_dir)
@@ -77,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (PlatformError, HalError, OSError) as exc:
+    except (PlatformError, StorageError, HalError, OSError) as exc:
         # The outputs are already safe (App.start makes everything built so far safe on any failure).
         print(f"evse: not starting: {exc}", file=sys.stderr)
         return 2

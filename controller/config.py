@@ -8,12 +8,14 @@ them and collects every problem as ``FILE: key.path = value: expected ...``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hal.errors import HalConfigError
 from hal.meter.regmap import load_register_map
@@ -335,14 +337,35 @@ def _check_scalar(value: Any, hint: Any, meta: Any) -> str | None:
     return None
 
 
+def redact(url: str) -> str:
+    """``url`` fit for a log line or a message: a password in it (``ws://id:secret@host``) becomes ``***``."""
+    # By pattern, not by parsing: a URL that does not parse (a port out of range) must not show it either.
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def csms_url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being a CSMS URL the station can connect to (None: nothing)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"expected a ws:// or wss:// URL ({exc})"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return "expected a ws:// or wss:// URL"
+    if parts.fragment or (port is not None and not 0 < port < 65536):
+        return "expected a ws:// or wss:// URL without a #fragment"
+    return None
+
+
 def _check_rules(config: Config, source: str, problems: list[str]) -> None:
     if not config.connector:
         problems.append(f"{source}: connector: at least one [[connector]] table is required")
     if config.station.hardware != "sim" and not config.ocpp.csms_url:
         problems.append(f"{source}: ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)")
     url = config.ocpp.csms_url
-    if url and not url.startswith(("ws://", "wss://")):
-        problems.append(f"{source}: ocpp.csms_url = {url!r}: expected a ws:// or wss:// URL")
+    problem = csms_url_problem(url) if url else None
+    if problem:
+        problems.append(f"{source}: ocpp.csms_url = {redact(url)!r}: {problem}")
     if config.ocpp.reconnect_max < config.ocpp.reconnect_min:
         problems.append(
             f"{source}: ocpp.reconnect_max = {config.ocpp.reconnect_max:g}: expected at least "

@@ -23,6 +23,10 @@ from typing import Any
 DB_NAME = "evse.sqlite3"
 SCHEMA_VERSION = 2
 
+
+class StorageError(Exception):
+    """The database cannot be used by this release; the message says why."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -148,10 +152,20 @@ class Store:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
         with self.atomic() as db:
             found = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
             version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) \
                 if found else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"{self.path} has schema {version}, newer than this release's {SCHEMA_VERSION}: "
+                                   "run the release that wrote it, or move the state directory aside")
             if version == 1:
                 _migrate_1_to_2(db)
             _create_tables(db)  # every table exists (no-op where they do)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 
 from controller.clock import Clock
@@ -75,10 +76,12 @@ class Iec61851(ChargingProtocol):
         self._woken_handle: asyncio.TimerHandle | None = None
         self._waking = False
         self._ev_requested = False
+        self._diode_lock = threading.Lock()
         supervisor.require(evse_id, DEMAND)
         supervisor.require(evse_id, OFFER, graceful=True)
         if pilot.measures_low:
-            supervisor.require(evse_id, DIODE)
+            # Needed to close; a new PWM run while closed (an offer back within the stop grace) does not open.
+            supervisor.require(evse_id, DIODE, close_only=True)
         else:
             log.warning("connector %d: pilot.adc_low_channel not set: no diode check (IEC 61851-1 asks for one "
                         "before closing)", evse_id)
@@ -99,36 +102,59 @@ class Iec61851(ChargingProtocol):
     # ------------------------------------------------- the monitor's thread
 
     def on_sample(self, state: PilotState | None, _t: float) -> None:
-        """A debounced pilot state (the monitor thread calls this)."""
+        """A debounced pilot state (the monitor thread calls this).
+
+        The order matters: a lost demand opens first; the faults the state shows are raised, and an arriving
+        vehicle is known, before the EVSE hears of the state (a short ends the session as a fault, not an
+        unplug; no contactor self-test with a car there); a departure is heard before the faults it clears
+        go (no Preparing without a car).
+        """
         if self._waking and state == PilotState.F:
             return  # our own wake-up pulse, not a fault or an unplug
         sup = self.supervisor
-        sup.set_condition(self.id, DEMAND, state is not None and state.requesting)
+        demand = state is not None and state.requesting
+        if not demand:
+            sup.set_condition(self.id, DEMAND, False)  # C -> B, unplug, short: open now
         driving_f = self.pilot.offered_current is None and self.pilot.output_level == 0.0
-        self._fault(Fault.PILOT_FAULT, state == PilotState.E or (state == PilotState.F and not driving_f),
-                    f"pilot state {state.value if state else ''}")
-        self._fault(Fault.PILOT_UNREADABLE, state is None, "no pilot state readable")
-        self._fault(Fault.VENTILATION_NOT_AVAILABLE, state == PilotState.D and not self.settings.ventilation)
-        if state == PilotState.A:
-            sup.clear_fault(self.id, Fault.DIODE_FAULT)  # no vehicle, no diode to doubt
+        shown = {
+            Fault.PILOT_FAULT: (state == PilotState.E or (state == PilotState.F and not driving_f),
+                                f"pilot state {state.value if state else ''}"),
+            Fault.PILOT_UNREADABLE: (state is None, "no pilot state readable"),
+            Fault.VENTILATION_NOT_AVAILABLE: (state == PilotState.D and not self.settings.ventilation, ""),
+        }
+        for fault, (present, detail) in shown.items():
+            if present:
+                sup.raise_fault(self.id, fault, detail)
+        if state is not None and state.plugged:
+            sup.set_vehicle(self.id, True)
+        departing = state == PilotState.A
+        if not departing:
+            self._clear([f for f, (present, _) in shown.items() if not present])
+        if demand:
+            sup.set_condition(self.id, DEMAND, True)
         self._to_loop(self._pilot_changed, state)
-        if state is not None and state not in (PilotState.E, PilotState.F):
-            sup.set_vehicle(self.id, state.plugged)  # a departure releases latched faults, after the status
+        if departing:
+            # No vehicle, no diode to doubt; and latched faults whose cause is gone may go with it.
+            self._clear([*shown, Fault.DIODE_FAULT])
+            sup.set_vehicle(self.id, False)
 
-    def _fault(self, fault: Fault, present: bool, detail: str = "") -> None:
-        if present:
-            self.supervisor.raise_fault(self.id, fault, detail)
-        elif fault in self.supervisor.faults(self.id):
-            self.supervisor.clear_fault(self.id, fault)
+    def _clear(self, faults: list[Fault]) -> None:
+        active = self.supervisor.faults(self.id)
+        for fault in faults:
+            if fault in active:
+                self.supervisor.clear_fault(self.id, fault)
 
     def on_diode(self, ok: bool, epoch: int, _t: float) -> None:
         """A confirmed diode check of PWM run ``epoch`` (the monitor thread calls this)."""
         # Reported before the state change of the same poll: a good diode may let the close go ahead.
         if not ok:
             self.supervisor.raise_fault(self.id, Fault.DIODE_FAULT, "PWM low half not at -12 V")
-        elif epoch == self.pilot.pwm_epoch:
+            return
+        with self._diode_lock:  # the check and the PWM run it belongs to, against a restart on the loop
+            if epoch != self.pilot.pwm_epoch:
+                return
             self.supervisor.set_condition(self.id, DIODE, True)
-            self._to_loop(self._refresh)
+        self._to_loop(self._refresh)
 
     # ------------------------------------------------------------ the loop
 
@@ -239,10 +265,11 @@ class Iec61851(ChargingProtocol):
     # --------------------------------------------------------------- PWM
 
     def _set_pwm(self, amps: float, now: float) -> None:
-        if self.pilot.offered_current is None and self.pilot.measures_low:
-            # A new PWM run: the EV must show its diode again before the contactor may close.
-            self.supervisor.set_condition(self.id, DIODE, False)
-        self.pilot.offer_current(amps)
+        with self._diode_lock:
+            if self.pilot.offered_current is None and self.pilot.measures_low:
+                # A new PWM run: the EV must show its diode again before the contactor may close.
+                self.supervisor.set_condition(self.id, DIODE, False)
+            self.pilot.offer_current(amps)
         self.supervisor.set_condition(self.id, OFFER, True)
         self._pwm_changed_at = now
         log.info("connector %d: offering %.1f A", self.id, amps)

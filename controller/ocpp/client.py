@@ -24,23 +24,21 @@ from controller.domain.events import Event, MeterSample, StatusChanged, Transact
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
+from controller.ocpp.adapter import Connection, Message, Registration, adapter_for
 from controller.ocpp.auth import LocalAuthorization
 from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref, standard_variables
 from controller.ocpp.link import Link
 from controller.ocpp.queue import Queue
 from controller.ocpp.rpc import CallFailed
-from controller.ocpp.sampling import MeterValue, Sampler, meter_value
+from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
 from controller.ocpp.statuses import StatusReporter, current_status
-from controller.ocpp.v16.adapter import Message, Ocpp16Adapter
-from controller.ocpp.v16.handlers import StationChargePoint
 from controller.station import Station
 from controller.storage import Store, StoredMessage
 from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-ACCEPTED, PENDING, REJECTED = "Accepted", "Pending", "Rejected"
 # When the CSMS gives no usable interval with a non-Accepted BootNotification.
 DEFAULT_RETRY_INTERVAL = 10.0
 
@@ -58,7 +56,7 @@ class OcppClient:
         self.model = DeviceModel(store, standard_variables(config))
         self.auth = LocalAuthorization(store, self.model, self.clock)
         self.commands = Commands(self)
-        self.adapter = Ocpp16Adapter(self)
+        self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version)
         self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL))
@@ -68,11 +66,11 @@ class OcppClient:
         self.meter_serial: str | None = None
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
         self.on_reset: Callable[[bool], None] | None = None
-        #: The last BootNotification answer: None before one, then Accepted, Pending or Rejected.
-        self.registration: str | None = None
+        #: The last BootNotification answer (None before one).
+        self.registration: Registration | None = None
         self.connected = asyncio.Event()
-        self._conn: StationChargePoint | None = None  # the connection, once booted
-        self._booting: StationChargePoint | None = None  # the connection while it boots
+        self._conn: Connection | None = None  # the connection, once booted
+        self._booting: Connection | None = None  # the connection while it boots
         self._boot_now = asyncio.Event()
         self._heartbeat_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -88,7 +86,7 @@ class OcppClient:
 
     def silenced(self) -> bool:
         """After a Rejected BootNotification the station answers nothing until the interval ends."""
-        return self.registration == REJECTED
+        return self.registration == Registration.REJECTED
 
     def _variable_changed(self, ref: Ref, _value: str) -> None:
         self._apply_policy()
@@ -131,8 +129,8 @@ class OcppClient:
             self.connected.clear()
             await cancel_and_wait([reader, online])
 
-    async def _online(self, conn: StationChargePoint) -> None:
-        if self.registration != ACCEPTED:
+    async def _online(self, conn: Connection) -> None:
+        if self.registration != Registration.ACCEPTED:
             await self._boot(conn)
         self._conn = conn
         self.connected.set()
@@ -142,7 +140,7 @@ class OcppClient:
             await self._send_status(current_status(evse))
         await asyncio.gather(self._heartbeat(conn), self._drain(conn), self.statuses.run(self.station.evses))
 
-    async def _boot(self, conn: StationChargePoint) -> None:
+    async def _boot(self, conn: Connection) -> None:
         """BootNotification until Accepted: nothing else is sent before that (unless the CSMS triggers it)."""
         self._booting = conn
         while True:
@@ -156,14 +154,14 @@ class OcppClient:
             status, interval, current_time = self.adapter.boot_answer(result)
             self._follow_clock(current_time)
             self.registration = status
-            if status == ACCEPTED:
+            if status == Registration.ACCEPTED:
                 if interval > 0:
                     self.model.set_runtime(dm.HEARTBEAT_INTERVAL, str(interval))
                 log.info("BootNotification accepted; heartbeat every %d s", self.model.number(dm.HEARTBEAT_INTERVAL))
                 self._booting = None
                 return
             wait = float(interval) if interval > 0 else DEFAULT_RETRY_INTERVAL
-            if status == PENDING:
+            if status == Registration.PENDING:
                 log.warning("BootNotification pending: answering the CSMS, asking again in %.0f s", wait)
             else:
                 log.warning("BootNotification rejected: silent for %.0f s, then asking again", wait)
@@ -190,7 +188,7 @@ class OcppClient:
         if abs(correction) > timedelta(seconds=1):
             log.info("clock follows the CSMS: corrected by %.1f s", correction.total_seconds())
 
-    async def _heartbeat(self, conn: StationChargePoint) -> None:
+    async def _heartbeat(self, conn: Connection) -> None:
         while True:
             self._heartbeat_changed.clear()
             try:
@@ -205,7 +203,7 @@ class OcppClient:
                 log.warning("Heartbeat failed (%s); the next one in %d s", exc, self.model.number(
                     dm.HEARTBEAT_INTERVAL))
                 continue
-            self._follow_clock(str(result.get("currentTime", "")))
+            self._follow_clock(self.adapter.heartbeat_answer(result))
 
     # ---------------------------------------------------------------- sending
 
@@ -231,7 +229,7 @@ class OcppClient:
     async def _send_status(self, event: StatusChanged) -> None:
         await self.send(self.adapter.status(event))
 
-    async def _drain(self, conn: StationChargePoint) -> None:
+    async def _drain(self, conn: Connection) -> None:
         while True:
             message = await self.queue.head()
             if message.version != self.adapter.version:
@@ -248,9 +246,8 @@ class OcppClient:
             except CallFailed as exc:
                 await self._failed_attempt(message, exc)
                 continue
-            csms_id, decision = self.adapter.queued_answer(message, result)
+            csms_id, token, decision = self.adapter.queued_answer(message, result)
             self.queue.delivered(message, csms_id)
-            token = self.adapter.token(message.payload["idTag"]) if "idTag" in message.payload else None
             if decision is not None and token is not None:
                 self.auth.remember(token, decision)
             if csms_id is not None and decision is not None:
@@ -277,8 +274,10 @@ class OcppClient:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, StatusChanged):
-            if self._conn is not None:
-                self.statuses.report(event)  # otherwise sent with every other status after the next connect
+            if self._conn is not None:  # otherwise sent with every other status after the next connect
+                evse = self.station.evses.get(event.evse_id)
+                # A status that follows a transaction's end waits for that transaction's queued messages.
+                self.statuses.report(event, after_queue=evse is not None and evse.transaction is None)
         elif isinstance(event, TransactionStarted):
             stored, (action, payload) = self.adapter.start(event.transaction)
             self.queue.transaction_started(stored, action, payload)
@@ -291,7 +290,7 @@ class OcppClient:
         elif isinstance(event, MeterSample):
             evse = self.station.evses[event.evse_id]
             value = meter_value(event.reading, event.at, evse.phases, self.model.items(dm.TX_UPDATED_MEASURANDS),
-                                "Sample.Periodic")
+                                PERIODIC)
             action, payload = self.adapter.sample(evse.id, value)
             self.queue.updated(event.transaction.local_id, action, payload, round(event.reading.energy_wh),
                                iso_utc(event.at))
@@ -320,7 +319,7 @@ class OcppClient:
             except (CallFailed, ConnectionClosed) as exc:
                 log.warning("Authorize for %s failed (%s); deciding offline", id_token.value, exc)
             else:
-                decision = self.adapter.decision(result["idTagInfo"])
+                decision = self.adapter.authorize_answer(result)
                 self.auth.remember(id_token, decision)
                 return decision
         decision = self.auth.decide_offline(id_token)

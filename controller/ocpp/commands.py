@@ -18,6 +18,7 @@ from controller.domain.events import StatusChanged
 from controller.domain.types import Answer, AuthDecision, IdToken, StopReason, TriggerReason
 from controller.evse.reservation import Reservation
 from controller.ocpp import device_model as dm
+from controller.ocpp.adapter import Registration
 from controller.ocpp.statuses import current_status
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class Commands:
         CSMS); the answer is ACCEPTED when an EVSE can take it, and the session follows only if that succeeds.
         """
         client = self.client
-        if client.registration != "Accepted":
+        if client.registration != Registration.ACCEPTED:
             return Answer.REJECTED
         station = client.station
         if not client.model.flag(dm.AUTHORIZE_REMOTE_START):

@@ -15,30 +15,18 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
-from controller.config import OcppSection
+from controller.config import OcppSection, redact
 
 log = logging.getLogger(__name__)
 
 #: The longest the station waits for the CSMS to answer its own close frame.
 CLOSE_TIMEOUT = 2.0
 NORMAL, GOING_AWAY = 1000, 1001
-
-
-def redact(url: str) -> str:
-    """``url`` fit for a log line: a password in it (``ws://id:secret@host``) becomes ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class Link:
@@ -78,8 +66,10 @@ class Link:
                 if ws is not None:
                     await _close(ws, GOING_AWAY, "station going away")
                 raise
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
-                log.warning("CSMS at %s unreachable: %s", self.display_url, exc or type(exc).__name__)
+            except (OSError, TimeoutError, ValueError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
+                # Some of these carry the URL itself in their text: never with its password.
+                why = str(exc).replace(self.url, self.display_url) or type(exc).__name__
+                log.warning("CSMS at %s unreachable: %s", self.display_url, why)
             if ws is not None:
                 await _close(ws, NORMAL, "")
             wait = delay * random.uniform(0.8, 1.2)

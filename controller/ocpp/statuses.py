@@ -1,8 +1,9 @@
 """Status reports while online: per EVSE, in order, after the transaction messages they follow.
 
-A status is sent once it has lasted MinimumStatusDuration (a newer one for the same EVSE replaces it), and only
-after every transaction message of that EVSE queued before it has reached the CSMS: the Available of an unplug
-never overtakes the StopTransaction of the same unplug.
+A status is sent once it has lasted MinimumStatusDuration (a newer one for the same EVSE replaces it). A status
+that follows a transaction's end goes out only after every message of that EVSE queued before it has reached
+the CSMS: the Available of an unplug never overtakes the StopTransaction of the same unplug (and a status
+within a transaction does not wait for a backlog of meter values).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class StatusReporter:
         self._send = send
         self._inboxes: dict[int, asyncio.Queue[tuple[StatusChanged, int]]] = {}
 
-    def report(self, event: StatusChanged) -> None:
-        """A status changed (loop thread): it goes out after the EVSE's transaction messages queued so far."""
-        barrier = self.queue.last_seq(event.evse_id) if event.evse_id else 0
+    def report(self, event: StatusChanged, *, after_queue: bool) -> None:
+        """A status changed (loop thread); ``after_queue``: only after the EVSE's transaction messages queued so far."""
+        barrier = self.queue.last_seq(event.evse_id) if after_queue and event.evse_id else 0
         self._inbox(event.evse_id).put_nowait((event, barrier))
 
     def _inbox(self, evse_id: int) -> asyncio.Queue[tuple[StatusChanged, int]]:

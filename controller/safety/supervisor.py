@@ -49,6 +49,7 @@ class _Channel:
     #: Named closing conditions and whether each holds now; graceful ones open only after the stop grace.
     conditions: dict[str, bool] = field(default_factory=lambda: {PERMIT: False})
     graceful: set[str] = field(default_factory=set)
+    close_only: set[str] = field(default_factory=set)
     #: Active faults with a detail each; ``condition_gone`` holds latched ones waiting for the vehicle to leave.
     faults: dict[Fault, str] = field(default_factory=dict)
     condition_gone: set[Fault] = field(default_factory=set)
@@ -82,29 +83,33 @@ class SafetySupervisor:
         self._channels[evse_id] = _Channel(contactor, feedback_delay, stop_grace, before_open,
                                            switched_at=self._clock())
 
-    def require(self, evse_id: int, condition: str, *, graceful: bool = False) -> None:
+    def require(self, evse_id: int, condition: str, *, graceful: bool = False, close_only: bool = False) -> None:
         """Add a condition that must hold before each close; it starts unmet.
 
-        A ``graceful`` one (the protocol's offer) opens a closed contactor only after the stop grace.
+        A ``graceful`` one (the protocol's offer) opens a closed contactor only after the stop grace; a
+        ``close_only`` one (a check made before closing) never opens it: its failure comes as a fault.
         """
         ch = self._channels[evse_id]
         with ch.lock:
             ch.conditions[condition] = False
             if graceful:
                 ch.graceful.add(condition)
+            if close_only:
+                ch.close_only.add(condition)
 
     def set_condition(self, evse_id: int, condition: str, holds: bool) -> None:
         """A condition holds, or no longer does (any thread). Losing one opens a closed contactor now.
 
         Losing a graceful condition starts the stop grace instead; so does withdrawing the permit while a
         graceful one is already lost (the protocol asked the vehicle to stop first, as IEC 61851-1 orders).
+        Losing a close-only condition only keeps the next close from happening.
         """
         ch = self._channels[evse_id]
         with ch.lock:
             if condition not in ch.conditions:
                 raise KeyError(f"EVSE {evse_id} has no condition {condition!r}")
             ch.conditions[condition] = holds
-            if holds or not ch.contactor.commanded_closed:
+            if holds or not ch.contactor.commanded_closed or condition in ch.close_only:
                 return
             if condition in ch.graceful or (condition == PERMIT and self._stopping(ch)):
                 self._arm_grace(ch)
@@ -311,8 +316,10 @@ class SafetySupervisor:
     def self_test(self, evse_id: int) -> bool:
         """Boot self-test with no vehicle: close, check the mirror, open, check again. True when it passed."""
         ch = self._channels[evse_id]
-        if ch.contactor.feedback_closed is None or ch.vehicle:
-            return True  # nothing to read, or a vehicle is connected: never energise the outlet for a test
+        if ch.contactor.feedback_closed is None or ch.vehicle is not False:
+            # Nothing to read, or a vehicle connected, or nobody knows yet (the pilot reads E, F or nothing):
+            # never energise the outlet for a test.
+            return True
         with ch.lock:
             self._switch(ch, close=True)
         time.sleep(ch.feedback_delay)

@@ -17,6 +17,7 @@ from ocpp.v16 import call
 
 from controller.app import App
 from controller.ocpp import device_model as dm
+from controller.ocpp.adapter import Registration
 from hil.csms import CsmsSimulator
 from hil.script import parse_script, run_steps
 from tests.conftest import sim_config, wait_until
@@ -274,7 +275,7 @@ async def test_after_a_rejected_boot_the_station_is_accepted_at_the_next_try(tmp
     async with booting(tmp_path, "Rejected", 1) as (app, csms):
         await wait_until(lambda: len(csms.boots) == 2, timeout=5, what="the second BootNotification")
         assert app.ocpp is not None
-        await wait_until(lambda: app.ocpp is not None and app.ocpp.registration == "Accepted", timeout=3,
+        await wait_until(lambda: app.ocpp is not None and app.ocpp.registration == Registration.ACCEPTED, timeout=3,
                          what="the station to take the answer")
         await wait_until(lambda: "StatusNotification" in csms.actions(), what="statuses once Accepted")
         assert csms.boots == [CP, CP] and app.ocpp.link.connections == 1  # no timeout, no reconnect loop

@@ -157,3 +157,13 @@ def test_the_systemd_unit_runs_in_its_state_directory_and_does_not_loop_on_a_bad
     assert settings["StateDirectory"] == "evse" and settings["WorkingDirectory"] == "/var/lib/evse"
     assert settings["ExecStart"].endswith("--state-dir ${STATE_DIRECTORY}")
     assert settings["RestartPreventExitStatus"] == "2" and settings["ProtectSystem"] == "strict"
+
+
+def test_a_csms_url_that_cannot_work_is_refused_without_showing_its_password(tmp_path: Path) -> None:
+    for url in ("ws://cp:s3cret@127.0.0.1:99999/ocpp", "ws://cp:s3cret@csms.example/ocpp#x", "wss://"):
+        proc = _evse_run(tmp_path, "--csms", url, "--state-dir", str(tmp_path / "state"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+        assert "expected a ws:// or wss:// URL" in proc.stderr
+    problems = _problems(tmp_path, '[ocpp]\ncsms_url = "ws://cp:s3cret@csms.example/ocpp#frag"\n[[connector]]\nid = 1\n')
+    assert problems == [f"{tmp_path / 'charger.toml'}: ocpp.csms_url = 'ws://cp:***@csms.example/ocpp#frag': expected "
+                        "a ws:// or wss:// URL without a #fragment"]

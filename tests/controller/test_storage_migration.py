@@ -89,3 +89,20 @@ async def test_a_release_0_1_database_upgrades_and_drains_in_order(tmp_path: Pat
     finally:
         await app.stop()
         await csms.stop()
+
+
+def test_a_database_from_a_newer_release_is_refused_not_relabelled(tmp_path: Path) -> None:
+    import pytest
+
+    from controller.storage import StorageError, Store
+
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "evse.sqlite3")
+    db.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="has schema 9, newer than this release's 2"):
+        Store(tmp_path)
+    db = sqlite3.connect(tmp_path / "evse.sqlite3")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("9",)
+    db.close()

@@ -15,6 +15,7 @@ from controller.domain.events import StatusChanged, Transaction
 from controller.domain.types import AuthDecision, AuthSource, IdToken, StopReason
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
+from controller.ocpp.adapter import Message, Registration
 from controller.ocpp.queue import START
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, RULES, auth_status
@@ -25,7 +26,7 @@ from controller.storage import StoredMessage, StoredTransaction
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
 
-Message = tuple[str, dict[str, Any]]
+REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
 
 def firmware_version() -> str:
     """This package's version: what the station runs."""
@@ -86,14 +87,19 @@ class Ocpp16Adapter:
         return "BootNotification", payload
 
     @staticmethod
-    def boot_answer(result: dict[str, Any]) -> tuple[str, int, str]:
-        """(status Accepted/Pending/Rejected, interval, currentTime)."""
-        return str(result["status"]), int(result["interval"]), str(result["currentTime"])
+    def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
+        """(registration, interval, currentTime)."""
+        return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
 
     @staticmethod
     def heartbeat() -> Message:
         """Heartbeat."""
         return "Heartbeat", {}
+
+    @staticmethod
+    def heartbeat_answer(result: dict[str, Any]) -> str:
+        """The CSMS's currentTime."""
+        return str(result["currentTime"])
 
     def status(self, event: StatusChanged) -> Message:
         """StatusNotification: 1.6 codes for the fault, its name as vendorErrorCode, its detail as info."""
@@ -112,6 +118,10 @@ class Ocpp16Adapter:
     def authorize(token: IdToken) -> Message:
         """Authorize."""
         return "Authorize", {"idTag": token.value}
+
+    def authorize_answer(self, result: dict[str, Any]) -> AuthDecision:
+        """Authorize.conf's idTagInfo as the station's decision."""
+        return self.decision(result["idTagInfo"])
 
     def decision(self, info: dict[str, Any], source: AuthSource = AuthSource.CSMS) -> AuthDecision:
         """An idTagInfo as the station's decision."""
@@ -186,13 +196,15 @@ class Ocpp16Adapter:
             payload["transactionId"] = self.client.queue.transaction_id(message.tx_local_id)
         return payload
 
-    def queued_answer(self, message: StoredMessage, result: dict[str, Any]) -> tuple[int | None, AuthDecision | None]:
-        """(the transactionId a start got, the idTagInfo's decision) from the answer to a queued message."""
+    def queued_answer(self, message: StoredMessage, result: dict[str, Any]) -> tuple[
+            int | None, IdToken | None, AuthDecision | None]:
+        """(the transactionId a start got, the idTag and idTagInfo's decision) from a queued message's answer."""
         info = result.get("idTagInfo")
         decision = self.decision(info) if info else None
+        token = self.token(message.payload["idTag"]) if "idTag" in message.payload else None
         if message.role == START:
-            return int(result["transactionId"]), decision
-        return None, decision
+            return int(result["transactionId"]), token, decision
+        return None, token, decision
 
     def triggered_sample(self, evse: Evse) -> Message:
         """MeterValues for TriggerMessage (context Trigger), with the running transaction's id if any."""

@@ -152,7 +152,7 @@ async def test_pilot_states_become_conditions_faults_and_vehicle_statuses(outlet
     iec.on_sample(None, 0.0)
     assert set(sup.faults(1)) == {Fault.PILOT_UNREADABLE} and outlet.link.heard[-1] == VehicleStatus.UNKNOWN
     iec.on_sample(A, 0.0)
-    assert sup.faults(1) == {} and sup.vehicle(1) is False and outlet.link.heard[-1] == VehicleStatus.ABSENT
+    assert sup.faults(1) == {} and sup.vehicle(1) is False and outlet.link.heard[-2:] == [VehicleStatus.ABSENT, set()]
 
 
 async def test_a_fault_reaches_the_evse_before_the_state_and_a_departure_before_a_released_latch(
@@ -168,6 +168,29 @@ async def test_a_fault_reaches_the_evse_before_the_state_and_a_departure_before_
     heard.clear()
     iec.on_sample(A, 0.0)
     assert heard == [VehicleStatus.ABSENT, set()]  # no car when the latch goes: no Preparing
+
+
+async def test_a_vehicle_leaving_from_d_is_heard_before_the_fault_it_clears(outlet: Outlet) -> None:
+    outlet.iec.on_sample(D, 0.0)  # no ventilation: a fault
+    outlet.link.heard.clear()
+    outlet.iec.on_sample(A, 0.0)
+    assert outlet.link.heard == [VehicleStatus.ABSENT, set()]  # the EVSE knows there is no car when it recovers
+
+
+async def test_an_offer_back_within_the_stop_grace_keeps_the_contactor_closed(outlet: Outlet) -> None:
+    iec, sup, pilot = outlet.iec, outlet.supervisor, outlet.pilot
+    sup.set_permit(1, True)
+    iec.offer(PowerLimit(amps=16))
+    iec.on_diode(True, pilot.pwm_epoch, 0.0)
+    iec.on_sample(C, 0.0)
+    assert sup.request_close(1) and outlet.coil.state
+    assert not iec.offer(PowerLimit(amps=5))  # the site share drops below 6 A: PWM off, the grace runs
+    outlet.clock.now += 1
+    assert iec.offer(PowerLimit(amps=16))  # back within the grace: a new PWM run, the EV still drawing
+    assert outlet.coil.state  # not cut under load for a diode it already showed
+    assert not sup.holds(1, "diode")  # but a next close waits for this run's check
+    iec.on_diode(True, pilot.pwm_epoch, 0.0)
+    assert sup.blocked_by(1) == []
 
 
 async def test_d_charges_where_the_site_ventilates() -> None:

@@ -201,6 +201,7 @@ def test_boot_self_test_catches_a_contactor_that_does_not_close() -> None:
     try:
         assert ch.mirror is not None
         ch.mirror.drive_low()  # NC mirror made: contacts open, and they stay that way
+        ch.supervisor.set_vehicle(1, False)  # the pilot reads A: nobody at the outlet
         assert not ch.supervisor.self_test(1)
         assert Fault.CONTACTOR_FAILED_TO_CLOSE in ch.supervisor.faults(1)
         assert not ch.contactor.commanded_closed
@@ -214,6 +215,26 @@ def test_no_self_test_with_a_vehicle_connected() -> None:
     ch = Channel(mirror=True)
     try:
         ch.supervisor.set_vehicle(1, True)
+        assert ch.supervisor.self_test(1) and not ch.coil.state
+    finally:
+        ch.close()
+
+
+def test_a_close_only_condition_blocks_closing_but_never_opens(channel: Channel) -> None:
+    sup = channel.supervisor
+    sup.require(1, "checked", close_only=True)
+    sup.set_condition(1, "checked", True)
+    channel.charging()
+    sup.set_condition(1, "checked", False)  # e.g. a new PWM run that has not shown its diode yet
+    assert channel.coil.state
+    sup.open(1)
+    assert not sup.request_close(1) and sup.blocked_by(1) == ["checked"]
+
+
+def test_no_self_test_while_nobody_knows_whether_a_vehicle_is_there() -> None:
+    ch = Channel(mirror=True)
+    try:
+        assert ch.supervisor.vehicle(1) is None  # the pilot read E, F, or nothing yet
         assert ch.supervisor.self_test(1) and not ch.coil.state
     finally:
         ch.close()

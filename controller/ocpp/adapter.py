@@ -1,0 +1,135 @@
+"""What the version-neutral core asks of an OCPP version's adapter, and where each version's adapter lives.
+
+The core decides what to send and when; an adapter spells it (wire JSON) and reads the answers. Adapters are
+found by the configured ``ocpp.version`` and imported only when used, like HAL drivers.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+from controller.domain.events import StatusChanged, Transaction
+from controller.domain.types import AuthDecision, IdToken
+from controller.evse.machine import Evse
+from controller.ocpp.sampling import MeterValue
+from controller.storage import StoredMessage, StoredTransaction
+
+if TYPE_CHECKING:
+    from controller.ocpp.client import OcppClient
+
+Message = tuple[str, dict[str, Any]]
+
+#: ocpp.version -> "module:Class" of its adapter.
+ADAPTERS = {"1.6": "controller.ocpp.v16.adapter:Ocpp16Adapter"}
+
+
+class Registration(enum.Enum):
+    """What the CSMS said to a BootNotification."""
+
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class Connection(Protocol):
+    """One websocket connection as the core uses it: its receive loop, and the station's own CALLs."""
+
+    async def start(self) -> None:
+        """Receive and route frames until the connection closes."""
+
+    async def request(self, action: str, payload: dict[str, Any], *, unique_id: str | None = None) -> dict[str, Any]:
+        """Send a CALL and return its answer (raises CallFailed)."""
+        ...
+
+
+class VersionAdapter(Protocol):
+    """One OCPP version, spelt for the core."""
+
+    version: str
+    subprotocol: str
+
+    def connection(self, ws: Any) -> Connection:
+        """The version's handlers on one websocket."""
+        ...
+
+    def boot(self) -> Message:
+        """The BootNotification."""
+        ...
+
+    def boot_answer(self, result: dict[str, Any]) -> tuple[Registration, int, str]:
+        """(registration, interval, the CSMS's time)."""
+        ...
+
+    def heartbeat(self) -> Message:
+        """A Heartbeat."""
+        ...
+
+    def heartbeat_answer(self, result: dict[str, Any]) -> str:
+        """The CSMS's time."""
+        ...
+
+    def status(self, event: StatusChanged) -> Message:
+        """A status report."""
+        ...
+
+    def authorize(self, token: IdToken) -> Message:
+        """A question about an identifier."""
+        ...
+
+    def authorize_answer(self, result: dict[str, Any]) -> AuthDecision:
+        """The CSMS's decision."""
+        ...
+
+    def start(self, tx: Transaction) -> tuple[StoredTransaction, Message]:
+        """A transaction's first message, and its row."""
+        ...
+
+    def sample(self, evse_id: int, value: MeterValue) -> Message:
+        """A meter sample within a transaction."""
+        ...
+
+    def idle_sample(self, evse_id: int, value: MeterValue) -> Message:
+        """A meter sample outside any transaction."""
+        ...
+
+    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> Message:
+        """A transaction's last message."""
+        ...
+
+    def power_loss(self, tx: StoredTransaction) -> Message:
+        """The last message of a transaction a dead process left open."""
+        ...
+
+    def queued(self, message: StoredMessage) -> dict[str, Any]:
+        """A queued message as it goes out."""
+        ...
+
+    def queued_answer(self, message: StoredMessage, result: dict[str, Any]) -> tuple[
+            int | None, IdToken | None, AuthDecision | None]:
+        """(the transaction id a start got, the identifier and the decision the answer carries)."""
+        ...
+
+    def triggered_sample(self, evse: Evse) -> Message:
+        """A meter sample for TriggerMessage."""
+        ...
+
+    def data_transfer(self, vendor_id: str, message_id: str | None, data: str | None) -> Message:
+        """A DataTransfer."""
+        ...
+
+    def firmware_status(self) -> Message:
+        """The firmware status, for TriggerMessage."""
+        ...
+
+    def diagnostics_status(self) -> Message:
+        """The diagnostics status, for TriggerMessage."""
+        ...
+
+
+def adapter_for(version: str, client: OcppClient) -> VersionAdapter:
+    """The adapter of ``version`` for ``client``."""
+    module, _, name = ADAPTERS[version].partition(":")
+    adapter: VersionAdapter = getattr(importlib.import_module(module), name)(client)
+    return adapter

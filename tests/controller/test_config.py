@@ -164,6 +164,7 @@ def test_a_csms_url_that_cannot_work_is_refused_without_showing_its_password(tmp
         proc = _evse_run(tmp_path, "--csms", url, "--state-dir", str(tmp_path / "state"))
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
         assert "expected a ws:// or wss:// URL" in proc.stderr
-    problems = _problems(tmp_path, '[ocpp]\ncsms_url = "ws://cp:s3cret@csms.example/ocpp#frag"\n[[connector]]\nid = 1\n')
+    problems = _problems(tmp_path,
+                         '[ocpp]\ncsms_url = "ws://cp:s3cret@csms.example/ocpp#frag"\n[[connector]]\nid = 1\n')
     assert problems == [f"{tmp_path / 'charger.toml'}: ocpp.csms_url = 'ws://cp:***@csms.example/ocpp#frag': expected "
                         "a ws:// or wss:// URL without a #fragment"]

@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS transactions (
     meter_start INTEGER NOT NULL,
     started_at TEXT NOT NULL,
     csms_id INTEGER,
-    start_failed INTEGER NOT NULL DEFAULT 0,
     last_wh INTEGER NOT NULL,
     last_at TEXT NOT NULL,
     open INTEGER NOT NULL DEFAULT 1
@@ -119,8 +118,7 @@ class StoredTransaction:
     id_tag: str
     meter_start: int
     started_at: str
-    csms_id: int | None
-    start_failed: bool
+    csms_id: int | None  # None until the CSMS confirmed the start (then -1 goes out)
     last_wh: int
     last_at: str
     open: bool
@@ -138,7 +136,7 @@ class StoredReservation:
     expires_at: str
 
 
-_TX_COLUMNS = "local_id, connector_id, id_tag, meter_start, started_at, csms_id, start_failed, last_wh, last_at, open"
+_TX_COLUMNS = "local_id, connector_id, id_tag, meter_start, started_at, csms_id, last_wh, last_at, open"
 _MSG_COLUMNS = "seq, action, payload, tx_local_id, message_id, attempts, version, role"
 
 
@@ -237,17 +235,15 @@ class Store:
             db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             return int(db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()[0])
 
-    def finish(self, message: StoredMessage, csms_id: int | None = None, *, given_up: bool = False) -> None:
+    def finish(self, message: StoredMessage, csms_id: int | None = None) -> None:
         """A message is done with (delivered, or every attempt failed), and what that means for its transaction.
 
-        A delivered start records the CSMS's transaction id; a start given up marks the transaction so later
-        messages go out with -1; a stop, delivered or given up, ends the transaction's row.
+        A delivered start records the CSMS's transaction id (a start given up records none, so the transaction's
+        later messages go out with -1); a stop, delivered or given up, ends the transaction's row.
         """
         with self.atomic() as db:
             db.execute("DELETE FROM outbox WHERE seq = ?", (message.seq,))
-            if message.role == "start" and given_up:
-                db.execute("UPDATE transactions SET start_failed = 1 WHERE local_id = ?", (message.tx_local_id,))
-            elif message.role == "start" and csms_id is not None:
+            if message.role == "start" and csms_id is not None:
                 db.execute("UPDATE transactions SET csms_id = ? WHERE local_id = ?", (csms_id, message.tx_local_id))
             elif message.role == "stop":
                 db.execute("DELETE FROM transactions WHERE local_id = ?", (message.tx_local_id,))
@@ -380,7 +376,7 @@ class Store:
 
 
 def _tx(row: tuple[Any, ...]) -> StoredTransaction:
-    return StoredTransaction(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8], bool(row[9]))
+    return StoredTransaction(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
 
 
 def _wire_name(name: str) -> str:
@@ -407,6 +403,9 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     """Schema 1 (release 0.1.0) to 2: queued wire JSON with version and role, keys as variables."""
     db.execute("ALTER TABLE outbox ADD COLUMN version TEXT NOT NULL DEFAULT '1.6'")
     db.execute("ALTER TABLE outbox ADD COLUMN role TEXT NOT NULL DEFAULT 'update'")
+    # Release 0.1.0 wrote start_failed and never read it: a start never confirmed has no csms_id, which is what
+    # makes later messages go out with -1. DROP COLUMN needs SQLite 3.35 (Raspberry Pi OS 12 has 3.40).
+    db.execute("ALTER TABLE transactions DROP COLUMN start_failed")
     for seq, action, payload in db.execute("SELECT seq, action, payload FROM outbox").fetchall():
         db.execute("UPDATE outbox SET payload = ?, role = ? WHERE seq = ?",
                    (json.dumps(_wire(json.loads(payload))), _V1_ROLES.get(action, "update"), seq))

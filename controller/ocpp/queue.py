@@ -93,7 +93,7 @@ class Queue:
 
     def give_up(self, message: StoredMessage) -> None:
         """Every attempt failed: drop the message; a lost start makes later messages use -1."""
-        self.store.finish(message, given_up=True)
+        self.store.finish(message)
         self._delivered.set()
 
     async def drained(self) -> None:

@@ -106,3 +106,24 @@ def test_a_database_from_a_newer_release_is_refused_not_relabelled(tmp_path: Pat
     db = sqlite3.connect(tmp_path / "evse.sqlite3")
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("9",)
     db.close()
+
+
+def _layout(path: Path) -> dict[str, list[tuple[str, str, int, Any]]]:
+    db = sqlite3.connect(path)
+    try:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: [(c[1], c[2], c[3], c[4]) for c in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        db.close()
+
+
+def test_a_migrated_database_has_the_layout_of_a_new_one(tmp_path: Path) -> None:
+    from controller.storage import Store
+
+    (tmp_path / "old").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "old" / "evse.sqlite3")
+    Store(tmp_path / "old").close()
+    Store(tmp_path / "new").close()
+    old, new = _layout(tmp_path / "old" / "evse.sqlite3"), _layout(tmp_path / "new" / "evse.sqlite3")
+    assert "start_failed" not in [c[0] for c in old["transactions"]]  # written by 0.1.0, never read
+    assert {t: sorted(cols) for t, cols in old.items()} == {t: sorted(cols) for t, cols in new.items()}

@@ -151,7 +151,7 @@ class Ocpp16Adapter:
                                    "meterStart": tx.meter_start_wh, "timestamp": at}
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
-        stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None, False,
+        stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None,
                                    tx.meter_start_wh, at, True)
         return stored, ("StartTransaction", payload)
 

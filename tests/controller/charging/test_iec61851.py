@@ -213,6 +213,19 @@ async def test_the_wake_up_pulse_is_the_stations_own_f(outlet: Outlet) -> None:
     assert outlet.supervisor.faults(1) == {}  # our own F is no fault and no unplug
     await asyncio.sleep(0.07)
     assert outlet.pwm.state == 1.0 and outlet.link.heard[-1] == "refresh"  # back to B1; the EVSE offers again
+    iec.on_sample(B, 0.0)  # the car sleeps on
     iec.offer(PowerLimit(amps=16))
+    await asyncio.sleep(0.1)  # timers run in deadline order: a second pulse would be due within this wait
+    assert outlet.pwm.state not in (0.0, 1.0)  # once per session: the PWM stands
+    iec.on_sample(F, 0.0)  # F the station is not driving: a pilot fault again
+    assert Fault.PILOT_FAULT in outlet.supervisor.faults(1)
+
+
+async def test_no_wake_up_pulse_once_the_vehicle_left_b(outlet: Outlet) -> None:
+    iec = outlet.iec
+    iec.wakeup_after = 0.05
+    iec.on_sample(B, 0.0)
+    iec.offer(PowerLimit(amps=16))
+    iec.on_sample(E, 0.0)  # a short before the EVSE withdrew the offer: the PWM still runs
     await asyncio.sleep(0.1)
-    assert outlet.pwm.state != 0.0  # once per session
+    assert outlet.pwm.state not in (0.0, 1.0) and Fault.PILOT_FAULT in outlet.supervisor.faults(1)

@@ -14,7 +14,7 @@ AT = "2026-11-21T10:00:00.000Z"
 
 
 def _tx(local_id: str = "t1", meter: int = 100, connector: int = 1) -> StoredTransaction:
-    return StoredTransaction(local_id, connector, "04A1B2C3", meter, AT, None, False, meter, AT, True)
+    return StoredTransaction(local_id, connector, "04A1B2C3", meter, AT, None, meter, AT, True)
 
 
 def _start(queue: Queue, local_id: str = "t1", connector: int = 1) -> None:

@@ -118,9 +118,12 @@ def test_a_fault_opens_blocks_and_takes_the_permit_with_it(channel: Channel) -> 
     channel.charging()
     sup.raise_fault(1, Fault.PILOT_FAULT, "pilot state E")
     assert not channel.coil.state and sup.faults(1) == {Fault.PILOT_FAULT: "pilot state E"}
+    assert sup.trips[-1][1:] == (1, Fault.PILOT_FAULT.info.code)  # which connector, and why
     assert not sup.request_close(1)
     sup.clear_fault(1, Fault.PILOT_FAULT)
     assert sup.blocked_by(1) == ["permit"]  # the session logic must grant energy again
+    sup.raise_fault(1, Fault.RCM_TRIP)  # no detail: the catalogue says what it is
+    assert sup.faults(1) == {Fault.RCM_TRIP: Fault.RCM_TRIP.info.description}
 
 
 def test_a_latched_fault_waits_for_the_vehicle_to_leave_and_a_repeat_rearms_it(channel: Channel) -> None:

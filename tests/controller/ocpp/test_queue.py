@@ -95,21 +95,27 @@ async def test_an_update_given_up_leaves_the_transaction_alone(tmp_path: Path) -
 
 def test_open_transactions_end_as_power_loss_with_their_last_reading(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    _start(Queue(store, "1.6"))
-    store.record_reading("t1", 321, "2026-11-21T10:05:00.000Z")
+    queue = Queue(store, "1.6")
+    _start(queue)
+    store.record_reading("t1", 321, "2026-11-21T10:05:00.000Z")  # the meter poll's reading
+    _start(queue, "t2", 2)
+    _sample(queue, "t2", 250, "2026-11-21T10:04:00.000Z")  # a MeterValues sample records its reading too
     store.close()
     # The process died here. A new one opens the same state directory:
     store = Store(tmp_path)
     queue = Queue(store, "1.6")
     recovered = queue.recover_power_loss(lambda tx: ("StopTransaction", {"meterStop": tx.last_wh,
                                                                           "timestamp": tx.last_at}))
-    assert [t.local_id for t in recovered] == ["t1"]
-    first = store.head()
-    assert first is not None and first.action == "StartTransaction"
-    queue.delivered(first, 1)
-    stop = store.head()
-    assert stop is not None and stop.role == STOP
-    assert stop.payload == {"meterStop": 321, "timestamp": "2026-11-21T10:05:00.000Z"}
+    assert [t.local_id for t in recovered] == ["t1", "t2"]
+    stops = {}
+    while len(queue):
+        message = store.head()
+        assert message is not None
+        if message.role == STOP:
+            stops[message.tx_local_id] = message.payload
+        queue.delivered(message, 1 if message.role == START else None)
+    assert stops == {"t1": {"meterStop": 321, "timestamp": "2026-11-21T10:05:00.000Z"},
+                     "t2": {"meterStop": 250, "timestamp": "2026-11-21T10:04:00.000Z"}}
     assert queue.recover_power_loss(lambda tx: ("x", {})) == []  # recovering twice ends nothing twice
 
 

@@ -221,6 +221,21 @@ async def test_the_wake_up_pulse_is_the_stations_own_f(outlet: Outlet) -> None:
     assert Fault.PILOT_FAULT in outlet.supervisor.faults(1)
 
 
+async def test_a_session_ended_takes_its_wake_up_timer_with_it(outlet: Outlet) -> None:
+    iec = outlet.iec
+    iec.wakeup_after = 0.1
+    iec.on_sample(B, 0.0)
+    iec.offer(PowerLimit(amps=16))
+    await asyncio.sleep(0.05)
+    iec.withdraw()
+    iec.release(unlock=True)  # the session ends; the car stays, asleep in B
+    iec.offer(PowerLimit(amps=16))  # the next session: its own full wait before a pulse
+    await asyncio.sleep(0.08)  # past the first session's deadline, short of the second's
+    assert outlet.pwm.state not in (0.0, 1.0)
+    await asyncio.sleep(0.05)
+    assert outlet.pwm.state == 0.0
+
+
 async def test_no_wake_up_pulse_once_the_vehicle_left_b(outlet: Outlet) -> None:
     iec = outlet.iec
     iec.wakeup_after = 0.05

@@ -236,6 +236,20 @@ async def test_a_session_ended_takes_its_wake_up_timer_with_it(outlet: Outlet) -
     assert outlet.pwm.state == 0.0
 
 
+async def test_a_session_ended_during_the_pulse_hears_f_as_a_fault_again(outlet: Outlet) -> None:
+    iec = outlet.iec
+    iec.wakeup_after, iec.wakeup_pulse = 0.02, 10.0
+    iec.on_sample(B, 0.0)
+    iec.offer(PowerLimit(amps=16))
+    await asyncio.sleep(0.05)
+    assert outlet.pwm.state == 0.0  # the pulse
+    iec.withdraw()
+    iec.release(unlock=True)  # e.g. a remote stop: the station drives +12 V again
+    assert outlet.pwm.state == 1.0
+    iec.on_sample(F, 0.0)
+    assert Fault.PILOT_FAULT in outlet.supervisor.faults(1)
+
+
 async def test_no_wake_up_pulse_once_the_vehicle_left_b(outlet: Outlet) -> None:
     iec = outlet.iec
     iec.wakeup_after = 0.05

@@ -227,16 +227,19 @@ class Iec61851(ChargingProtocol):
         if target < MIN_CURRENT_A:
             if offered is not None:
                 self._stop_pwm()
-                self._pwm_changed_at = now
+                self._pwm_changed_at = now  # a pause is a change: resuming is a raise and waits like one
             return False
-        if offered is None or target < offered:
+        if offered is not None and target < offered:
             self._set_pwm(target, now)
-        elif target > offered:
+        elif offered is None or target > offered:
             wait = self._pwm_changed_at + self.pwm_raise_interval - now
             if wait <= 0:
                 self._set_pwm(target, now)
-            elif self._raise_handle is None:
-                self._raise_handle = asyncio.get_running_loop().call_later(wait, self._raise_due)
+            else:
+                if self._raise_handle is None:
+                    self._raise_handle = asyncio.get_running_loop().call_later(wait, self._raise_due)
+                if offered is None:
+                    return False  # still paused: nothing is on the PWM until the wait is over
         self._arm_wakeup()
         return True
 
@@ -244,6 +247,7 @@ class Iec61851(ChargingProtocol):
         self._cancel(self._raise_handle)
         self._raise_handle = None
         self._stop_pwm()
+        self._pwm_changed_at = float("-inf")  # the next PWM run is a new start, not a raise: it waits for nothing
 
     def release(self, unlock: bool) -> None:
         for handle in (self._wakeup_handle, self._woken_handle):
@@ -304,6 +308,7 @@ class Iec61851(ChargingProtocol):
         self._woken_handle = None
         self._waking = False
         self.pilot.stop_offer()  # back to a steady pilot; the next look offers again (a new PWM run)
+        self._pwm_changed_at = float("-inf")  # at once: the point of the pulse is a car that wakes to a PWM
         self._refresh()
 
     @staticmethod

@@ -71,7 +71,7 @@ def test_gpio_pilot_starts_in_state_f_and_writes_the_iec_duty() -> None:
         assert pwm.frequency == 1000
         pilot.offer_current(16)
         assert pwm.state == pytest.approx(0.26667, abs=1e-4)
-        assert pilot.offered_current == 16
+        assert pilot.offered_current == 16 and pilot.output_level == pwm.state
         pilot.stop_offer()
         assert pwm.state == 1.0 and pilot.offered_current is None
     finally:

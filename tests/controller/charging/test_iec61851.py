@@ -99,6 +99,10 @@ async def test_lowering_is_at_once_and_raising_waits_5_s_after_the_last_change(o
     iec.offer(PowerLimit(amps=32))
     assert outlet.amps() == 32
     assert [round(d * 100, 2) for d in (outlet.pwm.state,)] == [53.33]
+    clock.now += 6.0
+    assert iec.offer(PowerLimit(amps=32)) and outlet.amps() == 32  # the same offer again is no change
+    clock.now += 1.0
+    assert iec.offer(PowerLimit(amps=40)) and outlet.amps() == 40  # so 7 s after the last change, a raise is due
 
 
 async def test_a_raise_that_must_wait_comes_back_by_itself(outlet: Outlet) -> None:
@@ -110,14 +114,18 @@ async def test_a_raise_that_must_wait_comes_back_by_itself(outlet: Outlet) -> No
     assert outlet.link.heard.count("refresh") == 1  # the EVSE is asked to look again when the wait is over
 
 
-async def test_below_6_a_nothing_is_offered_and_a_watt_limit_becomes_amps(outlet: Outlet) -> None:
+async def test_below_6_a_nothing_is_offered_resuming_waits_like_a_raise_and_watts_become_amps(outlet: Outlet) -> None:
     iec = outlet.iec
     assert iec.offer(PowerLimit(amps=32))
     assert not iec.offer(PowerLimit(amps=5.9)) and outlet.amps() is None and outlet.pwm.state == 1.0
     assert not outlet.supervisor.holds(1, "offer")
-    outlet.clock.now += 10
+    outlet.clock.now += 4.9
+    assert not iec.offer(PowerLimit(amps=32)) and outlet.amps() is None  # resuming from a pause is a raise
+    outlet.clock.now += 0.1
     assert iec.offer(PowerLimit(amps=32, watts=11040)) and outlet.amps() == pytest.approx(16.0)  # 3 x 230 V
     assert iec.offer(PowerLimit(amps=100)) is True and outlet.amps() == pytest.approx(16.0)  # a raise waits
+    iec.withdraw()  # the session ends
+    assert iec.offer(PowerLimit()) and outlet.amps() == 80.0  # a new one starts at once; no limit: the PWM's most
 
 
 async def test_each_pwm_run_needs_its_own_diode_check(outlet: Outlet) -> None:
@@ -186,7 +194,9 @@ async def test_an_offer_back_within_the_stop_grace_keeps_the_contactor_closed(ou
     assert sup.request_close(1) and outlet.coil.state
     assert not iec.offer(PowerLimit(amps=5))  # the site share drops below 6 A: PWM off, the grace runs
     outlet.clock.now += 1
-    assert iec.offer(PowerLimit(amps=16))  # back within the grace: a new PWM run, the EV still drawing
+    assert not iec.offer(PowerLimit(amps=16))  # resuming is a raise: not within 5 s of the pause
+    outlet.clock.now += 4
+    assert iec.offer(PowerLimit(amps=16))  # back within the 6 s grace: a new PWM run, the EV still drawing
     assert outlet.coil.state  # not cut under load for a diode it already showed
     assert not sup.holds(1, "diode")  # but a next close waits for this run's check
     iec.on_diode(True, pilot.pwm_epoch, 0.0)

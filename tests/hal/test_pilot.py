@@ -35,8 +35,8 @@ def test_duty_for_current_refuses_currents_outside_6_to_80_a(amps: float) -> Non
 
 @pytest.mark.parametrize(
     ("duty", "amps"),
-    [(5.0, None), (7.5, None), (8.5, 6.0), (10.0, 6.0), (50.0, 30.0), (85.0, 51.0), (90.0, 65.0),
-     (96.5, 80.0), (97.5, None), (100.0, None)],
+    [(5.0, None), (7.5, None), (7.99, None), (8.0, 6.0), (8.5, 6.0), (10.0, 6.0), (10.5, 6.3), (50.0, 30.0),
+     (85.0, 51.0), (85.5, 53.75), (90.0, 65.0), (96.5, 80.0), (97.0, 80.0), (97.5, None), (100.0, None)],
 )
 def test_current_for_duty_as_an_ev_reads_it(duty: float, amps: float | None) -> None:
     assert current_for_duty(duty) == (pytest.approx(amps) if amps is not None else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hal.can import CanBus
 from hal.contactor import Contactor
 from hal.led import StatusLed
 from hal.lock import CableLock
@@ -38,3 +39,4 @@ LEDS: DriverRegistry[StatusLed] = DriverRegistry("status LED", StatusLed, {"gpio
 THERMOMETERS: DriverRegistry[Thermometer] = DriverRegistry(
     "temperature", Thermometer, {"w1": "hal.temperature:W1Thermometer"}
 )
+CAN_BUSES: DriverRegistry[CanBus] = DriverRegistry("CAN bus", CanBus, {"python-can": "hal.can:PythonCanBus"})

@@ -46,7 +46,8 @@ def database() -> Database:
     return db
 
 
-def _decode(frame: Frame) -> dict[str, Any]:
+def signals(frame: Frame) -> dict[str, Any]:
+    """Every field of a CHAdeMO frame by its name in ``chademo.dbc``; :class:`MalformedFrame` if it does not fit."""
     try:
         signals = database().decode_message(frame.id, frame.data, decode_choices=False)
     except Exception as exc:  # cantools raises several types for a short or odd frame
@@ -66,7 +67,7 @@ class EvLimits:
 
     @classmethod
     def decode(cls, frame: Frame) -> EvLimits:
-        s = _decode(frame)
+        s = signals(frame)
         return cls(s["MinChargeCurrent"], s["MinBatteryVoltage"], s["MaxBatteryVoltage"], s["ChargedRateReference"])
 
 
@@ -80,7 +81,7 @@ class EvTimes:
 
     @classmethod
     def decode(cls, frame: Frame) -> EvTimes:
-        s = _decode(frame)
+        s = signals(frame)
         tens = int(s["MaxChargingTime10s"])
         seconds = tens if tens != 2550 else int(s["MaxChargingTimeMin"]) * 60
         return cls(seconds or None, int(s["EstimatedChargingTime"]), float(s["BatteryCapacity"]))
@@ -109,7 +110,7 @@ class EvStatus:
 
     @classmethod
     def decode(cls, frame: Frame) -> EvStatus:
-        s = _decode(frame)
+        s = signals(frame)
         return cls(
             s["ProtocolNumber"], s["TargetVoltage"], s["CurrentRequest"],
             bool(s["FaultOverVoltage"]), bool(s["FaultUnderVoltage"]), bool(s["FaultCurrentDeviation"]),
@@ -137,7 +138,7 @@ class EvExtended:
 
     @classmethod
     def decode(cls, frame: Frame) -> EvExtended:
-        s = _decode(frame)
+        s = signals(frame)
         return cls(bool(s["DynamicControl"]), bool(s["HighCurrentControl"]), bool(s["HighVoltageControl"]),
                    s["ExtendedCurrentRequest"])
 

@@ -1,0 +1,120 @@
+"""The CHAdeMO sequence and the bench's CHAdeMO EV on one simulated DC circuit, in fake time (10 ms steps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.charging.chademo.frames import CHARGER_LIMITS, CHARGER_STATUS, signals
+from controller.charging.chademo.model import Inputs, Outputs, Phase
+from controller.charging.chademo.sequence import ChademoSequence
+from hal.can import Frame
+from hal.dc_power import PowerCapabilities
+from hil.chademo_ev import ChademoEv, EvSpec
+from hil.dccircuit import DcCircuit
+
+STEP = 0.01
+CAPS = PowerCapabilities(min_voltage=50, max_voltage=500, max_current=125, max_power=50_000)
+IMD_MEASURE = 1.0  # s of test voltage before the (simulated) IMD gives its verdict
+FAULT_OHMS_PER_VOLT = 100.0
+
+
+@dataclass
+class Sample:
+    """What the bench saw at one step."""
+
+    t: float
+    phase: Phase
+    outlet: float
+    stage: float
+    current: float
+    out: Outputs
+    ev_contactor: bool
+    k: bool
+
+
+@dataclass
+class Harness:
+    spec: EvSpec = field(default_factory=EvSpec)
+    caps: PowerCapabilities = CAPS
+    offer: float = 125.0
+    ev_talks: bool = True
+
+    def __post_init__(self) -> None:
+        self.circuit = DcCircuit()
+        self.ev = ChademoEv(self.spec, self.circuit)
+        self.seq = ChademoSequence(self.caps)
+        self.now = 0.0
+        self.out = Outputs()
+        self.plugged = True
+        self.contactors = False
+        self.circuit.contactors_closed = lambda: self.contactors
+        self.circuit.bleed_on = lambda: self.out.bleed
+        self._test_since: float | None = None
+        self.samples: list[Sample] = []
+        self.ev_frames: list[tuple[float, Frame]] = []
+        self.charger_frames: list[tuple[float, Frame]] = []
+        self.test_voltages: list[float] = []
+
+    def start(self) -> None:
+        self.seq.start(self.now, self.offer)
+
+    def step(self) -> None:
+        self.now = round(self.now + STEP, 6)
+        self.circuit.step(STEP)
+        frames = self.ev.tick(self.now, self.out.d1, self.out.d2) if self.ev_talks else []
+        for frame in frames:
+            self.ev_frames.append((self.now, frame))
+            self.seq.on_frame(frame, self.now)
+        io = Inputs(now=self.now, k=self.ev.k, plugged=self.plugged, locked=self.out.lock,
+                    contactors_closed=self.contactors, outlet_voltage=self.circuit.outlet_voltage,
+                    output_current=self.circuit.current, insulation_ok=self._imd())
+        self.out = self.seq.tick(io)
+        for frame in self.out.frames:
+            self.charger_frames.append((self.now, frame))
+            self.ev.on_frame(frame)
+        self.contactors = self.out.contactors
+        power = self.out.power
+        self.circuit.command(on=power is not None, voltage=power[0] if power else None,
+                             current=power[1] if power else None)
+        self.samples.append(Sample(self.now, self.seq.phase, self.circuit.outlet_voltage,
+                                   self.circuit.stage_voltage, self.circuit.current, self.out,
+                                   self.circuit.ev_contactor_closed, self.ev.k))
+
+    def _imd(self) -> bool | None:
+        voltage = self.out.insulation_test
+        if voltage is None:
+            self._test_since = None
+            return None
+        if self._test_since is None:
+            self._test_since = self.now
+            self.test_voltages.append(voltage)
+        if self.now - self._test_since < IMD_MEASURE or self.circuit.stage_voltage < 0.95 * voltage:
+            return None
+        return self.circuit.insulation_ohms > FAULT_OHMS_PER_VOLT * voltage
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / STEP)):
+            self.step()
+
+    def run_until(self, test: object, timeout: float) -> float:
+        """Step until ``test()`` holds; returns the time. Fails after ``timeout`` s."""
+        end = self.now + timeout
+        while self.now < end:
+            self.step()
+            if test():  # type: ignore[operator]
+                return self.now
+        raise AssertionError(f"not reached within {timeout} s (phase {self.seq.phase.value})")
+
+    # ------------------------------------------------------------- what the EV saw
+
+    def charger_status(self, at: float | None = None) -> dict[str, Any]:
+        frames = [(t, f) for t, f in self.charger_frames if f.id == CHARGER_STATUS and (at is None or t <= at)]
+        return signals(frames[-1][1])
+
+    def charger_limits(self) -> dict[str, Any]:
+        frames = [f for _, f in self.charger_frames if f.id == CHARGER_LIMITS]
+        return signals(frames[-1])
+
+    def first(self, test: object, after: float = 0.0) -> Sample:
+        return next(s for s in self.samples if s.t > after and test(s))  # type: ignore[operator]

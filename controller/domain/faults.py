@@ -42,6 +42,20 @@ class Fault(enum.Enum):
     OVER_TEMPERATURE = FaultInfo("OverTemperature", "temperature above the stop threshold", False)
     METER_COMM_LOST = FaultInfo("MeterCommunicationLost", "energy meter does not answer", False, StopReason.OTHER)
     READER_FAILURE = FaultInfo("ReaderFailure", "card reader does not answer", False, StopReason.OTHER)
+    # DC outlets (CHAdeMO, GB/T): budgets and sources in dc.md 6.
+    EV_COMM_LOST = FaultInfo("EvCommunicationLost", "the EV stopped talking on CAN", False, StopReason.OTHER)
+    INSULATION_FAULT = FaultInfo("InsulationFault", "DC output insulation to PE below the fault level", True,
+                                 StopReason.GROUND_FAULT)
+    INSULATION_WARNING = FaultInfo("InsulationWarning", "DC output insulation to PE below the warning level",
+                                   False, StopReason.OTHER)
+    OVER_VOLTAGE = FaultInfo("OverVoltage", "DC output above the vehicle's maximum or the emergency limit", True)
+    VOLTAGE_MISMATCH = FaultInfo("VoltageMismatch", "DC voltage at the outlet is not what closing needs", False,
+                                 StopReason.OTHER)
+    POWER_STAGE_FAULT = FaultInfo("PowerStageFault", "DC power modules report a fault or do not answer", False,
+                                  StopReason.OTHER)
+    EMERGENCY_STOP = FaultInfo("EmergencyStop", "emergency stop pressed (or its loop broken)", False)
+    CONNECTOR_LOST = FaultInfo("ConnectorLost", "the connector left the inlet during a session (CC1 / plug)",
+                               False, StopReason.EV_DISCONNECTED)
 
     @property
     def info(self) -> FaultInfo:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from controller.domain.faults import Fault
 from hal.can import Frame
 
 CYCLE = 0.1  # 0x108/0x109 period
@@ -89,8 +90,8 @@ class Blame(enum.Enum):
 
 @dataclass(frozen=True)
 class Stop:
-    """Why a session ended; ``fault`` names a catalogue fault when the station should report one."""
+    """Why a session ended; ``fault`` is the catalogue fault the station reports for it, if any."""
 
     reason: str
-    fault: str | None = None
+    fault: Fault | None = None
     blame: Blame = Blame.NONE

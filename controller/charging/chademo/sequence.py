@@ -61,6 +61,7 @@ from controller.charging.chademo.model import (
     Phase,
     Stop,
 )
+from controller.domain.faults import Fault
 from hal.can import Frame
 from hal.dc_power import SAFE_CURRENT, PowerCapabilities
 
@@ -172,7 +173,7 @@ class ChademoSequence:
                 self._next_frame = io.now
                 self._available_current = int(min(self.offer, self.capabilities.max_current, 255))
             elif io.now - self._started > FIRST_FRAME_TIMEOUT:
-                self._end(io, Stop("the EV sent nothing after d1", "EvCommunicationLost"))
+                self._end(io, Stop("the EV sent nothing after d1", Fault.EV_COMM_LOST))
             return
         assert ev is not None
         if self._stopping(io):
@@ -181,7 +182,7 @@ class ChademoSequence:
             if io.k and ev.charging_enabled:
                 problem = self._incompatible()
                 if problem:
-                    self._begin_stop(io, Stop(problem, "EvIncompatible", Blame.BATTERY))
+                    self._begin_stop(io, Stop(problem, blame=Blame.BATTERY))
                     return
                 self._threshold = min(self.ev_limits.max_voltage if self.ev_limits else ev.target_voltage,
                                       self._available_voltage)
@@ -213,12 +214,12 @@ class ChademoSequence:
     def _cable_check(self, io: Inputs, since: float) -> None:
         out = self._out
         if since > INSULATION_TIMEOUT:
-            self._begin_stop(io, Stop("the insulation test did not finish in time", "InsulationFault",
+            self._begin_stop(io, Stop("the insulation test did not finish in time", Fault.INSULATION_FAULT,
                                       Blame.CHARGER))
         elif self._check == CheckStep.LOCK and io.locked:
             if io.outlet_voltage >= SAFE_VOLTAGE:
                 self._begin_stop(io, Stop(f"{io.outlet_voltage:.0f} V at the outlet before the insulation test: "
-                                          "the EV's contactors are not open", "VoltageMismatch", Blame.SYSTEM))
+                                          "the EV's contactors are not open", Fault.VOLTAGE_MISMATCH, Blame.SYSTEM))
                 return
             self._check = CheckStep.CONTACTORS
             out.contactors = True
@@ -230,7 +231,7 @@ class ChademoSequence:
             out.insulation_test = None
             out.power = None
             if not io.insulation_ok:
-                self._begin_stop(io, Stop("insulation test failed", "InsulationFault", Blame.CHARGER))
+                self._begin_stop(io, Stop("insulation test failed", Fault.INSULATION_FAULT, Blame.CHARGER))
                 return
             self._check = CheckStep.BLEED
             out.bleed = True
@@ -276,9 +277,9 @@ class ChademoSequence:
         ev = self.ev
         assert ev is not None
         if io.now - self._last_ev > COMM_TIMEOUT:
-            return Stop("0x102 silent for more than 1 s", "EvCommunicationLost")
+            return Stop("0x102 silent for more than 1 s", Fault.EV_COMM_LOST)
         if not io.plugged:
-            return Stop("the connector left the inlet", "ConnectorLost")
+            return Stop("the connector left the inlet", Fault.CONNECTOR_LOST)
         if self.phase in (Phase.WAIT_PERMISSION, Phase.CABLE_CHECK) and ev.normal_stop_request:
             return Stop("the EV asked to stop before charging")
         if self.phase == Phase.WAIT_PERMISSION:

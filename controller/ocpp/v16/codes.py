@@ -29,6 +29,14 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.OVER_TEMPERATURE: "HighTemperature",
     Fault.METER_COMM_LOST: "PowerMeterFailure",
     Fault.READER_FAILURE: "ReaderFailure",
+    Fault.EV_COMM_LOST: "EVCommunicationError",
+    Fault.INSULATION_FAULT: "GroundFailure",
+    Fault.INSULATION_WARNING: "GroundFailure",
+    Fault.OVER_VOLTAGE: "OverVoltage",
+    Fault.VOLTAGE_MISMATCH: "OtherError",
+    Fault.POWER_STAGE_FAULT: "InternalError",
+    Fault.EMERGENCY_STOP: "OtherError",
+    Fault.CONNECTOR_LOST: "OtherError",
 }
 
 #: 1.6 Reason per stop reason: 2.0.1's finer reasons fold into the 1.6 value that covers them.

@@ -8,6 +8,7 @@ import pytest
 
 from controller.charging.chademo.frames import CHARGER_EXTENDED, CHARGER_LIMITS, CHARGER_STATUS, EV_STATUS
 from controller.charging.chademo.model import Blame, Phase
+from controller.domain.faults import Fault
 from hal.can import Frame
 from hil.chademo_ev import EvSpec
 from tests.controller.charging.chademo.harness import Harness
@@ -80,7 +81,7 @@ def test_a_silent_ev_is_stopped_after_1_s_and_the_current_is_down_within_half_a_
     assert 1.0 <= detected - last <= 1.1
     down = h.run_until(lambda: abs(h.circuit.current) <= 5, 0.5)
     assert down - detected <= 0.5
-    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == "EvCommunicationLost"
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == Fault.EV_COMM_LOST
     assert h.contactors  # still closed at 5 A: the EV's contactors are not known to be open
     _finish(h, 20)
 
@@ -133,7 +134,7 @@ def test_an_incompatible_battery_is_told_so_and_never_energised(spec: dict[str, 
 def test_an_ev_with_its_contactors_closed_before_the_test_is_refused() -> None:
     h = _session(misbehaviours={"live_inlet"})
     h.run_until(lambda: h.seq.phase == Phase.DONE, 15)
-    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == "VoltageMismatch"
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == Fault.VOLTAGE_MISMATCH
     assert h.seq.stop_cause.blame == Blame.SYSTEM
     assert not any(s.out.contactors or s.out.power for s in h.samples)
     assert h.out.lock  # the inlet is live: the connector stays locked
@@ -143,7 +144,7 @@ def test_an_insulation_fault_ends_the_session_before_d2() -> None:
     h = _session()
     h.circuit.insulation_ohms = 30_000
     _finish(h, 30)
-    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == "InsulationFault"
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == Fault.INSULATION_FAULT
     assert h.seq.stop_cause.blame == Blame.CHARGER
     assert not any(s.out.d2 for s in h.samples)
     opened = h.first(lambda s: s.phase == Phase.SHUTDOWN)
@@ -155,7 +156,7 @@ def test_no_frame_within_6_s_of_d1_ends_the_attempt() -> None:
     h.start()
     h.run_until(lambda: h.seq.phase == Phase.DONE, 7)
     assert h.now == pytest.approx(6.0, abs=0.05)
-    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == "EvCommunicationLost"
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == Fault.EV_COMM_LOST
     assert h.charger_frames == []
 
 

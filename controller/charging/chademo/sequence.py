@@ -125,6 +125,18 @@ class ChademoSequence:
         return self.phase not in (Phase.IDLE, Phase.DONE)
 
     @property
+    def next_frame_at(self) -> float:
+        """When the next 0x108/0x109 pair is due (infinity while none is: before the EV's first frame)."""
+        if self.phase in (Phase.IDLE, Phase.WAIT_EV, Phase.DONE):
+            return float("inf")
+        return self._next_frame
+
+    @property
+    def last_ev_frame(self) -> float:
+        """When the EV's last 0x102 arrived."""
+        return self._last_ev
+
+    @property
     def delivering(self) -> bool:
         """Current may flow (from the first request to the end of the ramp-down)."""
         return self.phase in (Phase.CHARGING, Phase.RAMP_DOWN)

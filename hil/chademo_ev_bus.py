@@ -1,0 +1,81 @@
+"""The bench's CHAdeMO EV on a real CAN bus interface and on the outlet's pins, with the DC circuit's physics.
+
+One thread steps everything the car side owns every ``step`` s: the DC circuit, the EV's own
+sequence (:class:`~hil.chademo_ev.ChademoEv`), the frames it hears and sends (any python-can
+interface: ``virtual`` in-process, ``remote`` for another process), and the pins it drives: k
+(its permission switch) and the connector-present line; it reads d1 and d2 from the charger's pins.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import can
+
+from hal.can import Frame
+from hil.chademo_ev import ChademoEv
+from hil.gpio import WatchedPin
+
+
+class ChademoEvOnBus:
+    """A CHAdeMO car plugged into one outlet."""
+
+    def __init__(self, ev: ChademoEv, *, d1: Any, d2: Any, k: WatchedPin, plug: WatchedPin,
+                 interface: str = "virtual", channel: str, step: float = 0.005, **bus: Any) -> None:
+        self.ev = ev
+        self.circuit = ev.circuit
+        self._d1, self._d2, self._k, self._plug = d1, d2, k, plug
+        self._bus = can.Bus(interface=interface, channel=channel, **bus)
+        self.step = step
+        self.plugged = False
+        self.heard: list[tuple[float, Frame]] = []
+        self.said: list[tuple[float, Frame]] = []
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._k.drive_low()
+        self._plug.drive_low()
+
+    def plug_in(self) -> None:
+        """The connector goes into the inlet (pin 7)."""
+        self.plugged = True
+        self._plug.drive_high()
+
+    def unplug(self) -> None:
+        """The connector leaves the inlet."""
+        self.plugged = False
+        self._plug.drive_low()
+
+    def start(self) -> None:
+        """Run the car's thread."""
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name="chademo-ev", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread and release the bus."""
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._bus.shutdown()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while self._running.is_set():
+            now = time.monotonic()
+            self.circuit.step(now - last)
+            last = now
+            while (msg := self._bus.recv(0)) is not None:
+                if not msg.is_extended_id:
+                    frame = Frame(msg.arbitration_id, bytes(msg.data), False, now)
+                    self.heard.append((now, frame))
+                    self.ev.on_frame(frame)
+            d1 = bool(self._d1.state) and self.plugged
+            d2 = bool(self._d2.state) and self.plugged
+            for frame in self.ev.tick(now, d1, d2):
+                self.said.append((now, frame))
+                self._bus.send(can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False))
+            if self.ev.k != bool(self._k.state):
+                (self._k.drive_high if self.ev.k else self._k.drive_low)()
+            time.sleep(self.step)

@@ -4,7 +4,8 @@ The car waits for d1, then sends 0x100/0x101/0x102 (and 0x110 for 2.0) every 100
 while it closes k and sets 0x102.5.0 (a Leaf takes 3.9 s: dc.md 1.1). Once d2 is on and its inlet
 is dead it closes its contactors (0x102.5.3 -> 0) and ramps its request by 2 A per 100 ms (the
 Leaf's 20 A/s) up to the least of its own limit and what the charger makes available. Its battery's
-voltage follows its state of charge. At its target it clears 0x102.5.0 and opens k; once the
+voltage follows its state of charge. At its target, or when the charger stops (0x109.5.0 cleared with
+0x109.5.5 set), it clears 0x102.5.0 and opens k; once the
 charger's current is at 5 A it opens its contactors and checks the inlet voltage falls (welding
 detection) before it reports them open (0x102.5.3 = 1).
 
@@ -94,7 +95,10 @@ class ChademoEv:
         if frame.id == CHARGER_LIMITS:
             self.available_current = int(signals(frame)["AvailableCurrent"])
         elif frame.id == CHARGER_STATUS:
-            self.charger_charging = bool(signals(frame)["Charging"])
+            fields = signals(frame)
+            was_charging, self.charger_charging = self.charger_charging, bool(fields["Charging"])
+            if was_charging and not self.charger_charging and fields["StopControl"]:
+                self.stopping = True  # the charger ended the session: the car ends its side
 
     def tick(self, now: float, d1: bool, d2: bool) -> list[Frame]:
         """Advance to ``now`` with the charger's d1 and d2; returns the frames the car sends now."""

@@ -30,6 +30,7 @@ from controller.clock import Clock
 from controller.domain.faults import Fault
 from controller.domain.types import PowerLimit
 from controller.evse.port import ChargingProtocol, VehicleStatus
+from controller.safety.dc import DcGuards, insulation_fault_below
 from controller.safety.lock import LockControl
 from controller.safety.supervisor import SafetySupervisor
 from hal.can import CanBus, Frame
@@ -40,9 +41,9 @@ from hal.imd import InsulationMonitor
 log = logging.getLogger(__name__)
 
 DEMAND, LINK, EV_PERMISSION, INSULATION = "demand", "link", "ev_permission", "insulation"
-#: Insulation below these (ohms per volt of the test voltage) is a fault / a warning (GB/T's 100 / 500 ohm/V;
-#: IEC 61851-23's fixed 100 kOhm is the floor as well).
-FAULT_OHMS_PER_VOLT, WARNING_OHMS_PER_VOLT, FAULT_FLOOR_OHMS = 100.0, 500.0, 100_000.0
+#: Insulation below this (ohms per volt of the test voltage) is a warning (GB/T's 500 ohm/V); the fault level
+#: is the guards' (100 ohm/V, 100 kOhm at least).
+WARNING_OHMS_PER_VOLT = 500.0
 #: Session faults: cleared when the connector leaves the inlet.
 SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT)
 
@@ -55,7 +56,8 @@ class Chademo(ChargingProtocol):
     def __init__(self, evse_id: int, *, bus: CanBus, lines: ChademoLines, power: DcPowerStage,
                  supervisor: SafetySupervisor, to_loop: ToLoop, outlet_voltage: Callable[[], float],
                  imd: InsulationMonitor | None = None, bleeder: Bleeder | None = None,
-                 lock: LockControl | None = None, clock: Clock | None = None, tick: float = 0.01) -> None:
+                 lock: LockControl | None = None, guards: DcGuards | None = None, clock: Clock | None = None,
+                 tick: float = 0.01, imd_interval: float = 1.0) -> None:
         super().__init__()
         self.id = evse_id
         self.bus = bus
@@ -65,6 +67,8 @@ class Chademo(ChargingProtocol):
         self.imd = imd
         self.bleeder = bleeder
         self.lock = lock
+        self.guards = guards
+        self.imd_interval = imd_interval
         self.outlet_voltage = outlet_voltage
         self.clock = clock or Clock()
         self.tick = tick
@@ -73,6 +77,7 @@ class Chademo(ChargingProtocol):
         self.out = Outputs()
         self._task: asyncio.Task[None] | None = None
         self._imd_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._insulation_ok: bool | None = None
         self._session_used = False
         self._reported: Fault | None = None
@@ -92,11 +97,13 @@ class Chademo(ChargingProtocol):
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"chademo-{self.id}")
         if self.imd is not None:
             self._imd_task = asyncio.get_running_loop().create_task(self._imd_boot(), name=f"imd-{self.id}")
+        if self.guards is not None:
+            self.guards.start()
         self._edge()
 
     def stop(self) -> None:
         """Outputs safe: stage off, lines down; stop listening."""
-        for task in (self._task, self._imd_task):
+        for task in (self._task, self._imd_task, self._watch_task):
             if task is not None:
                 task.cancel()
         if self._unsubscribe is not None:
@@ -187,6 +194,8 @@ class Chademo(ChargingProtocol):
         out = self.sequence.tick(io)
         for frame in out.frames:
             self.bus.send(frame)
+        if self.guards is not None and self.sequence.active and self.sequence.threshold:
+            self.guards.check_voltage(io.outlet_voltage, float(self.sequence.threshold))
         self._apply(out, io)
         self.out = out
 
@@ -206,6 +215,9 @@ class Chademo(ChargingProtocol):
         if out.insulation_test is not None and self.out.insulation_test is None:
             self._insulation_ok = None
             self._imd_task = asyncio.get_running_loop().create_task(self._cable_check(out.insulation_test))
+        watching = self._watch_task is not None and not self._watch_task.done()
+        if self.sequence.delivering and not watching and self.imd is not None and self.guards is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._imd_watch(), name=f"imd-watch-{self.id}")
         if out.contactors != self.out.contactors:
             sup.set_condition(self.id, DEMAND, out.contactors)
             if not out.contactors:
@@ -252,12 +264,25 @@ class Chademo(ChargingProtocol):
             log.error("connector %d: IMD self-test failed: no DC session until it passes", self.id)
         self.supervisor.set_condition(self.id, INSULATION, passed)
 
+    async def _imd_watch(self) -> None:
+        """While current flows: every ``imd_interval`` s, a valid reading goes to the insulation guard."""
+        assert self.imd is not None and self.guards is not None
+        while self.sequence.delivering:
+            try:
+                reading = await self.imd.read()
+            except Exception as exc:  # a reading lost now and then is logged; the IMD's own alarm relay stays
+                log.warning("connector %d: IMD read while charging: %s", self.id, exc)
+            else:
+                if reading.resistance is not None:
+                    self.guards.check_insulation(reading.resistance, self.outlet_voltage())
+            await asyncio.sleep(self.imd_interval)
+
     async def _cable_check(self, voltage: float) -> None:
         """Measure at the test voltage; the verdict goes to the sequence on its next tick."""
         if self.imd is None:
             self._insulation_ok = True
             return
-        threshold = max(FAULT_OHMS_PER_VOLT * voltage, FAULT_FLOOR_OHMS)
+        threshold = insulation_fault_below(voltage)
         try:
             await self.imd.start()
             while True:

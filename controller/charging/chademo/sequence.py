@@ -132,6 +132,11 @@ class ChademoSequence:
         return self._next_frame
 
     @property
+    def threshold(self) -> int:
+        """The negotiated maximum voltage (0x108.4-5), 0 until the EV's permission."""
+        return self._threshold
+
+    @property
     def last_ev_frame(self) -> float:
         """When the EV's last 0x102 arrived."""
         return self._last_ev

@@ -22,10 +22,11 @@ from controller.domain.faults import Fault
 from controller.domain.types import IdToken, PowerLimit, TriggerReason
 from controller.evse.machine import Evse
 from controller.evse.policy import TransactionPolicy
+from controller.safety.dc import DcGuards
 from controller.safety.supervisor import SafetySupervisor
 from hal.bender import BenderIsoCha425
 from hal.can import PythonCanBus
-from hal.dc_io import Bleeder, ChademoLines
+from hal.dc_io import Bleeder, ChademoLines, EmergencyStop
 from hal.gpio_contactor import GpioContactor
 from hal.infypower import InfyPowerStage
 from hal.meter import MeterReading
@@ -48,7 +49,8 @@ class DcRig:
         self.ev_channel, self.module_channel = f"chademo-ev-{n}", f"chademo-psu-{n}"
         factory = make_factory()
         pins = {name: factory.pin(number, pin_class=WatchedPin)
-                for name, number in (("d1", 5), ("d2", 6), ("k", 22), ("plug", 23), ("coil", 17), ("bleed", 25))}
+                for name, number in (("d1", 5), ("d2", 6), ("k", 22), ("plug", 23), ("coil", 17), ("bleed", 25),
+                                     ("estop", 26))}
         self.pins = pins
         self.circuit = DcCircuit()
         self.circuit.contactors_closed = lambda: bool(pins["coil"].state)
@@ -60,6 +62,8 @@ class DcRig:
         self.lines = ChademoLines(d1_pin=5, d2_pin=6, k_pin=22, plug_pin=23, pin_factory=factory)
         self.contactor = GpioContactor(pin=17, pin_factory=factory)
         self.bleeder = Bleeder(pin=25, pin_factory=factory)
+        self.estop = EmergencyStop(pin=26, pin_factory=factory)
+        pins["estop"].drive_high()  # the loop is closed
         self.supervisor = SafetySupervisor()
         self.events: list[object] = []
 
@@ -76,9 +80,10 @@ class DcRig:
         self.imd = BenderIsoCha425(transport="tcp", tcp_port=imd_port)
         loop = asyncio.get_running_loop()
         self.supervisor.add(1, self.contactor, stop_grace=1.0, before_open=self.power.shut_off)
+        guards = DcGuards(1, self.supervisor, self.power, estop=self.estop, clock=time.monotonic)
         self.protocol = Chademo(1, bus=self.ev_bus, lines=self.lines, power=self.power, supervisor=self.supervisor,
                                 to_loop=loop.call_soon_threadsafe, outlet_voltage=lambda: self.circuit.outlet_voltage,
-                                imd=self.imd, bleeder=self.bleeder)
+                                imd=self.imd, bleeder=self.bleeder, guards=guards, imd_interval=0.2)
         self.evse = Evse(1, maximum=PowerLimit(amps=125), phases=1, protocol=self.protocol,
                          supervisor=self.supervisor, emit=self.events.append, policy=TransactionPolicy())
         def on_faults(_cid: int, faults: dict[Fault, str]) -> None:
@@ -98,7 +103,7 @@ class DcRig:
         await self.module_bus.close()
         self.modules.stop()
         await self.imd_device.stop()
-        for part in (self.lines, self.bleeder):
+        for part in (self.lines, self.bleeder, self.estop):
             part.close()
         self.contactor.shutdown()
 
@@ -162,3 +167,34 @@ async def test_an_ev_that_goes_silent_is_ramped_down_then_faulted(rig: DcRig) ->
     rig.car.ev.spec.misbehaviours.clear()
     rig.car.unplug()
     await until(lambda: rig.evse.status == "Available", 3)
+
+
+async def _charging(rig: DcRig) -> None:
+    rig.car.plug_in()
+    await until(lambda: rig.evse.status == "Preparing", 2)
+    rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
+    await until(lambda: rig.circuit.current > 60, 15)
+
+
+@pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
+async def test_the_emergency_stop_opens_under_load_at_once_and_switches_the_stage_off(rig: DcRig) -> None:
+    await _charging(rig)
+    pressed = time.monotonic()
+    rig.pins["estop"].drive_low()  # gpiozero runs the guard in this thread: the coil drops before this returns
+    assert not rig.pins["coil"].state
+    assert Fault.EMERGENCY_STOP in rig.supervisor.faults(1)
+    await until(lambda: not any(m.on for m in rig.modules.modules.values()), 0.2)
+    assert time.monotonic() - pressed < 0.2
+    await until(lambda: rig.evse.status == "Faulted", 1)
+    await until(lambda: not rig.pins["d1"].state, 3)  # the sequence still ends in order: d2, then d1
+
+
+@pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
+async def test_an_insulation_fault_while_charging_opens(rig: DcRig) -> None:
+    await _charging(rig)
+    rig.circuit.insulation_ohms = 20_000
+    await until(lambda: Fault.INSULATION_FAULT in rig.supervisor.faults(1), 2)
+    assert not rig.pins["coil"].state
+    rig.circuit.insulation_ohms = 10e6
+    rig.car.unplug()
+    await until(lambda: Fault.INSULATION_FAULT not in rig.supervisor.faults(1), 3)  # latched until it left

@@ -1,7 +1,7 @@
 """The bench's CHAdeMO EV on a real CAN bus interface and on the outlet's pins, with the DC circuit's physics.
 
 One thread steps everything the car side owns every ``step`` s: the DC circuit, the EV's own
-sequence (:class:`~hil.chademo_ev.ChademoEv`), the frames it hears and sends (any python-can
+sequence (a :class:`Car`), the frames it hears and sends (any python-can
 interface: ``virtual`` in-process, ``remote`` for another process), and the pins it drives: k
 (its permission switch) and the connector-present line; it reads d1 and d2 from the charger's pins.
 """
@@ -10,21 +10,34 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import can
 
 from hal.can import Frame
-from hil.chademo_ev import ChademoEv
+from hil.dccircuit import DcCircuit
 from hil.gpio import WatchedPin
+
+
+class Car(Protocol):
+    """The car's side of a CHAdeMO session: :class:`~hil.chademo_ev.ChademoEv`, or a replay of a logged one."""
+
+    circuit: DcCircuit
+    k: bool
+
+    def on_frame(self, frame: Frame) -> None:
+        """A charger frame."""
+
+    def tick(self, now: float, d1: bool, d2: bool) -> list[Frame]:
+        """Advance to ``now``; the frames the car sends now."""
 
 
 class ChademoEvOnBus:
     """A CHAdeMO car plugged into one outlet."""
 
-    def __init__(self, ev: ChademoEv, *, d1: Any, d2: Any, k: WatchedPin, plug: WatchedPin,
+    def __init__(self, ev: Car, *, d1: Any, d2: Any, k: WatchedPin, plug: WatchedPin,
                  interface: str = "virtual", channel: str, step: float = 0.005, **bus: Any) -> None:
-        self.ev = ev
+        self.ev: Car = ev
         self.circuit = ev.circuit
         self._d1, self._d2, self._k, self._plug = d1, d2, k, plug
         self._bus = can.Bus(interface=interface, channel=channel, **bus)

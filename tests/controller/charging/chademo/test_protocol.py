@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from controller.charging.chademo.frames import CHARGER_LIMITS, CHARGER_STATUS
+from controller.charging.chademo.frames import CHARGER_LIMITS, CHARGER_STATUS, EV_STATUS, EvStatus, signals
 from controller.charging.chademo.model import Phase
 from controller.charging.chademo.protocol import Chademo
 from controller.domain.events import StatusChanged
 from controller.domain.faults import Fault
-from controller.domain.types import IdToken, PowerLimit, TriggerReason
+from controller.domain.types import IdToken, PowerLimit, StopReason, TriggerReason
 from controller.evse.machine import Evse
 from controller.evse.policy import TransactionPolicy
 from controller.safety.dc import DcGuards
@@ -32,6 +32,7 @@ from hal.infypower import InfyPowerStage
 from hal.meter import MeterReading
 from hil.chademo_ev import ChademoEv, EvSpec
 from hil.chademo_ev_bus import ChademoEvOnBus
+from hil.chademo_replay import ReplayEv
 from hil.dccircuit import DcCircuit
 from hil.gpio import WatchedPin, make_factory
 from hil.imd_sim import IsoCha425Sim
@@ -156,7 +157,7 @@ async def test_an_ev_that_goes_silent_is_ramped_down_then_faulted(rig: DcRig) ->
     await until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
     await until(lambda: rig.circuit.current > 60, 15)
-    rig.car.ev.spec.misbehaviours.add("silent")
+    _ev(rig).spec.misbehaviours.add("silent")
     silent_at = time.monotonic()
     down = await until(lambda: rig.circuit.current <= 5, 3)
     assert 1.0 <= down - silent_at <= 1.0 + 0.5 + 0.2  # detection after 1 s, then 0.5 s to 5 A
@@ -164,7 +165,7 @@ async def test_an_ev_that_goes_silent_is_ramped_down_then_faulted(rig: DcRig) ->
     opened = next(t for t, c, reason in rig.supervisor.trips if c == 1)
     assert opened >= down - 0.05  # the contactors opened only once the current was down
     await until(lambda: rig.evse.status == "Faulted", 1)
-    rig.car.ev.spec.misbehaviours.clear()
+    _ev(rig).spec.misbehaviours.clear()
     rig.car.unplug()
     await until(lambda: rig.evse.status == "Available", 3)
 
@@ -198,3 +199,46 @@ async def test_an_insulation_fault_while_charging_opens(rig: DcRig) -> None:
     rig.circuit.insulation_ohms = 10e6
     rig.car.unplug()
     await until(lambda: Fault.INSULATION_FAULT not in rig.supervisor.faults(1), 3)  # latched until it left
+
+
+async def test_the_leaf_ze0_replayed_charges_and_ends_in_the_order_its_charger_kept() -> None:
+    rig = DcRig(EvSpec())
+    rig.car.ev = ReplayEv(rig.circuit)
+    d2_changes: list[tuple[float, float]] = []
+    rig.pins["d2"].observers.append(lambda t, value: d2_changes.append((t, value)))
+    await rig.start()
+    try:
+        rig.car.plug_in()
+        await until(lambda: rig.evse.status == "Preparing", 2)
+        rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
+        # The Leaf's own 3.9 s to its permission, our insulation test, then its ramp to 12-14 A.
+        await until(lambda: rig.circuit.current > 10, 20)
+        assert rig.evse.status == "Charging"
+        assert max(s.current_request for s in _statuses(rig)) <= 14
+        await asyncio.sleep(1.0)
+        rig.evse.stop(StopReason.REMOTE)
+        stopped = time.monotonic()
+        await until(lambda: rig.circuit.current <= 5, 0.5)
+        await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
+        assert rig.protocol.sequence.stop_cause is not None and rig.protocol.sequence.stop_cause.fault is None
+        assert isinstance(rig.car.ev, ReplayEv) and rig.car.ev.sent > 300
+        # The Leaf reported its contactors open (welding check passed) before d2 went off.
+        opened = next(t for t, f in rig.car.said if f.id == EV_STATUS and t > stopped
+                      and EvStatus.decode(f).contactor_open)
+        d2_off = next(t for t, value in d2_changes if t > stopped and not value)
+        assert opened < d2_off
+        # and the charger kept 0x109.5.2 until the inlet was dead, as the Leaf's own charger did.
+        last_energized = max(t for t, f in rig.car.heard if f.id == CHARGER_STATUS and signals(f)["Energizing"])
+        assert rig.circuit.outlet_voltage <= 10 and last_energized < d2_off
+        assert not rig.pins["d1"].state and rig.circuit.outlet_voltage <= 10
+    finally:
+        await rig.stop()
+
+
+def _statuses(rig: DcRig) -> list[EvStatus]:
+    return [EvStatus.decode(f) for _, f in rig.car.said if f.id == EV_STATUS]
+
+
+def _ev(rig: DcRig) -> ChademoEv:
+    assert isinstance(rig.car.ev, ChademoEv)
+    return rig.car.ev

@@ -28,7 +28,8 @@ class StageModel:
     max_power: float = 50_000.0
     voltage_slew: float = 1000.0  # V/s towards the target with no load
     current_slew: float = 200.0  # A/s up towards the limit (modules ramp; they do not step)
-    current_fall: float = 1000.0  # A/s down: a module cuts its current in about 0.1 s
+    current_fall: float = 1000.0  # A/s down when told less: a module regulates down in about 0.1 s
+    off_fall: float = 10_000.0  # A/s when switched off: 100 A gone in 10 ms
     #: Output capacitance and the stage's own internal discharge (slow), as an RC time constant (s).
     self_discharge_tau: float = 8.0
     on: bool = False
@@ -90,6 +91,8 @@ class DcCircuit:
                 wanted = (target - self.battery_voltage) / (self.battery_resistance + self.cable_resistance)
                 wanted = max(0.0, min(wanted, limit)) if delivering else 0.0
                 rate = self.stage.current_slew if wanted > self.current else self.stage.current_fall
+                if not delivering:
+                    rate = self.stage.off_fall  # switched off: the output stage stops, the current collapses
                 self.current = _towards(self.current, wanted, rate * dt)
                 self.stage_voltage = self.battery_voltage + self.current * (self.battery_resistance
                                                                             + self.cable_resistance)

@@ -144,8 +144,10 @@ class Bcs:
 
     @classmethod
     def decode(cls, data: bytes) -> Bcs:
-        s = decode("BCS", data)
-        return cls(float(s["MeasuredVoltage"]), -float(s["MeasuredCurrent"]), int(s["Soc"]), int(s["RemainingTime"]))
+        # Some BMSs send BCS as one 8-byte frame, losing the remaining time's high byte (dc.md 3): keep the rest.
+        s = decode("BCS", data, shortest=8)
+        remaining = int(s["RemainingTime"]) if "RemainingTime" in s else 0
+        return cls(float(s["MeasuredVoltage"]), -float(s["MeasuredCurrent"]), int(s["Soc"]), remaining)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,3 +102,8 @@ def test_a_short_frame_is_malformed() -> None:
 
 def test_pgns() -> None:
     assert (pgn_of("BRM"), pgn_of("BCP"), pgn_of("BCS"), pgn_of("CHM")) == (0x0200, 0x0600, 0x1100, 0x2600)
+
+
+def test_a_bcs_cut_to_one_8_byte_frame_is_still_read() -> None:
+    bcs = Bcs.decode(bytes.fromhex("100E" "740E" "6841" "32" "1E"))
+    assert (bcs.voltage, bcs.current, bcs.soc) == (pytest.approx(360.0), pytest.approx(30.0), 50)

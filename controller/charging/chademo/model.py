@@ -62,7 +62,7 @@ class Inputs:
     contactors_closed: bool = False
     outlet_voltage: float = 0.0
     output_current: float = 0.0
-    insulation_ok: bool | None = None  # None: no result yet; False: fault
+    insulation_ohms: float | None = None  # the IMD's valid reading once the test voltage stands; None: none yet
 
 
 @dataclass

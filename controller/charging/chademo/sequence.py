@@ -62,6 +62,7 @@ from controller.charging.chademo.model import (
     Stop,
 )
 from controller.domain.faults import Fault
+from controller.safety.dc import insulation_fault_below
 from hal.can import Frame
 from hal.dc_power import SAFE_CURRENT, PowerCapabilities
 
@@ -244,11 +245,13 @@ class ChademoSequence:
             self._check = CheckStep.TEST
             out.insulation_test = self._test_voltage()
             out.power = (out.insulation_test, 2.0)
-        elif self._check == CheckStep.TEST and io.insulation_ok is not None:
+        elif self._check == CheckStep.TEST and io.insulation_ohms is not None:
+            volts = out.insulation_test or 0.0
             out.insulation_test = None
             out.power = None
-            if not io.insulation_ok:
-                self._begin_stop(io, Stop("insulation test failed", Fault.INSULATION_FAULT, Blame.CHARGER))
+            if io.insulation_ohms <= insulation_fault_below(volts):
+                self._begin_stop(io, Stop(f"insulation test failed: {io.insulation_ohms / 1000:.0f} kOhm at "
+                                          f"{volts:.0f} V", Fault.INSULATION_FAULT, Blame.CHARGER))
                 return
             self._check = CheckStep.BLEED
             out.bleed = True

@@ -16,7 +16,6 @@ from hil.dccircuit import DcCircuit
 STEP = 0.01
 CAPS = PowerCapabilities(min_voltage=50, max_voltage=500, max_current=125, max_power=50_000)
 IMD_MEASURE = 1.0  # s of test voltage before the (simulated) IMD gives its verdict
-FAULT_OHMS_PER_VOLT = 100.0
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Harness:
             self.seq.on_frame(frame, self.now)
         io = Inputs(now=self.now, k=self.ev.k, plugged=self.plugged, locked=self.out.lock,
                     contactors_closed=self.contactors, outlet_voltage=self.circuit.outlet_voltage,
-                    output_current=self.circuit.current, insulation_ok=self._imd())
+                    output_current=self.circuit.current, insulation_ohms=self._imd())
         self.out = self.seq.tick(io)
         for frame in self.out.frames:
             self.charger_frames.append((self.now, frame))
@@ -81,7 +80,7 @@ class Harness:
                                    self.circuit.stage_voltage, self.circuit.current, self.out,
                                    self.circuit.ev_contactor_closed, self.ev.k))
 
-    def _imd(self) -> bool | None:
+    def _imd(self) -> float | None:
         voltage = self.out.insulation_test
         if voltage is None:
             self._test_since = None
@@ -91,7 +90,7 @@ class Harness:
             self.test_voltages.append(voltage)
         if self.now - self._test_since < IMD_MEASURE or self.circuit.stage_voltage < 0.95 * voltage:
             return None
-        return self.circuit.insulation_ohms > FAULT_OHMS_PER_VOLT * voltage
+        return self.circuit.insulation_ohms
 
     def run(self, seconds: float) -> None:
         for _ in range(round(seconds / STEP)):

@@ -1,0 +1,328 @@
+"""What every DC outlet does the same way, whichever protocol talks to the car (CHAdeMO, GB/T).
+
+A DC protocol is a step machine (its ``sequence``) plus the lines of its connector; this base feeds
+the sequence every ``tick`` s (and exactly when a frame is due), and applies what it decides: the
+power stage's set point, the bleed resistor, the cable lock, the insulation test with the IMD, and
+the DC contactors through the supervisor. The supervisor closes them only while these hold:
+
+- ``demand``: the sequence wants them closed;
+- ``link``: the car's messages are fresh (graceful: the sequence ramps the current down first);
+- ``insulation``: the IMD passed its self-test and shows no fault (losing it opens at once);
+- and whatever the protocol adds (CHAdeMO's k as ``ev_permission``).
+
+The supervisor's channel is added with the power stage's ``shut_off`` as its hook before opening.
+A stop the sequence makes for a station fault becomes that catalogue fault once the current is
+down (the fault opens the contactors); the faults of a session clear when the car leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from controller.clock import Clock
+from controller.domain.faults import Fault
+from controller.domain.types import PowerLimit
+from controller.evse.port import ChargingProtocol, VehicleStatus
+from controller.safety.dc import DcGuards, insulation_fault_below
+from controller.safety.lock import LockControl
+from controller.safety.supervisor import SafetySupervisor
+from hal.can import CanBus, Frame
+from hal.dc_io import Bleeder
+from hal.dc_power import SAFE_CURRENT, DcPowerStage, PowerReading
+from hal.imd import InsulationMonitor
+
+log = logging.getLogger(__name__)
+
+DEMAND, LINK, INSULATION = "demand", "link", "insulation"
+WARNING_OHMS_PER_VOLT = 500.0  # GB/T's warning level; the fault level is the guards'
+SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT)
+
+ToLoop = Callable[..., object]
+
+
+class DcOutlet(ChargingProtocol):
+    """The machinery of one DC outlet; a protocol supplies its sequence, inputs and lines."""
+
+    #: Named in logs ("CHAdeMO", "GB/T").
+    name = "DC"
+
+    def __init__(self, evse_id: int, *, bus: CanBus, power: DcPowerStage, supervisor: SafetySupervisor,
+                 to_loop: ToLoop, outlet_voltage: Callable[[], float], imd: InsulationMonitor | None = None,
+                 bleeder: Bleeder | None = None, lock: LockControl | None = None, guards: DcGuards | None = None,
+                 clock: Clock | None = None, tick: float = 0.01, imd_interval: float = 1.0) -> None:
+        super().__init__()
+        self.id = evse_id
+        self.bus = bus
+        self.power = power
+        self.supervisor = supervisor
+        self.imd = imd
+        self.bleeder = bleeder
+        self.lock = lock
+        self.guards = guards
+        self.outlet_voltage = outlet_voltage
+        self.clock = clock or Clock()
+        self.tick = tick
+        self.imd_interval = imd_interval
+        self._to_loop = to_loop
+        self.out: Any = None
+        self.insulation_ohms: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watch_task: asyncio.Task[None] | None = None
+        self._session_used = False
+        self._reported: Fault | None = None
+        self._vehicle = VehicleStatus.UNKNOWN
+        self._plugged_seen: bool | None = None
+        self._wake = asyncio.Event()
+        for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False)):
+            supervisor.require(evse_id, condition, graceful=graceful)
+        supervisor.set_condition(evse_id, INSULATION, imd is None)  # an IMD must show it is healthy first
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # ---------------------------------------------------------------- what a protocol supplies
+
+    sequence: Any  # the step machine: active, delivering, phase, stop_cause, start, set_offer, stop, tick
+
+    @abstractmethod
+    def plugged(self) -> bool:
+        """The connector is in the inlet (CHAdeMO pin 7, GB/T CC1 at 4 V)."""
+
+    @abstractmethod
+    def inputs(self, now: float, reading: PowerReading) -> Any:
+        """The sequence's input snapshot."""
+
+    @abstractmethod
+    def apply_lines(self, out: Any) -> None:
+        """Drive the connector's own lines (d1/d2, auxiliary power) from the outputs."""
+
+    @abstractmethod
+    def safe_lines(self) -> None:
+        """Every connector line off (shutdown)."""
+
+    @abstractmethod
+    def on_frame(self, frame: Frame) -> None:
+        """A frame from the car's bus."""
+
+    @abstractmethod
+    def link_fresh(self, now: float) -> bool:
+        """The car's messages are fresh enough to keep energy flowing."""
+
+    @abstractmethod
+    def maximum_voltage(self) -> float | None:
+        """The session's negotiated maximum voltage (None before it is known)."""
+
+    @property
+    @abstractmethod
+    def next_due(self) -> float:
+        """When the sequence next has a frame to send (infinity: none pending)."""
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Listen to the bus; run the sequence's clock; test the IMD once."""
+        self._unsubscribe = self.bus.subscribe(self.on_frame)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._run(), name=f"{self.name}-{self.id}"))
+        if self.imd is not None:
+            self._tasks.append(loop.create_task(self._imd_boot(), name=f"imd-{self.id}"))
+        if self.guards is not None:
+            self.guards.start()
+        self.edge()
+
+    def stop(self) -> None:
+        """Outputs safe: stage off, lines down; stop listening."""
+        for task in [*self._tasks, self._watch_task]:
+            if task is not None:
+                task.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.power.shut_off()
+        self.safe_lines()
+
+    # ---------------------------------------------------------------- the port
+
+    def prepare(self) -> bool:
+        return True  # the cable check belongs to the sequence
+
+    def offer(self, limit: PowerLimit) -> bool:
+        amps = self._amps(limit)
+        if amps < 1.0:
+            return False
+        if not self.sequence.active and not self._session_used and self.plugged():
+            self._session_used = True
+            self._reported = None
+            self._clear_session_faults()
+            self.sequence.start(self.clock.monotonic(), amps)
+            log.info("connector %d: %s session starts, up to %.0f A", self.id, self.name, amps)
+            self._wake.set()
+        self.sequence.set_offer(amps)
+        return True
+
+    def withdraw(self) -> None:
+        self.sequence.stop("the station ended the session")
+        self._wake.set()
+
+    def release(self, unlock: bool) -> None:
+        if not self.sequence.active:
+            self._session_used = False
+        if self.lock is not None and unlock and not self.sequence.active:
+            self.lock.want(False)
+
+    def disable(self) -> None:
+        self.withdraw()
+
+    @property
+    def offered_amps(self) -> float | None:
+        return float(self.sequence.offer) if self.sequence.delivering else None
+
+    def _amps(self, limit: PowerLimit) -> float:
+        amps = limit.amps if limit.amps is not None else float("inf")
+        if limit.watts is not None:
+            voltage = self.maximum_voltage() or self.power.capabilities.max_voltage
+            amps = min(amps, limit.watts / max(voltage, 1.0))
+        return min(amps, self.power.capabilities.max_current)
+
+    # ---------------------------------------------------------------- inputs
+
+    def edge(self) -> None:
+        """The connector's state may have changed (loop thread)."""
+        plugged = self.plugged()
+        if plugged != self._plugged_seen:
+            self._plugged_seen = plugged
+            self.supervisor.set_vehicle(self.id, plugged)
+            if not plugged:
+                self._session_used = False
+                self._clear_session_faults()
+        self._report()
+        self._wake.set()
+
+    # ---------------------------------------------------------------- the clock
+
+    async def _run(self) -> None:
+        while True:
+            self._step()
+            due = self.next_due - self.clock.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(self.tick, due)))
+            self._wake.clear()
+
+    def _step(self) -> None:
+        now = self.clock.monotonic()
+        if self.plugged() != self._plugged_seen:
+            self.edge()
+        io = self.inputs(now, self.power.reading)
+        out = self.sequence.tick(io)
+        for frame in out.frames:
+            self.bus.send(frame)
+        maximum = self.maximum_voltage()
+        if self.guards is not None and self.sequence.active and maximum:
+            self.guards.check_voltage(io.outlet_voltage, maximum)
+        self._apply(out, io)
+        self.out = out
+
+    def _apply(self, out: Any, io: Any) -> None:
+        sup, before = self.supervisor, self.out
+        sup.set_condition(self.id, LINK, self.link_fresh(io.now) or not self.sequence.active)
+        self.apply_lines(out)
+        if self.lock is not None and (before is None or out.lock != before.lock):
+            self.lock.want(out.lock)
+        if self.bleeder is not None and (before is None or out.bleed != before.bleed):
+            self.bleeder.set(out.bleed)
+        if out.power is not None:
+            self.power.set(*out.power)
+        elif before is not None and before.power is not None:
+            self.power.shut_off()
+        if out.insulation_test is not None and (before is None or before.insulation_test is None):
+            self.insulation_ohms = None
+            self._tasks.append(asyncio.get_running_loop().create_task(self._cable_check(out.insulation_test)))
+        watching = self._watch_task is not None and not self._watch_task.done()
+        if self.sequence.delivering and not watching and self.imd is not None and self.guards is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._imd_watch(), name=f"imd-watch-{self.id}")
+        if before is None or out.contactors != before.contactors:
+            sup.set_condition(self.id, DEMAND, out.contactors)
+            if not out.contactors:
+                sup.open(self.id)
+        self._report_stop(io)
+        self._report()
+
+    def _report(self) -> None:
+        if not self.plugged():
+            status = VehicleStatus.ABSENT
+        elif self.sequence.active and self.out is not None and self.out.contactors:
+            status = VehicleStatus.REQUESTING
+        else:
+            status = VehicleStatus.CONNECTED
+        if status != self._vehicle:
+            self._vehicle = status
+            if self.evse is not None:
+                self.evse.on_vehicle(status)
+
+    def _report_stop(self, io: Any) -> None:
+        cause = self.sequence.stop_cause
+        if cause is None or cause.fault is None or cause.fault is self._reported:
+            return
+        if self.sequence.delivering and abs(io.output_current) > SAFE_CURRENT:
+            return  # the current comes down first; then the fault (which opens the contactors)
+        self._reported = cause.fault
+        self.supervisor.raise_fault(self.id, cause.fault, cause.reason)
+
+    def _clear_session_faults(self) -> None:
+        for fault in SESSION_FAULTS:
+            self.supervisor.clear_fault(self.id, fault)
+
+    # ---------------------------------------------------------------- the IMD
+
+    async def _imd_boot(self) -> None:
+        assert self.imd is not None
+        try:
+            await self.imd.open()
+            passed = await self.imd.self_test()
+        except Exception as exc:  # an IMD that cannot be reached is an IMD that failed
+            log.error("connector %d: IMD: %s", self.id, exc)
+            passed = False
+        if not passed:
+            log.error("connector %d: IMD self-test failed: no DC session until it passes", self.id)
+        self.supervisor.set_condition(self.id, INSULATION, passed)
+
+    async def _cable_check(self, voltage: float) -> None:
+        """Measure at the test voltage; the reading goes to the sequence on its next tick."""
+        if self.imd is None:
+            self.insulation_ohms = float("inf")
+            return
+        try:
+            await self.imd.start()
+            while True:
+                reading = await self.imd.read()
+                if reading.resistance is not None and self.out is not None and self.out.insulation_test is not None \
+                        and abs(self.outlet_voltage() - voltage) < 0.05 * voltage:
+                    break
+                await asyncio.sleep(0.2)
+        except Exception as exc:  # the sequence's own timeout ends a check that never finishes
+            log.error("connector %d: IMD during the insulation test: %s", self.id, exc)
+            return
+        ohms = reading.resistance
+        threshold = insulation_fault_below(voltage)
+        log.info("connector %d: insulation %.0f kOhm at %.0f V (fault below %.0f kOhm): %s", self.id, ohms / 1000,
+                 voltage, threshold / 1000, "pass" if ohms > threshold else "FAIL")
+        if threshold < ohms <= WARNING_OHMS_PER_VOLT * voltage:
+            log.warning("connector %d: insulation %.0f kOhm is below the warning level (%.0f ohm/V)", self.id,
+                        ohms / 1000, WARNING_OHMS_PER_VOLT)
+        self.insulation_ohms = ohms
+        self._wake.set()
+
+    async def _imd_watch(self) -> None:
+        """While current flows: every ``imd_interval`` s, a valid reading goes to the insulation guard."""
+        assert self.imd is not None and self.guards is not None
+        while self.sequence.delivering:
+            try:
+                reading = await self.imd.read()
+            except Exception as exc:  # a reading lost now and then is logged; the IMD's own alarm relay stays
+                log.warning("connector %d: IMD read while charging: %s", self.id, exc)
+            else:
+                if reading.resistance is not None:
+                    self.guards.check_insulation(reading.resistance, self.outlet_voltage())
+            await asyncio.sleep(self.imd_interval)

@@ -120,6 +120,9 @@ class DcOutlet(ChargingProtocol):
     def next_due(self) -> float:
         """When the sequence next has a frame to send (infinity: none pending)."""
 
+    def poll(self, now: float) -> None:
+        """Each control step, before the inputs are read (a transport's timers)."""
+
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
@@ -214,6 +217,7 @@ class DcOutlet(ChargingProtocol):
         now = self.clock.monotonic()
         if self.plugged() != self._plugged_seen:
             self.edge()
+        self.poll(now)
         io = self.inputs(now, self.power.reading)
         out = self.sequence.tick(io)
         for frame in out.frames:
@@ -268,6 +272,9 @@ class DcOutlet(ChargingProtocol):
         if self.sequence.delivering and abs(io.output_current) > SAFE_CURRENT:
             return  # the current comes down first; then the fault (which opens the contactors)
         self._reported = cause.fault
+        if cause.fault == Fault.CONNECTOR_LOST and not self.plugged():
+            log.info("connector %d: the connector left during the session (%s)", self.id, cause.reason)
+            return  # gone, not broken: the session ends (EVDisconnected); nothing is left to keep faulted
         self.supervisor.raise_fault(self.id, cause.fault, cause.reason)
 
     def _clear_session_faults(self) -> None:

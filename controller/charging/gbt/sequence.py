@@ -113,6 +113,15 @@ class GbtSequence:
         """A session is under way."""
         return self.phase not in (Phase.IDLE, Phase.DONE)
 
+    def last_seen(self, name: str) -> float:
+        """When the BMS's last ``name`` message arrived (-infinity: never this session)."""
+        return self._seen.get(name, float("-inf"))
+
+    @property
+    def next_due(self) -> float:
+        """When the next charger message is due (infinity before any is scheduled)."""
+        return min(self._tx.due.values(), default=float("inf"))
+
     @property
     def delivering(self) -> bool:
         """Current may flow."""

@@ -1,0 +1,97 @@
+"""The bench's GB/T BMS on a CAN bus, its long messages sent by an independent J1939 stack (python-can-j1939).
+
+One thread steps the DC circuit and the BMS (:class:`~hil.gbt_bms.GbtBms`) every ``step`` s: single
+frames go straight onto the bus, BRM/BCP/BCS through python-can-j1939's RTS/CTS (so the charger's
+transport receiver meets a stack it did not write), and CC1 follows the plug on the ADC channel the
+charger reads (4 V in, 12 V out).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import can
+import j1939
+
+from hal.can import Frame
+from hil.gbt_bms import GbtBms
+from hil.gpio import MockMcp3008
+
+BMS, CHARGER = 0xF4, 0x56
+
+
+class GbtBmsOnBus:
+    """A GB/T vehicle plugged into one outlet."""
+
+    def __init__(self, bms: GbtBms, *, adc: MockMcp3008, cc1_channel: int, cc1_scale: float, aux: Any,
+                 interface: str = "virtual", channel: str, step: float = 0.005) -> None:
+        self.bms = bms
+        self.circuit = bms.circuit
+        self._adc, self._cc1, self._scale, self._aux = adc, cc1_channel, cc1_scale, aux
+        self._bus = can.Bus(interface=interface, channel=channel)
+        self._ecu = j1939.ElectronicControlUnit(max_cmdt_packets=0xFF)
+        self._ecu.connect(interface=interface, channel=channel)
+        name = j1939.Name(arbitrary_address_capable=0, industry_group=0, vehicle_system=0, function=0,
+                          function_instance=0, ecu_instance=0, manufacturer_code=0, identity_number=BMS)
+        self._ca = j1939.ControllerApplication(name, BMS, bypass_address_claim=True)  # GB/T claims no address
+        self._ecu.add_ca(controller_application=self._ca)
+        self.step = step
+        self.plugged = False
+        self.heard: list[tuple[float, Frame]] = []
+        self.said: list[tuple[float, str]] = []
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._set_cc1(12.0)
+
+    def _set_cc1(self, volts: float) -> None:
+        self._adc.inputs[self._cc1] = volts / self._scale
+
+    def plug_in(self) -> None:
+        """The vehicle connector goes in: CC1 at 4 V."""
+        self.plugged = True
+        self._set_cc1(4.0)
+
+    def unplug(self) -> None:
+        """The connector comes out: CC1 back at 12 V."""
+        self.plugged = False
+        self._set_cc1(12.0)
+
+    def start(self) -> None:
+        """Run the BMS's thread and its J1939 stack."""
+        self._ca.start()
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name="gbt-bms", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End both and release the buses."""
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._ca.stop()
+        self._ecu.disconnect()
+        self._bus.shutdown()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while self._running.is_set():
+            now = time.monotonic()
+            self.circuit.step(now - last)
+            last = now
+            while (msg := self._bus.recv(0)) is not None:
+                if msg.is_extended_id and (msg.arbitration_id >> 8) & 0xFF == BMS:
+                    frame = Frame(msg.arbitration_id, bytes(msg.data), True, now)
+                    self.heard.append((now, frame))
+                    self.bms.on_frame(frame)
+            aux = bool(self._aux.state) and self.plugged
+            for item in self.bms.tick(now, aux):
+                if isinstance(item, Frame):
+                    self.said.append((now, f"{item.id:08X}"))
+                    self._bus.send(can.Message(arbitration_id=item.id, data=item.data, is_extended_id=True))
+                else:
+                    pgn, data = item
+                    self.said.append((now, f"PGN {pgn:04X} ({len(data)} bytes)"))
+                    self._ca.send_pgn(0, pgn >> 8, CHARGER, 7, list(data))
+            time.sleep(self.step)

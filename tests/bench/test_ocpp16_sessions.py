@@ -19,6 +19,8 @@ async def test_TC_003_CS_regular_session_plug_in_first(charger: App, csms: CsmsS
     await script(charger, f"plug; expect Preparing; tap {TAG}; expect Charging; wait 0.7; tap {TAG}; expect Finishing")
     await script(charger, "unplug; expect Available")
     assert [s["reason"] for s in await stops(csms)] == ["Local"]
+    # The station is Available; the CSMS hears it when the queue has carried the StopTransaction before it.
+    await wait_until(lambda: last_status(csms, 1) == "Available", what="Available reported")
     reported = [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == 1]
     assert reported[-4:] == ["Preparing", "Charging", "Finishing", "Available"]
 

@@ -199,6 +199,18 @@ def test_the_watch_catches_a_weld_after_the_feedback_delay() -> None:
         ch.close()
 
 
+def test_a_permit_gone_during_the_grace_still_opens_when_the_offer_comes_back(channel: Channel) -> None:
+    sup = channel.supervisor
+    channel.charging()
+    sup.set_condition(1, "offer", False)
+    sup.set_permit(1, False)  # the stop grace runs
+    sup.set_condition(1, "offer", True)  # a PWM again (a new offer) before the EV stopped: still no permit
+    sup.check_stop_grace(1)
+    channel.clock.now += 6.01
+    sup.check_stop_grace(1)
+    assert not channel.coil.state  # without a permit the contactor opens when the grace is over
+
+
 def test_boot_self_test_catches_a_contactor_that_does_not_close() -> None:
     ch = Channel(mirror=True)
     try:
@@ -206,10 +218,23 @@ def test_boot_self_test_catches_a_contactor_that_does_not_close() -> None:
         ch.mirror.drive_low()  # NC mirror made: contacts open, and they stay that way
         ch.supervisor.set_vehicle(1, False)  # the pilot reads A: nobody at the outlet
         assert not ch.supervisor.self_test(1)
-        assert Fault.CONTACTOR_FAILED_TO_CLOSE in ch.supervisor.faults(1)
+        assert ch.supervisor.faults(1) == {Fault.CONTACTOR_FAILED_TO_CLOSE: "boot self-test: did not close"}
         assert not ch.contactor.commanded_closed
         ch.all_hold()
         assert not ch.supervisor.request_close(1)  # a faulted contactor is never closed again
+    finally:
+        ch.close()
+
+
+def test_boot_self_test_catches_a_welded_contactor() -> None:
+    ch = Channel(mirror=True)
+    try:
+        assert ch.mirror is not None
+        ch.mirror.drive_high()  # NC mirror open: the main contacts are closed, and they stay closed
+        ch.supervisor.set_vehicle(1, False)
+        assert not ch.supervisor.self_test(1)
+        assert ch.supervisor.faults(1) == {Fault.CONTACTOR_WELDED: "boot self-test: did not open"}
+        assert not ch.contactor.commanded_closed
     finally:
         ch.close()
 

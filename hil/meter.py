@@ -37,10 +37,13 @@ class Cell:
     fmt: str  # struct format of the whole value, big-endian
     si_per_raw: float = 1.0
     low_word_first: bool = False
+    #: Where the meter keeps this value's decimal exponent, and the exponent it uses (raw = si / 10^(e - 3)).
+    exponent_address: int | None = None
+    exponent: int = 3
 
     def words(self, si_value: float) -> list[int]:
         """The register words that hold ``si_value``."""
-        raw: float | int = si_value / self.si_per_raw
+        raw: float | int = si_value / self.si_per_raw / 10.0 ** (self.exponent - 3)
         if self.fmt[-1] not in "fd":
             raw = round(raw)
         data = struct.pack(self.fmt, raw)
@@ -65,6 +68,15 @@ DATASHEETS: dict[str, dict[str, Cell]] = {
     "sdm120": {
         "voltage_l1": _float32(0x00), "current_l1": _float32(0x06), "power": _float32(0x0C),
         "energy_import": _float32(0x48, 1000.0), "serial": _SERIAL,
+    },
+    # Acrel DJSF1352-RN (DC): holding registers, each value with its decimal exponent in the next register
+    # (V = raw * 10^(e - 3)): voltage 0/1, current (signed) 2/3, power (signed) 8/9; import energy at 12-13 as
+    # uint32, high word first. This meter keeps 0.1 V, 0.1 A and 10 W resolution.
+    "djsf1352": {
+        "voltage_l1": Cell(HOLDING, 0, ">H", exponent_address=1, exponent=2),
+        "current_l1": Cell(HOLDING, 2, ">h", exponent_address=3, exponent=2),
+        "power": Cell(HOLDING, 8, ">h", exponent_address=9, exponent=4),
+        "energy_import": Cell(HOLDING, 12, ">I"),
     },
 }
 
@@ -155,6 +167,9 @@ class MeterSimulator:
             if cell.function == fc and start_address <= cell.address and cell.address + len(words) <= end:
                 at = cell.address - start_address
                 current_registers[at : at + len(words)] = words
+            if cell.exponent_address is not None and cell.function == fc \
+                    and start_address <= cell.exponent_address < end:
+                current_registers[cell.exponent_address - start_address] = cell.exponent
         return None
 
     def _device(self) -> SimDevice:

@@ -63,8 +63,7 @@ class ModbusMeter(EnergyMeter):
         for block in self._blocks:
             words = await self._read_block(block)
             for reg in block.registers:
-                offset = reg.address - block.address
-                values[reg.quantity] = reg.decode(words[offset : offset + reg.count])
+                values[reg.quantity] = reg.decode_in(words, block.address)
         return MeterReading(
             energy_wh=values["energy_import"],
             power_w=values.get("power"),

@@ -3,7 +3,9 @@
 A map is a TOML file (``hal/meter/maps/<model>.toml`` or any path) with map-wide
 defaults (``function``, ``type``, ``word_order``) and a ``[quantities]`` table.
 Each quantity names an ``address`` (wire address, 0-based) and may override
-the defaults and give a ``scale`` that converts the raw value to Wh, W, V or A.
+the defaults and give a ``scale`` that converts the raw value to Wh, W, V or A,
+and an ``exponent``: the address of a register holding its decimal exponent.
+A DC meter's voltage and current take the ``voltage_l1`` and ``current_l1`` names.
 """
 
 from __future__ import annotations
@@ -57,11 +59,29 @@ class Register:
     type: str
     word_order: str
     scale: float
+    #: A register holding a decimal exponent for this value (value = raw * 10 ** (exponent - 3) * scale), as
+    #: DC meters such as the Acrel DJSF1352 keep them; None: a plain value.
+    exponent: int | None = None
 
     @property
     def count(self) -> int:
         """Number of 16-bit registers the value spans."""
         return TYPES[self.type][1]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """First and one-past-last address a read of this value must cover (its exponent register too)."""
+        start, end = self.address, self.address + self.count
+        if self.exponent is not None:
+            start, end = min(start, self.exponent), max(end, self.exponent + 1)
+        return start, end
+
+    def decode_in(self, words: list[int], first: int) -> float:
+        """Decode from a block read starting at address ``first``."""
+        value = self.decode(words[self.address - first : self.address - first + self.count])
+        if self.exponent is not None:
+            value *= 10.0 ** (words[self.exponent - first] - 3)
+        return value
 
     def decode(self, words: list[int]) -> float:
         """Decode this register's words to a scaled float; NaN/inf is a protocol error."""
@@ -95,17 +115,17 @@ class RegisterMap:
 
     def blocks(self) -> list[Block]:
         """Group the registers into as few reads as the 125-register limit allows."""
-        ordered = sorted(self.registers.values(), key=lambda r: (r.function, r.address))
+        ordered = sorted(self.registers.values(), key=lambda r: (r.function, r.span))
         blocks: list[Block] = []
         current: list[Register] = []
         for reg in ordered:
             if current:
-                first, last = current[0], current[-1]
-                end = last.address + last.count
+                first = current[0]
+                end = max(r.span[1] for r in current)
                 if (
                     reg.function == first.function
-                    and reg.address - end <= MAX_GAP
-                    and reg.address + reg.count - first.address <= MAX_BLOCK
+                    and reg.span[0] - end <= MAX_GAP
+                    and reg.span[1] - first.span[0] <= MAX_BLOCK
                 ):
                     current.append(reg)
                     continue
@@ -117,8 +137,8 @@ class RegisterMap:
 
 
 def _block(regs: list[Register]) -> Block:
-    start = regs[0].address
-    end = max(r.address + r.count for r in regs)
+    start = min(r.span[0] for r in regs)
+    end = max(r.span[1] for r in regs)
     return Block(regs[0].function, start, end - start, tuple(regs))
 
 
@@ -188,4 +208,9 @@ def _register(name: str, spec: Any, defaults: dict[str, Any], where: str, known:
     scale = merged.get("scale", 1.0)
     if not isinstance(scale, int | float) or scale == 0:
         raise HalConfigError(f"{where}.scale = {scale!r}: expected a non-zero number")
-    return Register(name, address, FUNCTIONS[merged["function"]], merged["type"], merged["word_order"], float(scale))
+    exponent = spec.get("exponent")
+    if exponent is not None and (not isinstance(exponent, int) or not 0 <= exponent <= 0xFFFF):
+        raise HalConfigError(f"{where}.exponent = {exponent!r}: expected the address (0-65535) of the register "
+                             "holding the value's decimal exponent")
+    return Register(name, address, FUNCTIONS[merged["function"]], merged["type"], merged["word_order"], float(scale),
+                    exponent)

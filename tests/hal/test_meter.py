@@ -140,3 +140,32 @@ async def test_an_absent_meter_is_a_hal_error_not_a_hang() -> None:
     with pytest.raises(HalError):
         await meter.read()
     await meter.close()
+
+
+async def test_a_dc_meter_with_exponent_registers_reads_over_rtu() -> None:
+    assert "djsf1352" in bundled_maps()
+    cable = NullModem()
+    await cable.start()
+    sim = MeterSimulator("djsf1352", phases=1, voltage=400.0, energy_wh=123_456.0)
+    await sim.start_serial(cable.a, baudrate=9600)
+    meter = ModbusMeter(model="djsf1352", transport="rtu", port=cable.b, baudrate=9600, timeout=1.0)
+    try:
+        sim.set_current(125.0)
+        reading = await meter.read()
+        assert reading.voltage[0] == pytest.approx(400.0)  # raw 4000 at exponent 2
+        assert reading.current[0] == pytest.approx(125.0)
+        assert reading.power_w == pytest.approx(50_000.0)  # raw 5000 at exponent 4
+        assert reading.energy_wh == pytest.approx(123_456.0, abs=1.0)
+        assert sim.reads == 1  # every value and its exponent in one read
+    finally:
+        await meter.close()
+        await sim.stop()
+        cable.close()
+
+
+def test_an_exponent_that_is_not_an_address_names_itself() -> None:
+    data = {"function": "holding", "type": "uint16",
+            "quantities": {"energy_import": {"address": 12, "type": "uint32"}, "voltage_l1": {"address": 0,
+                                                                                           "exponent": "1"}}}
+    with pytest.raises(HalConfigError, match=r"quantities.voltage_l1.exponent = '1': expected the address"):
+        parse_register_map(data, "m.toml")

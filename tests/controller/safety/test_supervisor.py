@@ -199,6 +199,16 @@ def test_the_watch_catches_a_weld_after_the_feedback_delay() -> None:
         ch.close()
 
 
+def test_the_grace_ends_at_6_s_exactly(channel: Channel) -> None:
+    sup = channel.supervisor
+    channel.charging()
+    sup.set_condition(1, "offer", False)
+    sup.set_permit(1, False)
+    channel.clock.now += 6.0
+    sup.check_stop_grace(1)
+    assert not channel.coil.state
+
+
 def test_a_permit_gone_during_the_grace_still_opens_when_the_offer_comes_back(channel: Channel) -> None:
     sup = channel.supervisor
     channel.charging()

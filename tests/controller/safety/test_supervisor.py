@@ -97,7 +97,7 @@ def test_a_withdrawn_offer_opens_only_after_the_iec_6_s(channel: Channel) -> Non
     channel.clock.now += 0.02
     sup.check_stop_grace(1)
     assert not channel.coil.state
-    assert sup.trips[-1][2] == "vehicle still drawing after the stop grace; opened under load"
+    assert sup.trips[-1][1:] == (1, "vehicle still drawing after the stop grace; opened under load")
 
 
 def test_the_vehicle_stopping_within_the_grace_opens_at_once(channel: Channel) -> None:

@@ -20,8 +20,7 @@ BRO_READY_TIMEOUT = 60.0  # BRO = 0xAA
 BST_TIMEOUT, BSD_TIMEOUT = 5.0, 10.0  # after CST: the BMS's BST, then its BSD
 PAUSE_LIMIT = 600.0  # paused (BSM charging not allowed) longer than 10 min: stop
 RECONNECTS = 3
-STOP_SLEW = 100.0  # A/s at least when stopping
-RISE_SLEW = 20.0  # A/s: the slowest a current step may be taken (GB/T 18487.1 via NB/T 33001)
+STOP_SLEW = 100.0  # A/s at least when stopping: past the time that takes (and a margin), K1/K2 open anyway
 SAFE_VOLTAGE = 10.0  # outside K1/K2 before the insulation test
 BLED_VOLTAGE = 60.0  # after the test, and after K1/K2 open
 MATCH = 0.05  # measured battery voltage within 5 % of BCP's

@@ -33,6 +33,7 @@ from controller.charging.gbt.model import (
     PRECHARGE_TARGET,
     RECONNECTS,
     SAFE_VOLTAGE,
+    STOP_SLEW,
     Inputs,
     Outputs,
     Phase,
@@ -41,6 +42,7 @@ from controller.charging.gbt.model import (
 from controller.charging.gbt.transmit import Transmitter
 from controller.charging.j1939 import Address, Message
 from controller.domain.faults import Fault
+from controller.safety.dc import insulation_fault_below
 from hal.can import Frame
 from hal.dc_power import SAFE_CURRENT, PowerCapabilities
 
@@ -48,8 +50,8 @@ log = logging.getLogger(__name__)
 
 _BMS_PF = {0x27: "BHM", 0x09: "BRO", 0x10: "BCL", 0x11: "BCS", 0x13: "BSM", 0x19: "BST", 0x1C: "BSD", 0x1E: "BEM"}
 _TP_PGN = {0x0200: "BRM", 0x0600: "BCP", 0x1100: "BCS"}
-FAULT_OHMS_PER_VOLT, WARNING_OHMS_PER_VOLT = 100.0, 500.0
-STOP_BOUND = 1.0  # current still above 5 A this long after the stop began: open anyway
+WARNING_OHMS_PER_VOLT = 500.0
+STOP_MARGIN = 0.2  # s beyond the 100 A/s ramp before K1/K2 open under load (and the station says so)
 
 
 class GbtSequence:
@@ -86,6 +88,7 @@ class GbtSequence:
         self._last_tick: float | None = None
         self._stop_requested: Stop | None = None
         self._test_voltage = 0.0
+        self._stop_bound = STOP_MARGIN
 
     # ---------------------------------------------------------------- commands
 
@@ -250,7 +253,7 @@ class GbtSequence:
             volts = self._test_voltage
             # Stage off and the bleed on with K1/K2 still closed, so both sides come down before they open.
             out.insulation_test, out.power, out.bleed = None, None, True
-            if io.insulation_ohms <= FAULT_OHMS_PER_VOLT * volts:
+            if io.insulation_ohms <= insulation_fault_below(volts):
                 self._begin_stop(io, Stop(f"insulation {io.insulation_ohms / 1000:.0f} kOhm at {volts:.0f} V",
                                           "FaultStop", Fault.INSULATION_FAULT))
                 return
@@ -337,6 +340,7 @@ class GbtSequence:
 
     def _begin_stop(self, io: Inputs, cause: Stop) -> None:
         self.stop_cause = cause
+        self._stop_bound = max(0.0, abs(io.output_current) - SAFE_CURRENT) / STOP_SLEW + STOP_MARGIN
         log.info("GB/T: stopping: %s", cause.reason)
         out = self._out
         out.insulation_test = None
@@ -364,9 +368,10 @@ class GbtSequence:
     def _ending(self, io: Inputs, since: float) -> None:
         out = self._out
         if self.phase == Phase.STOPPING:
-            if abs(io.output_current) <= SAFE_CURRENT or since > STOP_BOUND:
+            if abs(io.output_current) <= SAFE_CURRENT or since > self._stop_bound:
                 if abs(io.output_current) > SAFE_CURRENT:
-                    log.error("GB/T: %.1f A still flowing %.1f s after the stop", io.output_current, STOP_BOUND)
+                    log.error("GB/T: %.1f A still flowing %.1f s after the stop (100 A/s or faster was due)",
+                              io.output_current, self._stop_bound)
                 out.power, out.contactors, out.bleed = None, False, True
                 self._enter(Phase.STATISTICS, io.now)
         elif self.phase == Phase.STATISTICS:

@@ -135,3 +135,14 @@ def test_a_missing_brm_sends_cem_and_reconnects_three_times() -> None:
     cem = [f for _, f in h.sent if (f.id >> 16) & 0xFF == CEM]
     assert cem and decode("CEM", cem[0].data)["BrmTimeout"] == 1
     assert len(h.test_voltages) == 4  # each handshake runs its own insulation test
+
+
+def test_a_stage_that_keeps_delivering_gets_its_100_a_per_s_then_k1_k2_open(caplog: pytest.LogCaptureFixture) -> None:
+    h = _session(soc=50.0)
+    h.run_until(lambda: h.circuit.current > 90, 20)
+    h.circuit.stage.current_fall = 0.0  # told 0 A, the modules keep pushing
+    h.seq.stop("remote")
+    asked, amps = h.now, h.circuit.current
+    opened = h.run_until(lambda: not h.out.contactors, 3)
+    assert opened - asked == pytest.approx((amps - 5) / 100 + 0.2, abs=0.03)  # the current still rose a step
+    assert "still flowing" in caplog.text

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import struct
 import threading
 import time
@@ -240,7 +241,11 @@ class InfyPowerStage(DcPowerStage):
         data = frame.data
         with self._lock:
             if command == READ_VI:
-                module.voltage, module.current = struct.unpack(">ff", data)
+                volts, amps = struct.unpack(">ff", data)
+                if not (math.isfinite(volts) and math.isfinite(amps)):
+                    log.warning("InfyPower: module %d sent V/I %r %r; ignored", source, volts, amps)
+                    return
+                module.voltage, module.current = volts, amps
             elif command == READ_EXTERNAL:
                 module.external_voltage = struct.unpack(">H", data[0:2])[0] / 10
             elif command == READ_CAPS:

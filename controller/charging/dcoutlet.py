@@ -8,6 +8,8 @@ the DC contactors through the supervisor. The supervisor closes them only while 
 - ``demand``: the sequence wants them closed;
 - ``link``: the car's messages are fresh (graceful: the sequence ramps the current down first);
 - ``insulation``: the IMD passed its self-test and shows no fault (losing it opens at once);
+- ``offer``: the station offers energy (graceful: a stop withdraws it before the permit, so the permit's loss
+  starts the stop grace and the sequence ramps the current down before anything opens);
 - and whatever the protocol adds (CHAdeMO's k as ``ev_permission``).
 
 The supervisor's channel is added with the power stage's ``shut_off`` as its hook before opening.
@@ -38,7 +40,7 @@ from hal.imd import InsulationMonitor
 
 log = logging.getLogger(__name__)
 
-DEMAND, LINK, INSULATION = "demand", "link", "insulation"
+DEMAND, LINK, INSULATION, OFFER = "demand", "link", "insulation", "offer"
 WARNING_OHMS_PER_VOLT = 500.0  # GB/T's warning level; the fault level is the guards'
 SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT)
 
@@ -78,7 +80,7 @@ class DcOutlet(ChargingProtocol):
         self._vehicle = VehicleStatus.UNKNOWN
         self._plugged_seen: bool | None = None
         self._wake = asyncio.Event()
-        for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False)):
+        for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
             supervisor.require(evse_id, condition, graceful=graceful)
         supervisor.set_condition(evse_id, INSULATION, imd is None)  # an IMD must show it is healthy first
         self._unsubscribe: Callable[[], None] | None = None
@@ -154,7 +156,9 @@ class DcOutlet(ChargingProtocol):
     def offer(self, limit: PowerLimit) -> bool:
         amps = self._amps(limit)
         if amps < 1.0:
+            self.sequence.set_offer(0.0)  # nothing may flow while the EVSE waits for more to offer
             return False
+        self.supervisor.set_condition(self.id, OFFER, True)
         if not self.sequence.active and not self._session_used and self.plugged():
             self._session_used = True
             self._reported = None
@@ -166,14 +170,17 @@ class DcOutlet(ChargingProtocol):
         return True
 
     def withdraw(self) -> None:
-        self.sequence.stop("the station ended the session")
+        # The offer first (graceful): the permit's loss that follows starts the stop grace instead of opening.
+        self.supervisor.set_condition(self.id, OFFER, False)
+        emergency = Fault.EMERGENCY_STOP in self.supervisor.faults(self.id)
+        self.sequence.stop("emergency stop" if emergency else "the station ended the session", emergency=emergency)
         self._wake.set()
 
     def release(self, unlock: bool) -> None:
+        # The sequence owns the lock: it unlocks only a dead connector.
+        self.sequence.keep_locked = not unlock
         if not self.sequence.active:
             self._session_used = False
-        if self.lock is not None and unlock and not self.sequence.active:
-            self.lock.want(False)
 
     def disable(self) -> None:
         self.withdraw()
@@ -207,7 +214,15 @@ class DcOutlet(ChargingProtocol):
 
     async def _run(self) -> None:
         while True:
-            self._step()
+            try:
+                self._step()
+            except Exception as exc:  # a bug or an impossible reading must not freeze the outputs as they were
+                log.exception("connector %d: %s control step failed; outputs off", self.id, self.name)
+                self.power.shut_off()
+                self.safe_lines()
+                self.supervisor.raise_fault(self.id, Fault.INTERNAL_ERROR, f"{self.name} control step: {exc}")
+                await asyncio.sleep(self.tick)
+                continue
             due = self.next_due - self.clock.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(self.tick, due)))
@@ -224,7 +239,9 @@ class DcOutlet(ChargingProtocol):
             self.bus.send(frame)
         maximum = self.maximum_voltage()
         if self.guards is not None and self.sequence.active and maximum:
-            self.guards.check_voltage(io.outlet_voltage, maximum)
+            # The insulation test runs above the battery's maximum on purpose (min(max + 50 V, 500 V)):
+            # only the emergency limits hold while it runs.
+            self.guards.check_voltage(io.outlet_voltage, max(maximum, out.insulation_test or 0.0))
         self._apply(out, io)
         self.out = out
 
@@ -236,12 +253,15 @@ class DcOutlet(ChargingProtocol):
             self.lock.want(out.lock)
         if self.bleeder is not None and (before is None or out.bleed != before.bleed):
             self.bleeder.set(out.bleed)
-        if out.power is not None:
+        if out.power is not None and not sup.faults(self.id):
             self.power.set(*out.power)
+        elif out.power is not None:
+            self.power.shut_off()  # a fault: the stage stays off whatever the sequence still ramps
         elif before is not None and before.power is not None:
             self.power.shut_off()
         if out.insulation_test is not None and (before is None or before.insulation_test is None):
             self.insulation_ohms = None
+            self._tasks = [t for t in self._tasks if not t.done()]  # one check per session: keep the list short
             self._tasks.append(asyncio.get_running_loop().create_task(self._cable_check(out.insulation_test)))
         watching = self._watch_task is not None and not self._watch_task.done()
         if self.sequence.delivering and not watching and self.imd is not None and self.guards is not None:
@@ -301,11 +321,17 @@ class DcOutlet(ChargingProtocol):
             self.insulation_ohms = float("inf")
             return
         try:
+            # Measuring starts once the test voltage stands, so the device's own "valid" is a value at it.
+            while abs(self.outlet_voltage() - voltage) >= 0.05 * voltage:
+                if self._test_abandoned():
+                    return
+                await asyncio.sleep(0.02)
             await self.imd.start()
             while True:
+                if self._test_abandoned():
+                    return
                 reading = await self.imd.read()
-                if reading.resistance is not None and self.out is not None and self.out.insulation_test is not None \
-                        and abs(self.outlet_voltage() - voltage) < 0.05 * voltage:
+                if reading.resistance is not None:
                     break
                 await asyncio.sleep(0.2)
         except Exception as exc:  # the sequence's own timeout ends a check that never finishes
@@ -320,6 +346,10 @@ class DcOutlet(ChargingProtocol):
                         ohms / 1000, WARNING_OHMS_PER_VOLT)
         self.insulation_ohms = ohms
         self._wake.set()
+
+    def _test_abandoned(self) -> bool:
+        # The task starts after the step that asked for the test: ``out`` is that step's outputs or a later one's.
+        return self.out is None or self.out.insulation_test is None
 
     async def _imd_watch(self) -> None:
         """While current flows: every ``imd_interval`` s, a valid reading goes to the insulation guard."""

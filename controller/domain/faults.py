@@ -54,6 +54,8 @@ class Fault(enum.Enum):
     POWER_STAGE_FAULT = FaultInfo("PowerStageFault", "DC power modules report a fault or do not answer", False,
                                   StopReason.OTHER)
     EMERGENCY_STOP = FaultInfo("EmergencyStop", "emergency stop pressed (or its loop broken)", False)
+    INTERNAL_ERROR = FaultInfo("InternalError", "the outlet's control step failed (see the log)", True,
+                               StopReason.OTHER)
     CONNECTOR_LOST = FaultInfo("ConnectorLost", "the connector left the inlet during a session (CC1 / plug)",
                                False, StopReason.EV_DISCONNECTED)
 

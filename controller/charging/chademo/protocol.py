@@ -37,10 +37,6 @@ class Chademo(DcOutlet):
         self.lines.on_change = self._line_changed
         super().start()
 
-    def release(self, unlock: bool) -> None:
-        self.sequence.keep_locked = not unlock
-        super().release(unlock)
-
     def _line_changed(self, _name: str, _value: bool) -> None:
         self._to_loop(self.edge)  # gpiozero's thread: the sequence runs on the loop
 

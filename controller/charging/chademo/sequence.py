@@ -115,8 +115,11 @@ class ChademoSequence:
         """The station's limit changed (smart charging, a site share, a lower temperature limit)."""
         self.offer = max(0.0, amps)
 
-    def stop(self, reason: str = "station") -> None:
-        """The station ends the session (a card, the CSMS, a fault handled in order)."""
+    def stop(self, reason: str = "station", *, emergency: bool = False) -> None:
+        """The station ends the session (a card, the CSMS, a fault handled in order).
+
+        ``emergency`` changes nothing here: CHAdeMO's frames have no e-stop flag; the stage is already off.
+        """
         if self.phase not in (Phase.IDLE, Phase.DONE) and self._stop_requested is None:
             self._stop_requested = Stop(reason)
 

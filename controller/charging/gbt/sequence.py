@@ -89,6 +89,7 @@ class GbtSequence:
         self._stop_requested: Stop | None = None
         self._test_voltage = 0.0
         self._stop_bound = STOP_MARGIN
+        self.keep_locked = False
 
     # ---------------------------------------------------------------- commands
 
@@ -106,10 +107,11 @@ class GbtSequence:
         """The station's limit changed."""
         self.offer = max(0.0, amps)
 
-    def stop(self, reason: str = "station") -> None:
-        """The station ends the session."""
+    def stop(self, reason: str = "station", *, emergency: bool = False) -> None:
+        """The station ends the session; ``emergency``: CST says "charger emergency stop" (SPN3522)."""
         if self.active and self._stop_requested is None:
-            self._stop_requested = Stop(reason, "ManualStop")
+            self._stop_requested = Stop(reason, "FaultStop", cst_fault="EmergencyStop") if emergency \
+                else Stop(reason, "ManualStop")
 
     @property
     def active(self) -> bool:
@@ -186,6 +188,8 @@ class GbtSequence:
             self.energy_wh += io.outlet_voltage * io.output_current * (io.now - self._last_tick) / 3600
         self._last_tick = io.now
         self._out.frames = []
+        if self.phase == Phase.DONE and self._out.lock and io.outlet_voltage < BLED_VOLTAGE and not self.keep_locked:
+            self._out.lock = self._out.bleed = False  # the connector is dead now: it may be unlocked
         if self.active:
             self._step(io)
             self._out.frames = self._tx.frames(io)
@@ -358,7 +362,8 @@ class GbtSequence:
 
     def _error(self, io: Inputs, timeout: str) -> None:
         self.cem = {timeout: 1}
-        self.stop_cause = Stop(f"{timeout.removesuffix('Timeout')} timed out", "FaultStop", Fault.EV_COMM_LOST,
+        # No fault yet: a new handshake may follow; the fault comes once the reconnects are used up.
+        self.stop_cause = Stop(f"{timeout.removesuffix('Timeout')} timed out", "FaultStop",
                                reconnect=timeout not in ("BstTimeout", "BsdTimeout"))
         log.warning("GB/T: %s", self.stop_cause.reason)
         out = self._out
@@ -392,15 +397,19 @@ class GbtSequence:
                     log.info("GB/T: reconnecting (%d of %d)", self.attempts, RECONNECTS)
                     self._restart_handshake(io)
                 else:
+                    if cause is not None:
+                        self.stop_cause = replace(cause, fault=Fault.EV_COMM_LOST)
                     self._enter(Phase.SHUTDOWN, io.now)
         elif self.phase == Phase.SHUTDOWN and (io.outlet_voltage < BLED_VOLTAGE or since > DEFAULT_TIMEOUT):
             # The connector is what a hand touches: the stage behind open K1/K2 may still hold a charge.
-            out.aux = out.bleed = out.contactors = False
-            out.lock = io.outlet_voltage >= BLED_VOLTAGE  # never unlock a live connector
+            live = io.outlet_voltage >= BLED_VOLTAGE
+            out.aux = out.contactors = False
+            out.lock = out.bleed = live  # never unlock a live connector: bleed on, unlock once it is dead (tick)
             self._enter(Phase.DONE, io.now)
             log.info("GB/T: session over (%s)", self.stop_cause.reason if self.stop_cause else "ended")
 
     def _restart_handshake(self, io: Inputs) -> None:
+        self.stop_cause = None
         self.bhm_voltage = self.bro = None
         self.brm = self.bcp = self.bcl = self.bcs = self.bsm = None
         self._seen.clear()

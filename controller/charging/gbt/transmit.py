@@ -47,7 +47,8 @@ class Transmitter:
                 out.append(Frame(frame_id(6, 0x0700, gbt.BMS, gbt.CHARGER), b"\xff" * 7, extended=True))  # optional
             if self._send("CML", now):
                 out.append(gbt.encode("CML", MaxOutputVoltage=caps.max_voltage, MinOutputVoltage=caps.min_voltage,
-                                      MaxOutputCurrent=-min(seq.offer, caps.max_current), MinOutputCurrent=0.0))
+                                      MaxOutputCurrent=-min(seq.offer, caps.max_current, 400.0),
+                                      MinOutputCurrent=0.0))
         if phase in (Phase.PRECHARGE, Phase.READY) and self._send("CRO", now):
             out.append(gbt.encode("CRO", Ready=gbt.READY if phase == Phase.READY else gbt.NOT_READY))
         if phase == Phase.CHARGING and self._send("CCS", now):

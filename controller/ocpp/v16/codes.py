@@ -37,6 +37,7 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.POWER_STAGE_FAULT: "InternalError",
     Fault.EMERGENCY_STOP: "OtherError",
     Fault.CONNECTOR_LOST: "OtherError",
+    Fault.INTERNAL_ERROR: "InternalError",
 }
 
 #: 1.6 Reason per stop reason: 2.0.1's finer reasons fold into the 1.6 value that covers them.

@@ -45,7 +45,7 @@ CARD = IdToken("04A1B2C3")
 class DcRig:
     """One CHAdeMO outlet and the car at its end."""
 
-    def __init__(self, spec: EvSpec) -> None:
+    def __init__(self, spec: EvSpec, imd_measure: float = 0.3) -> None:
         n = next(_channels)
         self.ev_channel, self.module_channel = f"chademo-ev-{n}", f"chademo-psu-{n}"
         factory = make_factory()
@@ -57,7 +57,7 @@ class DcRig:
         self.circuit.contactors_closed = lambda: bool(pins["coil"].state)
         self.circuit.bleed_on = lambda: bool(pins["bleed"].state)
         self.modules = InfyPowerSim(self.circuit, [0, 1, 2, 3], channel=self.module_channel, max_current=32.0)
-        self.imd_device = IsoCha425Sim(self.circuit, measure_time=0.3, self_test_time=0.2)
+        self.imd_device = IsoCha425Sim(self.circuit, measure_time=imd_measure, self_test_time=0.2)
         self.car = ChademoEvOnBus(ChademoEv(spec, self.circuit), d1=pins["d1"], d2=pins["d2"], k=pins["k"],
                                   plug=pins["plug"], channel=self.ev_channel)
         self.lines = ChademoLines(d1_pin=5, d2_pin=6, k_pin=22, plug_pin=23, pin_factory=factory)
@@ -242,3 +242,46 @@ def _statuses(rig: DcRig) -> list[EvStatus]:
 def _ev(rig: DcRig) -> ChademoEv:
     assert isinstance(rig.car.ev, ChademoEv)
     return rig.car.ev
+
+
+@pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
+async def test_a_station_stop_at_full_current_opens_the_contactors_only_at_5_a(rig: DcRig) -> None:
+    await _charging(rig)
+    at_opening: list[float] = []
+    rig.pins["coil"].observers.append(lambda _t, value: None if value else at_opening.append(rig.circuit.current))
+    rig.evse.stop(StopReason.REMOTE)
+    stopped = time.monotonic()
+    down = await until(lambda: rig.circuit.current <= 5, 1.0)
+    assert down - stopped <= 0.5 + 0.02  # 0.5 s, and a control step
+    await until(lambda: at_opening, 5)
+    assert at_opening[0] <= 5.0
+    await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
+    assert rig.supervisor.faults(1) == {}
+
+
+
+async def test_a_long_insulation_test_above_the_batterys_maximum_is_no_over_voltage() -> None:
+    rig = DcRig(EvSpec(soc=79.95, permission_delay=0.5, contactor_delay=0.3), imd_measure=1.5)
+    await rig.start()
+    try:
+        rig.car.plug_in()
+        await until(lambda: rig.evse.status == "Preparing", 2)
+        rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
+        await until(lambda: rig.circuit.current > 20, 20)  # 485 V for 1.5 s on a 435 V battery's cable first
+        assert Fault.OVER_VOLTAGE not in rig.supervisor.faults(1)
+    finally:
+        await rig.stop()
+
+
+@pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
+async def test_a_failing_control_step_leaves_the_outputs_safe_and_says_so(rig: DcRig,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    await _charging(rig)
+
+    def broken(_now: float, _reading: object) -> None:
+        raise ArithmeticError("an impossible reading")
+
+    monkeypatch.setattr(rig.protocol, "inputs", broken)
+    await until(lambda: Fault.INTERNAL_ERROR in rig.supervisor.faults(1), 1)
+    assert not rig.pins["coil"].state and not rig.pins["d1"].state and not rig.pins["d2"].state
+    await until(lambda: not any(m.on for m in rig.modules.modules.values()), 1)

@@ -144,11 +144,14 @@ async def test_a_remote_stop_ramps_down_then_opens(rig: GbtRig) -> None:
     await until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
     await until(lambda: rig.circuit.current > 90, 20)
+    at_opening: list[float] = []
+    rig.pins["coil"].observers.append(lambda _t, value: None if value else at_opening.append(rig.circuit.current))
     rig.evse.stop(StopReason.REMOTE)
     asked = time.monotonic()
     down = await until(lambda: rig.circuit.current <= 5, 1.5)
     assert down - asked < 1.5
     await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 20)
+    assert at_opening and at_opening[0] <= 5.0  # K1/K2 opened only once the current was down
     assert not rig.pins["coil"].state
 
 

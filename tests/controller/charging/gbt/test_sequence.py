@@ -130,8 +130,11 @@ def test_a_missing_brm_sends_cem_and_reconnects_three_times() -> None:
     h = Harness(BmsSpec())
     h.bms._sending = lambda: [("BHM", 0.25)] if h.bms.stage == "handshake" else []  # type: ignore[method-assign]
     h.start()
+    h.run_until(lambda: h.seq.attempts == 1, 60)
+    assert h.seq.stop_cause is None  # a reconnect is no fault (yet)
     _done(h, 120)
     assert h.seq.attempts == 3
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault == Fault.EV_COMM_LOST
     cem = [f for _, f in h.sent if (f.id >> 16) & 0xFF == CEM]
     assert cem and decode("CEM", cem[0].data)["BrmTimeout"] == 1
     assert len(h.test_voltages) == 4  # each handshake runs its own insulation test

@@ -90,6 +90,7 @@ class GbtSequence:
         self._test_voltage = 0.0
         self._stop_bound = STOP_MARGIN
         self.keep_locked = False
+        self._bem = False
 
     # ---------------------------------------------------------------- commands
 
@@ -175,6 +176,7 @@ class GbtSequence:
                 self.bsd = True
             elif name == "BEM":
                 log.warning("GB/T: the BMS reports a timeout (BEM %s)", data.hex(" "))
+                self._bem = True
         except gbt.MalformedFrame as exc:
             log.warning("%s; ignored", exc)
             return
@@ -203,6 +205,13 @@ class GbtSequence:
         cause = self._stop_requested or self._watch(io)
         if cause is not None:
             self._begin_stop(io, cause)
+            return
+        if self._bem and self.phase not in (Phase.SELF_CHECK, Phase.HANDSHAKE, Phase.INSULATION):
+            self._bem = False
+            if self.phase == Phase.CHARGING or self._out.contactors:
+                self._begin_stop(io, Stop("the BMS reported a timeout (BEM)", "FaultStop"))  # energy first: stop
+            else:
+                self._error(io, None)
             return
         handler = {Phase.SELF_CHECK: self._self_check, Phase.HANDSHAKE: self._handshake,
                    Phase.INSULATION: self._insulation, Phase.RECOGNITION: self._recognition,
@@ -360,12 +369,17 @@ class GbtSequence:
                                                                  Phase.INSULATION) else Phase.SHUTDOWN, io.now)
             out.bleed = True
 
-    def _error(self, io: Inputs, timeout: str) -> None:
-        self.cem = {timeout: 1}
-        # No fault yet: a new handshake may follow; the fault comes once the reconnects are used up.
-        self.stop_cause = Stop(f"{timeout.removesuffix('Timeout')} timed out", "FaultStop",
-                               reconnect=timeout not in ("BstTimeout", "BsdTimeout"))
-        log.warning("GB/T: %s", self.stop_cause.reason)
+    def _error(self, io: Inputs, timeout: str | None) -> None:
+        """A timeout (ours, named for CEM) or the BMS's BEM (None): CEM for 5 s, then a new handshake or the end."""
+        self.cem = {timeout: 1} if timeout else {}
+        if timeout in ("BstTimeout", "BsdTimeout"):
+            # The session had ended already: CEM says which message never came; no new handshake, no fault.
+            log.warning("GB/T: %s timed out at the end of the session", timeout.removesuffix("Timeout"))
+        else:
+            # No fault yet: a new handshake may follow; the fault comes once the reconnects are used up.
+            reason = f"{timeout.removesuffix('Timeout')} timed out" if timeout else "the BMS reported a timeout (BEM)"
+            self.stop_cause = Stop(reason, "FaultStop", reconnect=True)
+            log.warning("GB/T: %s", reason)
         out = self._out
         out.power, out.insulation_test, out.contactors, out.bleed = None, None, False, True
         self._enter(Phase.ERROR, io.now)
@@ -381,14 +395,12 @@ class GbtSequence:
                 self._enter(Phase.STATISTICS, io.now)
         elif self.phase == Phase.STATISTICS:
             if self.bst is None and since > BST_TIMEOUT:
-                self.cem = {"BstTimeout": 1}
-                self._enter(Phase.SHUTDOWN, io.now)
+                self._error(io, "BstTimeout")
             elif self.bst is not None and self.bsd:
                 if "CSD" in self._tx.due and since > 1.0:
                     self._enter(Phase.SHUTDOWN, io.now)
             elif self.bst is not None and since > BSD_TIMEOUT:
-                self.cem = {"BsdTimeout": 1}
-                self._enter(Phase.SHUTDOWN, io.now)
+                self._error(io, "BsdTimeout")
         elif self.phase == Phase.ERROR:
             if since > DEFAULT_TIMEOUT:
                 cause = self.stop_cause
@@ -397,8 +409,8 @@ class GbtSequence:
                     log.info("GB/T: reconnecting (%d of %d)", self.attempts, RECONNECTS)
                     self._restart_handshake(io)
                 else:
-                    if cause is not None:
-                        self.stop_cause = replace(cause, fault=Fault.EV_COMM_LOST)
+                    if cause is not None and cause.reconnect:
+                        self.stop_cause = replace(cause, fault=Fault.EV_COMM_LOST)  # the reconnects are used up
                     self._enter(Phase.SHUTDOWN, io.now)
         elif self.phase == Phase.SHUTDOWN and (io.outlet_voltage < BLED_VOLTAGE or since > DEFAULT_TIMEOUT):
             # The connector is what a hand touches: the stage behind open K1/K2 may still hold a charge.
@@ -410,6 +422,7 @@ class GbtSequence:
 
     def _restart_handshake(self, io: Inputs) -> None:
         self.stop_cause = None
+        self._bem = False
         self.bhm_voltage = self.bro = None
         self.brm = self.bcp = self.bcl = self.bcs = self.bsm = None
         self._seen.clear()

@@ -149,3 +149,27 @@ def test_a_stage_that_keeps_delivering_gets_its_100_a_per_s_then_k1_k2_open(capl
     opened = h.run_until(lambda: not h.out.contactors, 3)
     assert opened - asked == pytest.approx((amps - 5) / 100 + 0.2, abs=0.03)  # the current still rose a step
     assert "still flowing" in caplog.text
+
+
+def test_a_bms_that_never_answers_cst_gets_cem_and_no_fault() -> None:
+    h = _session(soc=50.0, misbehaviours={"no_bst"})
+    h.run_until(lambda: h.circuit.current > 90, 20)
+    h.seq.stop("remote")
+    _done(h, 30)
+    cem = [f for _, f in h.sent if (f.id >> 16) & 0xFF == CEM]
+    assert cem and decode("CEM", cem[0].data)["BstTimeout"] == 1
+    assert len(cem) >= 19  # every 250 ms for 5 s
+    assert h.seq.stop_cause is not None and h.seq.stop_cause.fault is None and h.seq.attempts == 0
+
+
+def test_a_bem_before_charging_starts_a_new_handshake() -> None:
+    from controller.charging.j1939 import frame_id
+    from hal.can import Frame
+
+    h = _session(soc=50.0)
+    h.run_until(lambda: h.seq.phase == Phase.PARAMETERS, 20)
+    h.seq.on_frame(Frame(frame_id(2, 0x1E00, 0x56, 0xF4), bytes([0xF1, 0xF0, 0xF0, 0xFC]), extended=True), h.now)
+    h.run_until(lambda: h.seq.phase == Phase.ERROR, 0.1)
+    h.run_until(lambda: h.seq.attempts == 1, 6)
+    assert h.seq.stop_cause is None  # reconnecting: no fault
+    h.run_until(lambda: h.seq.phase == Phase.CHARGING, 30)  # and the second handshake charges

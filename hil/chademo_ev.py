@@ -25,8 +25,6 @@ from controller.charging.chademo.frames import CHARGER_LIMITS, CHARGER_STATUS, d
 from hal.can import Frame
 from hil.dccircuit import DcCircuit
 
-MISBEHAVIOURS = ("silent", "drop_k", "over_request", "welded", "slow_open", "live_inlet")
-
 
 @dataclass
 class EvSpec:

@@ -29,13 +29,14 @@ def sim_config(**ocpp: Any) -> Config:
     return parse_config(data, "<test>")
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail the test with ``what`` on timeout."""
+async def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> float:
+    """Poll ``predicate`` until true and return the monotonic time it was seen so; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+    return time.monotonic()
 
 
 @pytest.fixture

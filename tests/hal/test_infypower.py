@@ -17,6 +17,7 @@ from hal.errors import HalConfigError, HalIOError
 from hal.infypower import InfyPowerStage, frame_id
 from hil.dccircuit import DcCircuit
 from hil.infypower_sim import InfyPowerSim
+from tests.conftest import wait_until
 
 _channels = itertools.count()
 
@@ -76,14 +77,6 @@ async def stage(bus: PythonCanBus) -> AsyncIterator[InfyPowerStage]:
     await s.close()
 
 
-async def _until(test: object, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while not test():  # type: ignore[operator]
-        if time.monotonic() > end:
-            raise AssertionError("not reached")
-        await asyncio.sleep(0.01)
-
-
 async def test_open_switches_off_first_and_sums_what_the_modules_can_do(bench: Bench, bus: PythonCanBus) -> None:
     stage = InfyPowerStage(bus=bus, addresses=[0, 1])
     caps = await stage.open()
@@ -97,17 +90,17 @@ async def test_open_switches_off_first_and_sums_what_the_modules_can_do(bench: B
 
 async def test_the_current_is_shared_and_the_output_follows(bench: Bench, stage: InfyPowerStage) -> None:
     stage.set(400.0, 40.0)
-    await _until(lambda: all(m.on and m.current == 20.0 and m.voltage == 400.0 for m in bench.sim.modules.values()),
+    await wait_until(lambda: all(m.on and m.current == 20.0 and m.voltage == 400.0 for m in bench.sim.modules.values()),
                  1)
-    await _until(lambda: abs(stage.reading.voltage - 400.0) < 1, 2)
+    await wait_until(lambda: abs(stage.reading.voltage - 400.0) < 1, 2)
     bench.load(380.0)
-    await _until(lambda: abs(stage.reading.current - 40.0) < 0.5, 2)
-    await _until(lambda: stage.reading.on, 1.5)  # the modules' own status says their DC side is on
+    await wait_until(lambda: abs(stage.reading.current - 40.0) < 0.5, 2)
+    await wait_until(lambda: stage.reading.on, 1.5)  # the modules' own status says their DC side is on
 
 
 async def test_set_points_are_clamped_to_what_the_stage_can_do(bench: Bench, stage: InfyPowerStage) -> None:
     stage.set(900.0, 500.0)
-    await _until(lambda: all(m.voltage == 750.0 for m in bench.sim.modules.values()), 1)
+    await wait_until(lambda: all(m.voltage == 750.0 for m in bench.sim.modules.values()), 1)
     # 30 kW at 750 V is 40 A, below the 60 A the modules could give.
     assert {m.current for m in bench.sim.modules.values()} == {20.0}
 
@@ -115,7 +108,7 @@ async def test_set_points_are_clamped_to_what_the_stage_can_do(bench: Bench, sta
 async def test_off_returns_once_the_current_is_safe(bench: Bench, stage: InfyPowerStage) -> None:
     bench.load(380.0)
     stage.set(420.0, 50.0)
-    await _until(lambda: stage.reading.current > 45, 3)
+    await wait_until(lambda: stage.reading.current > 45, 3)
     started = time.monotonic()
     assert await stage.off()
     assert time.monotonic() - started < 0.5
@@ -132,7 +125,7 @@ async def test_off_says_so_when_a_module_keeps_delivering() -> None:
         await stage.open()
         b.load(380.0)
         stage.set(420.0, 25.0)
-        await _until(lambda: stage.reading.current > 20, 3)
+        await wait_until(lambda: stage.reading.current > 20, 3)
         assert not await stage.off(bound=0.3)
     finally:
         await stage.close()
@@ -143,19 +136,19 @@ async def test_off_says_so_when_a_module_keeps_delivering() -> None:
 async def test_a_power_cycled_module_gets_its_set_points_back_within_a_second(
         bench: Bench, stage: InfyPowerStage) -> None:
     stage.set(400.0, 40.0)
-    await _until(lambda: all(m.on for m in bench.sim.modules.values()), 1)
+    await wait_until(lambda: all(m.on for m in bench.sim.modules.values()), 1)
     bench.sim.power_cycle(1)
-    await _until(lambda: bench.sim.modules[1].on and bench.sim.modules[1].current == 20.0, 1.2)
+    await wait_until(lambda: bench.sim.modules[1].on and bench.sim.modules[1].current == 20.0, 1.2)
 
 
 async def test_a_module_fault_reaches_the_controller(bench: Bench, stage: InfyPowerStage) -> None:
     seen: list[frozenset[str]] = []
     stage.on_fault = seen.append
     bench.sim.fault(0, "output over-voltage")
-    await _until(lambda: seen, 1.5)
+    await wait_until(lambda: seen, 1.5)
     assert seen[-1] == {"module 0: output over-voltage"}
     bench.sim.fault(0, "output over-voltage", active=False)
-    await _until(lambda: seen[-1] == frozenset(), 1.5)
+    await wait_until(lambda: seen[-1] == frozenset(), 1.5)
 
 
 async def test_a_silent_module_leaves_the_share_and_none_left_is_a_fault(bench: Bench,
@@ -163,18 +156,18 @@ async def test_a_silent_module_leaves_the_share_and_none_left_is_a_fault(bench: 
     seen: list[frozenset[str]] = []
     stage.on_fault = seen.append
     stage.set(400.0, 40.0)
-    await _until(lambda: bench.sim.modules[1].current == 20.0, 1)
+    await wait_until(lambda: bench.sim.modules[1].current == 20.0, 1)
     bench.sim.silent.add(1)
     await asyncio.sleep(1.5)  # more than the 1 s between the driver's checks
     bench.sim.silent.add(0)  # it still hears its set points, and goes quiet 1.5 s after module 1
-    await _until(lambda: bench.sim.modules[0].current == 30.0, 12)  # module 0 now carries what it can
+    await wait_until(lambda: bench.sim.modules[0].current == 30.0, 12)  # module 0 now carries what it can
     assert not seen  # one module left: no fault
-    await _until(lambda: "no module answers" in (seen[-1] if seen else ()), 2)
+    await wait_until(lambda: "no module answers" in (seen[-1] if seen else ()), 2)
 
 
 async def test_replies_with_an_error_code_or_from_strangers_are_dropped(
         bench: Bench, stage: InfyPowerStage, caplog: pytest.LogCaptureFixture) -> None:
-    await _until(lambda: stage.reading.voltage == 0.0, 1)
+    await wait_until(lambda: stage.reading.voltage == 0.0, 1)
     peer = can.Bus(interface="virtual", channel=bench.channel)
     try:
         bad_vi = struct.pack(">ff", 999.0, 99.0)

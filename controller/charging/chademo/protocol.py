@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.charging.chademo.model import Inputs, Outputs
+from controller.charging.chademo.model import COMM_TIMEOUT, Inputs, Outputs
 from controller.charging.chademo.sequence import ChademoSequence
 from controller.charging.dcoutlet import DcOutlet
 from hal.can import Frame
@@ -18,7 +18,6 @@ from hal.dc_io import ChademoLines
 from hal.dc_power import PowerReading
 
 EV_PERMISSION = "ev_permission"
-LINK_TIMEOUT = 1.0
 
 
 class Chademo(DcOutlet):
@@ -66,7 +65,7 @@ class Chademo(DcOutlet):
         self.sequence.on_frame(frame, frame.at or self.clock.monotonic())
 
     def link_fresh(self, now: float) -> bool:
-        return self.sequence.ev is not None and now - self.sequence.last_ev_frame <= LINK_TIMEOUT
+        return self.sequence.ev is not None and now - self.sequence.last_ev_frame <= COMM_TIMEOUT
 
     def maximum_voltage(self) -> float | None:
         return float(self.sequence.threshold) or None

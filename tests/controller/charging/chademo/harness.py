@@ -12,10 +12,10 @@ from hal.can import Frame
 from hal.dc_power import PowerCapabilities
 from hil.chademo_ev import ChademoEv, EvSpec
 from hil.dccircuit import DcCircuit
+from tests.controller.charging.fake_time import FakeTimeHarness
 
 STEP = 0.01
 CAPS = PowerCapabilities(min_voltage=50, max_voltage=500, max_current=125, max_power=50_000)
-IMD_MEASURE = 1.0  # s of test voltage before the (simulated) IMD gives its verdict
 
 
 @dataclass
@@ -33,13 +33,14 @@ class Sample:
 
 
 @dataclass
-class Harness:
+class Harness(FakeTimeHarness):
     spec: EvSpec = field(default_factory=EvSpec)
     caps: PowerCapabilities = CAPS
     offer: float = 125.0
     ev_talks: bool = True
 
     def __post_init__(self) -> None:
+        self.step_s = STEP
         self.circuit = DcCircuit()
         self.ev = ChademoEv(self.spec, self.circuit)
         self.seq = ChademoSequence(self.caps)
@@ -67,7 +68,7 @@ class Harness:
             self.seq.on_frame(frame, self.now)
         io = Inputs(now=self.now, k=self.ev.k, plugged=self.plugged, locked=self.out.lock,
                     contactors_closed=self.contactors, outlet_voltage=self.circuit.outlet_voltage,
-                    output_current=self.circuit.current, insulation_ohms=self._imd())
+                    output_current=self.circuit.current, insulation_ohms=self.imd_reading())
         self.out = self.seq.tick(io)
         for frame in self.out.frames:
             self.charger_frames.append((self.now, frame))
@@ -80,31 +81,6 @@ class Harness:
                                    self.circuit.stage_voltage, self.circuit.current, self.out,
                                    self.circuit.ev_contactor_closed, self.ev.k))
 
-    def _imd(self) -> float | None:
-        voltage = self.out.insulation_test
-        if voltage is None:
-            self._test_since = None
-            return None
-        if self._test_since is None:
-            self._test_since = self.now
-            self.test_voltages.append(voltage)
-        if self.now - self._test_since < IMD_MEASURE or self.circuit.stage_voltage < 0.95 * voltage:
-            return None
-        return self.circuit.insulation_ohms
-
-    def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / STEP)):
-            self.step()
-
-    def run_until(self, test: object, timeout: float) -> float:
-        """Step until ``test()`` holds; returns the time. Fails after ``timeout`` s."""
-        end = self.now + timeout
-        while self.now < end:
-            self.step()
-            if test():  # type: ignore[operator]
-                return self.now
-        raise AssertionError(f"not reached within {timeout} s (phase {self.seq.phase.value})")
-
     # ------------------------------------------------------------- what the EV saw
 
     def charger_status(self, at: float | None = None) -> dict[str, Any]:
@@ -114,6 +90,3 @@ class Harness:
     def charger_limits(self) -> dict[str, Any]:
         frames = [f for _, f in self.charger_frames if f.id == CHARGER_LIMITS]
         return signals(frames[-1])
-
-    def first(self, test: object, after: float = 0.0) -> Sample:
-        return next(s for s in self.samples if s.t > after and test(s))  # type: ignore[operator]

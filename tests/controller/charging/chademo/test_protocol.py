@@ -37,6 +37,7 @@ from hil.dccircuit import DcCircuit
 from hil.gpio import WatchedPin, make_factory
 from hil.imd_sim import IsoCha425Sim
 from hil.infypower_sim import InfyPowerSim
+from tests.conftest import wait_until
 
 _channels = itertools.count()
 CARD = IdToken("04A1B2C3")
@@ -93,7 +94,7 @@ class DcRig:
         self.supervisor.listeners.append(on_faults)
         self.evse.on_meter(MeterReading(energy_wh=5000.0))
         self.protocol.start()
-        await until(lambda: self.supervisor.holds(1, "insulation"), 5)  # the IMD's boot self-test
+        await wait_until(lambda: self.supervisor.holds(1, "insulation"), 5)  # the IMD's boot self-test
 
     async def stop(self) -> None:
         self.protocol.stop()
@@ -112,15 +113,6 @@ class DcRig:
         return [e.status.value for e in self.events if isinstance(e, StatusChanged)]
 
 
-async def until(test: object, timeout: float) -> float:
-    end = time.monotonic() + timeout
-    while not test():  # type: ignore[operator]
-        if time.monotonic() > end:
-            raise AssertionError("not reached in time")
-        await asyncio.sleep(0.01)
-    return time.monotonic()
-
-
 @pytest.fixture
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[DcRig]:
     spec = getattr(request, "param", None) or EvSpec(soc=79.9, target_soc=80.0, permission_delay=0.5,
@@ -133,48 +125,48 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[DcRig]:
 
 async def test_a_card_starts_a_chademo_session_that_charges_and_ends_safely(rig: DcRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     assert not rig.pins["d1"].state  # nothing starts before the session is authorised
     assert rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 50, 15)
+    await wait_until(lambda: rig.circuit.current > 50, 15)
     assert rig.evse.status == "Charging"
     assert (3026, 1) in rig.imd_device.writes  # the insulation test measured before any energy
     assert rig.pins["coil"].state
     # The EV reaches its target, stops; the current comes down, then the contactors, then d2 and d1.
-    await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 30)
+    await wait_until(lambda: rig.protocol.sequence.phase == Phase.DONE, 30)
     assert not rig.pins["coil"].state and not rig.pins["d1"].state and not rig.pins["d2"].state
     assert rig.circuit.outlet_voltage <= 10
     ids = [f.id for _, f in rig.car.heard]
     assert ids[:2] == [CHARGER_LIMITS, CHARGER_STATUS]
     assert rig.supervisor.faults(1) == {}
     rig.car.unplug()
-    await until(lambda: rig.evse.status == "Available", 2)
+    await wait_until(lambda: rig.evse.status == "Available", 2)
 
 
 @pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
 async def test_an_ev_that_goes_silent_is_ramped_down_then_faulted(rig: DcRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 60, 15)
+    await wait_until(lambda: rig.circuit.current > 60, 15)
     _ev(rig).spec.misbehaviours.add("silent")
     silent_at = time.monotonic()
-    down = await until(lambda: rig.circuit.current <= 5, 3)
+    down = await wait_until(lambda: rig.circuit.current <= 5, 3)
     assert 1.0 <= down - silent_at <= 1.0 + 0.5 + 0.2  # detection after 1 s, then 0.5 s to 5 A
-    await until(lambda: Fault.EV_COMM_LOST in rig.supervisor.faults(1), 1)
+    await wait_until(lambda: Fault.EV_COMM_LOST in rig.supervisor.faults(1), 1)
     opened = next(t for t, c, reason in rig.supervisor.trips if c == 1)
     assert opened >= down - 0.05  # the contactors opened only once the current was down
-    await until(lambda: rig.evse.status == "Faulted", 1)
+    await wait_until(lambda: rig.evse.status == "Faulted", 1)
     _ev(rig).spec.misbehaviours.clear()
     rig.car.unplug()
-    await until(lambda: rig.evse.status == "Available", 3)
+    await wait_until(lambda: rig.evse.status == "Available", 3)
 
 
 async def _charging(rig: DcRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 60, 15)
+    await wait_until(lambda: rig.circuit.current > 60, 15)
 
 
 @pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
@@ -184,21 +176,21 @@ async def test_the_emergency_stop_opens_under_load_at_once_and_switches_the_stag
     rig.pins["estop"].drive_low()  # gpiozero runs the guard in this thread: the coil drops before this returns
     assert not rig.pins["coil"].state
     assert Fault.EMERGENCY_STOP in rig.supervisor.faults(1)
-    await until(lambda: not any(m.on for m in rig.modules.modules.values()), 0.2)
+    await wait_until(lambda: not any(m.on for m in rig.modules.modules.values()), 0.2)
     assert time.monotonic() - pressed < 0.2
-    await until(lambda: rig.evse.status == "Faulted", 1)
-    await until(lambda: not rig.pins["d1"].state, 3)  # the sequence still ends in order: d2, then d1
+    await wait_until(lambda: rig.evse.status == "Faulted", 1)
+    await wait_until(lambda: not rig.pins["d1"].state, 3)  # the sequence still ends in order: d2, then d1
 
 
 @pytest.mark.parametrize("rig", [EvSpec(soc=40.0, permission_delay=0.5, contactor_delay=0.3)], indirect=True)
 async def test_an_insulation_fault_while_charging_opens(rig: DcRig) -> None:
     await _charging(rig)
     rig.circuit.insulation_ohms = 20_000
-    await until(lambda: Fault.INSULATION_FAULT in rig.supervisor.faults(1), 2)
+    await wait_until(lambda: Fault.INSULATION_FAULT in rig.supervisor.faults(1), 2)
     assert not rig.pins["coil"].state
     rig.circuit.insulation_ohms = 10e6
     rig.car.unplug()
-    await until(lambda: Fault.INSULATION_FAULT not in rig.supervisor.faults(1), 3)  # latched until it left
+    await wait_until(lambda: Fault.INSULATION_FAULT not in rig.supervisor.faults(1), 3)  # latched until it left
 
 
 async def test_the_leaf_ze0_replayed_charges_and_ends_in_the_order_its_charger_kept() -> None:
@@ -209,17 +201,17 @@ async def test_the_leaf_ze0_replayed_charges_and_ends_in_the_order_its_charger_k
     await rig.start()
     try:
         rig.car.plug_in()
-        await until(lambda: rig.evse.status == "Preparing", 2)
+        await wait_until(lambda: rig.evse.status == "Preparing", 2)
         rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
         # The Leaf's own 3.9 s to its permission, our insulation test, then its ramp to 12-14 A.
-        await until(lambda: rig.circuit.current > 10, 20)
+        await wait_until(lambda: rig.circuit.current > 10, 20)
         assert rig.evse.status == "Charging"
         assert max(s.current_request for s in _statuses(rig)) <= 14
         await asyncio.sleep(1.0)
         rig.evse.stop(StopReason.REMOTE)
         stopped = time.monotonic()
-        await until(lambda: rig.circuit.current <= 5, 0.5)
-        await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
+        await wait_until(lambda: rig.circuit.current <= 5, 0.5)
+        await wait_until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
         assert rig.protocol.sequence.stop_cause is not None and rig.protocol.sequence.stop_cause.fault is None
         assert isinstance(rig.car.ev, ReplayEv) and rig.car.ev.sent > 300
         # The Leaf reported its contactors open (welding check passed) before d2 went off.
@@ -251,11 +243,11 @@ async def test_a_station_stop_at_full_current_opens_the_contactors_only_at_5_a(r
     rig.pins["coil"].observers.append(lambda _t, value: None if value else at_opening.append(rig.circuit.current))
     rig.evse.stop(StopReason.REMOTE)
     stopped = time.monotonic()
-    down = await until(lambda: rig.circuit.current <= 5, 1.0)
+    down = await wait_until(lambda: rig.circuit.current <= 5, 1.0)
     assert down - stopped <= 0.5 + 0.02  # 0.5 s, and a control step
-    await until(lambda: at_opening, 5)
+    await wait_until(lambda: at_opening, 5)
     assert at_opening[0] <= 5.0
-    await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
+    await wait_until(lambda: rig.protocol.sequence.phase == Phase.DONE, 15)
     assert rig.supervisor.faults(1) == {}
 
 
@@ -265,9 +257,9 @@ async def test_a_long_insulation_test_above_the_batterys_maximum_is_no_over_volt
     await rig.start()
     try:
         rig.car.plug_in()
-        await until(lambda: rig.evse.status == "Preparing", 2)
+        await wait_until(lambda: rig.evse.status == "Preparing", 2)
         rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-        await until(lambda: rig.circuit.current > 20, 20)  # 485 V for 1.5 s on a 435 V battery's cable first
+        await wait_until(lambda: rig.circuit.current > 20, 20)  # 485 V for 1.5 s on a 435 V battery's cable first
         assert Fault.OVER_VOLTAGE not in rig.supervisor.faults(1)
     finally:
         await rig.stop()
@@ -282,6 +274,6 @@ async def test_a_failing_control_step_leaves_the_outputs_safe_and_says_so(rig: D
         raise ArithmeticError("an impossible reading")
 
     monkeypatch.setattr(rig.protocol, "inputs", broken)
-    await until(lambda: Fault.INTERNAL_ERROR in rig.supervisor.faults(1), 1)
+    await wait_until(lambda: Fault.INTERNAL_ERROR in rig.supervisor.faults(1), 1)
     assert not rig.pins["coil"].state and not rig.pins["d1"].state and not rig.pins["d2"].state
-    await until(lambda: not any(m.on for m in rig.modules.modules.values()), 1)
+    await wait_until(lambda: not any(m.on for m in rig.modules.modules.values()), 1)

@@ -31,6 +31,7 @@ from hil.gbt_bms_bus import GbtBmsOnBus
 from hil.gpio import MockMcp3008, WatchedPin, make_factory
 from hil.imd_sim import IsoCha425Sim
 from hil.infypower_sim import InfyPowerSim
+from tests.conftest import wait_until
 
 _channels = itertools.count()
 CARD = IdToken("04A1B2C3")
@@ -83,7 +84,7 @@ class GbtRig:
         self.supervisor.listeners.append(on_faults)
         self.evse.on_meter(MeterReading(energy_wh=5000.0))
         self.protocol.start()
-        await until(lambda: self.supervisor.holds(1, "insulation"), 5)
+        await wait_until(lambda: self.supervisor.holds(1, "insulation"), 5)
 
     async def stop(self) -> None:
         self.protocol.stop()
@@ -102,15 +103,6 @@ class GbtRig:
         return [e.status.value for e in self.events if isinstance(e, StatusChanged)]
 
 
-async def until(test: object, timeout: float) -> float:
-    end = time.monotonic() + timeout
-    while not test():  # type: ignore[operator]
-        if time.monotonic() > end:
-            raise AssertionError("not reached in time")
-        await asyncio.sleep(0.01)
-    return time.monotonic()
-
-
 @pytest.fixture
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[GbtRig]:
     r = GbtRig(getattr(request, "param", None) or BmsSpec(soc=79.95))
@@ -121,36 +113,36 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[GbtRig]:
 
 async def test_a_card_starts_a_gbt_session_through_an_independent_j1939_stack(rig: GbtRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     assert not rig.pins["aux"].state
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 50, 20)
+    await wait_until(lambda: rig.circuit.current > 50, 20)
     assert rig.evse.status == "Charging"
     seq = rig.protocol.sequence
     assert seq.brm is not None and seq.brm.vin == "LFV2A21K0G3000001"  # 49 bytes by RTS/CTS
     assert seq.bcp is not None and seq.bcp.max_voltage == pytest.approx(450.0)
     assert any("PGN 1100" in what for _, what in rig.car.said)  # BCS by transport every 250 ms
-    await until(lambda: seq.phase == Phase.DONE, 30)  # the BMS reaches its target: BST, CST, BSD, CSD
+    await wait_until(lambda: seq.phase == Phase.DONE, 30)  # the BMS reaches its target: BST, CST, BSD, CSD
     assert seq.stop_cause is not None and seq.stop_cause.cst == "BmsStop"
     assert not rig.pins["coil"].state and not rig.pins["aux"].state
     assert rig.supervisor.faults(1) == {}
     rig.car.unplug()
-    await until(lambda: rig.evse.status == "Available", 2)
+    await wait_until(lambda: rig.evse.status == "Available", 2)
 
 
 @pytest.mark.parametrize("rig", [BmsSpec(soc=40.0)], indirect=True)
 async def test_a_remote_stop_ramps_down_then_opens(rig: GbtRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 90, 20)
+    await wait_until(lambda: rig.circuit.current > 90, 20)
     at_opening: list[float] = []
     rig.pins["coil"].observers.append(lambda _t, value: None if value else at_opening.append(rig.circuit.current))
     rig.evse.stop(StopReason.REMOTE)
     asked = time.monotonic()
-    down = await until(lambda: rig.circuit.current <= 5, 1.5)
+    down = await wait_until(lambda: rig.circuit.current <= 5, 1.5)
     assert down - asked < 1.5
-    await until(lambda: rig.protocol.sequence.phase == Phase.DONE, 20)
+    await wait_until(lambda: rig.protocol.sequence.phase == Phase.DONE, 20)
     assert at_opening and at_opening[0] <= 5.0  # K1/K2 opened only once the current was down
     assert not rig.pins["coil"].state
 
@@ -158,13 +150,13 @@ async def test_a_remote_stop_ramps_down_then_opens(rig: GbtRig) -> None:
 @pytest.mark.parametrize("rig", [BmsSpec(soc=40.0)], indirect=True)
 async def test_unplugging_while_charging_cuts_the_current_within_50_ms_and_ends_the_session(rig: GbtRig) -> None:
     rig.car.plug_in()
-    await until(lambda: rig.evse.status == "Preparing", 2)
+    await wait_until(lambda: rig.evse.status == "Preparing", 2)
     rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
-    await until(lambda: rig.circuit.current > 90, 20)
+    await wait_until(lambda: rig.circuit.current > 90, 20)
     rig.car.unplug()
     lost = time.monotonic()
-    down = await until(lambda: rig.circuit.current <= 5, 0.5)
+    down = await wait_until(lambda: rig.circuit.current <= 5, 0.5)
     assert down - lost <= 0.05 + 0.02  # 50 ms, plus the bench's 10 ms control step and 5 ms physics step
-    await until(lambda: not rig.pins["coil"].state, 1)
-    await until(lambda: rig.evse.status == "Available", 3)
+    await wait_until(lambda: not rig.pins["coil"].state, 1)
+    await wait_until(lambda: rig.evse.status == "Available", 3)
     assert rig.supervisor.faults(1) == {}

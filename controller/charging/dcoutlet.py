@@ -91,7 +91,7 @@ class DcOutlet(ChargingProtocol):
 
     @abstractmethod
     def plugged(self) -> bool:
-        """The connector is in the inlet (CHAdeMO pin 7, GB/T CC1 at 4 V)."""
+        """Read whether the connector is in the inlet (CHAdeMO pin 7, GB/T CC1 at 4 V); see :attr:`connected`."""
 
     @abstractmethod
     def inputs(self, now: float, reading: PowerReading) -> Any:
@@ -159,7 +159,7 @@ class DcOutlet(ChargingProtocol):
             self.sequence.set_offer(0.0)  # nothing may flow while the EVSE waits for more to offer
             return False
         self.supervisor.set_condition(self.id, OFFER, True)
-        if not self.sequence.active and not self._session_used and self.plugged():
+        if not self.sequence.active and not self._session_used and self.connected:
             self._session_used = True
             self._reported = None
             self._clear_session_faults()
@@ -198,17 +198,24 @@ class DcOutlet(ChargingProtocol):
 
     # ---------------------------------------------------------------- inputs
 
+    @property
+    def connected(self) -> bool:
+        """The connector as the last look saw it (one read per control step: CC1 is an ADC conversion)."""
+        return bool(self._plugged_seen)
+
     def edge(self) -> None:
-        """The connector's state may have changed (loop thread)."""
-        plugged = self.plugged()
+        """The connector's state may have changed (loop thread): look once."""
+        self._take_plugged(self.plugged())
+        self._report()
+        self._wake.set()
+
+    def _take_plugged(self, plugged: bool) -> None:
         if plugged != self._plugged_seen:
             self._plugged_seen = plugged
             self.supervisor.set_vehicle(self.id, plugged)
             if not plugged:
                 self._session_used = False
                 self._clear_session_faults()
-        self._report()
-        self._wake.set()
 
     # ---------------------------------------------------------------- the clock
 
@@ -230,8 +237,7 @@ class DcOutlet(ChargingProtocol):
 
     def _step(self) -> None:
         now = self.clock.monotonic()
-        if self.plugged() != self._plugged_seen:
-            self.edge()
+        self._take_plugged(self.plugged())
         self.poll(now)
         io = self.inputs(now, self.power.reading)
         out = self.sequence.tick(io)
@@ -274,7 +280,7 @@ class DcOutlet(ChargingProtocol):
         self._report()
 
     def _report(self) -> None:
-        if not self.plugged():
+        if not self.connected:
             status = VehicleStatus.ABSENT
         elif self.sequence.active and self.out is not None and self.out.contactors:
             status = VehicleStatus.REQUESTING
@@ -292,7 +298,7 @@ class DcOutlet(ChargingProtocol):
         if self.sequence.delivering and abs(io.output_current) > SAFE_CURRENT:
             return  # the current comes down first; then the fault (which opens the contactors)
         self._reported = cause.fault
-        if cause.fault == Fault.CONNECTOR_LOST and not self.plugged():
+        if cause.fault == Fault.CONNECTOR_LOST and not self.connected:
             log.info("connector %d: the connector left during the session (%s)", self.id, cause.reason)
             return  # gone, not broken: the session ends (EVDisconnected); nothing is left to keep faulted
         self.supervisor.raise_fault(self.id, cause.fault, cause.reason)

@@ -50,7 +50,7 @@ class Chademo(DcOutlet):
 
     def inputs(self, now: float, reading: PowerReading) -> Inputs:
         out: Outputs | None = self.out
-        return Inputs(now=now, k=self.lines.k, plugged=self.lines.plugged,
+        return Inputs(now=now, k=self.lines.k, plugged=self.connected,
                       locked=self.lock.locked if self.lock is not None else bool(out and out.lock),
                       contactors_closed=self.supervisor.closed(self.id), outlet_voltage=self.outlet_voltage(),
                       output_current=reading.current, insulation_ohms=self.insulation_ohms)

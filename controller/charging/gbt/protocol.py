@@ -45,7 +45,7 @@ class Gbt(DcOutlet):
 
     def inputs(self, now: float, reading: PowerReading) -> Inputs:
         out: Outputs | None = self.out
-        return Inputs(now=now, connected=self.lines.connected,
+        return Inputs(now=now, connected=self.connected,
                       locked=self.lock.locked if self.lock is not None else bool(out and out.lock),
                       contactors_closed=self.supervisor.closed(self.id), outlet_voltage=self.outlet_voltage(),
                       stage_voltage=reading.voltage, output_current=reading.current,

@@ -112,6 +112,8 @@ class RegisterMap:
     registers: dict[str, Register]
     #: Registers that say which meter this is (``serial``), read once at start.
     identity: dict[str, Register] = field(default_factory=dict)
+    #: What the meter measures: "ac" (per phase) or "dc" (one voltage and current, in ``*_l1``).
+    current: str = "ac"
 
     def blocks(self) -> list[Block]:
         """Group the registers into as few reads as the 125-register limit allows."""
@@ -187,7 +189,10 @@ def parse_register_map(data: dict[str, Any], source: str) -> RegisterMap:
         raise HalConfigError(f"{source}: identity: expected a table such as [identity] serial = {{ ... }}")
     ids = {name: _register(name, spec, defaults, f"{source}: identity.{name}", IDENTITY)
            for name, spec in identity.items()}
-    return RegisterMap(str(data.get("name", source)), registers, ids)
+    current = data.get("current", "ac")
+    if current not in ("ac", "dc"):
+        raise HalConfigError(f"{source}: current = {current!r}: expected \"ac\" or \"dc\"")
+    return RegisterMap(str(data.get("name", source)), registers, ids, current)
 
 
 def _register(name: str, spec: Any, defaults: dict[str, Any], where: str, known: tuple[str, ...]) -> Register:

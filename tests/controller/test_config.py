@@ -23,7 +23,10 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_shipped_configs_are_valid() -> None:
-    for name in ("sim.toml", "pi-ac-single.toml", "sim-two-socket.toml"):
+    shipped = sorted(p.name for p in (ROOT / "config").glob("*.toml"))
+    assert {"sim.toml", "pi-ac-single.toml", "sim-two-socket.toml", "sim-chademo.toml", "sim-gbt.toml",
+            "pi-dc-chademo.toml"} <= set(shipped)
+    for name in shipped:
         load_config(ROOT / "config" / name)
 
 
@@ -44,13 +47,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     problems = _problems(
         tmp_path,
         '[station]\nhardware = "arduino"\n[ocpp]\nheartbeat_interval = "often"\n'
-        '[[connector]]\nid = 1\nmax_current = 100\nphases = 2\ncolour = "red"\n'
+        '[[connector]]\nid = 1\nmax_current = 2000\nphases = 2\ncolour = "red"\n'
         '[connector.meter]\nparity = "X"\n',
     )
     text = "\n".join(problems)
     assert "station.hardware = 'arduino': expected one of sim, pi" in text
     assert "ocpp.heartbeat_interval = 'often': expected an integer" in text
-    assert "connector[0].max_current = 100: expected a number from 6 to 80" in text
+    assert "connector[0].max_current = 2000: expected a number from 1 to 1000" in text
     assert "connector[0].phases = 2: expected one of 1, 3" in text
     assert "connector[0].colour: unknown key; expected one of" in text
     assert "connector[0].meter.parity = 'X': expected one of N, E, O" in text
@@ -60,13 +63,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 def test_cross_field_rules(tmp_path: Path) -> None:
     problems = _problems(
         tmp_path,
-        '[station]\nhardware = "pi"\n[[connector]]\nid = 1\n[connector.contactor]\npin = 18\n'
+        '[station]\nhardware = "pi"\n[[connector]]\nid = 1\nmax_current = 100\n[connector.contactor]\npin = 18\n'
         '[connector.meter]\nmodel = "sdm999"\n',
     )
     text = "\n".join(problems)
     assert "ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)" in text
     assert "connector[0].contactor.pin = 18: expected a GPIO not already used by connector[0].pilot.pwm_pin" in text
     assert "connector[0].meter.model = 'sdm999'" in text and "sdm630" in text
+    assert "connector[0].max_current = 100: expected a number from 6 to 80 (amps per phase on AC)" in text
 
 
 def test_safety_device_rules(tmp_path: Path) -> None:
@@ -104,7 +108,8 @@ def test_config_check_prints_ok_or_problems_and_exits_2(tmp_path: Path, capsys: 
     bad = tmp_path / "bad.toml"
     bad.write_text("[[connector]]\nid = 1\nmax_current = 5\n")
     assert main(["config", "check", str(bad)]) == 2
-    assert capsys.readouterr().out.strip() == f"{bad}: connector[0].max_current = 5: expected a number from 6 to 80"
+    assert capsys.readouterr().out.strip() == (f"{bad}: connector[0].max_current = 5: expected a number from 6 to 80 "
+                                               "(amps per phase on AC)")
 
 
 def test_evse_run_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:

@@ -1,0 +1,160 @@
+"""The one configuration file: TOML, validated at start, every problem reported at once.
+
+The schema is the dataclasses in :mod:`controller.config.sections` (and :mod:`~controller.config.dc` for a
+DC connector). Field metadata says what a value may be (``choices``, ``min``, ``max``); :func:`load_config`
+walks the file against them, then checks the rules between keys (:mod:`~controller.config.rules`), and
+collects every problem as ``FILE: key.path = value: expected ...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from controller.config.dc import CanSection, DcIoSection, DcPowerSection, ImdSection
+from controller.config.rules import ConfigError, check_rules, csms_url_problem, redact
+from controller.config.sections import (
+    Config,
+    ConnectorSection,
+    ContactorSection,
+    LedSection,
+    LockSection,
+    MeterSection,
+    OcppSection,
+    PilotSection,
+    ProximitySection,
+    RcmSection,
+    RfidSection,
+    StationSection,
+    TemperatureSection,
+)
+
+__all__ = [
+    "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection", "DcIoSection", "DcPowerSection",
+    "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection", "ProximitySection",
+    "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "csms_url_problem", "default_config",
+    "load_config", "parse_config", "redact",
+]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Validate parsed TOML against the schema and the cross-field rules."""
+    problems: list[str] = []
+    config = _build(Config, data, "", source, problems)
+    config.source = source
+    if not problems:
+        check_rules(config, source, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _build(cls: type, data: Any, prefix: str, source: str, problems: list[str], base: Any = None) -> Any:
+    """``cls`` from a table; keys not given keep ``base``'s values (the field's default section)."""
+    base = cls() if base is None else base
+    if not isinstance(data, dict):
+        problems.append(f"{source}: {prefix.rstrip('.') or '(top level)'}: expected a table")
+        return base
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            problems.append(
+                f"{source}: {prefix}{key}: unknown key; expected one of {', '.join(sorted(fields))}"
+            )
+    values: dict[str, Any] = {}
+    for name, fld in fields.items():
+        if name not in data:
+            continue
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        raw = data[name]
+        origin = typing.get_origin(hint)
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(typing.cast(type, hint), raw, f"{key}.", source, problems, getattr(base, name))
+        elif origin is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            item_cls = typing.get_args(hint)[0]
+            if not isinstance(raw, list):
+                problems.append(f"{source}: {key} = {raw!r}: expected an array of tables ([[{key}]])")
+                continue
+            values[name] = [_build(item_cls, item, f"{key}[{i}].", source, problems)
+                            for i, item in enumerate(raw)]
+        elif origin is list:
+            item = typing.get_args(hint)[0]
+            problem = None if isinstance(raw, list) else "an array"
+            problem = problem or next((p for v in raw if (p := _check_scalar(v, item, fld.metadata))), None)
+            if problem:
+                problems.append(f"{source}: {key} = {raw!r}: expected an array, each item {problem}"
+                                if isinstance(raw, list) else f"{source}: {key} = {raw!r}: expected {problem}")
+            else:
+                values[name] = list(raw)
+        elif origin is dict:
+            scalar = (str, int, float, bool)
+            if not isinstance(raw, dict) or not all(isinstance(v, scalar) for v in raw.values()):
+                problems.append(f"{source}: {key} = {raw!r}: expected an inline table of plain values "
+                                f"(such as {{ name = 1 }})")
+            else:
+                values[name] = dict(raw)
+        else:
+            problem = _check_scalar(raw, hint, fld.metadata)
+            if problem:
+                problems.append(f"{source}: {key} = {raw!r}: expected {problem}")
+            else:
+                values[name] = float(raw) if hint is float else raw
+    return dataclasses.replace(base, **values)
+
+
+def _check_scalar(value: Any, hint: Any, meta: Any) -> str | None:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allowed = tuple(a for a in allowed if a is not type(None))
+    kind = allowed[0]
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    ok = (
+        isinstance(value, bool) if kind is bool
+        else isinstance(value, int) and not isinstance(value, bool) if kind is int
+        else isinstance(value, int | float) and not isinstance(value, bool) if kind is float
+        else isinstance(value, kind)
+    )
+    if not ok:
+        return names.get(kind, kind.__name__)
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        return "one of " + ", ".join(str(c) for c in choices)
+    lo, hi = meta.get("min"), meta.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return f"{names[kind]} from {lo:g} to {hi:g}"
+    return None
+
+
+# The embedded default: simulated hardware, one connector, and a meter sample every
+# 5 s so a short demo shows MeterValues. config/sim.toml says the same (a test keeps them equal).
+SIM_DEFAULTS: dict[str, Any] = {
+    "station": {"hardware": "sim", "state_dir": "./state"},
+    "ocpp": {"meter_value_sample_interval": 5},
+    "connector": [{"id": 1, "pilot": {"adc_low_channel": 1}, "contactor": {"mirror_pin": 27}}],
+}
+
+
+def default_config() -> Config:
+    """The configuration ``evse demo`` and ``evse-hil`` use when given none."""
+    return parse_config(SIM_DEFAULTS, "<built-in sim defaults>")

@@ -1,0 +1,197 @@
+"""The rules between config keys: what a single key's type and range cannot say.
+
+Each problem is one line naming the file, the key, its value and what was expected. The GPIO and
+MCP3008 channel checks cover every connector together (two devices on one pin is a wiring fault).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from controller.config.dc import PROTOCOL_BITRATE
+from controller.config.sections import Config, ConnectorSection
+from hal.errors import HalConfigError
+from hal.meter.regmap import load_register_map
+
+#: Records one problem: the key, the value as written, what was expected.
+Problem = Callable[[str, object, str], None]
+
+
+class ConfigError(Exception):
+    """The config has problems; ``problems`` lists each as one readable line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def redact(url: str) -> str:
+    """``url`` fit for a log line or a message: a password in it (``ws://id:secret@host``) becomes ``***``."""
+    # By pattern, not by parsing: a URL that does not parse (a port out of range) must not show it either.
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def csms_url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being a CSMS URL the station can connect to (None: nothing)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"expected a ws:// or wss:// URL ({exc})"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return "expected a ws:// or wss:// URL"
+    if parts.fragment or (port is not None and not 0 < port < 65536):
+        return "expected a ws:// or wss:// URL without a #fragment"
+    return None
+
+
+def check_rules(config: Config, source: str, problems: list[str]) -> None:
+    """Append every cross-key problem of ``config`` to ``problems``."""
+    def bad(key: str, value: object, expected: str) -> None:
+        problems.append(f"{source}: {key} = {value}: expected {expected}")
+
+    _station_rules(config, source, problems)
+    seen_ids: set[int] = set()
+    pins: dict[int, str] = {}
+    adc_channels: dict[tuple[int, int, int], str] = {}
+    buses: dict[tuple[str, str], str] = {}
+    for i, conn in enumerate(config.connector):
+        where = f"connector[{i}]"
+        if conn.id in seen_ids:
+            bad(f"{where}.id", conn.id, "a connector id not used before")
+        seen_ids.add(conn.id)
+        for key, pin in _pins(conn):
+            if pin is None:
+                continue
+            if pin in pins:
+                bad(f"{where}.{key}", pin, f"a GPIO not already used by {pins[pin]}")
+            pins[pin] = f"{where}.{key}"
+        for key, pin, active_high in (("rcm.fault_pin", conn.rcm.fault_pin, conn.rcm.fault_active_high),
+                                      ("lock.feedback_pin", conn.lock.feedback_pin, conn.lock.feedback_active_high)):
+            device = key.split(".")[0]
+            if getattr(conn, device).driver != "none" and active_high and pin in FIXED_PULL_UP:
+                bad(f"{where}.{key}", pin, "a GPIO without a fixed pull-up "
+                    "(GPIO2/3 have the I2C pull-ups; an active-high input needs a pull-down)")
+        channels: dict[int, str] = {}
+        for key, spi, channel in _adc_channels(conn):
+            if channel is None:
+                continue
+            owner = adc_channels.get((*spi, channel)) or channels.get(channel)
+            if owner:
+                bad(f"{where}.{key}", channel, f"an MCP3008 channel not already used by {owner}")
+            channels[channel] = adc_channels[(*spi, channel)] = f"{where}.{key}"
+        if conn.temperature.driver != "none" and conn.temperature.stop_at <= conn.temperature.derate_at:
+            bad(f"{where}.temperature.stop_at", f"{conn.temperature.stop_at:g}",
+                f"more than derate_at ({conn.temperature.derate_at:g})")
+        try:
+            current = load_register_map(conn.meter.model).current
+        except HalConfigError as exc:
+            problems.append(f"{source}: {where}.meter.model = {conn.meter.model!r}: {exc}")
+            current = None
+        if current is not None and current != ("dc" if conn.dc else "ac"):
+            bad(f"{where}.meter.model", repr(conn.meter.model),
+                f"{'a DC' if conn.dc else 'an AC'} meter for a connector of kind {conn.kind!r} (this map measures "
+                f"{current.upper()})")
+        if conn.dc:
+            _dc_rules(conn, where, buses, bad)
+        else:
+            _ac_rules(conn, where, bad)
+    if sorted(seen_ids) != list(range(1, len(seen_ids) + 1)) and not any(
+        "connector id" in p for p in problems
+    ):
+        bad("connector ids", sorted(seen_ids), f"1..{len(seen_ids)} (OCPP numbers connectors from 1)")
+
+
+def _station_rules(config: Config, source: str, problems: list[str]) -> None:
+    if not config.connector:
+        problems.append(f"{source}: connector: at least one [[connector]] table is required")
+    if config.station.hardware != "sim" and not config.ocpp.csms_url:
+        problems.append(f"{source}: ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)")
+    url = config.ocpp.csms_url
+    problem = csms_url_problem(url) if url else None
+    if problem:
+        problems.append(f"{source}: ocpp.csms_url = {redact(url)!r}: {problem}")
+    if config.ocpp.reconnect_max < config.ocpp.reconnect_min:
+        problems.append(
+            f"{source}: ocpp.reconnect_max = {config.ocpp.reconnect_max:g}: expected at least "
+            f"ocpp.reconnect_min ({config.ocpp.reconnect_min:g})"
+        )
+    if not config.station.id or len(config.station.id) > 48 or "/" in config.station.id:
+        problems.append(f"{source}: station.id = {config.station.id!r}: expected 1-48 characters without '/'")
+
+
+def _ac_rules(conn: ConnectorSection, where: str, bad: Problem) -> None:
+    if not 6 <= conn.max_current <= 80:
+        bad(f"{where}.max_current", f"{conn.max_current:g}", "a number from 6 to 80 (amps per phase on AC)")
+    if conn.pilot.adc_volts_at_full <= conn.pilot.adc_volts_at_zero:
+        bad(f"{where}.pilot.adc_volts_at_full", f"{conn.pilot.adc_volts_at_full:g}",
+            f"more than adc_volts_at_zero ({conn.pilot.adc_volts_at_zero:g})")
+
+
+def _dc_rules(conn: ConnectorSection, where: str, buses: dict[tuple[str, str], str], bad: Problem) -> None:
+    car, modules = conn.can, conn.dc_power.can
+    for key, bus, protocol in (("can", car, conn.kind), ("dc_power.can", modules, conn.dc_power.driver)):
+        wanted = PROTOCOL_BITRATE[protocol]
+        if bus.bitrate is not None and bus.bitrate != wanted:
+            bad(f"{where}.{key}.bitrate", bus.bitrate, f"{wanted} ({PROTOCOL_NAMES[protocol]} runs at "
+                f"{wanted // 1000} kbit/s; or leave it out)")
+        name = (bus.interface, bus.channel)
+        if name in buses:
+            # The modules' bus on the car's would put their traffic in the car's timing budget; two outlets'
+            # module buses in one would switch each other's modules (on/off goes to every address of a stage).
+            bad(f"{where}.{key}.channel", repr(bus.channel), f"a CAN bus of its own ({bus.interface} "
+                f"{bus.channel} is already {buses[name]}): the power modules need their own controller")
+        buses[name] = f"{where}.{key}"
+    if not conn.dc_power.addresses:
+        bad(f"{where}.dc_power.addresses", "[]", "at least one module address (the dials, 0-62)")
+    elif len(set(conn.dc_power.addresses)) != len(conn.dc_power.addresses):
+        bad(f"{where}.dc_power.addresses", conn.dc_power.addresses, "distinct module addresses")
+    if conn.imd.alarm_kohm >= conn.imd.prewarning_kohm:
+        bad(f"{where}.imd.alarm_kohm", conn.imd.alarm_kohm,
+            f"less than prewarning_kohm ({conn.imd.prewarning_kohm})")
+
+
+#: Raspberry Pi GPIOs with fixed 1.8 kOhm pull-ups (I2C1 SDA/SCL).
+FIXED_PULL_UP = (2, 3)
+PROTOCOL_NAMES = {"chademo": "CHAdeMO", "gbt": "GB/T 27930", "infypower": "InfyPower"}
+
+
+def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
+    """Every GPIO a connector's config uses, with its key."""
+    pins: list[tuple[str, int | None]] = [
+        ("contactor.pin", conn.contactor.pin),
+        ("contactor.mirror_pin", conn.contactor.mirror_pin),
+    ]
+    io = conn.dc_io
+    if conn.kind == "ac":
+        pins.insert(0, ("pilot.pwm_pin", conn.pilot.pwm_pin))
+    elif conn.kind == "chademo":
+        pins += [("dc_io.d1_pin", io.d1_pin), ("dc_io.d2_pin", io.d2_pin), ("dc_io.k_pin", io.k_pin),
+                 ("dc_io.plug_pin", io.plug_pin)]
+    else:
+        pins += [("dc_io.aux_pin", io.aux_pin)]
+    if conn.dc:
+        pins += [("dc_io.bleed_pin", io.bleed_pin), ("dc_io.estop_pin", io.estop_pin)]
+    if conn.rcm.driver != "none":
+        pins += [("rcm.fault_pin", conn.rcm.fault_pin), ("rcm.test_pin", conn.rcm.test_pin)]
+    if conn.lock.driver != "none":
+        pins += [("lock.lock_pin", conn.lock.lock_pin), ("lock.unlock_pin", conn.lock.unlock_pin),
+                 ("lock.feedback_pin", conn.lock.feedback_pin)]
+    if conn.led.driver != "none":
+        pins += [("led.red_pin", conn.led.red_pin), ("led.green_pin", conn.led.green_pin),
+                 ("led.blue_pin", conn.led.blue_pin)]
+    return pins
+
+
+def _adc_channels(conn: ConnectorSection) -> list[tuple[str, tuple[int, int], int | None]]:
+    """Every MCP3008 channel a connector uses, with its key and its chip (SPI port, device)."""
+    if conn.kind == "gbt":
+        return [("dc_io.cc1_channel", (conn.dc_io.spi_port, conn.dc_io.spi_device), conn.dc_io.cc1_channel)]
+    if conn.dc:
+        return []
+    spi = (conn.pilot.spi_port, conn.pilot.spi_device)
+    return [("pilot.adc_channel", spi, conn.pilot.adc_channel), ("pilot.adc_low_channel", spi,
+                                                                 conn.pilot.adc_low_channel),
+            ("proximity.adc_channel", spi, conn.proximity.adc_channel)]

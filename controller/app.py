@@ -18,17 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from controller import systemd
+from controller.charging.chademo.protocol import Chademo
+from controller.charging.dcoutlet import DcOutlet
+from controller.charging.gbt.protocol import Gbt
 from controller.charging.iec61851 import Iec61851
+from controller.charging.outletvoltage import OutletVoltage
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config, ConnectorSection
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, IdToken, IdTokenType, PowerLimit, StopReason, TriggerReason
 from controller.evse.machine import Evse
+from controller.evse.port import ChargingProtocol
 from controller.evse.reservation import Reservation
 from controller.hardware import OutletDrivers, Platform, build_outlet, build_reader, platform_for
 from controller.indicator import Indicator
 from controller.metering import MeterPoller
 from controller.ocpp.client import OcppClient
+from controller.safety.dc import DcGuards
 from controller.safety.lock import LockControl
 from controller.safety.overcurrent import OvercurrentGuard
 from controller.safety.rcm import RcmControl
@@ -37,6 +43,7 @@ from controller.safety.temperature import TemperatureGuard
 from controller.station import Station
 from controller.storage import Store, StoredReservation
 from controller.tasks import cancel_and_wait
+from hal.dc_io import ChademoLines, GbtLines
 from hal.errors import HalError
 from hal.meter import MeterReading
 from hal.rfid import CardReader
@@ -65,7 +72,7 @@ class App:
         self.store: Store | None = None
         self.ocpp: OcppClient | None = None
         self.drivers: dict[int, OutletDrivers] = {}
-        self.protocols: dict[int, Iec61851] = {}
+        self.protocols: dict[int, ChargingProtocol] = {}
         self.rcms: dict[int, RcmControl] = {}
         self.locks: dict[int, LockControl] = {}
         self.indicators: dict[int, Indicator] = {}
@@ -89,11 +96,12 @@ class App:
         self._loop = asyncio.get_running_loop()
         self.platform.check()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.platform.state_dir = self.state_dir
         try:
             self.store = Store(self.state_dir)
             await self.platform.start()
             for conn in self.config.connector:
-                self._build_evse(conn)
+                await self._build_evse(conn)
             self.platform.settle()
             self._restore_availability(self.store)
             self.station.rebalance()
@@ -113,31 +121,61 @@ class App:
         log.info("charger %s ready: %d connector(s), CSMS %s", self.config.station.id, len(self.config.connector),
                  self.ocpp.display_url if self.ocpp else "none")
 
-    def _build_evse(self, conn: ConnectorSection) -> None:
+    async def _build_evse(self, conn: ConnectorSection) -> None:
         cid = conn.id
         drivers = self.drivers[cid] = build_outlet(conn, self.platform)
+        dc = drivers.dc
         self.supervisor.add(cid, drivers.contactor, conn.contactor.feedback_delay,
-                            stop_grace=conn.pilot.ev_stop_timeout)
+                            stop_grace=conn.dc_power.stop_grace if dc else conn.pilot.ev_stop_timeout,
+                            before_open=dc.power.shut_off if dc else None)
         refresh: Callable[[], None] = lambda: self._to_loop(self.station.evses[cid].refresh)  # noqa: E731
         if drivers.rcm is not None:
             self.rcms[cid] = RcmControl(cid, drivers.rcm, self.supervisor, conn.rcm, refresh)
         if drivers.lock is not None:
             self.locks[cid] = LockControl(cid, drivers.lock, self.supervisor, conn.lock, refresh)
-        protocol = self.protocols[cid] = Iec61851(
-            cid, drivers.pilot, self.supervisor, conn.pilot, phases=conn.phases, to_loop=self._to_loop,
-            clock=self.clock, proximity=drivers.proximity, rcm=self.rcms.get(cid), lock=self.locks.get(cid))
-        evse = Evse(cid, maximum=PowerLimit(amps=conn.max_current), phases=conn.phases, protocol=protocol,
-                    supervisor=self.supervisor, emit=self.station.emit, clock=self.clock)
+        protocol: ChargingProtocol
+        voltage: OutletVoltage | None = None
+        if dc is not None:
+            await dc.open()
+            voltage = OutletVoltage(dc.power, functools.partial(self.supervisor.closed, cid),
+                                    stale_after=conn.meter.loss_timeout, clock=self.clock.monotonic)
+            protocol = self._dc_protocol(conn, drivers, voltage)
+        else:
+            assert drivers.pilot is not None
+            protocol = Iec61851(
+                cid, drivers.pilot, self.supervisor, conn.pilot, phases=conn.phases, to_loop=self._to_loop,
+                clock=self.clock, proximity=drivers.proximity, rcm=self.rcms.get(cid), lock=self.locks.get(cid))
+        self.protocols[cid] = protocol
+        # A DC EVSE has no phases (0): its limits are DC amps and watts, its samples unphased.
+        evse = Evse(cid, maximum=PowerLimit(amps=conn.max_current), phases=0 if dc else conn.phases,
+                    protocol=protocol, supervisor=self.supervisor, emit=self.station.emit, clock=self.clock)
         self.station.add(evse)
         if drivers.led is not None:
             self.indicators[cid] = Indicator(cid, drivers.led)
             self.station.subscribe(self.indicators[cid].on_event)
         if drivers.thermometer is not None:
             self.thermometers[cid] = TemperatureGuard(evse, self.supervisor, drivers.thermometer, conn.temperature)
-        guard = self.overcurrent[cid] = OvercurrentGuard(evse, self.supervisor, conn.overcurrent_margin,
-                                                         conn.overcurrent_grace, self.clock.monotonic)
-        poller = self.meters[cid] = MeterPoller(evse, drivers.meter, conn.meter, self.supervisor, self.clock)
-        poller.listeners.append(lambda _evse, reading: guard.on_reading(reading))
+        poller = self.meters[cid] = MeterPoller(evse, drivers.meter, conn.meter, self.supervisor, self.clock,
+                                                annotate=protocol.annotate)
+        if voltage is not None:
+            poller.listeners.append(voltage.on_reading)
+        else:
+            guard = self.overcurrent[cid] = OvercurrentGuard(evse, self.supervisor, conn.overcurrent_margin,
+                                                             conn.overcurrent_grace, self.clock.monotonic)
+            poller.listeners.append(lambda _evse, reading: guard.on_reading(reading))
+
+    def _dc_protocol(self, conn: ConnectorSection, drivers: OutletDrivers, voltage: OutletVoltage) -> DcOutlet:
+        cid, dc = conn.id, drivers.dc
+        assert dc is not None
+        guards = DcGuards(cid, self.supervisor, dc.power, estop=dc.estop, clock=self.clock.monotonic)
+        common: dict[str, Any] = {
+            "bus": dc.car_bus, "power": dc.power, "supervisor": self.supervisor, "to_loop": self._to_loop,
+            "outlet_voltage": voltage, "imd": dc.imd, "bleeder": dc.bleeder, "lock": self.locks.get(cid),
+            "guards": guards, "clock": self.clock, "imd_interval": conn.imd.interval}
+        if isinstance(dc.lines, ChademoLines):
+            return Chademo(cid, lines=dc.lines, **common)
+        assert isinstance(dc.lines, GbtLines)
+        return Gbt(cid, lines=dc.lines, **common)
 
     def _restore_availability(self, store: Store) -> None:
         # ChangeAvailability and ReserveNow survive restarts and power loss.
@@ -278,9 +316,10 @@ class App:
         for evse in self.station.evses.values():
             evse.close()
         for drivers in self.drivers.values():
-            with contextlib.suppress(Exception):
-                drivers.pilot.set_unavailable()  # state F: not available, last of all
-        log.info("outputs safe: every contactor open, every pilot in state F")
+            if drivers.pilot is not None:
+                with contextlib.suppress(Exception):
+                    drivers.pilot.set_unavailable()  # state F: not available, last of all
+        log.info("outputs safe: every contactor open, every pilot in state F, every DC stage off")
         if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.queue):
             # Give queued transaction messages a moment to reach the CSMS before the link goes.
             with contextlib.suppress(TimeoutError):
@@ -304,6 +343,8 @@ class App:
                 d.contactor.shutdown()
             except Exception:
                 log.exception("connector %d: contactor release failed", cid)
+            if d.dc is not None:
+                await d.dc.close()
             for part in (d.rcm, d.lock, d.led, d.proximity, d.pilot):
                 if part is not None:
                     with contextlib.suppress(Exception):

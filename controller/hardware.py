@@ -8,14 +8,38 @@ CSMS, a control socket), so nothing under ``controller/`` names the bench.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-from controller.config import Config, ConnectorSection
+from controller.config import CanSection, Config, ConnectorSection
+from controller.config.dc import PROTOCOL_BITRATE
+from hal.can import CanBus
 from hal.contactor import Contactor
-from hal.drivers import CARD_READERS, CONTACTORS, LEDS, LOCKS, METERS, PILOTS, PROXIMITY, RCMS, THERMOMETERS
+from hal.dc_io import Bleeder, ChademoLines, EmergencyStop, GbtLines
+from hal.dc_power import DcPowerStage
+from hal.drivers import (
+    BLEEDERS,
+    CAN_BUSES,
+    CARD_READERS,
+    CHADEMO_LINES,
+    CONTACTORS,
+    DC_POWER_STAGES,
+    EMERGENCY_STOPS,
+    GBT_LINES,
+    IMDS,
+    LEDS,
+    LOCKS,
+    METERS,
+    PILOTS,
+    PROXIMITY,
+    RCMS,
+    THERMOMETERS,
+)
+from hal.imd import InsulationMonitor
 from hal.led import StatusLed
 from hal.lock import CableLock
 from hal.meter import EnergyMeter
@@ -39,6 +63,8 @@ class Platform:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: The charger's state directory (the app sets it before :meth:`start`): where a platform keeps sockets.
+        self.state_dir: Path | None = None
 
     def check(self) -> None:
         """Before anything is built: raise PlatformError when the hardware cannot be reached at all."""
@@ -90,12 +116,42 @@ def platform_for(config: Config) -> Platform:
 
 
 @dataclass
-class OutletDrivers:
-    """The drivers of one outlet."""
+class DcDrivers:
+    """What a DC outlet adds: the car's bus, the power stage on its own bus, the IMD and the connector's lines."""
 
-    pilot: ControlPilot
+    car_bus: CanBus
+    module_bus: CanBus
+    power: DcPowerStage
+    imd: InsulationMonitor
+    lines: ChademoLines | GbtLines
+    bleeder: Bleeder
+    estop: EmergencyStop | None = None
+
+    async def open(self) -> None:
+        """Both buses up, then the modules asked for their capabilities (the sequence needs them)."""
+        await self.car_bus.open()
+        await self.module_bus.open()
+        await self.power.open()
+
+    async def close(self) -> None:
+        """The stage off first, then the IMD and the buses; the lines last (all low)."""
+        for part in (self.power, self.imd, self.car_bus, self.module_bus):
+            with contextlib.suppress(Exception):
+                await part.close()
+        for line in (self.lines, self.bleeder, self.estop):
+            if line is not None:
+                with contextlib.suppress(Exception):
+                    line.close()
+
+
+@dataclass
+class OutletDrivers:
+    """The drivers of one outlet: an AC one has a pilot, a DC one its :class:`DcDrivers`."""
+
+    pilot: ControlPilot | None
     contactor: Contactor
     meter: EnergyMeter
+    dc: DcDrivers | None = None
     proximity: ProximityInput | None = None
     rcm: ResidualCurrentMonitor | None = None
     lock: CableLock | None = None
@@ -104,13 +160,15 @@ class OutletDrivers:
 
 
 def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
-    """Every driver one ``[[connector]]`` names, on the platform's buses."""
+    """Every driver one ``[[connector]]`` names, on the platform's buses (a DC outlet's still to be opened)."""
     cid, p = conn.id, conn.pilot
     pins = platform.driver_args("pilot", cid)
-    pilot = PILOTS.resolve(p.driver)(
-        pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, adc_low_channel=p.adc_low_channel, spi_port=p.spi_port,
-        spi_device=p.spi_device, pwm_active_high=p.pwm_active_high, adc_volts_at_zero=p.adc_volts_at_zero,
-        adc_volts_at_full=p.adc_volts_at_full, **pins)
+    pilot = None
+    if not conn.dc:
+        pilot = PILOTS.resolve(p.driver)(
+            pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, adc_low_channel=p.adc_low_channel, spi_port=p.spi_port,
+            spi_device=p.spi_device, pwm_active_high=p.pwm_active_high, adc_volts_at_zero=p.adc_volts_at_zero,
+            adc_volts_at_full=p.adc_volts_at_full, **pins)
     c = conn.contactor
     contactor = CONTACTORS.resolve(c.driver)(pin=c.pin, active_high=c.active_high, mirror_pin=c.mirror_pin,
                                              mirror_type=c.mirror_type, **platform.driver_args("contactor", cid))
@@ -120,7 +178,9 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
         "stopbits": m.stopbits, "bytesize": m.bytesize, "host": m.host, "tcp_port": m.tcp_port,
         "address": m.address, "timeout": m.timeout, **platform.driver_args("meter", cid)}
     drivers = OutletDrivers(pilot, contactor, METERS.resolve(m.driver)(**meter_args))
-    if conn.proximity.adc_channel is not None:
+    if conn.dc:
+        drivers.dc = _build_dc(conn, platform)
+    if conn.proximity.adc_channel is not None and not conn.dc:
         drivers.proximity = PROXIMITY.resolve(conn.proximity.driver)(
             adc_channel=conn.proximity.adc_channel, pullup_ohms=conn.proximity.pullup_ohms, spi_port=p.spi_port,
             spi_device=p.spi_device, **pins)
@@ -142,6 +202,40 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
         path = platform.driver_args("temperature", cid).get("path", conn.temperature.path)
         drivers.thermometer = THERMOMETERS.resolve(conn.temperature.driver)(path=path)
     return drivers
+
+
+def _bus(section: CanSection, overrides: dict[str, Any]) -> CanBus:
+    args: dict[str, Any] = {**section.options, "interface": section.interface, "channel": section.channel,
+                            "bitrate": section.bitrate, **overrides}
+    return CAN_BUSES.resolve(section.driver)(**args)
+
+
+def _build_dc(conn: ConnectorSection, platform: Platform) -> DcDrivers:
+    cid, io, imd, stage = conn.id, conn.dc_io, conn.imd, conn.dc_power
+    car_bus = _bus(conn.can, {"bitrate": conn.can.bitrate or PROTOCOL_BITRATE[conn.kind],
+                              **platform.driver_args("can", cid)})
+    module_bus = _bus(stage.can, {"bitrate": stage.can.bitrate or PROTOCOL_BITRATE[stage.driver],
+                                  **platform.driver_args("dc_power.can", cid)})
+    power = DC_POWER_STAGES.resolve(stage.driver)(bus=module_bus, addresses=stage.addresses,
+                                                  poll=stage.poll_interval)
+    monitor = IMDS.resolve(imd.driver)(**{
+        "transport": imd.transport, "port": imd.port, "baudrate": imd.baudrate, "parity": imd.parity,
+        "host": imd.host, "tcp_port": imd.tcp_port, "unit": imd.address, "prewarning_kohm": imd.prewarning_kohm,
+        "alarm_kohm": imd.alarm_kohm, "timeout": imd.timeout, **platform.driver_args("imd", cid)})
+    pins = platform.driver_args("dc_io", cid)
+    lines: ChademoLines | GbtLines
+    if conn.kind == "chademo":
+        lines = CHADEMO_LINES.resolve(io.driver)(d1_pin=io.d1_pin, d2_pin=io.d2_pin, k_pin=io.k_pin,
+                                                 plug_pin=io.plug_pin, k_active_high=io.k_active_high,
+                                                 plug_active_high=io.plug_active_high, **pins)
+    else:
+        lines = GBT_LINES.resolve(io.driver)(cc1_channel=io.cc1_channel, aux_pin=io.aux_pin, cc1_scale=io.cc1_scale,
+                                             spi_port=io.spi_port, spi_device=io.spi_device, **pins)
+    bleeder = BLEEDERS.resolve(io.driver)(pin=io.bleed_pin, active_high=io.bleed_active_high, **pins)
+    estop = None
+    if io.estop_pin is not None:
+        estop = EMERGENCY_STOPS.resolve(io.driver)(pin=io.estop_pin, closed_high=io.estop_closed_high, **pins)
+    return DcDrivers(car_bus, module_bus, power, monitor, lines, bleeder, estop)
 
 
 def build_reader(config: Config, platform: Platform) -> CardReader | None:

@@ -28,8 +28,10 @@ class MeterPoller:
     """Polls one EVSE's meter every ``poll_interval`` and tells the EVSE and every listener."""
 
     def __init__(self, evse: Evse, meter: EnergyMeter, settings: MeterSection, supervisor: SafetySupervisor,
-                 clock: Clock) -> None:
+                 clock: Clock, annotate: Callable[[MeterReading], MeterReading] | None = None) -> None:
         self.evse = evse
+        #: Adds what the charging protocol knows to each reading (a DC car's SoC, the power offered).
+        self.annotate = annotate
         self.meter = meter
         self.settings = settings
         self.supervisor = supervisor
@@ -58,6 +60,8 @@ class MeterPoller:
                     self.failing = False
                 if self.lost:
                     self._lost(False)
+                if self.annotate is not None:
+                    reading = self.annotate(reading)
                 self.evse.on_meter(reading)
                 for listener in list(self.listeners):
                     listener(self.evse, reading)

@@ -276,14 +276,16 @@ class Station:
         limit = self.site_current_limit
         if not limit:
             return
-        started = {e.id: e.transaction.started_at for e in self.evses.values() if e.transaction is not None}
+        # Amps per phase are an AC outlet's; a DC outlet (phases 0) draws through its own rectifier supply.
+        ac = [e for e in self.evses.values() if e.phases]
+        started = {e.id: e.transaction.started_at for e in ac if e.transaction is not None}
         active = sorted((self.evses[eid] for eid in started), key=lambda e: (started[e.id], e.id))
         fit = min(len(active), int(limit // MIN_CURRENT_A))
         share = limit / fit if fit else 0.0
         for i, e in enumerate(active):
             e.set_limit(SITE, PowerLimit(amps=share if i < fit else 0.0))
         idle_share = limit / (len(active) + 1)
-        for e in self.evses.values():
+        for e in ac:
             if e.transaction is None:
                 e.set_limit(SITE, PowerLimit(amps=idle_share if idle_share >= MIN_CURRENT_A else 0.0))
 

@@ -74,14 +74,25 @@ class CanBus(ABC):
     def __init__(self) -> None:
         self.counters = BusCounters()
         self._handlers: list[FrameHandler] = []
+        #: Told ("rx" | "tx", frame) of every frame heard or queued, on the loop (a trace, the bench's timeline).
+        self.monitors: list[Callable[[str, Frame], None]] = []
 
     def subscribe(self, handler: FrameHandler) -> Callable[[], None]:
         """Call ``handler`` with every frame received from now on; returns the way to stop."""
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler) if handler in self._handlers else None
 
+    def _monitor(self, direction: str, frame: Frame) -> None:
+        for monitor in list(self.monitors):
+            try:
+                monitor(direction, frame)
+            except Exception:
+                log.exception("%s: monitor %r failed", self.name, monitor)
+
     def _dispatch(self, frame: Frame) -> None:
         self.counters.received += 1
+        if self.monitors:
+            self._monitor("rx", frame)
         for handler in list(self._handlers):
             try:
                 handler(frame)
@@ -159,6 +170,8 @@ class PythonCanBus(CanBus):
                             self.name)
             return False
         self._warned_full = False
+        if self.monitors:
+            self._monitor("tx", frame)
         return True
 
     async def close(self) -> None:

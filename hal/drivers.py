@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from hal.can import CanBus
 from hal.contactor import Contactor
+from hal.dc_io import Bleeder, ChademoLines, EmergencyStop, GbtLines
+from hal.dc_power import DcPowerStage
+from hal.imd import InsulationMonitor
 from hal.led import StatusLed
 from hal.lock import CableLock
 from hal.meter import EnergyMeter
@@ -40,3 +43,17 @@ THERMOMETERS: DriverRegistry[Thermometer] = DriverRegistry(
     "temperature", Thermometer, {"w1": "hal.temperature:W1Thermometer"}
 )
 CAN_BUSES: DriverRegistry[CanBus] = DriverRegistry("CAN bus", CanBus, {"python-can": "hal.can:PythonCanBus"})
+DC_POWER_STAGES: DriverRegistry[DcPowerStage] = DriverRegistry(
+    "DC power stage", DcPowerStage, {"infypower": "hal.infypower:InfyPowerStage"}
+)
+IMDS: DriverRegistry[InsulationMonitor] = DriverRegistry(
+    "insulation monitor", InsulationMonitor, {"bender": "hal.bender:BenderIsoCha425"}
+)
+CHADEMO_LINES: DriverRegistry[ChademoLines] = DriverRegistry(
+    "CHAdeMO lines", ChademoLines, {"gpio": "hal.dc_io:ChademoLines"}
+)
+GBT_LINES: DriverRegistry[GbtLines] = DriverRegistry("GB/T lines", GbtLines, {"gpio": "hal.dc_io:GbtLines"})
+BLEEDERS: DriverRegistry[Bleeder] = DriverRegistry("bleed resistor", Bleeder, {"gpio": "hal.dc_io:Bleeder"})
+EMERGENCY_STOPS: DriverRegistry[EmergencyStop] = DriverRegistry(
+    "emergency stop", EmergencyStop, {"gpio": "hal.dc_io:EmergencyStop"}
+)

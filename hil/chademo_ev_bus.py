@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any, Protocol
 
 import can
@@ -18,6 +19,8 @@ from hal.can import Frame
 from hil.dccircuit import DcCircuit
 from hil.gpio import WatchedPin
 
+#: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
+HISTORY = 20_000
 
 class Car(Protocol):
     """The car's side of a CHAdeMO session: :class:`~hil.chademo_ev.ChademoEv`, or a replay of a logged one."""
@@ -43,8 +46,8 @@ class ChademoEvOnBus:
         self._bus = can.Bus(interface=interface, channel=channel, **bus)
         self.step = step
         self.plugged = False
-        self.heard: list[tuple[float, Frame]] = []
-        self.said: list[tuple[float, Frame]] = []
+        self.heard: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
+        self.said: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._k.drive_low()

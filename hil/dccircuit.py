@@ -57,8 +57,11 @@ class DcCircuit:
         self.ev_contactor_closed = False
         #: Insulation resistance from either pole to PE (ohms); a fault injection lowers it.
         self.insulation_ohms = 10e6
-        #: Added to the stage's voltage target by an over-voltage fault injection.
+        #: Added to the stage's voltage target (a stage regulating above its set point).
         self.overshoot = 0.0
+        #: A surge the charger's sensors see on the output while the stage is on: the stage's own measurement
+        #: and, through closed contactors, the DC meter's (the bench's over-voltage injection).
+        self.surge = 0.0
         self.failed = False  # a power stage fault: the stage stops delivering
 
     # ------------------------------------------------------------------ commands (the stage simulator)
@@ -111,6 +114,13 @@ class DcCircuit:
             else:
                 tau = self.bleed_tau if self.bleed_on() else 30.0  # an open cable keeps its charge a long time
                 self.outlet_voltage *= math.exp(-dt / tau)
+
+    def measured(self) -> tuple[float, float, float]:
+        """(stage volts, outlet volts, amps) as the charger's sensors read them now, with any surge."""
+        with self.lock:
+            surge = self.surge if self.stage.on else 0.0
+            outlet = self.outlet_voltage + (surge if self.contactors_closed() else 0.0)
+            return self.stage_voltage + surge, outlet, self.current
 
     def _bleed(self, dt: float) -> None:
         if self.bleed_on() and not self.stage.on:

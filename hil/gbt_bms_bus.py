@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import can
@@ -21,6 +22,9 @@ from hil.gpio import MockMcp3008
 
 BMS, CHARGER = 0xF4, 0x56
 
+
+#: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
+HISTORY = 20_000
 
 class GbtBmsOnBus:
     """A GB/T vehicle plugged into one outlet."""
@@ -39,8 +43,8 @@ class GbtBmsOnBus:
         self._ecu.add_ca(controller_application=self._ca)
         self.step = step
         self.plugged = False
-        self.heard: list[tuple[float, Frame]] = []
-        self.said: list[tuple[float, str]] = []
+        self.heard: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
+        self.said: deque[tuple[float, str]] = deque(maxlen=HISTORY)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._set_cc1(12.0)

@@ -43,6 +43,7 @@ class IsoCha425Sim:
         self._test_until = 0.0
         self._device_fault = False
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self.port: int | None = None
 
     # ---------------------------------------------------------------- the model
 
@@ -103,7 +104,7 @@ class IsoCha425Sim:
 
     async def start_tcp(self, host: str = "127.0.0.1") -> int:
         """Serve Modbus TCP on loopback (a gateway); returns the port."""
-        port = free_tcp_port()
+        self.port = port = free_tcp_port()
         self._server = ModbusTcpServer(self._device(), address=(host, port))
         await self._server.serve_forever(background=True)
         return port

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class SimModule:
     barcode: str = "081807123451V1704"
 
 
+#: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
+HISTORY = 20_000
+
 class InfyPowerSim:
     """Modules on one bus; :meth:`start` runs the bus thread, :meth:`stop` ends it."""
 
@@ -53,7 +57,7 @@ class InfyPowerSim:
         self._bus = can.Bus(interface=interface, channel=channel)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
-        self.received: list[int] = []  # command numbers, in arrival order
+        self.received: deque[int] = deque(maxlen=HISTORY)  # command numbers, in arrival order
         stage = circuit.stage
         stage.max_voltage = float(min(m.max_voltage for m in self.modules.values()))
         stage.min_voltage = float(max(m.min_voltage for m in self.modules.values()))
@@ -115,14 +119,14 @@ class InfyPowerSim:
                 self._bus.send(can.Message(arbitration_id=reply_id, data=reply, is_extended_id=True))
 
     def _reply(self, module: SimModule, command: int, data: bytes) -> bytes | None:
-        circuit = self.circuit
+        volts, _, amps = self.circuit.measured()
         online = [m for m in self.modules.values() if m.on] or [module]
         if command == 0x03:
-            share = circuit.current / len(online) if module.on else 0.0
-            return struct.pack(">ff", circuit.stage_voltage, share)
+            share = amps / len(online) if module.on else 0.0
+            return struct.pack(">ff", volts, share)
         if command == 0x0C:
             available = module.max_current if module.on else 0.0
-            return struct.pack(">HH", round(circuit.stage_voltage * 10), round(available * 10)) + bytes(4)
+            return struct.pack(">HH", round(volts * 10), round(available * 10)) + bytes(4)
         if command == 0x04:
             status = bytearray(8)
             status[2] = module.group

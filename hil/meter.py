@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,9 +106,11 @@ class MeterSimulator:
 
     def __init__(
         self, model: str, *, phases: int, unit: int = 1, voltage: float = 230.0, energy_wh: float = 1_000_000.0,
-        serial: int = 21_040_815,
+        serial: int = 21_040_815, measure: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self.cells = cells_for(model)
+        #: A DC meter's (volts, amps) now, read at every request (the bench's DC circuit); None: ``set_current``.
+        self.measure = measure
         #: The meter's serial number (what a map's [identity] serial reads).
         self.serial = serial
         self.phases = phases
@@ -145,6 +148,8 @@ class MeterSimulator:
         """Every quantity in SI units, integrated up to now."""
         with self._lock:
             self._integrate()
+            if self.measure is not None:
+                self.voltage, self.current = self.measure()
             values = {"energy_import": self.energy_wh, "power": self.power_w, "serial": float(self.serial)}
             for i in range(3):
                 live = i < self.phases

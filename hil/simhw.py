@@ -10,6 +10,7 @@ through the ``evse_controller.platforms`` entry point named ``sim``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import tempfile
 from pathlib import Path
@@ -17,14 +18,16 @@ from typing import Any
 
 from controller.config import Config, ConnectorSection
 from controller.hardware import Platform
+from hal.can import Frame
 from hil.control import BENCH_SOCKET, BenchControlServer
 from hil.csms import CsmsSimulator
 from hil.devices import LedSim, LockSim, RcmSim
 from hil.ev import AcEvSimulator, ContactorSim
 from hil.gpio import MockMcp3008, WatchedPin, WatchedPWMPin, make_factory
-from hil.kinds import FAULT_KINDS
+from hil.kinds import AC_FAULT_KINDS, DC_FAULT_KINDS, FAULT_KINDS
 from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, Rdm6300Simulator
+from hil.simdc import DcCar, DcSimOutlet
 from hil.timeline import Timeline
 
 
@@ -46,6 +49,7 @@ class SimHardware(Platform):
         self.rcms: dict[int, RcmSim] = {}
         self.locks: dict[int, LockSim] = {}
         self.leds: dict[int, LedSim] = {}
+        self.dc: dict[int, DcSimOutlet] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="evse-sim-")
         self._mode_before_short: dict[int, str] = {}
         #: Normal and injected (fault "temp") temperatures in degrees Celsius.
@@ -59,6 +63,13 @@ class SimHardware(Platform):
         """Create the pins and start the servers (call before building drivers)."""
         self.factory = make_factory()
         for conn in self.config.connector:
+            if conn.dc:
+                outlet = self.dc[conn.id] = DcSimOutlet(conn, self.factory, self.adcs, self.timeline,
+                                                        Path(self.state_dir or self._tmp.name))
+                self.meters[conn.id], self.contactors[conn.id] = outlet.meter, outlet.contactor
+                self._wire_devices(conn)
+                await outlet.start()
+                continue
             self._wire(conn)
             meter = self.meters[conn.id]
             await meter.start_tcp()
@@ -83,6 +94,25 @@ class SimHardware(Platform):
         meter = MeterSimulator(conn.meter.model, phases=conn.phases, unit=conn.meter.address)
         self.contactors[conn.id] = contactor
         self.meters[conn.id] = meter
+        self._wire_devices(conn)
+        self.evs[conn.id] = AcEvSimulator(
+            conn.id,
+            pwm=pwm,
+            contactor=contactor,
+            adc=self.adcs[key],
+            adc_channel=conn.pilot.adc_channel,
+            volts_at_zero=conn.pilot.adc_volts_at_zero,
+            volts_at_full=conn.pilot.adc_volts_at_full,
+            phases=conn.phases,
+            timeline=self.timeline,
+            on_current=meter.set_current,
+            adc_low_channel=conn.pilot.adc_low_channel,
+            pp_channel=conn.proximity.adc_channel,
+            pp_pullup_ohms=conn.proximity.pullup_ohms,
+        )
+
+    def _wire_devices(self, conn: ConnectorSection) -> None:
+        """What AC and DC connectors have alike: RCM, cable lock, LED, temperature sensor."""
         f, tl = self.factory, self.timeline
         if conn.rcm.driver != "none":
             r = conn.rcm
@@ -102,21 +132,6 @@ class SimHardware(Platform):
                                         f.pin(led.blue_pin, pin_class=WatchedPin), tl, led.active_high)
         if conn.temperature.driver != "none":
             self.set_temperature(conn.id, self.ambient)
-        self.evs[conn.id] = AcEvSimulator(
-            conn.id,
-            pwm=pwm,
-            contactor=contactor,
-            adc=self.adcs[key],
-            adc_channel=conn.pilot.adc_channel,
-            volts_at_zero=conn.pilot.adc_volts_at_zero,
-            volts_at_full=conn.pilot.adc_volts_at_full,
-            phases=conn.phases,
-            timeline=self.timeline,
-            on_current=meter.set_current,
-            adc_low_channel=conn.pilot.adc_low_channel,
-            pp_channel=conn.proximity.adc_channel,
-            pp_pullup_ohms=conn.proximity.pullup_ohms,
-        )
 
     def temperature_path(self, connector_id: int) -> Path:
         """The simulated 1-Wire ``temperature`` file of a connector."""
@@ -134,6 +149,8 @@ class SimHardware(Platform):
                                                         *self.contactors.values()]
         for part in parts:
             part.settle()
+        for outlet in self.dc.values():
+            outlet.settle()
 
     async def csms_url(self) -> str | None:
         """Start the built-in CSMS (a config that names no CSMS gets this one)."""
@@ -144,8 +161,15 @@ class SimHardware(Platform):
     async def attach(self, app: Any) -> None:
         """The charger runs: scripts may drive it, through :meth:`status` and its control socket."""
         self.app = app
+        for cid, drivers in app.drivers.items():
+            if drivers.dc is not None:
+                drivers.dc.car_bus.monitors.append(functools.partial(self._record_frame, cid))
         self.bench_server = BenchControlServer(app.state_dir / BENCH_SOCKET, self)
         await self.bench_server.start()
+
+    def _record_frame(self, connector_id: int, direction: str, frame: Frame) -> None:
+        # As the charger's controller saw it: "rx" from the car, "tx" to it.
+        self.timeline.record("can", connector_id, f"{direction} {frame.id:X} {frame.data.hex()}")
 
     def status(self, connector_id: int) -> str:
         """A connector's status as the controller reports it."""
@@ -153,14 +177,20 @@ class SimHardware(Platform):
             raise RuntimeError("the simulated charger is not running")
         return str(self.app.status(connector_id))
 
-    def ev(self, connector_id: int) -> AcEvSimulator:
-        """The simulated EV on a connector."""
+    def ev(self, connector_id: int) -> AcEvSimulator | DcCar:
+        """The simulated EV on a connector (a DC one's car, here in this process)."""
+        if connector_id in self.dc:
+            return self.dc[connector_id].ev()
         return self.evs[connector_id]
 
     def driver_args(self, role: str, connector_id: int | None = None) -> dict[str, Any]:
         """Endpoint overrides for a driver: the mock pin factory, the meter server, the pty."""
-        if role in ("pilot", "contactor"):
+        if role in ("pilot", "contactor", "dc_io"):
             return {"pin_factory": self.factory}
+        if role in ("can", "dc_power.can"):
+            return {}  # the configured python-can channels: the simulators listen there
+        if role == "imd":
+            return {"transport": "tcp", "host": "127.0.0.1", "tcp_port": self.dc[connector_id or 1].imd.port}
         if role == "temperature":
             return {"path": self.temperature_path(connector_id or 1)}
         if role == "meter":
@@ -179,19 +209,27 @@ class SimHardware(Platform):
         stuck: contactor contacts; lock: the cable lock jams (and gives way if locked); meter: the meter answers
         with exceptions; overcurrent: the EV draws 8 A more than it is offered, whatever it asked for; temp: the
         sensor reads ``hot``; pp: a shorted PP resistor (30 ohm); reader: the card reader stops answering (the
-        connector is ignored: there is one reader).
+        connector is ignored: there is one reader). The DC kinds are :meth:`DcSimOutlet.inject`'s; weld, stuck, lock,
+        meter and temp apply to both.
         """
         from pymodbus.constants import ExcCodes
 
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        dc = self.dc.get(connector_id)
+        if dc is None and kind in DC_FAULT_KINDS:
+            raise ValueError(f"fault {kind} needs a DC connector; connector {connector_id} is AC")
+        if dc is not None and kind in AC_FAULT_KINDS:
+            raise ValueError(f"fault {kind} needs an AC connector; connector {connector_id} is {dc.conn.kind}")
         self.timeline.record("fault" if active else "clear", connector_id, kind)
+        if dc is not None and kind in DC_FAULT_KINDS:
+            dc.inject(kind, active)
+            return
         if kind == "reader":
             if not isinstance(self.reader, Pn532Simulator):
                 raise ValueError("fault reader needs the PN532 reader (an RDM6300 only ever talks when a tag is near)")
             self.reader.silent = active
             return
-        ev = self.evs[connector_id]
         if kind == "adc":
             pilot = next(c.pilot for c in self.config.connector if c.id == connector_id)
             adc = self.adcs[(pilot.spi_port, pilot.spi_device)]
@@ -201,11 +239,11 @@ class SimHardware(Platform):
                 elif channel is not None:
                     adc.stuck.pop(channel, None)
         elif kind == "diode":
-            ev.set_behaviour(diode=not active)
+            self.evs[connector_id].set_behaviour(diode=not active)
         elif kind == "overcurrent":
-            ev.set_behaviour(overdraw=8.0 if active else 0.0)
+            self.evs[connector_id].set_behaviour(overdraw=8.0 if active else 0.0)
         elif kind == "pp":
-            ev.set_behaviour(cable_ohms=30.0 if active else 220.0)
+            self.evs[connector_id].set_behaviour(cable_ohms=30.0 if active else 220.0)
         elif kind in ("rcm", "rcmdead"):
             self._part(self.rcms, connector_id, "rcm").inject(**{"residual" if kind == "rcm" else "dead": active})
         elif kind == "lock":
@@ -247,6 +285,8 @@ class SimHardware(Platform):
             await self.bench_server.stop()
         if self.csms is not None:
             await self.csms.stop()
+        for outlet in self.dc.values():
+            await outlet.stop()
         for meter in self.meters.values():
             await meter.stop()
         if self.reader is not None:

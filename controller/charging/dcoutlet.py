@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from abc import abstractmethod
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from hal.can import CanBus, Frame
 from hal.dc_io import Bleeder
 from hal.dc_power import SAFE_CURRENT, DcPowerStage, PowerReading
 from hal.imd import InsulationMonitor
+from hal.meter import MeterReading
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class DcOutlet(ChargingProtocol):
         for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
             supervisor.require(evse_id, condition, graceful=graceful)
         supervisor.set_condition(evse_id, INSULATION, imd is None)  # an IMD must show it is healthy first
+        supervisor.set_condition(evse_id, DEMAND, False)
         self._unsubscribe: Callable[[], None] | None = None
 
     # ---------------------------------------------------------------- what a protocol supplies
@@ -116,6 +119,10 @@ class DcOutlet(ChargingProtocol):
     @abstractmethod
     def maximum_voltage(self) -> float | None:
         """The session's negotiated maximum voltage (None before it is known)."""
+
+    @abstractmethod
+    def soc(self) -> float | None:
+        """The car's state of charge in percent, as it last said (None: not yet)."""
 
     @property
     @abstractmethod
@@ -188,6 +195,12 @@ class DcOutlet(ChargingProtocol):
     @property
     def offered_amps(self) -> float | None:
         return float(self.sequence.offer) if self.sequence.delivering else None
+
+    def annotate(self, reading: MeterReading) -> MeterReading:
+        """The car's SoC and the power offered (the offer at the outlet's voltage) join the DC meter's reading."""
+        amps, volts = self.offered_amps, reading.voltage[0]
+        offered = amps * volts if amps is not None and volts is not None else None
+        return dataclasses.replace(reading, soc=self.soc(), offered_w=offered)
 
     def _amps(self, limit: PowerLimit) -> float:
         amps = limit.amps if limit.amps is not None else float("inf")
@@ -272,7 +285,9 @@ class DcOutlet(ChargingProtocol):
         watching = self._watch_task is not None and not self._watch_task.done()
         if self.sequence.delivering and not watching and self.imd is not None and self.guards is not None:
             self._watch_task = asyncio.get_running_loop().create_task(self._imd_watch(), name=f"imd-watch-{self.id}")
-        if before is None or out.contactors != before.contactors:
+        # Only on a change: DEMAND starts lost, and setting a lost condition again would open a contactor the
+        # boot self-test has closed for its moment.
+        if out.contactors != (before is not None and before.contactors):
             sup.set_condition(self.id, DEMAND, out.contactors)
             if not out.contactors:
                 sup.open(self.id)

@@ -1,8 +1,8 @@
 """The DC sections of a CHAdeMO or GB/T connector: the car's CAN bus, the power stage, the IMD and the DC I/O.
 
-Defaults are a Pi with a two-channel MCP2515 HAT on SPI0 (``can0`` for the car, ``can1`` for the power
-modules; its interrupts take GPIO23 and GPIO25), an MCP3008 on SPI1 for GB/T's CC1, and the pin
-assignment of ``config/pi-dc-chademo.toml``, which keeps clear of SPI0, I2C and the UART.
+Defaults are a Pi with an MCP2515 CAN HAT on SPI0 CE0 (``can0``, the car; interrupt on GPIO25), a USB
+CAN adapter for the power modules (``can1``, gs_usb / candleLight through socketcan), an MCP3008 on
+SPI0 CE1 for GB/T's CC1, and the pins of ``config/pi-dc-chademo.toml``, clear of SPI0, I2C and the UART.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class DcIoSection:
     cc1_channel: int = opt(0, lo=0, hi=7)
     #: CC1 volts when the ADC reads full scale (13.2: a 1:4 divider onto the MCP3008's 3.3 V).
     cc1_scale: float = opt(13.2, lo=1, hi=50)
-    spi_port: int = opt(1, lo=0, hi=1)
-    spi_device: int = opt(0, lo=0, hi=1)
+    spi_port: int = opt(0, lo=0, hi=1)
+    spi_device: int = opt(1, lo=0, hi=1)
     aux_pin: int = opt(20, lo=0, hi=27)
     bleed_pin: int = opt(16, lo=0, hi=27)
     bleed_active_high: bool = True

@@ -148,6 +148,9 @@ def _dc_rules(conn: ConnectorSection, where: str, buses: dict[tuple[str, str], s
         bad(f"{where}.dc_power.addresses", "[]", "at least one module address (the dials, 0-62)")
     elif len(set(conn.dc_power.addresses)) != len(conn.dc_power.addresses):
         bad(f"{where}.dc_power.addresses", conn.dc_power.addresses, "distinct module addresses")
+    if conn.meter.loss_policy != "stop":
+        bad(f"{where}.meter.loss_policy", repr(conn.meter.loss_policy),
+            "'stop' on a DC connector (its meter is the outlet voltage: unlocking depends on it)")
     if conn.imd.alarm_kohm >= conn.imd.prewarning_kohm:
         bad(f"{where}.imd.alarm_kohm", conn.imd.alarm_kohm,
             f"less than prewarning_kohm ({conn.imd.prewarning_kohm})")

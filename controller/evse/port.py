@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Protocol
 
 from controller.domain.types import Answer, PowerLimit
+from hal.meter import MeterReading
 
 
 class VehicleStatus(enum.Enum):
@@ -84,6 +85,10 @@ class ChargingProtocol(ABC):
     @abstractmethod
     def offered_amps(self) -> float | None:
         """The current per phase the vehicle has been told it may draw now (None: nothing offered)."""
+
+    def annotate(self, reading: MeterReading) -> MeterReading:
+        """A meter reading with what the protocol knows added (a DC car's SoC); as it is by default."""
+        return reading
 
     async def unlock(self) -> Answer:
         """Free the cable now (UnlockConnector): ACCEPTED or FAILED. A tethered cable is always free."""

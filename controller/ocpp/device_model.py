@@ -24,7 +24,8 @@ BOOLEAN, INTEGER, STRING, MEMBER_LIST = "boolean", "integer", "string", "MemberL
 READ_ONLY, READ_WRITE = "ReadOnly", "ReadWrite"
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: no fullwidth digits, no "1_0"
 
-MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage"})
+MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage",
+                        "Power.Offered", "SoC"})
 PHASES = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
 MEASURANDS_MAX = 8
 
@@ -180,8 +181,9 @@ def standard_variables(config: Config) -> list[Variable]:
         Variable(LOCAL_LIST_ENTRIES, INTEGER, "0", READ_ONLY, max_items=LOCAL_LIST_MAX),
         number(LOCAL_LIST_ITEMS_PER_MESSAGE, SEND_LOCAL_LIST_MAX, mutability=READ_ONLY),
         number(TX_UPDATED_INTERVAL, config.ocpp.meter_value_sample_interval),
-        measurands(TX_UPDATED_MEASURANDS, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage",
-                   allow_empty=False),
+        # A DC car tells its state of charge; what the charger offers it is worth seeing beside what it takes.
+        measurands(TX_UPDATED_MEASURANDS, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage"
+                   + (",SoC,Power.Offered" if any(c.dc for c in config.connector) else ""), allow_empty=False),
         measurands(TX_ENDED_MEASURANDS, "", allow_empty=True),
         number(ALIGNED_INTERVAL, 0),
         measurands(ALIGNED_MEASURANDS, "Energy.Active.Import.Register", allow_empty=False),

@@ -38,6 +38,8 @@ class Sample:
     context: str
     phase: str | None = None
     decimals: int = 0
+    #: Where it was measured, when not at the outlet (the car's SoC: "EV").
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,22 @@ def _wanted(measurands: list[str]) -> dict[str, set[str] | None]:
 
 
 def meter_value(reading: MeterReading, at: datetime, phases: int, measurands: list[str], context: str) -> MeterValue:
-    """What ``reading`` says about ``measurands``."""
+    """What ``reading`` says about ``measurands``; ``phases`` 0 is a DC outlet (one unphased voltage and current)."""
     wanted = _wanted(measurands)
     samples: list[Sample] = []
     if "Energy.Active.Import.Register" in wanted:
         samples.append(Sample("Energy.Active.Import.Register", reading.energy_wh, "Wh", context))
     if "Power.Active.Import" in wanted and reading.power_w is not None:
         samples.append(Sample("Power.Active.Import", reading.power_w, "W", context, decimals=1))
+    if "Power.Offered" in wanted and reading.offered_w is not None:
+        samples.append(Sample("Power.Offered", reading.offered_w, "W", context, decimals=1))
+    if "SoC" in wanted and reading.soc is not None:
+        samples.append(Sample("SoC", reading.soc, "Percent", context, location="EV"))
+    if phases == 0:
+        if "Current.Import" in wanted and reading.current[0] is not None:
+            samples.append(Sample("Current.Import", reading.current[0], "A", context, decimals=2))
+        if "Voltage" in wanted and reading.voltage[0] is not None:
+            samples.append(Sample("Voltage", reading.voltage[0], "V", context, decimals=1))
     for i, phase in enumerate(_PHASES[:phases]):
         amps_phases, volt_phases = wanted.get("Current.Import", set()), wanted.get("Voltage", set())
         amps, volts = reading.current[i], reading.voltage[i]

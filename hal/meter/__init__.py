@@ -14,6 +14,10 @@ class MeterReading:
     power_w: float | None = None
     voltage: tuple[float | None, float | None, float | None] = (None, None, None)
     current: tuple[float | None, float | None, float | None] = (None, None, None)
+    #: What the charging protocol adds (a meter does not measure them): the car's state of charge in
+    #: percent, and the power the charger offers in W.
+    soc: float | None = None
+    offered_w: float | None = None
     #: Monotonic time the reading was taken.
     taken_at: float = field(default=0.0, compare=False)
 

@@ -79,7 +79,7 @@ def test_dc_lines_share_the_pin_check_with_every_other_device(tmp_path: Path) ->
         "connector[0].dc_io.bleed_pin = 6: expected a GPIO not already used by connector[0].dc_io.d2_pin",
     ]
     # GB/T has no d1/d2/k: those pins are free for other devices; CC1 is an MCP3008 channel like the pilot's.
-    gbt = DC.format(kind="gbt") + "[connector.dc_io]\nd1_pin = 20\nspi_port = 0\ncc1_channel = 1\n"
+    gbt = DC.format(kind="gbt") + "[connector.dc_io]\nd1_pin = 20\nspi_device = 0\ncc1_channel = 1\n"
     ac = '[[connector]]\nid = 2\n[connector.pilot]\npwm_pin = 13\nadc_channel = 1\n[connector.contactor]\npin = 12\n'
     assert _problems(tmp_path, gbt + ac) == ["connector[1].pilot.adc_channel = 1: expected an MCP3008 channel not "
                                              "already used by connector[0].dc_io.cc1_channel"]

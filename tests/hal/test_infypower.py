@@ -82,7 +82,7 @@ async def test_open_switches_off_first_and_sums_what_the_modules_can_do(bench: B
     caps = await stage.open()
     try:
         assert (caps.min_voltage, caps.max_voltage, caps.max_current, caps.max_power) == (100, 750, 60.0, 30_000)
-        assert bench.sim.received[:2] == [0x1A, 0x1A]  # OFF to both before anything else
+        assert list(bench.sim.received)[:2] == [0x1A, 0x1A]  # OFF to both before anything else
         assert not any(m.on for m in bench.sim.modules.values())
     finally:
         await stage.close()

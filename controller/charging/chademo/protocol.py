@@ -70,6 +70,10 @@ class Chademo(DcOutlet):
     def maximum_voltage(self) -> float | None:
         return float(self.sequence.threshold) or None
 
+    def soc(self) -> float | None:
+        ev = self.sequence.ev
+        return float(ev.charged_rate) if ev is not None else None
+
     @property
     def next_due(self) -> float:
         return self.sequence.next_frame_at

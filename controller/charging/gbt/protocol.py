@@ -69,6 +69,10 @@ class Gbt(DcOutlet):
     def maximum_voltage(self) -> float | None:
         return self.sequence.bcp.max_voltage if self.sequence.bcp is not None else None
 
+    def soc(self) -> float | None:
+        seq = self.sequence  # BCS while charging; BCP's before it
+        return float(seq.bcs.soc) if seq.bcs is not None else seq.bcp.soc if seq.bcp is not None else None
+
     @property
     def next_due(self) -> float:
         return self.sequence.next_due

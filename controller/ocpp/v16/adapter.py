@@ -224,5 +224,7 @@ class Ocpp16Adapter:
                                      "measurand": s.measurand, "unit": s.unit}
             if s.phase is not None:
                 entry["phase"] = s.phase
+            if s.location is not None:
+                entry["location"] = s.location
             samples.append(entry)
         return {"timestamp": iso_utc(value.at), "sampledValue": samples}

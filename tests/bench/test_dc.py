@@ -89,8 +89,9 @@ async def test_a_chademo_session_is_an_ocpp_transaction_with_dc_meter_values(cha
 
 async def test_both_protocols_charge_at_once_and_a_gbt_connector_pulled_ends_only_its_session(
         station: App, csms: CsmsSimulator) -> None:
-    await script(station, f"plug 1; plug 2; expect Preparing 2; tap {TAG}; expect Charging 1 within 15; "
-                          f"tap 04C0FFEE; expect Charging 2 within 15")
+    # One at a time: the shared reader gives a card to the connector that has waited longest.
+    await script(station, f"plug 1; expect Preparing 1; tap {TAG}; expect Charging 1 within 15; "
+                          f"plug 2; expect Preparing 2; tap 04C0FFEE; expect Charging 2 within 15")
     gbt = sim(station).dc[2]
     await wait_until(lambda: gbt.circuit.current > 50 and sim(station).dc[1].circuit.current > 50, 15,
                      "current on both")

@@ -101,6 +101,17 @@ def _reliability(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _car(args: argparse.Namespace) -> int:
+    from hil.carproc import run_car
+
+    try:
+        return run_car(args.kind, Path(args.link), interface=args.interface, channel=args.channel, soc=args.soc,
+                       target_soc=args.target_soc, quick=args.quick)
+    except ConnectionError as exc:
+        print(f"evse-hil: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``evse-hil`` argument parser."""
     parser = argparse.ArgumentParser(prog="evse-hil", description="Hardware-in-the-loop bench for the controller")
@@ -129,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
                       "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp")
     perf.set_defaults(func=_perf)
+    car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger")
+    car.add_argument("kind", choices=["chademo", "gbt"])
+    car.add_argument("--link", required=True, help="the charger's car link socket (STATE_DIR/car-N.sock)")
+    car.add_argument("--interface", default="remote", help="python-can interface of the car bus (default remote)")
+    car.add_argument("--channel", required=True, help="python-can channel, e.g. ws://127.0.0.1:54701/")
+    car.add_argument("--soc", type=float, default=50.0, help="state of charge at the start (default 50)")
+    car.add_argument("--target-soc", type=float, default=80.0, help="where the car stops charging (default 80)")
+    car.add_argument("--quick", action="store_true", help="bench timings: permission in 0.5 s, contactors 0.3 s")
+    car.set_defaults(func=_car)
     rel = sub.add_parser("reliability", help="SIGKILL the daemon at random moments; count lost/duplicated transactions")
     rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")
     rel.add_argument("--seed", type=int, default=1, help="random seed for the kill moments")

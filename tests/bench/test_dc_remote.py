@@ -1,4 +1,4 @@
-"""`evse run --config config/sim-chademo.toml` with the car bus on python-can-remote, and the car in another process.
+"""`evse run --config config/sim-chademo.toml` (and sim-gbt) with the car bus on python-can-remote, the car elsewhere.
 
 Three processes besides the test: a python-can-remote server on 127.0.0.1 (the bus), the charger
 (`evse run`), and the car (`evse-hil car chademo`), which reaches the charger's lines and power cable
@@ -39,9 +39,9 @@ async def can_server() -> AsyncIterator[str]:
         await server.wait()
 
 
-def _config(tmp_path: Path, url: str) -> Path:
-    text = (ROOT / "config" / "sim-chademo.toml").read_text()
-    text = text.replace('interface = "virtual"\nchannel = "chademo-car-1"', f'interface = "remote"\nchannel = "{url}"')
+def _config(tmp_path: Path, kind: str, url: str) -> Path:
+    text = (ROOT / "config" / f"sim-{kind}.toml").read_text()
+    text = text.replace(f'interface = "virtual"\nchannel = "{kind}-car-1"', f'interface = "remote"\nchannel = "{url}"')
     assert url in text
     path = tmp_path / "charger.toml"
     path.write_text(text)
@@ -53,18 +53,19 @@ async def _lines(stream: asyncio.StreamReader, into: list[dict[str, object]]) ->
         into.append(json.loads(line))
 
 
+@pytest.mark.parametrize("kind", ["chademo", "gbt"])
 async def test_the_charger_charges_a_car_in_another_process_over_python_can_remote(
-        tmp_path: Path, can_server: str) -> None:
+        tmp_path: Path, can_server: str, kind: str) -> None:
     state = tmp_path / "state"
     charger = await asyncio.create_subprocess_exec(
-        PY, "-m", "controller.cli", "run", "--config", str(_config(tmp_path, can_server)), "--state-dir", str(state),
-        "--log-level", "warning", stderr=subprocess.PIPE)
+        PY, "-m", "controller.cli", "run", "--config", str(_config(tmp_path, kind, can_server)),
+        "--state-dir", str(state), "--log-level", "warning", stderr=subprocess.PIPE)
     car: asyncio.subprocess.Process | None = None
     try:
         link = state / "car-1.sock"
         await wait_until(lambda: link.exists() and (state / "bench.sock").exists(), 20, "the charger to start")
         car = await asyncio.create_subprocess_exec(
-            PY, "-m", "hil.cli", "car", "chademo", "--link", str(link), "--channel", can_server, "--quick",
+            PY, "-m", "hil.cli", "car", kind, "--link", str(link), "--channel", can_server, "--quick",
             "--soc", "40", stdout=subprocess.PIPE)
         assert car.stdout is not None
         reports: list[dict[str, object]] = []
@@ -76,7 +77,7 @@ async def test_the_charger_charges_a_car_in_another_process_over_python_can_remo
         # The car in the other process sees the current it asked for over CAN, through the link's cable.
         await wait_until(lambda: any(float(str(r.get("current", 0))) > 20 for r in reports), 20, "current at the car")
         heard = max(int(str(r.get("frames_heard", 0))) for r in reports)
-        assert heard > 20  # the charger's 0x108/0x109 every 100 ms crossed the processes
+        assert heard > 20  # the charger's frames (CHAdeMO's 0x108/0x109 every 100 ms, GB/T's CCS) crossed over
         result = await send_script(state, "tap 04A1B2C3; expect Finishing within 10")
         assert result["ok"], result
         car.terminate()  # the car unplugs and leaves

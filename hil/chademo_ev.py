@@ -55,6 +55,10 @@ class ChademoEv:
         self.spec = spec
         self.circuit = circuit
         self.soc = spec.soc
+        self.new_session()
+
+    def new_session(self) -> None:
+        """Plugged in again: the sequence starts over (the battery keeps its charge)."""
         self.k = False
         self.charging_enabled = False
         self.request = 0.0

@@ -54,7 +54,10 @@ class ChademoEvOnBus:
         self._plug.drive_low()
 
     def plug_in(self) -> None:
-        """The connector goes into the inlet (pin 7)."""
+        """The connector goes into the inlet (pin 7); a car that was plugged in before starts a new session."""
+        new_session = getattr(self.ev, "new_session", None)  # a replayed car plays its one session
+        if new_session is not None:
+            new_session()
         self.plugged = True
         self._plug.drive_high()
 

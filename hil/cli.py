@@ -66,6 +66,18 @@ def _ctl(args: argparse.Namespace) -> int:
 def _perf(args: argparse.Namespace) -> int:
     from hil.perf import run_perf
 
+    if args.dc:
+        from hil.dcperf import KINDS as DC_KINDS
+        from hil.dcperf import measure_dc
+
+        kinds = tuple(args.kinds.split(",")) if args.kinds else DC_KINDS
+        unknown = [k for k in kinds if k not in DC_KINDS]
+        if unknown:
+            print(f"evse-hil: unknown DC kind(s) {', '.join(unknown)}; expected {', '.join(DC_KINDS)}",
+                  file=sys.stderr)
+            return 2
+        print(json.dumps(asyncio.run(measure_dc(args.cycles, args.trials, kinds)), indent=2))
+        return 0
     if args.faults:
         from hil.faultperf import KINDS, measure_faults
 
@@ -138,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--faults", action="store_true",
                       help="instead: reaction time per fault kind on the busy two-socket build (--trials each)")
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
-                      "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp")
+                      "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp; with --dc: of "
+                      "evsilent,insulation,estop,overvoltage")
+    perf.add_argument("--dc", action="store_true",
+                      help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "
+                           "(--trials each, default 200: give fewer)")
+    perf.add_argument("--cycles", type=int, default=3000, help="with --dc: CHAdeMO cycles (100 ms) for the periods")
     perf.set_defaults(func=_perf)
     car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger")
     car.add_argument("kind", choices=["chademo", "gbt"])

@@ -57,6 +57,10 @@ class GbtBms:
         self.spec = spec
         self.circuit = circuit
         self.soc = spec.soc
+        self.new_session()
+
+    def new_session(self) -> None:
+        """Plugged in again: the sequence starts over (the battery keeps its charge)."""
         self.stage = "off"
         self.relays = False
         self.stopped = False  # the BMS has sent BST

@@ -53,7 +53,8 @@ class GbtBmsOnBus:
         self._adc.inputs[self._cc1] = volts / self._scale
 
     def plug_in(self) -> None:
-        """The vehicle connector goes in: CC1 at 4 V."""
+        """The vehicle connector goes in: CC1 at 4 V; a BMS that was plugged in before starts a new session."""
+        self.bms.new_session()
         self.plugged = True
         self._set_cc1(4.0)
 

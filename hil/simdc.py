@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,18 @@ DC_SAMPLE = 0.1
 class DcCar:
     """What a script's ``plug`` / ``unplug`` reach on a DC outlet: the car on the bus, here."""
 
-    def __init__(self, car: ChademoEvOnBus | GbtBmsOnBus) -> None:
+    def __init__(self, car: ChademoEvOnBus | GbtBmsOnBus, locked: Callable[[], bool]) -> None:
         self.car = car
+        self.locked = locked
 
     def plug(self) -> None:
         """The connector goes into the inlet."""
         self.car.plug_in()
 
     def unplug(self) -> None:
-        """The connector comes out."""
+        """The connector comes out; a locked one cannot (``fault cc1`` is a connector coming loose)."""
+        if self.locked():
+            raise ValueError("the connector is locked: it cannot be pulled until the charger unlocks it")
         self.car.unplug()
 
     def __getattr__(self, name: str) -> Any:
@@ -190,6 +194,13 @@ class DcSimOutlet:
         elif isinstance(self.car, GbtBmsOnBus):
             self.car.bms.spec.relay_delay = 0.3
 
+    def set_soc(self, percent: float) -> None:
+        """The car's battery at ``percent`` (a benchmark's trials each start from the same charge)."""
+        if isinstance(self.car, ChademoEvOnBus) and isinstance(self.car.ev, ChademoEv):
+            self.car.ev.soc = percent
+        elif isinstance(self.car, GbtBmsOnBus):
+            self.car.bms.soc = percent
+
     def inject(self, kind: str, active: bool) -> None:
         """A DC fault at the far end.
 
@@ -221,8 +232,8 @@ class DcSimOutlet:
         else:
             raise ValueError(f"fault {kind} is not one a DC connector has")
 
-    def ev(self) -> DcCar:
-        """The car, for script steps."""
+    def ev(self, locked: Callable[[], bool]) -> DcCar:
+        """The car, for script steps; ``locked`` tells whether the cable lock holds the connector."""
         if self.car is None:
             raise RuntimeError(f"connector {self.conn.id}'s car runs in another process (evse-hil car)")
-        return DcCar(self.car)
+        return DcCar(self.car, locked)

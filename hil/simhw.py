@@ -180,7 +180,8 @@ class SimHardware(Platform):
     def ev(self, connector_id: int) -> AcEvSimulator | DcCar:
         """The simulated EV on a connector (a DC one's car, here in this process)."""
         if connector_id in self.dc:
-            return self.dc[connector_id].ev()
+            lock = self.locks.get(connector_id)
+            return self.dc[connector_id].ev(lambda: lock is not None and lock.locked)
         return self.evs[connector_id]
 
     def driver_args(self, role: str, connector_id: int | None = None) -> dict[str, Any]:

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 
 DEMAND, LINK, INSULATION, OFFER = "demand", "link", "insulation", "offer"
 WARNING_OHMS_PER_VOLT = 500.0  # GB/T's warning level; the fault level is the guards'
-SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT)
+#: Faults of a session: they clear when its car leaves (a broken part shows again at the next session's checks).
+SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT,
+                  Fault.OVER_VOLTAGE)
 
 ToLoop = Callable[..., object]
 

@@ -16,6 +16,7 @@ import pytest
 from controller.app import App
 from hil.benchconfig import dc_config
 from hil.csms import CsmsSimulator
+from hil.script import parse_script, run_steps
 from hil.simhw import SimHardware
 from tests.bench.test_ocpp16_core import TAG, calls, script
 from tests.conftest import wait_until
@@ -82,9 +83,11 @@ async def test_a_chademo_session_is_an_ocpp_transaction_with_dc_meter_values(cha
     await wait_until(lambda: calls(csms, "StopTransaction"), 5, "StopTransaction")
     stop = calls(csms, "StopTransaction")[-1]
     assert stop["reason"] == "Local" and stop["meterStop"] > calls(csms, "StartTransaction")[-1]["meterStart"]
+    refused = await run_steps(parse_script("unplug"), sim(chademo))  # the lock holds a live connector
+    assert not refused[0].ok and "locked" in refused[0].detail
     await wait_until(lambda: not sim(chademo).locks[1].locked, 10, "the lock released")
     assert outlet.circuit.outlet_voltage < 10
-    await script(chademo, "unplug; expect Available")
+    await script(chademo, "unplug; expect Available within 3")
 
 
 async def test_both_protocols_charge_at_once_and_a_gbt_connector_pulled_ends_only_its_session(
@@ -128,4 +131,6 @@ async def test_each_dc_fault_opens_the_outlet_and_reaches_the_csms(chademo: App,
     status = [s for s in calls(csms, "StatusNotification") if s["status"] == "Faulted"][-1]
     assert (status["errorCode"], status["vendorErrorCode"]) == (code, vendor)
     await wait_until(lambda: outlet.circuit.outlet_voltage < 60, 1.5, "the outlet below 60 V")
-    await script(chademo, f"clear {kind}; unplug; wait 0.5")
+    await script(chademo, f"clear {kind}")
+    await wait_until(lambda: not sim(chademo).locks[1].locked, 15, "the connector unlocked")  # the ending's order
+    await script(chademo, "unplug; expect Available within 3")

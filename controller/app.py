@@ -339,16 +339,21 @@ class App:
         for cid, d in self.drivers.items():
             with contextlib.suppress(Exception):
                 await d.meter.close()
+            # Inputs first (the contactor is open already): a lock or RCM edge arriving now must not reach a
+            # contactor that is being released.
+            for part in (d.rcm, d.lock, d.led, d.proximity):
+                if part is not None:
+                    with contextlib.suppress(Exception):
+                        part.close()
             try:
                 d.contactor.shutdown()
             except Exception:
                 log.exception("connector %d: contactor release failed", cid)
             if d.dc is not None:
                 await d.dc.close()
-            for part in (d.rcm, d.lock, d.led, d.proximity, d.pilot):
-                if part is not None:
-                    with contextlib.suppress(Exception):
-                        part.close()
+            if d.pilot is not None:
+                with contextlib.suppress(Exception):
+                    d.pilot.close()
         self.drivers.clear()
 
     async def run(self, stop: asyncio.Event) -> None:

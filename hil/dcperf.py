@@ -133,7 +133,8 @@ async def _charge(app: App, cid: int) -> None:
 async def _leave(app: App, cid: int) -> None:
     """Unplug once the outlet has finished its ending (a locked connector cannot be pulled), then wait for Available."""
     protocol: Any = app.protocols[cid]
-    if not await until(lambda: not protocol.sequence.active, 30):
+    lock = sim_of(app).locks.get(cid)
+    if not await until(lambda: not protocol.sequence.active and not (lock and lock.locked), 30):
         raise RuntimeError(f"connector {cid}: the session's ending did not finish ({protocol.sequence.phase})")
     await _script(app, f"unplug {cid}; expect Available {cid} within 10")
 

@@ -44,6 +44,7 @@ class PowerReading:
     current: float
     on: bool
     faults: frozenset[str] = field(default_factory=frozenset)
+    #: When it was measured (monotonic): a driver whose parts answer at different times gives the oldest.
     at: float = field(default_factory=time.monotonic)
 
 

@@ -71,6 +71,7 @@ class _Module:
     faults: frozenset[str] = frozenset()
     off: bool = True
     seen: float = field(default_factory=time.monotonic)
+    vi_at: float = field(default_factory=time.monotonic)  # when its voltage and current were last read
     online: bool = True
     serial: str | None = None
 
@@ -152,7 +153,8 @@ class InfyPowerStage(DcPowerStage):
                 voltage=max((m.external_voltage for m in online), default=0.0),
                 current=sum(m.current for m in online),
                 on=self._target is not None and any(not m.off for m in online),
-                faults=self._faults)
+                faults=self._faults,
+                at=min((m.vi_at for m in online), default=0.0))  # as old as its oldest part
 
     async def close(self) -> None:
         self.shut_off()
@@ -245,7 +247,7 @@ class InfyPowerStage(DcPowerStage):
                 if not (math.isfinite(volts) and math.isfinite(amps)):
                     log.warning("InfyPower: module %d sent V/I %r %r; ignored", source, volts, amps)
                     return
-                module.voltage, module.current = volts, amps
+                module.voltage, module.current, module.vi_at = volts, amps, time.monotonic()
             elif command == READ_EXTERNAL:
                 module.external_voltage = struct.unpack(">H", data[0:2])[0] / 10
             elif command == READ_CAPS:

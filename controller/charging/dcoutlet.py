@@ -49,6 +49,20 @@ SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LO
                   Fault.OVER_VOLTAGE)
 
 ToLoop = Callable[..., object]
+#: A power stage reading older than this (s) says nothing about the current now: five missed polls at 0.1 s.
+STALE_READING = 0.5
+
+
+def known_current(reading: PowerReading, now: float) -> PowerReading:
+    """``reading``, or one whose current is "not known to be safe" (above 5 A) when it is stale.
+
+    A sequence opens the contactors once the current reads <= 5 A; a stage that stopped answering must not
+    let an old low reading do that (the stop's own time bound still opens them).
+    """
+    if now - reading.at <= STALE_READING:
+        return reading
+    return dataclasses.replace(reading, current=max(abs(reading.current), SAFE_CURRENT + 1.0))
+
 
 
 class DcOutlet(ChargingProtocol):
@@ -83,6 +97,7 @@ class DcOutlet(ChargingProtocol):
         self._reported: Fault | None = None
         self._vehicle = VehicleStatus.UNKNOWN
         self._plugged_seen: bool | None = None
+        self._stale = False
         self._wake = asyncio.Event()
         for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
             supervisor.require(evse_id, condition, graceful=graceful)
@@ -254,7 +269,16 @@ class DcOutlet(ChargingProtocol):
         now = self.clock.monotonic()
         self._take_plugged(self.plugged())
         self.poll(now)
-        io = self.inputs(now, self.power.reading)
+        raw = self.power.reading
+        reading = known_current(raw, now)
+        if (reading is not raw) != self._stale:
+            self._stale = reading is not raw
+            if self._stale:
+                log.warning("connector %d: no power stage reading for %.1f s: the current counts as unknown",
+                            self.id, now - raw.at)
+            else:
+                log.info("connector %d: power stage readings again", self.id)
+        io = self.inputs(now, reading)
         out = self.sequence.tick(io)
         for frame in out.frames:
             self.bus.send(frame)

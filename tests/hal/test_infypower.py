@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import can
 import pytest
 
+from controller.charging.dcoutlet import STALE_READING, known_current
 from hal.can import Frame, PythonCanBus
 from hal.errors import HalConfigError, HalIOError
 from hal.infypower import InfyPowerStage, frame_id
@@ -207,3 +208,15 @@ def test_ids_follow_the_v113_layout() -> None:
     assert frame_id(0x03, 0) == 0x028300F0  # read V/I of module 0
     assert frame_id(0x1A, 0x3F) == 0x029A3FF0  # on/off, broadcast
     assert Frame(frame_id(0x1C, 2), bytes(8), extended=True).id == 0x029C02F0
+
+
+async def test_a_reading_is_as_old_as_its_oldest_module_and_a_stale_one_is_no_proof_of_a_safe_current(
+        bench: Bench, stage: InfyPowerStage) -> None:
+    stage.set(400.0, 4.0)  # no load on the bench's output: the modules read 0 A
+    await wait_until(lambda: stage.reading.voltage > 300 and time.monotonic() - stage.reading.at < 0.15, 2)
+    assert known_current(stage.reading, time.monotonic()) == stage.reading  # fresh: taken as it is
+    bench.sim.silent.add(1)  # one module stops answering; its last current stays in the sum
+    await asyncio.sleep(STALE_READING + 0.2)
+    reading = stage.reading
+    assert time.monotonic() - reading.at > STALE_READING
+    assert reading.current <= 5 and known_current(reading, time.monotonic()).current > 5

@@ -19,7 +19,7 @@ from typing import Any
 
 from controller import systemd
 from controller.charging.chademo.protocol import Chademo
-from controller.charging.dcoutlet import DcOutlet
+from controller.charging.dcoutlet import HOLD_LIMIT, DcOutlet, current_safe
 from controller.charging.gbt.protocol import Gbt
 from controller.charging.iec61851 import Iec61851
 from controller.charging.outletvoltage import OutletVoltage
@@ -42,8 +42,9 @@ from controller.safety.supervisor import SafetySupervisor
 from controller.safety.temperature import TemperatureGuard
 from controller.station import Station
 from controller.storage import Store, StoredReservation
-from controller.tasks import cancel_and_wait
+from controller.tasks import cancel_and_wait, until
 from hal.dc_io import ChademoLines, GbtLines
+from hal.dc_power import SAFE_CURRENT
 from hal.errors import HalError
 from hal.meter import MeterReading
 from hal.rfid import CardReader
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.001
 SHUTDOWN_DRAIN = 3.0
 METER_IDENTIFY_WAIT = 2.0
+TOUCH_SAFE_VOLTS = 60.0  # a DC output below it may be touched (IEC 61851-23)
 
 
 class App:
@@ -125,9 +127,13 @@ class App:
         cid = conn.id
         drivers = self.drivers[cid] = build_outlet(conn, self.platform)
         dc = drivers.dc
-        self.supervisor.add(cid, drivers.contactor, conn.contactor.feedback_delay,
-                            stop_grace=conn.dc_power.stop_grace if dc else conn.pilot.ev_stop_timeout,
-                            before_open=dc.power.shut_off if dc else None)
+        if dc is not None:
+            self.supervisor.add(cid, drivers.contactor, conn.contactor.feedback_delay,
+                                stop_grace=conn.dc_power.stop_grace, before_open=dc.power.shut_off,
+                                current_safe=current_safe(dc.power, self.clock.monotonic), hold_limit=HOLD_LIMIT)
+        else:
+            self.supervisor.add(cid, drivers.contactor, conn.contactor.feedback_delay,
+                                stop_grace=conn.pilot.ev_stop_timeout)
         refresh: Callable[[], None] = lambda: self._to_loop(self.station.evses[cid].refresh)  # noqa: E731
         if drivers.rcm is not None:
             self.rcms[cid] = RcmControl(cid, drivers.rcm, self.supervisor, conn.rcm, refresh)
@@ -138,7 +144,7 @@ class App:
         if dc is not None:
             await dc.open()
             voltage = OutletVoltage(dc.power, functools.partial(self.supervisor.closed, cid),
-                                    stale_after=conn.meter.loss_timeout, clock=self.clock.monotonic)
+                                    clock=self.clock.monotonic)
             protocol = self._dc_protocol(conn, drivers, voltage)
         else:
             assert drivers.pilot is not None
@@ -260,8 +266,8 @@ class App:
         for rcm in self.rcms.values():
             rcm.start()
             self._tasks.append(asyncio.create_task(rcm.run_periodic(), name=f"rcm-{rcm.id}"))
-        for lock in self.locks.values():
-            lock.start()
+        for cid, lock in self.locks.items():
+            lock.start(unlock_if_locked=not isinstance(self.protocols.get(cid), DcOutlet))
         for guard in self.thermometers.values():
             self._tasks.append(asyncio.create_task(guard.run(), name=f"temperature-{guard.evse.id}"))
         for cid, poller in self.meters.items():
@@ -305,6 +311,7 @@ class App:
         if self._stopped:
             return
         self._stopped = True
+        await self._ramp_down_dc()
         self.supervisor.open_all()
         self.supervisor.stop_watch()
         for drivers in self.drivers.values():
@@ -320,6 +327,7 @@ class App:
                 with contextlib.suppress(Exception):
                     drivers.pilot.set_unavailable()  # state F: not available, last of all
         log.info("outputs safe: every contactor open, every pilot in state F, every DC stage off")
+        await self._bleed_dc()
         if self.ocpp is not None and self.ocpp.connected.is_set() and len(self.ocpp.queue):
             # Give queued transaction messages a moment to reach the CSMS before the link goes.
             with contextlib.suppress(TimeoutError):
@@ -335,6 +343,27 @@ class App:
             self.store.close()
         systemd.notify("STOPPING=1")
 
+    def _dc_outlets(self) -> list[DcOutlet]:
+        return [p for p in self.protocols.values() if isinstance(p, DcOutlet)]
+
+    async def _ramp_down_dc(self) -> None:
+        # A shutdown is no emergency: DC outlets delivering ask the car to stop and bring the current to 5 A
+        # first (bounded by their stop grace); only then does everything open.
+        delivering = [p for p in self._dc_outlets() if p.sequence.delivering]
+        if not delivering:
+            return
+        for outlet in delivering:
+            outlet.withdraw()
+        bound = max(c.dc_power.stop_grace for c in self.config.connector if c.dc)
+        if not await until(lambda: all(abs(p.power.reading.current) <= SAFE_CURRENT for p in delivering), bound):
+            log.error("shutdown: a DC outlet still delivers more than 5 A after %.1f s; opening anyway", bound)
+
+    async def _bleed_dc(self) -> None:
+        # The stages are off and the bleed relays on (the outlets' stop): give the outputs their second to drain.
+        outlets = self._dc_outlets()
+        if outlets and not await until(lambda: all(p.outlet_voltage() < TOUCH_SAFE_VOLTS for p in outlets), 1.5):
+            log.warning("shutdown: a DC outlet is still at 60 V or more (a car's contactors closed?)")
+
     async def _close_drivers(self) -> None:
         for cid, d in self.drivers.items():
             with contextlib.suppress(Exception):
@@ -345,6 +374,8 @@ class App:
                 if part is not None:
                     with contextlib.suppress(Exception):
                         part.close()
+            if d.dc is not None:
+                d.dc.close_inputs()
             try:
                 d.contactor.shutdown()
             except Exception:

@@ -125,7 +125,7 @@ class DcDrivers:
     imd: InsulationMonitor
     lines: ChademoLines | GbtLines
     bleeder: Bleeder
-    estop: EmergencyStop | None = None
+    estop: EmergencyStop
 
     async def open(self) -> None:
         """Both buses up, then the modules asked for their capabilities (the sequence needs them)."""
@@ -133,15 +133,22 @@ class DcDrivers:
         await self.module_bus.open()
         await self.power.open()
 
+    def close_inputs(self) -> None:
+        """Before the contactor is released: no edge (e-stop, k, a stage fault) may reach it any more."""
+        self.power.on_fault = None
+        for part in (self.lines, self.estop):
+            if isinstance(part, ChademoLines | EmergencyStop):
+                part.on_change = None
+            with contextlib.suppress(Exception):
+                part.close()  # CHAdeMO's d1/d2 and GB/T's auxiliary supply go low with them
+
     async def close(self) -> None:
-        """The stage off first, then the IMD and the buses; the lines last (all low)."""
+        """The stage off first, then the IMD and the buses; the bleed resistor last (it stays connected)."""
         for part in (self.power, self.imd, self.car_bus, self.module_bus):
             with contextlib.suppress(Exception):
                 await part.close()
-        for line in (self.lines, self.bleeder, self.estop):
-            if line is not None:
-                with contextlib.suppress(Exception):
-                    line.close()
+        with contextlib.suppress(Exception):
+            self.bleeder.close()
 
 
 @dataclass
@@ -232,9 +239,7 @@ def _build_dc(conn: ConnectorSection, platform: Platform) -> DcDrivers:
         lines = GBT_LINES.resolve(io.driver)(cc1_channel=io.cc1_channel, aux_pin=io.aux_pin, cc1_scale=io.cc1_scale,
                                              spi_port=io.spi_port, spi_device=io.spi_device, **pins)
     bleeder = BLEEDERS.resolve(io.driver)(pin=io.bleed_pin, active_high=io.bleed_active_high, **pins)
-    estop = None
-    if io.estop_pin is not None:
-        estop = EMERGENCY_STOPS.resolve(io.driver)(pin=io.estop_pin, closed_high=io.estop_closed_high, **pins)
+    estop = EMERGENCY_STOPS.resolve(io.driver)(pin=io.estop_pin, closed_high=io.estop_closed_high, **pins)
     return DcDrivers(car_bus, module_bus, power, monitor, lines, bleeder, estop)
 
 

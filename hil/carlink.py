@@ -96,13 +96,17 @@ class CarLinkServer:
                 continue
             except OSError:
                 return
-            with conn, conn.makefile("rwb") as stream:
-                self.linked.set()
-                log.info("car linked at %s", self.path)
-                self._exchange(stream)
-            self.linked.clear()
-            self._apply(dict(UNPLUGGED))
-            log.info("car link at %s closed: the car counts as unplugged", self.path)
+            try:
+                with conn, conn.makefile("rwb") as stream:
+                    self.linked.set()
+                    log.info("car linked at %s", self.path)
+                    self._exchange(stream)
+            except OSError as exc:  # the car's process was killed mid-exchange (ECONNRESET)
+                log.warning("car link at %s: %s", self.path, exc)
+            finally:
+                self.linked.clear()
+                self._apply(dict(UNPLUGGED))
+                log.info("car link at %s closed: the car counts as unplugged", self.path)
 
     def _exchange(self, stream: Any) -> None:
         while self._running.is_set():
@@ -110,11 +114,14 @@ class CarLinkServer:
             if not line:
                 return
             try:
-                state = {**UNPLUGGED, **json.loads(line)}
-            except ValueError as exc:
+                message = json.loads(line)
+                if not isinstance(message, dict):
+                    raise TypeError("not an object")
+                state = {**UNPLUGGED, **message}
+                self._apply(state)
+            except (ValueError, TypeError) as exc:
                 log.warning("car link: malformed line %r (%s); closing", line[:80], exc)
                 return
-            self._apply(state)
             p, c = self.pins, self.circuit
             reply = {"d1": bool(p.d1 and p.d1.state), "d2": bool(p.d2 and p.d2.state),
                      "aux": bool(p.aux and p.aux.state), "outlet_voltage": c.outlet_voltage, "current": c.current}

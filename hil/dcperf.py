@@ -208,9 +208,11 @@ async def measure_dc(cycles: int, trials: int, kinds: tuple[str, ...] = KINDS) -
             with Prober(app) as prober:
                 for kind in kinds:
                     for cid, protocol in ((1, "chademo"), (2, "gbt")):
-                        runs = [await _trial(app, cid, kind, prober) for _ in range(trials)]
-                        for probe in prober.probes.values():
-                            probe.samples.clear()
+                        runs = []
+                        for _ in range(trials):
+                            runs.append(await _trial(app, cid, kind, prober))
+                            for probe in prober.probes.values():
+                                probe.samples.clear()  # each trial searches its own few seconds
                         names = sorted({k for r in runs for k in r})
                         results["reactions"][f"{kind} {protocol}"] = {
                             name: summarise([r[name] for r in runs if name in r]) for name in names}

@@ -79,7 +79,7 @@ class DcSimOutlet:
         circuit.contactors_closed = lambda: self.contactor.closed
         self.bleed = pin(io.bleed_pin)
         circuit.bleed_on = lambda: bool(self.bleed.state) == io.bleed_active_high
-        self.estop = pin(io.estop_pin) if io.estop_pin is not None else None
+        self.estop = pin(io.estop_pin)
         self.estop_pressed = False
         count = len(conn.dc_power.addresses)
         self.modules = InfyPowerSim(circuit, conn.dc_power.addresses, channel=conn.dc_power.can.channel,
@@ -181,9 +181,8 @@ class DcSimOutlet:
     def press_estop(self, pressed: bool) -> None:
         """Open (pressed) or close the emergency-stop loop."""
         self.estop_pressed = pressed
-        if self.estop is not None:
-            closed_level = self.conn.dc_io.estop_closed_high
-            (self.estop.drive_high if closed_level != pressed else self.estop.drive_low)()
+        closed_level = self.conn.dc_io.estop_closed_high
+        (self.estop.drive_high if closed_level != pressed else self.estop.drive_low)()
 
     def quicken(self) -> None:
         """Bench timings: the car gives its permission in 0.5 s and closes its contactors 0.3 s after d2 (a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,12 +19,16 @@ class Observation:
     value: Any
 
 
-class Timeline:
-    """A thread-safe, append-only record (pin observers run in whichever thread changed the pin)."""
+#: Observations kept (the newest): a DC outlet records its car's frames and its V/I, ~60 a second.
+LIMIT = 200_000
 
-    def __init__(self) -> None:
+
+class Timeline:
+    """A thread-safe record of the newest ``limit`` observations (pin observers run in any thread)."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
         self._lock = threading.Lock()
-        self._items: list[Observation] = []
+        self._items: deque[Observation] = deque(maxlen=limit)
         self.t0 = time.monotonic()
 
     def record(self, kind: str, connector: int | None, value: Any, t: float | None = None) -> Observation:

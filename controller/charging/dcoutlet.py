@@ -29,11 +29,12 @@ from typing import Any
 
 from controller.clock import Clock
 from controller.domain.faults import Fault
-from controller.domain.types import PowerLimit
+from controller.domain.types import Answer, PowerLimit
 from controller.evse.port import ChargingProtocol, VehicleStatus
 from controller.safety.dc import DcGuards, insulation_fault_below
 from controller.safety.lock import LockControl
 from controller.safety.supervisor import SafetySupervisor
+from controller.tasks import until
 from hal.can import CanBus, Frame
 from hal.dc_io import Bleeder
 from hal.dc_power import SAFE_CURRENT, DcPowerStage, PowerReading
@@ -49,8 +50,20 @@ SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LO
                   Fault.OVER_VOLTAGE)
 
 ToLoop = Callable[..., object]
+#: How long UnlockConnector waits for a session's ending and a dead outlet.
+UNLOCK_WAIT = 10.0
 #: A power stage reading older than this (s) says nothing about the current now: five missed polls at 0.1 s.
 STALE_READING = 0.5
+
+
+#: Past its stop grace the supervisor lets a DC ending keep the contactors closed at <= 5 A this long: CHAdeMO
+#: waits up to 10 s for the car's contactors (welding detection) before it opens them itself.
+HOLD_LIMIT = 12.0
+
+
+def current_safe(power: DcPowerStage, clock: Callable[[], float]) -> Callable[[], bool]:
+    """For the supervisor: True while a fresh reading shows at most 5 A out of ``power``."""
+    return lambda: abs(known_current(power.reading, clock()).current) <= SAFE_CURRENT
 
 
 def known_current(reading: PowerReading, now: float) -> PowerReading:
@@ -70,6 +83,8 @@ class DcOutlet(ChargingProtocol):
 
     #: Named in logs ("CHAdeMO", "GB/T").
     name = "DC"
+    #: The outlet voltage below which the connector may be unlocked (CHAdeMO's 10 V; GB/T's 60 V).
+    unlock_below = 10.0
 
     def __init__(self, evse_id: int, *, bus: CanBus, power: DcPowerStage, supervisor: SafetySupervisor,
                  to_loop: ToLoop, outlet_voltage: Callable[[], float], imd: InsulationMonitor | None = None,
@@ -98,6 +113,7 @@ class DcOutlet(ChargingProtocol):
         self._vehicle = VehicleStatus.UNKNOWN
         self._plugged_seen: bool | None = None
         self._stale = False
+        self._lock_wanted: bool | None = None
         self._wake = asyncio.Event()
         for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
             supervisor.require(evse_id, condition, graceful=graceful)
@@ -139,7 +155,7 @@ class DcOutlet(ChargingProtocol):
 
     @abstractmethod
     def soc(self) -> float | None:
-        """The car's state of charge in percent, as it last said (None: not yet)."""
+        """The connected car's state of charge in percent, as it last said (None: not yet, or no car)."""
 
     @property
     @abstractmethod
@@ -163,7 +179,7 @@ class DcOutlet(ChargingProtocol):
         self.edge()
 
     def stop(self) -> None:
-        """Outputs safe: stage off, lines down; stop listening."""
+        """Outputs safe: stage off, lines down, bleed resistor on; stop listening."""
         for task in [*self._tasks, self._watch_task]:
             if task is not None:
                 task.cancel()
@@ -171,6 +187,8 @@ class DcOutlet(ChargingProtocol):
             self._unsubscribe()
         self.power.shut_off()
         self.safe_lines()
+        if self.bleeder is not None:
+            self.bleeder.set(True)  # the output drains through the resistor (it stays on as the pins close)
 
     # ---------------------------------------------------------------- the port
 
@@ -209,6 +227,18 @@ class DcOutlet(ChargingProtocol):
     def disable(self) -> None:
         self.withdraw()
 
+    async def unlock(self) -> Answer:
+        """UnlockConnector: once the session has ended and the outlet is dead (waiting up to ``UNLOCK_WAIT`` s)."""
+        if self.lock is None:
+            return Answer.ACCEPTED
+        if not await until(lambda: not self.sequence.active and self.outlet_voltage() < self.unlock_below,
+                           UNLOCK_WAIT):
+            log.warning("connector %d: not unlocked: %s", self.id, "the session is still ending"
+                        if self.sequence.active else f"the outlet is at {self.outlet_voltage():.0f} V")
+            return Answer.FAILED
+        self._lock_wanted = False
+        return Answer.ACCEPTED if await self.lock.unlock() else Answer.FAILED
+
     @property
     def offered_amps(self) -> float | None:
         return float(self.sequence.offer) if self.sequence.delivering else None
@@ -217,7 +247,9 @@ class DcOutlet(ChargingProtocol):
         """The car's SoC and the power offered (the offer at the outlet's voltage) join the DC meter's reading."""
         amps, volts = self.offered_amps, reading.voltage[0]
         offered = amps * volts if amps is not None and volts is not None else None
-        return dataclasses.replace(reading, soc=self.soc(), offered_w=offered)
+        soc = self.soc()  # as the car said it (a byte): a value past 100 % is not passed on as one
+        return dataclasses.replace(reading, soc=soc if soc is not None and 0 <= soc <= 100 else None,
+                                   offered_w=offered)
 
     def _amps(self, limit: PowerLimit) -> float:
         amps = limit.amps if limit.amps is not None else float("inf")
@@ -294,8 +326,13 @@ class DcOutlet(ChargingProtocol):
         sup, before = self.supervisor, self.out
         sup.set_condition(self.id, LINK, self.link_fresh(io.now) or not self.sequence.active)
         self.apply_lines(out)
-        if self.lock is not None and (before is None or out.lock != before.lock):
-            self.lock.want(out.lock)
+        if self.lock is not None:
+            # Never unlock a live outlet, whatever the sequence says (a restart finds a cable locked on a car
+            # whose contactors may still be closed): unlocked only below 10 V.
+            wanted = out.lock or (self.lock.locked and io.outlet_voltage >= self.unlock_below)
+            if wanted != self._lock_wanted:
+                self._lock_wanted = wanted
+                self.lock.want(wanted)
         if self.bleeder is not None and (before is None or out.bleed != before.bleed):
             self.bleeder.set(out.bleed)
         if out.power is not None and not sup.faults(self.id):

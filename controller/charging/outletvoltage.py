@@ -5,9 +5,10 @@ every ``meter.poll_interval`` (0.2 s in the shipped DC configs). While the conta
 power stage's own reading (every ``dc_power.poll_interval``) is the same node seen from behind them,
 so the higher of the two is used: the over-voltage guard sees a rise within the faster poll.
 
-A meter reading older than the meter's ``loss_timeout`` is no reading: the outlet counts as live
-(at least 60 V) until the meter answers again, so nothing unlocks a connector on a stale "0 V".
-A DC connector's meter loss is always a fault (the config allows no ``continue`` policy for DC).
+A meter reading older than ``STALE_AFTER`` (1 s: the config keeps a DC meter's poll at 0.3 s or less and
+its timeout at 0.5 s or less) is no reading: the outlet counts as live (at least 60 V) until the meter
+answers again, so nothing unlocks a connector on a stale "0 V". A DC connector's meter loss is always a
+fault (the config allows no ``continue`` policy for DC).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from hal.meter import MeterReading
 
 #: What the outlet counts as while its voltage is unknown: live (the DC touch-safe level).
 UNKNOWN_VOLTS = 60.0
+#: A meter reading older than this (s) says nothing about the outlet now.
+STALE_AFTER = 1.0
 
 
 class OutletVoltage:
     """Call it for the outlet voltage in volts; feed it the DC meter's readings with :meth:`on_reading`."""
 
-    def __init__(self, power: DcPowerStage, contactors_closed: Callable[[], bool], *, stale_after: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, power: DcPowerStage, contactors_closed: Callable[[], bool], *, clock: Callable[[], float],
+                 stale_after: float = STALE_AFTER) -> None:
         self.power = power
         self.contactors_closed = contactors_closed
         self.stale_after = stale_after

@@ -92,6 +92,7 @@ class DcIoSection:
     aux_pin: int = opt(20, lo=0, hi=27)
     bleed_pin: int = opt(16, lo=0, hi=27)
     bleed_active_high: bool = True
-    #: The emergency-stop loop's input (closed: not pressed); unset when the charger has none.
-    estop_pin: int | None = opt(26, lo=0, hi=27)
+    #: The emergency-stop loop's input (closed: not pressed). A DC charger has one (IEC 61851-23); a broken
+    #: wire reads as pressed.
+    estop_pin: int = opt(26, lo=0, hi=27)
     estop_closed_high: bool = True

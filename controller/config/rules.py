@@ -68,10 +68,8 @@ def check_rules(config: Config, source: str, problems: list[str]) -> None:
             if pin in pins:
                 bad(f"{where}.{key}", pin, f"a GPIO not already used by {pins[pin]}")
             pins[pin] = f"{where}.{key}"
-        for key, pin, active_high in (("rcm.fault_pin", conn.rcm.fault_pin, conn.rcm.fault_active_high),
-                                      ("lock.feedback_pin", conn.lock.feedback_pin, conn.lock.feedback_active_high)):
-            device = key.split(".")[0]
-            if getattr(conn, device).driver != "none" and active_high and pin in FIXED_PULL_UP:
+        for key, pin, active_high in _active_high_inputs(conn):
+            if active_high and pin in FIXED_PULL_UP:
                 bad(f"{where}.{key}", pin, "a GPIO without a fixed pull-up "
                     "(GPIO2/3 have the I2C pull-ups; an active-high input needs a pull-down)")
         channels: dict[int, str] = {}
@@ -140,14 +138,23 @@ def _dc_rules(conn: ConnectorSection, where: str, buses: dict[tuple[str, str], s
         name = (bus.interface, bus.channel)
         if name in buses:
             # The modules' bus on the car's would put their traffic in the car's timing budget; two outlets'
-            # module buses in one would switch each other's modules (on/off goes to every address of a stage).
+            # module buses in one would switch each other's modules (on/off goes to every address of a stage);
+            # two cars on one bus would hear each other's sessions.
+            why = "the power modules need their own controller" if "dc_power" in key + buses[name] else \
+                "each car needs its own controller"
             bad(f"{where}.{key}.channel", repr(bus.channel), f"a CAN bus of its own ({bus.interface} "
-                f"{bus.channel} is already {buses[name]}): the power modules need their own controller")
+                f"{bus.channel} is already {buses[name]}): {why}")
         buses[name] = f"{where}.{key}"
     if not conn.dc_power.addresses:
         bad(f"{where}.dc_power.addresses", "[]", "at least one module address (the dials, 0-62)")
     elif len(set(conn.dc_power.addresses)) != len(conn.dc_power.addresses):
         bad(f"{where}.dc_power.addresses", conn.dc_power.addresses, "distinct module addresses")
+    if conn.meter.poll_interval > 0.3:
+        bad(f"{where}.meter.poll_interval", f"{conn.meter.poll_interval:g}",
+            "at most 0.3 on a DC connector (its meter is the outlet voltage; 0.2 is usual)")
+    if conn.meter.timeout > 0.5:
+        bad(f"{where}.meter.timeout", f"{conn.meter.timeout:g}",
+            "at most 0.5 on a DC connector (a reading older than 1 s counts as no reading)")
     if conn.meter.loss_policy != "stop":
         bad(f"{where}.meter.loss_policy", repr(conn.meter.loss_policy),
             "'stop' on a DC connector (its meter is the outlet voltage: unlocking depends on it)")
@@ -186,6 +193,21 @@ def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
         pins += [("led.red_pin", conn.led.red_pin), ("led.green_pin", conn.led.green_pin),
                  ("led.blue_pin", conn.led.blue_pin)]
     return pins
+
+
+def _active_high_inputs(conn: ConnectorSection) -> list[tuple[str, int, bool]]:
+    """Inputs held inactive by a pull-down (active high): on a pin with a fixed pull-up they would read active."""
+    inputs: list[tuple[str, int, bool]] = []
+    if conn.rcm.driver != "none":
+        inputs.append(("rcm.fault_pin", conn.rcm.fault_pin, conn.rcm.fault_active_high))
+    if conn.lock.driver != "none":
+        inputs.append(("lock.feedback_pin", conn.lock.feedback_pin, conn.lock.feedback_active_high))
+    io = conn.dc_io
+    if conn.kind == "chademo":
+        inputs += [("dc_io.k_pin", io.k_pin, io.k_active_high), ("dc_io.plug_pin", io.plug_pin, io.plug_active_high)]
+    if conn.dc:  # a closed e-stop loop reads high: a pull-up would hide a broken loop
+        inputs.append(("dc_io.estop_pin", io.estop_pin, io.estop_closed_high))
+    return inputs
 
 
 def _adc_channels(conn: ConnectorSection) -> list[tuple[str, tuple[int, int], int | None]]:

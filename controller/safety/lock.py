@@ -46,10 +46,14 @@ class LockControl:
         supervisor.require(evse_id, LOCK)
         lock.on_feedback = self._on_feedback
 
-    def start(self) -> None:
-        """Remember the loop; an outlet found locked at start is unlocked (no session holds it)."""
+    def start(self, unlock_if_locked: bool = True) -> None:
+        """Remember the loop; an AC outlet found locked at start is unlocked (no session holds it).
+
+        A DC outlet says False: after a restart mid-session its cable may still be live (the car's contactors
+        closed), and only its protocol, which reads the outlet's voltage, may unlock it.
+        """
         self._loop = asyncio.get_running_loop()
-        if self.locked:
+        if self.locked and unlock_if_locked:
             self.want(False)
 
     def tasks(self) -> list[asyncio.Task[object]]:

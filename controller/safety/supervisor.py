@@ -58,6 +58,10 @@ class _Channel:
     switched_at: float = 0.0
     #: When a contactor closed without a graceful condition must open; None while none is due.
     open_deadline: float | None = None
+    #: A DC outlet's "the current is down now": past the grace the protocol's ending may keep the contactors
+    #: closed (the car opens its own first; welding detection) for up to ``hold_limit`` s more while it holds.
+    current_safe: Callable[[], bool] | None = None
+    hold_limit: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -77,11 +81,18 @@ class SafetySupervisor:
         self._watch: threading.Thread | None = None
 
     def add(self, evse_id: int, contactor: Contactor, feedback_delay: float = 0.2, *, stop_grace: float = 6.0,
-            before_open: Callable[[], None] | None = None) -> None:
-        """Supervise an EVSE's contactor; it starts open, without a permit."""
+            before_open: Callable[[], None] | None = None, current_safe: Callable[[], bool] | None = None,
+            hold_limit: float = 0.0) -> None:
+        """Supervise an EVSE's contactor; it starts open, without a permit.
+
+        With ``current_safe`` (any thread; True while a fresh reading shows the current down), a contactor past
+        its stop grace stays closed while the current is safe, up to ``hold_limit`` s more, so the protocol ends
+        the session in its own order.
+        """
         contactor.open()
         self._channels[evse_id] = _Channel(contactor, feedback_delay, stop_grace, before_open,
-                                           switched_at=self._clock())
+                                           switched_at=self._clock(), current_safe=current_safe,
+                                           hold_limit=hold_limit)
 
     def require(self, evse_id: int, condition: str, *, graceful: bool = False, close_only: bool = False) -> None:
         """Add a condition that must hold before each close; it starts unmet.
@@ -292,8 +303,12 @@ class SafetySupervisor:
             if ch.open_deadline is None:
                 ch.open_deadline = now + ch.stop_grace
             elif now >= ch.open_deadline:
+                held = ch.current_safe is not None and _safe(ch.current_safe)
+                if held and now < ch.open_deadline + ch.hold_limit:
+                    return  # the current is down: the protocol's ending decides, for a bounded time
                 ch.open_deadline = None
-                self._open(evse_id, ch, "vehicle still drawing after the stop grace; opened under load")
+                self._open(evse_id, ch, "the protocol's ending held them past the stop grace and its hold; opened"
+                           if held else "vehicle still drawing after the stop grace; opened under load")
 
     def check_feedback(self, evse_id: int, ch: _Channel | None = None) -> None:
         """Compare one mirror contact with its coil (the watch thread calls this every 5 ms)."""
@@ -334,3 +349,11 @@ class SafetySupervisor:
             self.raise_fault(evse_id, Fault.CONTACTOR_WELDED, "boot self-test: did not open")
         log.info("connector %d: contactor self-test %s", evse_id, "passed" if closed_ok and open_ok else "FAILED")
         return closed_ok and open_ok
+
+
+def _safe(current_safe: Callable[[], bool]) -> bool:
+    try:
+        return bool(current_safe())
+    except Exception:  # a reading that cannot be had is no reading of a safe current
+        log.exception("current check failed; the contactor opens")
+        return False

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ocpp.v16 import call
 
 from controller.app import App
 from hil.benchconfig import dc_config
@@ -134,3 +135,32 @@ async def test_each_dc_fault_opens_the_outlet_and_reaches_the_csms(chademo: App,
     await script(chademo, f"clear {kind}")
     await wait_until(lambda: not sim(chademo).locks[1].locked, 15, "the connector unlocked")  # the ending's order
     await script(chademo, "unplug; expect Available within 3")
+
+
+async def test_a_shutdown_while_charging_brings_the_current_down_before_the_contactors_open(chademo: App) -> None:
+    await script(chademo, f"plug; tap {TAG}; expect Charging within 15")
+    outlet = sim(chademo).dc[1]
+    await wait_until(lambda: outlet.circuit.current > 50, 15, "current flowing")
+    timeline = sim(chademo).timeline
+    asked = timeline.record("mark", 1, "SIGTERM").t
+    await chademo.stop()  # what SIGTERM does; the fixture's own stop is then a no-op
+    opened = timeline.first("contactor", 1, "open", asked)
+    assert opened is not None
+    before = [o.value["A"] for o in timeline.items("dc", 1, asked) if o.t <= opened.t]
+    assert before and before[-1] <= 5  # a shutdown is no emergency: 5 A first, then open
+    assert opened.t - asked < 1.5  # within the stop grace (1 s) and a poll
+
+
+async def test_unlock_connector_ends_a_dc_session_and_unlocks_only_a_dead_outlet(chademo: App,
+                                                                               csms: CsmsSimulator) -> None:
+    await script(chademo, f"plug; tap {TAG}; expect Charging within 15")
+    outlet = sim(chademo).dc[1]
+    await wait_until(lambda: outlet.circuit.current > 50, 15, "current flowing")
+    answer = await csms.call(chademo.config.station.id, call.UnlockConnector(connector_id=1))
+    assert answer.status == "Unlocked"
+    unlocked = sim(chademo).timeline.first("lock", 1, "unlocked", 0.0)
+    assert unlocked is not None
+    volts = [o.value["V"] for o in sim(chademo).timeline.items("dc", 1) if o.t <= unlocked.t]
+    assert volts[-1] < 10  # the CHAdeMO ending ran first: the connector was dead when it let go
+    await wait_until(lambda: calls(csms, "StopTransaction"), 5, "StopTransaction")
+    assert calls(csms, "StopTransaction")[0]["reason"] == "UnlockCommand"

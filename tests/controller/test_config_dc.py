@@ -9,7 +9,8 @@ import pytest
 from controller.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-DC = '[[connector]]\nid = 1\nkind = "{kind}"\nmax_current = 125\n[connector.meter]\nmodel = "djsf1352"\n'
+DC = ('[[connector]]\nid = 1\nkind = "{kind}"\nmax_current = 125\n[connector.meter]\nmodel = "djsf1352"\n'
+      'poll_interval = 0.2\n')
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:
@@ -56,6 +57,7 @@ def test_the_power_modules_need_a_bus_of_their_own(tmp_path: Path) -> None:
     assert problems == ["connector[0].dc_power.can.channel = 'can0': expected a CAN bus of its own (socketcan can0 "
                         "is already connector[0].can): the power modules need their own controller"]
     second = ('[[connector]]\nid = 2\nkind = "gbt"\nmax_current = 125\n[connector.meter]\nmodel = "djsf1352"\n'
+              'poll_interval = 0.2\n'
               '[connector.can]\nchannel = "can2"\n[connector.contactor]\npin = 21\n'
               '[connector.dc_io]\naux_pin = 18\nbleed_pin = 19\nestop_pin = 12\n')
     problems = _problems(tmp_path, DC.format(kind="chademo") + second)
@@ -97,3 +99,32 @@ def test_module_addresses_and_bus_options_are_checked(tmp_path: Path) -> None:
                          "[connector.imd]\nalarm_kohm = 600\n")
     assert problems == ["connector[0].dc_power.addresses = [1, 1]: expected distinct module addresses",
                         "connector[0].imd.alarm_kohm = 600: expected less than prewarning_kohm (500)"]
+
+
+def test_a_dc_meter_must_be_polled_fast_enough_to_be_the_outlet_voltage(tmp_path: Path) -> None:
+    text = DC.format(kind="gbt").replace("poll_interval = 0.2", "poll_interval = 1.0\ntimeout = 2.0\n"
+                                         'loss_policy = "continue"')
+    assert _problems(tmp_path, text) == [
+        "connector[0].meter.poll_interval = 1: expected at most 0.3 on a DC connector (its meter is the outlet "
+        "voltage; 0.2 is usual)",
+        "connector[0].meter.timeout = 2: expected at most 0.5 on a DC connector (a reading older than 1 s counts "
+        "as no reading)",
+        "connector[0].meter.loss_policy = 'continue': expected 'stop' on a DC connector (its meter is the outlet "
+        "voltage: unlocking depends on it)",
+    ]
+
+
+def test_active_high_dc_inputs_may_not_sit_on_the_i2c_pull_ups_and_two_cars_need_two_buses(tmp_path: Path) -> None:
+    text = DC.format(kind="chademo") + "[connector.dc_io]\nestop_pin = 2\nk_pin = 3\n"
+    assert _problems(tmp_path, text) == [
+        "connector[0].dc_io.k_pin = 3: expected a GPIO without a fixed pull-up (GPIO2/3 have the I2C pull-ups; an "
+        "active-high input needs a pull-down)",
+        "connector[0].dc_io.estop_pin = 2: expected a GPIO without a fixed pull-up (GPIO2/3 have the I2C pull-ups; "
+        "an active-high input needs a pull-down)",
+    ]
+    second = ('[[connector]]\nid = 2\nkind = "gbt"\nmax_current = 125\n[connector.meter]\nmodel = "djsf1352"\n'
+              'poll_interval = 0.2\n[connector.dc_power.can]\nchannel = "can3"\n[connector.contactor]\npin = 21\n'
+              '[connector.dc_io]\naux_pin = 18\nbleed_pin = 19\nestop_pin = 12\n')
+    assert _problems(tmp_path, DC.format(kind="chademo") + second) == [
+        "connector[1].can.channel = 'can0': expected a CAN bus of its own (socketcan can0 is already "
+        "connector[0].can): each car needs its own controller"]

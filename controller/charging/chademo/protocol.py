@@ -72,7 +72,7 @@ class Chademo(DcOutlet):
 
     def soc(self) -> float | None:
         ev = self.sequence.ev
-        return float(ev.charged_rate) if ev is not None else None
+        return float(ev.charged_rate) if ev is not None and self.connected else None
 
     @property
     def next_due(self) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.charging.dcoutlet import DcOutlet
 from controller.charging.gbt.frames import CHARGER
-from controller.charging.gbt.model import BCL_TIMEOUT, Inputs, Outputs, Phase
+from controller.charging.gbt.model import BCL_TIMEOUT, BLED_VOLTAGE, Inputs, Outputs, Phase
 from controller.charging.gbt.sequence import GbtSequence
 from controller.charging.j1939 import Message, TransportReceiver
 from hal.can import Frame
@@ -24,6 +24,7 @@ class Gbt(DcOutlet):
     """One GB/T outlet."""
 
     name = "GB/T"
+    unlock_below = BLED_VOLTAGE
 
     def __init__(self, evse_id: int, *, lines: GbtLines, charger_number: int = 1, **outlet: Any) -> None:
         super().__init__(evse_id, **outlet)
@@ -71,6 +72,8 @@ class Gbt(DcOutlet):
 
     def soc(self) -> float | None:
         seq = self.sequence  # BCS while charging; BCP's before it
+        if not self.connected:
+            return None
         return float(seq.bcs.soc) if seq.bcs is not None else seq.bcp.soc if seq.bcp is not None else None
 
     @property

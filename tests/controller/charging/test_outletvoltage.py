@@ -37,7 +37,7 @@ class Rig:
         self.now = 100.0
         self.closed = False
         self.stage = Stage()
-        self.voltage = OutletVoltage(self.stage, lambda: self.closed, stale_after=1.0, clock=lambda: self.now)
+        self.voltage = OutletVoltage(self.stage, lambda: self.closed, clock=lambda: self.now)
 
     def meter(self, volts: float | None) -> None:
         self.voltage.on_reading(None, MeterReading(energy_wh=0.0, voltage=(volts, None, None)))
@@ -54,7 +54,7 @@ def test_the_meter_reading_is_the_outlet_voltage_until_it_is_stale() -> None:
     assert rig.voltage() == 3.2
     rig.now += 0.9
     assert rig.voltage() == 3.2
-    rig.now += 0.2  # older than the meter's loss timeout: unknown, so live (nothing unlocks on it)
+    rig.now += 0.2  # older than 1 s: unknown, so live (nothing unlocks on it)
     assert rig.voltage() == UNKNOWN_VOLTS
     rig.meter(420.0)
     rig.now += 5

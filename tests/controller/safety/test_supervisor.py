@@ -276,3 +276,46 @@ def test_no_self_test_while_nobody_knows_whether_a_vehicle_is_there() -> None:
         assert ch.supervisor.self_test(1) and not ch.coil.state
     finally:
         ch.close()
+
+
+def test_a_dc_ending_at_5_a_holds_the_contactors_past_the_grace_but_not_past_its_hold() -> None:
+    factory = make_factory()
+    coil = factory.pin(17, pin_class=WatchedPin)
+    contactor = GpioContactor(pin=17, pin_factory=factory)
+    clock = FakeClock()
+    amps = [120.0]
+    sup = SafetySupervisor(clock)
+    sup.add(1, contactor, stop_grace=1.0, current_safe=lambda: amps[0] <= 5, hold_limit=12.0)
+    sup.require(1, "link", graceful=True)
+    try:
+        for name in ("permit", "link"):
+            sup.set_condition(1, name, True)
+        assert sup.request_close(1)
+        sup.set_condition(1, "link", False)  # the car went silent: the ramp down starts
+        sup.check_stop_grace(1)
+        clock.now += 1.01
+        sup.check_stop_grace(1)
+        assert not coil.state  # past the grace and still at 120 A: opened under load
+        assert sup.trips[-1][2] == "vehicle still drawing after the stop grace; opened under load"
+        sup.set_condition(1, "link", True)
+        assert sup.request_close(1)
+        sup.set_condition(1, "link", False)
+        amps[0] = 2.0  # the current came down: the car opens its contactors, welding detection follows
+        sup.check_stop_grace(1)
+        clock.now += 5.0
+        sup.check_stop_grace(1)
+        assert coil.state  # held: the protocol's ending decides
+        amps[0] = 30.0
+        sup.check_stop_grace(1)
+        assert not coil.state  # current again: the hold is over at once
+        sup.set_condition(1, "link", True)
+        assert sup.request_close(1)
+        sup.set_condition(1, "link", False)
+        amps[0] = 1.0
+        sup.check_stop_grace(1)
+        clock.now += 1.0 + 12.01
+        sup.check_stop_grace(1)
+        assert not coil.state  # the hold is bounded
+        assert sup.trips[-1][2] == "the protocol's ending held them past the stop grace and its hold; opened"
+    finally:
+        contactor.shutdown()

@@ -113,6 +113,7 @@ class DcOutlet(ChargingProtocol):
         self._vehicle = VehicleStatus.UNKNOWN
         self._plugged_seen: bool | None = None
         self._stale = False
+        self._running = False
         self._lock_wanted: bool | None = None
         self._wake = asyncio.Event()
         for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
@@ -170,6 +171,7 @@ class DcOutlet(ChargingProtocol):
     def start(self) -> None:
         """Listen to the bus; run the sequence's clock; test the IMD once."""
         self._unsubscribe = self.bus.subscribe(self.on_frame)
+        self._running = True
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._run(), name=f"{self.name}-{self.id}"))
         if self.imd is not None:
@@ -180,6 +182,7 @@ class DcOutlet(ChargingProtocol):
 
     def stop(self) -> None:
         """Outputs safe: stage off, lines down, bleed resistor on; stop listening."""
+        self._running = False
         for task in [*self._tasks, self._watch_task]:
             if task is not None:
                 task.cancel()
@@ -282,19 +285,23 @@ class DcOutlet(ChargingProtocol):
     # ---------------------------------------------------------------- the clock
 
     async def _run(self) -> None:
-        while True:
+        # ``_running`` as well as the cancellation: once stopped, no step may touch pins being released.
+        while self._running:
             try:
                 self._step()
             except Exception as exc:  # a bug or an impossible reading must not freeze the outputs as they were
                 log.exception("connector %d: %s control step failed; outputs off", self.id, self.name)
                 self.power.shut_off()
-                self.safe_lines()
+                with contextlib.suppress(Exception):
+                    self.safe_lines()
                 self.supervisor.raise_fault(self.id, Fault.INTERNAL_ERROR, f"{self.name} control step: {exc}")
                 await asyncio.sleep(self.tick)
                 continue
             due = self.next_due - self.clock.monotonic()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that meets a wake-up.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(self.tick, due)))
+                async with asyncio.timeout(max(0.0, min(self.tick, due))):
+                    await self._wake.wait()
             self._wake.clear()
 
     def _step(self) -> None:

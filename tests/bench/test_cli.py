@@ -15,6 +15,7 @@ from hil.csms import CsmsSimulator
 from tests.conftest import wait_until
 
 PY = sys.executable
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def start_daemon(state: Path, csms: CsmsSimulator, *extra: str) -> asyncio.subprocess.Process:
@@ -167,3 +168,17 @@ def test_evse_hil_run_fails_when_it_never_reaches_its_csms() -> None:
     assert proc.returncode == 1, proc.stdout
     summary = json.loads(proc.stdout)
     assert summary["ok"] is False and summary["error"] == f"never reached the CSMS at {url}/SIM-0001"
+
+
+def test_evse_hil_run_drives_a_dc_charger_with_the_same_script_steps() -> None:
+    steps = ("plug; expect Preparing; tap 04A1B2C3; expect Charging within 20; wait 1; fault estop; "
+             "expect Faulted within 2; clear estop")
+    proc = _run("hil.cli", "run", "--config", str(ROOT / "config" / "sim-chademo.toml"), "--script", steps)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr  # the shutdown after the script leaves no step touching closed pins
+    summary = json.loads(proc.stdout)
+    assert [s["reason"] for s in summary["sessions"]] == ["EmergencyStop"]
+    kinds = {o["kind"] for o in summary["timeline"]}
+    assert {"can", "dc", "contactor", "fault"} <= kinds
+    frames = [o["value"] for o in summary["timeline"] if o["kind"] == "can"]
+    assert any(f.startswith("tx 108 ") for f in frames) and any(f.startswith("rx 100 ") for f in frames)

@@ -164,3 +164,20 @@ async def test_unlock_connector_ends_a_dc_session_and_unlocks_only_a_dead_outlet
     assert volts[-1] < 10  # the CHAdeMO ending ran first: the connector was dead when it let go
     await wait_until(lambda: calls(csms, "StopTransaction"), 5, "StopTransaction")
     assert calls(csms, "StopTransaction")[0]["reason"] == "UnlockCommand"
+
+
+async def test_a_car_whose_contactors_weld_keeps_a_live_connector_locked(chademo: App) -> None:
+    await script(chademo, f"plug; tap {TAG}; expect Charging within 15")
+    outlet = sim(chademo).dc[1]
+    await wait_until(lambda: outlet.circuit.current > 50, 15, "current flowing")
+    car = outlet.car
+    assert car is not None
+    car.ev.spec.misbehaviours.add("welded")  # type: ignore[attr-defined]  # the bench's ChademoEv
+    await script(chademo, f"tap {TAG}; expect Finishing within 10")
+    protocol: Any = chademo.protocols[1]
+    await wait_until(lambda: not protocol.sequence.active, 20, "the CHAdeMO ending to give up on the car")
+    await asyncio.sleep(0.5)
+    assert outlet.circuit.outlet_voltage > 300  # the battery is still on the cable
+    assert sim(chademo).locks[1].locked and not sim(chademo).contactors[1].closed
+    refused = await run_steps(parse_script("unplug"), sim(chademo))
+    assert not refused[0].ok

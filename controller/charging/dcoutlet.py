@@ -27,11 +27,12 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from controller.charging.dcimd import INSULATION, ImdChecks
 from controller.clock import Clock
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, PowerLimit
 from controller.evse.port import ChargingProtocol, VehicleStatus
-from controller.safety.dc import DcGuards, insulation_fault_below
+from controller.safety.dc import DcGuards
 from controller.safety.lock import LockControl
 from controller.safety.supervisor import SafetySupervisor
 from controller.tasks import until
@@ -43,8 +44,7 @@ from hal.meter import MeterReading
 
 log = logging.getLogger(__name__)
 
-DEMAND, LINK, INSULATION, OFFER = "demand", "link", "insulation", "offer"
-WARNING_OHMS_PER_VOLT = 500.0  # GB/T's warning level; the fault level is the guards'
+DEMAND, LINK, OFFER = "demand", "link", "offer"
 #: Faults of a session: they clear when its car leaves (a broken part shows again at the next session's checks).
 SESSION_FAULTS = (Fault.EV_COMM_LOST, Fault.VOLTAGE_MISMATCH, Fault.CONNECTOR_LOST, Fault.INSULATION_FAULT,
                   Fault.OVER_VOLTAGE)
@@ -78,7 +78,7 @@ def known_current(reading: PowerReading, now: float) -> PowerReading:
 
 
 
-class DcOutlet(ChargingProtocol):
+class DcOutlet(ImdChecks, ChargingProtocol):
     """The machinery of one DC outlet; a protocol supplies its sequence, inputs and lines."""
 
     #: Named in logs ("CHAdeMO", "GB/T").
@@ -391,66 +391,3 @@ class DcOutlet(ChargingProtocol):
     def _clear_session_faults(self) -> None:
         for fault in SESSION_FAULTS:
             self.supervisor.clear_fault(self.id, fault)
-
-    # ---------------------------------------------------------------- the IMD
-
-    async def _imd_boot(self) -> None:
-        assert self.imd is not None
-        try:
-            await self.imd.open()
-            passed = await self.imd.self_test()
-        except Exception as exc:  # an IMD that cannot be reached is an IMD that failed
-            log.error("connector %d: IMD: %s", self.id, exc)
-            passed = False
-        if not passed:
-            log.error("connector %d: IMD self-test failed: no DC session until it passes", self.id)
-        self.supervisor.set_condition(self.id, INSULATION, passed)
-
-    async def _cable_check(self, voltage: float) -> None:
-        """Measure at the test voltage; the reading goes to the sequence on its next tick."""
-        if self.imd is None:
-            self.insulation_ohms = float("inf")
-            return
-        try:
-            # Measuring starts once the test voltage stands, so the device's own "valid" is a value at it.
-            while abs(self.outlet_voltage() - voltage) >= 0.05 * voltage:
-                if self._test_abandoned():
-                    return
-                await asyncio.sleep(0.02)
-            await self.imd.start()
-            while True:
-                if self._test_abandoned():
-                    return
-                reading = await self.imd.read()
-                if reading.resistance is not None:
-                    break
-                await asyncio.sleep(0.2)
-        except Exception as exc:  # the sequence's own timeout ends a check that never finishes
-            log.error("connector %d: IMD during the insulation test: %s", self.id, exc)
-            return
-        ohms = reading.resistance
-        threshold = insulation_fault_below(voltage)
-        log.info("connector %d: insulation %.0f kOhm at %.0f V (fault below %.0f kOhm): %s", self.id, ohms / 1000,
-                 voltage, threshold / 1000, "pass" if ohms > threshold else "FAIL")
-        if threshold < ohms <= WARNING_OHMS_PER_VOLT * voltage:
-            log.warning("connector %d: insulation %.0f kOhm is below the warning level (%.0f ohm/V)", self.id,
-                        ohms / 1000, WARNING_OHMS_PER_VOLT)
-        self.insulation_ohms = ohms
-        self._wake.set()
-
-    def _test_abandoned(self) -> bool:
-        # The task starts after the step that asked for the test: ``out`` is that step's outputs or a later one's.
-        return self.out is None or self.out.insulation_test is None
-
-    async def _imd_watch(self) -> None:
-        """While current flows: every ``imd_interval`` s, a valid reading goes to the insulation guard."""
-        assert self.imd is not None and self.guards is not None
-        while self.sequence.delivering:
-            try:
-                reading = await self.imd.read()
-            except Exception as exc:  # a reading lost now and then is logged; the IMD's own alarm relay stays
-                log.warning("connector %d: IMD read while charging: %s", self.id, exc)
-            else:
-                if reading.resistance is not None:
-                    self.guards.check_insulation(reading.resistance, self.outlet_voltage())
-            await asyncio.sleep(self.imd_interval)

@@ -211,6 +211,12 @@ class Store:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def queued_for(self, local_id: str) -> int:
+        """How many messages of one transaction wait."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE tx_local_id = ?",
+                                        (local_id,)).fetchone()[0])
+
     def last_seq(self, connector_id: int) -> int:
         """The newest queued message of a connector's transactions (0: none)."""
         with self._lock:
@@ -344,6 +350,19 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    @staticmethod
+    def take_number(db: sqlite3.Connection, key: str) -> int:
+        """Inside an :meth:`atomic` transaction: the counter ``key`` (0 at first), which moves on by one."""
+        row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        number = int(row[0]) if row is not None else 0
+        db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, str(number + 1)))
+        return number
+
+    @staticmethod
+    def drop_setting(db: sqlite3.Connection, key: str) -> None:
+        """Inside an :meth:`atomic` transaction: forget a setting."""
+        db.execute("DELETE FROM settings WHERE key = ?", (key,))
 
     def set_setting(self, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
         """Persist a setting (in its own transaction, or inside an :meth:`atomic` one)."""

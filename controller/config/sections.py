@@ -35,7 +35,7 @@ class OcppSection:
     """[ocpp]: the CSMS connection."""
 
     csms_url: str = ""
-    version: str = opt("1.6", choices=("1.6",))
+    version: str = opt("1.6", choices=("1.6", "2.0.1"))
     heartbeat_interval: int = opt(300, lo=1, hi=86400)
     meter_value_sample_interval: int = opt(60, lo=0, hi=86400)
     response_timeout: float = opt(30.0, lo=1, hi=600)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 Message = tuple[str, dict[str, Any]]
 
 #: ocpp.version -> "module:Class" of its adapter.
-ADAPTERS = {"1.6": "controller.ocpp.v16.adapter:Ocpp16Adapter"}
+ADAPTERS = {"1.6": "controller.ocpp.v16.adapter:Ocpp16Adapter",
+            "2.0.1": "controller.ocpp.v201.adapter:Ocpp201Adapter"}
 
 
 class Registration(enum.Enum):
@@ -70,8 +71,8 @@ class VersionAdapter(Protocol):
         """The CSMS's time."""
         ...
 
-    def status(self, event: StatusChanged) -> Message:
-        """A status report."""
+    def status(self, event: StatusChanged) -> Message | None:
+        """A status report (None: this version has none for it, as 2.0.1 for the station as a whole)."""
         ...
 
     def authorize(self, token: IdToken) -> Message:

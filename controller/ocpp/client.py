@@ -57,7 +57,7 @@ class OcppClient:
         self.auth = LocalAuthorization(store, self.model, self.clock)
         self.commands = Commands(self)
         self.adapter = adapter_for(config.ocpp.version, self)
-        self.queue = Queue(store, self.adapter.version)
+        self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL))
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
@@ -227,7 +227,9 @@ class OcppClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_status(self, event: StatusChanged) -> None:
-        await self.send(self.adapter.status(event))
+        message = self.adapter.status(event)
+        if message is not None:
+            await self.send(message)
 
     async def _drain(self, conn: Connection) -> None:
         while True:

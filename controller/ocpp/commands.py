@@ -100,6 +100,15 @@ class Commands:
         ok = self.client.station.stop_transaction(local_id, StopReason.REMOTE, TriggerReason.REMOTE_STOP)
         return Answer.ACCEPTED if ok else Answer.REJECTED
 
+    def transaction_status(self, local_id: str | None) -> tuple[bool, bool]:
+        """(messages of it still queued, it is still running); with no id: (any message queued, False)."""
+        client = self.client
+        if local_id is None:
+            return len(client.queue) > 0, False
+        running = any(e.transaction is not None and e.transaction.local_id == local_id
+                      for e in client.station.evses.values())
+        return client.store.queued_for(local_id) > 0, running
+
     # --------------------------------------------------------------- control
 
     def change_availability(self, evse_id: int, operative: bool) -> Answer:
@@ -180,10 +189,12 @@ class Commands:
         elif what == Trigger.HEARTBEAT:
             client.spawn(client.send(adapter.heartbeat()))
         elif what == Trigger.STATUS:
+            events = [current_status(evse) for evse in evses]
             if evse_id in (None, 0):
-                client.spawn(client.send(adapter.status(StatusChanged(0, client.station.station_status()))))
-            for evse in evses:
-                client.spawn(client.send(adapter.status(current_status(evse))))
+                events.insert(0, StatusChanged(0, client.station.station_status()))
+            for message in (adapter.status(event) for event in events):
+                if message is not None:  # 2.0.1 reports no status of the station as a whole
+                    client.spawn(client.send(message))
         elif what == Trigger.METER_VALUES:
             for evse in evses:
                 if evse.reading is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +22,26 @@ UNKNOWN_TRANSACTION_ID = -1
 START, UPDATE, STOP = "start", "update", "stop"
 
 
+#: Told (the open store transaction, the transaction's local id, the message's role, its payload) as a message is
+#: queued, inside the same store transaction; returns the payload to store (2.0.1 numbers its events here).
+Stamp = Callable[[sqlite3.Connection, str, str, dict[str, Any]], dict[str, Any]]
+
+
 class Queue:
     """The durable FIFO of transaction messages and the transactions they belong to."""
 
-    def __init__(self, store: Store, version: str) -> None:
+    def __init__(self, store: Store, version: str, stamp: Stamp | None = None) -> None:
         self.store = store
         self.version = version
+        self.stamp = stamp
         self._changed = asyncio.Event()
         self._delivered = asyncio.Event()
+
+    def _enqueue(self, db: sqlite3.Connection, role: str, action: str, payload: dict[str, Any],
+                 local_id: str) -> None:
+        if self.stamp is not None:
+            payload = self.stamp(db, local_id, role, payload)
+        self.store.enqueue(db, self.version, role, action, payload, local_id)
 
     # ----------------------------------------------------------- producers
 
@@ -36,13 +49,13 @@ class Queue:
         """Record a transaction and queue its first message, atomically."""
         with self.store.atomic() as db:
             self.store.open_transaction(db, tx)
-            self.store.enqueue(db, self.version, START, action, payload, tx.local_id)
+            self._enqueue(db, START, action, payload, tx.local_id)
         self._changed.set()
 
     def updated(self, local_id: str, action: str, payload: dict[str, Any], wh: int, at: str) -> None:
         """Queue a message within a transaction (a meter sample) and remember its reading, atomically."""
         with self.store.atomic() as db:
-            self.store.enqueue(db, self.version, UPDATE, action, payload, local_id)
+            self._enqueue(db, UPDATE, action, payload, local_id)
             self.store.set_reading(db, local_id, wh, at)
         self._changed.set()
 
@@ -50,7 +63,7 @@ class Queue:
         """Close a transaction and queue its last message, atomically."""
         with self.store.atomic() as db:
             self.store.close_transaction(db, local_id, wh, at)
-            self.store.enqueue(db, self.version, STOP, action, payload, local_id)
+            self._enqueue(db, STOP, action, payload, local_id)
         self._changed.set()
 
     def recover_power_loss(self, stop: Callable[[StoredTransaction], tuple[str, dict[str, Any]]]) -> list[

@@ -1,0 +1,265 @@
+"""OCPP 2.0.1 spelt out: the station's events and questions as 2.0.1 messages, and 2.0.1 answers as domain values.
+
+The core decides what to send and when; here a transaction is TransactionEvent Started / Updated / Ended with the
+station's own transactionId (its local id), a seqNo per transaction numbered as the message is queued (inside the
+same store transaction, so a kill never leaves a gap or a repeat) and the offline flag of a message made while the
+link was down. Statuses are per EVSE and connector; the station as a whole has no StatusNotification in 2.0.1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from controller.clock import iso_utc, parse_time
+from controller.domain.events import StatusChanged, Transaction
+from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
+from controller.evse.machine import Evse
+from controller.ocpp import device_model as dm
+from controller.ocpp.adapter import Message, Registration
+from controller.ocpp.queue import START, STOP
+from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
+from controller.ocpp.v16.adapter import firmware_version
+from controller.ocpp.v201.codes import CONNECTOR_STATUS, RULES, STOPPED_REASONS, auth_status, token_type
+from controller.ocpp.v201.handlers import StationChargePoint201
+from controller.storage import Store, StoredMessage, StoredTransaction
+
+if TYPE_CHECKING:
+    from controller.ocpp.client import OcppClient
+
+REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
+#: The connector of each EVSE: this station has one per EVSE.
+CONNECTOR = 1
+#: A confirmed start: 2.0.1 gives a transaction no CSMS id, the station's own is the id.
+CONFIRMED = 0
+
+
+class Ocpp201Adapter:
+    """OCPP 2.0.1 for one client."""
+
+    version = "2.0.1"
+    subprotocol = "ocpp2.0.1"
+    rules = RULES
+
+    def __init__(self, client: OcppClient) -> None:
+        self.client = client
+        #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
+        self.boot_reason = "PowerUp"
+
+    def connection(self, ws: Any) -> StationChargePoint201:
+        """The 2.0.1 handlers of one websocket connection."""
+        cp = StationChargePoint201(self.client.cp_id, ws, self.client.commands, self.client.model)
+        cp.setup(self.client.config.ocpp.response_timeout, self.client.silenced)
+        return cp
+
+    def stamp(self, db: sqlite3.Connection, local_id: str, role: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Number a transaction's event as it is queued (0, 1, 2, ... per transaction)."""
+        key = f"v201.seqNo.{local_id}"
+        stamped = {**payload, "seqNo": Store.take_number(db, key)}
+        if role == STOP:
+            Store.drop_setting(db, key)
+        return stamped
+
+    @staticmethod
+    def data_transfer(vendor_id: str, message_id: str | None, data: str | None) -> Message:
+        """DataTransfer."""
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        return "DataTransfer", payload
+
+    @staticmethod
+    def firmware_status() -> Message:
+        """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
+        return "FirmwareStatusNotification", {"status": "Idle"}
+
+    @staticmethod
+    def diagnostics_status() -> Message:
+        """LogStatusNotification: nothing to report (log uploads are not handled yet)."""
+        return "LogStatusNotification", {"status": "Idle"}
+
+    # ------------------------------------------------------------------ boot
+
+    def boot(self) -> Message:
+        """BootNotification with the reason and what the station knows of itself."""
+        station = self.client.config.station
+        info: dict[str, Any] = {"model": station.model[:20], "vendorName": station.vendor[:50],
+                                "firmwareVersion": firmware_version()[:50]}
+        if station.serial_number:
+            info["serialNumber"] = station.serial_number[:25]
+        return "BootNotification", {"chargingStation": info, "reason": self.boot_reason}
+
+    @staticmethod
+    def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
+        """(registration, interval, currentTime)."""
+        return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
+
+    @staticmethod
+    def heartbeat() -> Message:
+        """Heartbeat."""
+        return "Heartbeat", {}
+
+    @staticmethod
+    def heartbeat_answer(result: dict[str, Any]) -> str:
+        """The CSMS's currentTime."""
+        return str(result["currentTime"])
+
+    def status(self, event: StatusChanged) -> Message | None:
+        """StatusNotification of an EVSE's connector (None for the station: 2.0.1 has no such report)."""
+        if event.evse_id == 0:
+            return None
+        return "StatusNotification", {"timestamp": iso_utc(self.client.clock.utcnow()),
+                                      "connectorStatus": CONNECTOR_STATUS[event.status], "evseId": event.evse_id,
+                                      "connectorId": CONNECTOR}
+
+    # -------------------------------------------------------- authorisation
+
+    @staticmethod
+    def id_token(token: IdToken) -> dict[str, Any]:
+        """An IdTokenType."""
+        return {"idToken": token.value, "type": token.type.value}
+
+    def authorize(self, token: IdToken) -> Message:
+        """Authorize."""
+        return "Authorize", {"idToken": self.id_token(token)}
+
+    def authorize_answer(self, result: dict[str, Any]) -> AuthDecision:
+        """Authorize's idTokenInfo as the station's decision."""
+        return self.decision(result["idTokenInfo"])
+
+    def decision(self, info: dict[str, Any], source: AuthSource = AuthSource.CSMS) -> AuthDecision:
+        """An IdTokenInfoType as the station's decision."""
+        group = info.get("groupIdToken")
+        return AuthDecision(auth_status(info.get("status")), source,
+                            IdToken(group["idToken"], token_type(group.get("type"))) if group else None,
+                            self._expiry(info.get("cacheExpiryDateTime")))
+
+    def _expiry(self, text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            return parse_time(text)
+        except ValueError:
+            return self.client.clock.utcnow()  # an expiry nobody can read is no proof of validity: expired now
+
+    # --------------------------------------------------------- transactions
+
+    def _event(self, kind: str, at: datetime | str, trigger: TriggerReason | str, evse_id: int, local_id: str,
+               info: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "eventType": kind, "timestamp": at if isinstance(at, str) else iso_utc(at),
+            "triggerReason": str(trigger), "transactionInfo": {"transactionId": local_id, **info},
+            "evse": {"id": evse_id, "connectorId": CONNECTOR}}
+        if not self.client.connected.is_set():
+            payload["offline"] = True  # made while the link was down: the CSMS learns it late
+        return payload
+
+    def start(self, tx: Transaction) -> tuple[StoredTransaction, Message]:
+        """TransactionEvent Started, and the transaction's row."""
+        info: dict[str, Any] = {"chargingState": ChargingState.EV_CONNECTED.value}
+        if tx.remote_start_id is not None:
+            info["remoteStartId"] = tx.remote_start_id
+        payload = self._event("Started", tx.started_at, tx.trigger, tx.evse_id, tx.local_id, info)
+        payload["idToken"] = self.id_token(tx.id_token)
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
+        evse = self.client.station.evses[tx.evse_id]
+        if tx.start_reading is not None:
+            value = meter_value(tx.start_reading, tx.started_at, evse.phases,
+                                self.client.model.items(dm.TX_UPDATED_MEASURANDS), BEGIN)
+            payload["meterValue"] = [self._value(value)]
+        at = iso_utc(tx.started_at)
+        stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None,
+                                   tx.meter_start_wh, at, True)
+        return stored, ("TransactionEvent", payload)
+
+    def sample(self, evse_id: int, value: MeterValue) -> Message:
+        """TransactionEvent Updated with the sample (periodic or clock-aligned)."""
+        tx = self.client.station.evses[evse_id].transaction
+        assert tx is not None
+        clock = any(s.context == CLOCK for s in value.samples)
+        trigger = TriggerReason.METER_VALUE_CLOCK if clock else TriggerReason.METER_VALUE_PERIODIC
+        payload = self._event("Updated", value.at, trigger, evse_id, tx.local_id, {})
+        payload["meterValue"] = [self._value(value)]
+        return "TransactionEvent", payload
+
+    def idle_sample(self, evse_id: int, value: MeterValue) -> Message:
+        """MeterValues outside any transaction."""
+        return "MeterValues", {"evseId": evse_id, "meterValue": [self._value(value)]}
+
+    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> Message:
+        """TransactionEvent Ended, with SampledDataCtrlr.TxEndedMeasurands and the aligned values taken between."""
+        assert tx.stopped_at is not None and tx.stop_reason is not None and tx.meter_stop_wh is not None
+        trigger = tx.stop_trigger or _trigger_for(tx.stop_reason)
+        payload = self._event("Ended", tx.stopped_at, trigger, tx.evse_id, tx.local_id,
+                              {"stoppedReason": STOPPED_REASONS[tx.stop_reason],
+                               "chargingState": ChargingState.IDLE.value})
+        if tx.stop_id_token is not None:
+            payload["idToken"] = self.id_token(tx.stop_id_token)
+        phases = self.client.station.evses[tx.evse_id].phases
+        sampled = self.client.model.items(dm.TX_ENDED_MEASURANDS) or ["Energy.Active.Import.Register"]
+        data = []
+        if tx.start_reading is not None:
+            data.append(meter_value(tx.start_reading, tx.started_at, phases, sampled, BEGIN))
+        data.extend(aligned)
+        if tx.stop_reading is not None:
+            data.append(meter_value(tx.stop_reading, tx.stopped_at, phases, sampled, END))
+        data = [v for v in data if v.samples]
+        if data:
+            payload["meterValue"] = [self._value(v) for v in data]
+        return "TransactionEvent", payload
+
+    def power_loss(self, tx: StoredTransaction) -> Message:
+        """The Ended event of a transaction a dead process left open: its last persisted reading."""
+        payload = self._event("Ended", tx.last_at, TriggerReason.ABNORMAL_CONDITION, tx.connector_id, tx.local_id,
+                              {"stoppedReason": STOPPED_REASONS[StopReason.POWER_LOSS]})
+        payload["offline"] = True
+        payload["meterValue"] = [{"timestamp": tx.last_at, "sampledValue": [
+            {"value": tx.last_wh, "context": END, "measurand": "Energy.Active.Import.Register",
+             "unitOfMeasure": {"unit": "Wh"}}]}]
+        return "TransactionEvent", payload
+
+    @staticmethod
+    def queued(message: StoredMessage) -> dict[str, Any]:
+        """A queued event goes out as it was made (its id and seqNo are in it already)."""
+        return dict(message.payload)
+
+    def queued_answer(self, message: StoredMessage, result: dict[str, Any]) -> tuple[
+            int | None, IdToken | None, AuthDecision | None]:
+        """(a start's confirmation, the idToken and the idTokenInfo's decision) from an event's answer."""
+        info = result.get("idTokenInfo")
+        decision = self.decision(info) if info else None
+        token_data = message.payload.get("idToken")
+        token = IdToken(token_data["idToken"], token_type(token_data.get("type"))) if token_data else None
+        return (CONFIRMED if message.role == START else None), token, decision
+
+    def triggered_sample(self, evse: Evse) -> Message:
+        """MeterValues for TriggerMessage (context Trigger)."""
+        assert evse.reading is not None
+        value = meter_value(evse.reading, self.client.clock.utcnow(), evse.phases,
+                            self.client.model.items(dm.TX_UPDATED_MEASURANDS), TRIGGER)
+        return "MeterValues", {"evseId": evse.id, "meterValue": [self._value(value)]}
+
+    @staticmethod
+    def _value(value: MeterValue) -> dict[str, Any]:
+        samples = []
+        for s in value.samples:
+            entry: dict[str, Any] = {"value": round(s.value, s.decimals) if s.decimals else round(s.value),
+                                     "context": s.context, "measurand": s.measurand,
+                                     "unitOfMeasure": {"unit": s.unit}}
+            if s.phase is not None:
+                entry["phase"] = s.phase
+            if s.location is not None:
+                entry["location"] = s.location
+            samples.append(entry)
+        return {"timestamp": iso_utc(value.at), "sampledValue": samples}
+
+
+def _trigger_for(reason: StopReason) -> TriggerReason:
+    """The triggerReason of an Ended event the EVSE gave no trigger for."""
+    return {StopReason.EV_DISCONNECTED: TriggerReason.EV_DEPARTED, StopReason.REMOTE: TriggerReason.REMOTE_STOP,
+            StopReason.LOCAL: TriggerReason.STOP_AUTHORIZED, StopReason.UNLOCK_COMMAND: TriggerReason.UNLOCK_COMMAND,
+            StopReason.DE_AUTHORIZED: TriggerReason.DEAUTHORIZED}.get(reason, TriggerReason.ABNORMAL_CONDITION)

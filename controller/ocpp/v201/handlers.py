@@ -1,0 +1,175 @@
+"""CSMS -> station requests of OCPP 2.0.1: translate into a command or a device-model access, spell its answer.
+
+Every request has passed :mod:`controller.ocpp.framing` (with the 2.0.1 schemas and CALLERROR codes) before it
+gets here. Handlers run inside the connection's receive loop and never wait for a CALL of their own; ``@after``
+hooks run once the answer is on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ocpp.routing import after, on
+from ocpp.v201 import ChargePoint, call_result
+from ocpp.v201.enums import Action
+
+from controller.domain.types import Answer, AuthDecision, IdToken
+from controller.ocpp.commands import Commands, Trigger
+from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref
+from controller.ocpp.rpc import Connection, frame_log
+from controller.ocpp.v201.codes import AVAILABILITY, RULES, SET_VARIABLE, UNLOCK, auth_status, spell, token_type
+
+log = logging.getLogger(__name__)
+
+_TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
+             "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
+             "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS, "LogStatusNotification": Trigger.DIAGNOSTICS_STATUS}
+_CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
+
+
+def _status(answer: Answer) -> str:
+    return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
+
+
+class StationChargePoint201(Connection, ChargePoint):
+    """The 2.0.1 handlers of one connection."""
+
+    def __init__(self, cp_id: str, connection: Any, commands: Commands, model: DeviceModel) -> None:
+        super().__init__(cp_id, connection, logger=frame_log)
+        self.rules = RULES
+        self.commands = commands
+        self.model = model
+
+    # ------------------------------------------------------------ the device model
+
+    def _ref(self, component: dict[str, Any], variable: dict[str, Any]) -> tuple[Ref | None, str]:
+        """The variable a component/variable pair names, or None with the status saying which part is unknown."""
+        ref = Ref(component["name"], variable["name"], variable.get("instance") or "")
+        if ref in self.model.variables:
+            return ref, "Accepted"
+        known = any(r.component == ref.component for r in self.model.variables)
+        return None, "UnknownVariable" if known else "UnknownComponent"
+
+    @on(Action.get_variables, **_CHECKED)
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = []
+        for item in get_variable_data:
+            component, variable = item["component"], item["variable"]
+            attribute = item.get("attribute_type", "Actual")
+            ref, status = self._ref(component, variable)
+            result: dict[str, Any] = {"attribute_status": status, "attribute_type": attribute,
+                                      "component": component, "variable": variable}
+            if ref is not None and attribute != "Actual":
+                result["attribute_status"] = "NotSupportedAttributeType"
+            elif ref is not None:
+                result["attribute_value"] = self.model.get(ref)[:2500]
+            results.append(result)
+        return call_result.GetVariables(get_variable_result=results)
+
+    @on(Action.set_variables, **_CHECKED)
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = []
+        for item in set_variable_data:
+            component, variable = item["component"], item["variable"]
+            attribute = item.get("attribute_type", "Actual")
+            ref, status = self._ref(component, variable)
+            if ref is not None and attribute != "Actual":
+                status = "NotSupportedAttributeType"
+            elif ref is not None:
+                spec = self.model.variables[ref]
+                status = "Rejected" if spec.mutability == READ_ONLY else spell(
+                    SET_VARIABLE, self.model.set(ref, str(item["attribute_value"])))
+            results.append({"attribute_status": status, "attribute_type": attribute, "component": component,
+                            "variable": variable})
+        return call_result.SetVariables(set_variable_result=results)
+
+    # ------------------------------------------------------------ transactions
+
+    @on(Action.request_start_transaction, **_CHECKED)
+    def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None,
+                         **_: Any) -> Any:
+        # A chargingProfile is accepted and not applied: smart charging is not there yet.
+        token = IdToken(id_token["id_token"], token_type(id_token.get("type")))
+        answer = self.commands.remote_start(token, evse_id, remote_start_id=remote_start_id)
+        return call_result.RequestStartTransaction(status=_status(answer))
+
+    @on(Action.request_stop_transaction, **_CHECKED)
+    def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
+        return call_result.RequestStopTransaction(status=_status(self.commands.remote_stop(transaction_id)))
+
+    @on(Action.get_transaction_status, **_CHECKED)
+    def on_get_transaction_status(self, transaction_id: str | None = None, **_: Any) -> Any:
+        queued, ongoing = self.commands.transaction_status(transaction_id)
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=queued)
+        return call_result.GetTransactionStatus(messages_in_queue=queued, ongoing_indicator=ongoing)
+
+    # ---------------------------------------------------------------- control
+
+    @on(Action.change_availability, **_CHECKED)
+    def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
+                               **_: Any) -> Any:
+        answer = self.commands.change_availability(evse["id"] if evse else 0, operational_status == "Operative")
+        return call_result.ChangeAvailability(status=spell(AVAILABILITY, answer))
+
+    @on(Action.reset, **_CHECKED)
+    def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
+        if evse_id is not None:
+            return call_result.Reset(status="Rejected")  # an EVSE of its own cannot restart: the station does
+        return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    def after_reset(self, type: str, evse_id: int | None = None, **_: Any) -> None:
+        if evse_id is None:
+            self.commands.after_reset(hard=type == "Immediate")
+
+    @on(Action.unlock_connector, **_CHECKED)
+    async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
+        if connector_id != 1 or not self.commands.has_evse(evse_id):
+            return call_result.UnlockConnector(status="UnknownConnector")
+        answer = await self.commands.unlock(evse_id)
+        return call_result.UnlockConnector(status=spell(UNLOCK, answer, "UnlockFailed"))
+
+    @on(Action.clear_cache, **_CHECKED)
+    def on_clear_cache(self, **_: Any) -> Any:
+        return call_result.ClearCache(status=_status(self.commands.clear_cache()))
+
+    @on(Action.data_transfer, **_CHECKED)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any) -> Any:
+        known_vendor = vendor_id == self.commands.vendor_id
+        status = "UnknownMessageId" if known_vendor else "UnknownVendorId"
+        log.info("DataTransfer from the CSMS (vendor %.40s, message %.40s): %s", vendor_id, message_id, status)
+        return call_result.DataTransfer(status=status)
+
+    @on(Action.get_local_list_version, **_CHECKED)
+    def on_get_local_list_version(self, **_: Any) -> Any:
+        return call_result.GetLocalListVersion(version_number=self.commands.local_list_version())
+
+    @on(Action.send_local_list, **_CHECKED)
+    def on_send_local_list(self, version_number: int, update_type: str,
+                           local_authorization_list: list[Any] | None = None, **_: Any) -> Any:
+        entries: list[tuple[IdToken, AuthDecision | None]] = []
+        for entry in local_authorization_list or []:
+            token, info = entry["id_token"], entry.get("id_token_info")
+            entries.append((IdToken(token["id_token"], token_type(token.get("type"))),
+                            None if info is None else AuthDecision(auth_status(info.get("status")))))
+        answer = self.commands.update_local_list(version_number, update_type == "Full", entries)
+        status = {Answer.ACCEPTED: "Accepted", Answer.VERSION_MISMATCH: "VersionMismatch"}.get(answer, "Failed")
+        return call_result.SendLocalList(status=status)
+
+    # ---------------------------------------------------------------- trigger
+
+    @on(Action.trigger_message, **_CHECKED)
+    def on_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> Any:
+        what = _TRIGGERS.get(requested_message)
+        if what is None:
+            return call_result.TriggerMessage(status="NotImplemented")
+        return call_result.TriggerMessage(status=_status(self.commands.trigger(what, evse["id"] if evse else None)))
+
+    @after(Action.trigger_message)
+    def after_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> None:
+        what = _TRIGGERS.get(requested_message)
+        evse_id = evse["id"] if evse else None
+        if what is not None and self.commands.trigger(what, evse_id) == Answer.ACCEPTED:
+            self.commands.after_trigger(what, evse_id)

@@ -53,6 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.id:
         config.station.id = args.id
+    if args.ocpp_version:
+        config.ocpp.version = args.ocpp_version
     bad_url = csms_url_problem(args.csms) if args.csms else None
     if bad_url:
         print(f"evse: not starting: --csms {redact(args.csms)}: {bad_url}", file=sys.stderr)
@@ -108,6 +110,10 @@ def _state_dir_problem(path: Path) -> str | None:
     return None
 
 
+#: What ``--ocpp-version`` may say (ocpp.version's choices).
+OCPP_VERSIONS = ("1.6", "2.0.1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``evse`` argument parser."""
     parser = argparse.ArgumentParser(prog="evse", description="On-charger EV charging controller")
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML config file (default: built-in simulated charger)")
     run.add_argument("--csms", help="CSMS base URL; the station appends /<id> (default: from config)")
     run.add_argument("--id", help="charge point id (default: from config)")
+    run.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     run.add_argument("--state-dir", help="state directory (default: station.state_dir)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=_run)

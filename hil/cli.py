@@ -9,13 +9,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.cli import setup_logging
+from controller.cli import OCPP_VERSIONS, setup_logging
 from controller.config import Config, ConfigError, default_config, load_config
 from hil.script import ScriptError, parse_script
 
 
-def _config(path: str | None, station_id: str | None) -> Config:
+def _config(path: str | None, station_id: str | None, ocpp_version: str | None = None) -> Config:
     config = load_config(path) if path else default_config()
+    if ocpp_version:
+        config.ocpp.version = ocpp_version
     if config.station.hardware != "sim":
         raise ConfigError([f"{config.source}: station.hardware = {config.station.hardware!r}: "
                            "expected sim (the bench drives simulated buses)"])
@@ -29,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         steps = parse_script(args.script)
-        config = _config(args.config, args.id)
+        config = _config(args.config, args.id, args.ocpp_version)
     except ScriptError as exc:
         print(f"evse-hil: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csms-wait", type=float, default=15.0,
                      help="seconds to wait for the CSMS before the script starts; a run that never reaches it fails")
     run.add_argument("--id", help="charge point id")
+    run.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     run.add_argument("--config", help="a sim config (default: built-in)")
     run.add_argument("--state-dir", help="state directory (default: a temporary one)")
     run.set_defaults(func=_run)

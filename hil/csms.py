@@ -1,4 +1,4 @@
-"""A CSMS for the bench: an OCPP 1.6J websocket server on 127.0.0.1 built on the ``ocpp`` package.
+"""A CSMS for the bench: an OCPP 1.6J and 2.0.1 websocket server on 127.0.0.1 built on the ``ocpp`` package.
 
 It records every frame both ways and every close code, accepts every idTag
 except a configurable set, hands out transaction ids, checks every timestamp
@@ -196,8 +196,15 @@ class CsmsSimulator:
         self.duplicate_stops: list[int] = []
         self.unknown_stops: list[int] = []
         self.timestamp_errors: list[str] = []
-        self.data_transfers: list[tuple[str, str | None, str | None]] = []
-        self.connections: dict[str, _CentralChargePoint] = {}
+        self.data_transfers: list[tuple[str, str | None, Any]] = []
+        #: 2.0.1: TransactionEvents per transactionId in arrival order, events seen twice, reasons of the boots.
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.duplicate_events: list[tuple[str, int]] = []
+        self.boot_reasons: list[str] = []
+        self.notified: list[dict[str, Any]] = []
+        self.reports: dict[int, list[dict[str, Any]]] = {}
+        self.security_events: list[str] = []
+        self.connections: dict[str, Any] = {}
         #: Payloads to answer the next CALLs of an action with, whatever their schema says.
         self.bad_answers: dict[str, list[dict[str, Any]]] = {}
         #: Seconds the CSMS takes before it handles a CALL of an action.
@@ -226,7 +233,8 @@ class CsmsSimulator:
     async def start(self) -> None:
         """Listen on 127.0.0.1 (the same port again after a stop, to simulate a restart)."""
         self._server = await websockets.serve(
-            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None,
+            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")],
+            ping_interval=None,
             close_timeout=1,  # a bench stop must not wait on a station that stopped answering
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -246,10 +254,15 @@ class CsmsSimulator:
 
     async def _handle(self, ws: Any) -> None:
         cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]
-        if ws.subprotocol != "ocpp1.6":
-            await ws.close(1002, "subprotocol ocpp1.6 required")
+        if ws.subprotocol not in ("ocpp1.6", "ocpp2.0.1"):
+            await ws.close(1002, "subprotocol ocpp1.6 or ocpp2.0.1 required")
             return
-        cp = _CentralChargePoint(cp_id, _Recorder(ws, self, cp_id), self)
+        if ws.subprotocol == "ocpp2.0.1":
+            from hil.csms201 import CentralChargePoint201
+
+            cp: Any = CentralChargePoint201(cp_id, _Recorder(ws, self, cp_id), self)
+        else:
+            cp = _CentralChargePoint(cp_id, _Recorder(ws, self, cp_id), self)
         self.connections[cp_id] = cp
         try:
             await cp.start()

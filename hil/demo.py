@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from controller.cli import setup_logging
+from controller.cli import OCPP_VERSIONS, setup_logging
 from controller.config import Config, default_config, load_config
 
 DEMO_TAG = "04A1B2C3"
@@ -28,6 +28,7 @@ def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="one scripted session on simulated hardware with the built-in CSMS")
     demo.add_argument("--config", help="a sim config (default: built-in)")
     demo.add_argument("--json", action="store_true", help="print the full JSON summary")
+    demo.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     demo.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
     demo.set_defaults(func=_demo)
 
@@ -42,6 +43,8 @@ def _demo(args: argparse.Namespace) -> int:
     from hil.script import parse_script
 
     config = _config(args.config)
+    if args.ocpp_version:
+        config.ocpp.version = args.ocpp_version
     with tempfile.TemporaryDirectory(prefix="evse-demo-") as state:
         summary = asyncio.run(run_script(config, parse_script(DEMO_SCRIPT), state_dir=Path(state)))
     if args.json:

@@ -1,0 +1,105 @@
+"""The bench CSMS's OCPP 2.0.1 side: the same recorder and rules as 1.6, built on the ``ocpp`` package's v201.
+
+It accepts every idToken except the simulator's rejected set, records each TransactionEvent by transactionId
+(seqNo, eventType, triggerReason, offline flag), and validates what the station sends against the 2.0.1 schemas
+(the ``ocpp`` package does, before a handler runs: an invalid frame gets a CALLERROR and is recorded).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call_result
+from ocpp.v201.enums import Action
+
+if TYPE_CHECKING:
+    from hil.csms import CsmsSimulator
+
+
+def _now() -> str:
+    from hil.csms import _now as now
+
+    return now()
+
+
+class CentralChargePoint201(ChargePoint):
+    """One station's 2.0.1 connection, as the bench CSMS serves it."""
+
+    def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:
+        super().__init__(cp_id, connection, response_timeout=10)
+        self._csms = csms
+
+    def _info(self, id_token: dict[str, Any]) -> dict[str, Any]:
+        return {"status": self._csms.tag_status(str(id_token.get("id_token", "")))}
+
+    @on(Action.boot_notification)
+    def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+        self._csms.boots.append(self.id)
+        self._csms.boot_reasons.append(reason)
+        status = self._csms.boot_answers.pop(0) if self._csms.boot_answers else "Accepted"
+        interval = self._csms.heartbeat_interval if status == "Accepted" else self._csms.boot_retry
+        return call_result.BootNotification(current_time=_now(), interval=interval, status=status)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> Any:
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.status_notification)
+    def on_status(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any) -> Any:
+        self._csms.statuses.append((time.monotonic(), self.id, evse_id, connector_status, ""))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
+        return call_result.Authorize(id_token_info=self._info(id_token))
+
+    @on(Action.transaction_event)
+    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
+                             transaction_info: dict[str, Any], **kwargs: Any) -> Any:
+        tx_id = str(transaction_info["transaction_id"])
+        events = self._csms.events.setdefault(tx_id, [])
+        seq = [e["seq_no"] for e in events]
+        if seq_no in seq:
+            self._csms.duplicate_events.append((tx_id, seq_no))
+        events.append({"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
+                       "seq_no": seq_no, "transaction_info": transaction_info, **kwargs})
+        id_token = kwargs.get("id_token")
+        if id_token is not None:
+            return call_result.TransactionEvent(id_token_info=self._info(id_token))
+        return call_result.TransactionEvent()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any) -> Any:
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any) -> Any:
+        self._csms.data_transfers.append((vendor_id, message_id, data))
+        if vendor_id != "bench":
+            return call_result.DataTransfer(status="UnknownVendorId")
+        return call_result.DataTransfer(status="Accepted", data=data)
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> Any:
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, **_: Any) -> Any:
+        return call_result.LogStatusNotification()
+
+    @on(Action.notify_event)
+    def on_notify_event(self, generated_at: str, seq_no: int, event_data: list[dict[str, Any]], **_: Any) -> Any:
+        self._csms.notified.extend(event_data)
+        return call_result.NotifyEvent()
+
+    @on(Action.notify_report)
+    def on_notify_report(self, request_id: int, generated_at: str, seq_no: int, **kwargs: Any) -> Any:
+        self._csms.reports.setdefault(request_id, []).append({"seq_no": seq_no, **kwargs})
+        return call_result.NotifyReport()
+
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
+        self._csms.security_events.append(type)
+        return call_result.SecurityEventNotification()

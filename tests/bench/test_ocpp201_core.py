@@ -1,0 +1,108 @@
+"""OCPP 2.0.1 on the bench: the simulated charger against the bench CSMS's 2.0.1 side (the ``ocpp`` package's v201).
+
+Named after the OCTT 2.0.1 station test cases they mirror.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v201 import call
+
+from controller.app import App
+from controller.ocpp import device_model as dm
+from hil.csms import CsmsSimulator
+from tests.bench.test_ocpp16_core import TAG, script
+from tests.conftest import sim_config, wait_until
+
+CP = "TEST-CP"
+
+
+@pytest.fixture
+async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
+    app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    assert app.ocpp is not None
+    await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+    yield app
+    await app.stop()
+
+
+def calls(csms: CsmsSimulator, action: str) -> list[dict[str, Any]]:
+    found = []
+    for f in csms.frames:
+        message = json.loads(f.raw)
+        if f.direction == "in" and message[0] == 2 and message[2] == action:
+            found.append(message[3])
+    return found
+
+
+def events(csms: CsmsSimulator) -> list[dict[str, Any]]:
+    return calls(csms, "TransactionEvent")
+
+
+async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(charger: App, csms: CsmsSimulator) -> None:
+    boot = calls(csms, "BootNotification")[0]
+    assert boot["reason"] == "PowerUp" and boot["chargingStation"]["vendorName"] == "evse-controller"
+    await wait_until(lambda: calls(csms, "StatusNotification"), what="StatusNotification")
+    status = calls(csms, "StatusNotification")[0]
+    assert (status["evseId"], status["connectorId"], status["connectorStatus"]) == (1, 1, "Available")
+    assert all(s["evseId"] >= 1 for s in calls(csms, "StatusNotification"))  # no station-level report in 2.0.1
+
+
+async def test_TC_E_card_session_is_one_transaction_of_numbered_events(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.5; ev B; expect SuspendedEV; unplug; "
+                          "expect Available")
+    await wait_until(lambda: any(e["eventType"] == "Ended" for e in events(csms)), what="the Ended event")
+    sent = events(csms)
+    ids = {e["transactionInfo"]["transactionId"] for e in sent}
+    assert len(ids) == 1
+    assert [e["seqNo"] for e in sent] == list(range(len(sent)))  # 0, 1, 2, ... with no gap
+    started, ended = sent[0], sent[-1]
+    assert started["eventType"] == "Started" and started["triggerReason"] == "Authorized"
+    assert started["idToken"] == {"idToken": TAG, "type": "ISO14443"}
+    assert started["evse"] == {"id": 1, "connectorId": 1} and "offline" not in started
+    assert any(e["eventType"] == "Updated" and e["triggerReason"] == "MeterValuePeriodic" for e in sent)
+    assert ended["eventType"] == "Ended" and ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+    energy = [s for v in ended["meterValue"] for s in v["sampledValue"]
+              if s["measurand"] == "Energy.Active.Import.Register"]
+    assert energy[-1]["context"] == "Transaction.End" and energy[-1]["unitOfMeasure"] == {"unit": "Wh"}
+    assert csms.duplicate_events == [] and not csms.timestamp_errors
+    refused = [f.raw for f in csms.frames if f.direction == "out" and json.loads(f.raw)[0] == 4]
+    assert refused == []  # the CSMS's 2.0.1 schemas took every frame the station sent
+
+
+async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, "plug; expect Preparing")
+    result = await csms.call(CP, call.RequestStartTransaction(
+        id_token={"id_token": "REMOTE01", "type": "Central"}, remote_start_id=42, evse_id=1))
+    assert result.status == "Accepted"
+    await script(charger, "expect Charging")
+    await wait_until(lambda: events(csms), what="Started")
+    started = events(csms)[0]
+    assert started["triggerReason"] == "RemoteStart" and started["transactionInfo"]["remoteStartId"] == 42
+    tx_id = started["transactionInfo"]["transactionId"]
+    status = await csms.call(CP, call.GetTransactionStatus(transaction_id=tx_id))
+    assert status.ongoing_indicator is True
+    assert (await csms.call(CP, call.RequestStopTransaction(transaction_id=tx_id))).status == "Accepted"
+    await wait_until(lambda: events(csms)[-1]["eventType"] == "Ended", what="Ended")
+    ended = events(csms)[-1]
+    assert ended["triggerReason"] == "RemoteStop" and ended["transactionInfo"]["stoppedReason"] == "Remote"
+    assert (await csms.call(CP, call.RequestStopTransaction(transaction_id="nope"))).status == "Rejected"
+
+
+async def test_TC_B_06_07_CS_get_and_set_variables(charger: App, csms: CsmsSimulator) -> None:
+    heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+    unknown = {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}}
+    got = await csms.call(CP, call.GetVariables(get_variable_data=[heartbeat, unknown]))
+    results = got.get_variable_result
+    assert results[0]["attribute_status"] == "Accepted" and results[0]["attribute_value"] == "300"
+    assert results[1]["attribute_status"] == "UnknownComponent"
+    changed = await csms.call(CP, call.SetVariables(set_variable_data=[{**heartbeat, "attribute_value": "120"}]))
+    assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
+    assert charger.ocpp is not None and charger.ocpp.model.get(dm.HEARTBEAT_INTERVAL) == "120"

@@ -16,7 +16,11 @@ from ocpp.v201 import call
 
 from controller.app import App
 from controller.ocpp import device_model as dm
+from controller.storage import Store
+from hil.control import send_script
 from hil.csms import CsmsSimulator
+from tests.bench.test_cli import start_daemon
+from tests.bench.test_ocpp16_auth import go_offline
 from tests.bench.test_ocpp16_core import TAG, script
 from tests.conftest import sim_config, wait_until
 
@@ -106,3 +110,58 @@ async def test_TC_B_06_07_CS_get_and_set_variables(charger: App, csms: CsmsSimul
     changed = await csms.call(CP, call.SetVariables(set_variable_data=[{**heartbeat, "attribute_value": "120"}]))
     assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
     assert charger.ocpp is not None and charger.ocpp.model.get(dm.HEARTBEAT_INTERVAL) == "120"
+
+
+async def test_TC_E_offline_a_whole_transaction_arrives_in_seqno_order_flagged_offline(
+        charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.5; tap {TAG}; expect Finishing; unplug")
+    await wait_until(lambda: any(e["eventType"] == "Ended" for e in events(csms)), what="the first Ended")
+    await go_offline(charger, csms)
+    await script(charger, f"expect Available; plug; wait 0.5; tap {TAG}; expect Charging; wait 2.2; tap {TAG}; "
+                          "expect Finishing")
+    await csms.start()
+    await wait_until(lambda: len([e for e in events(csms) if e["eventType"] == "Ended"]) == 2, 15, "the second Ended")
+    first_id = events(csms)[0]["transactionInfo"]["transactionId"]
+    second = [e for e in events(csms) if e["transactionInfo"]["transactionId"] != first_id]
+    assert [e["seqNo"] for e in second] == list(range(len(second)))
+    assert second[0]["eventType"] == "Started" and second[-1]["eventType"] == "Ended"
+    assert any(e["eventType"] == "Updated" for e in second)
+    assert all(e.get("offline") is True for e in second)  # made while the link was down
+    assert second[0]["timestamp"] < second[-1]["timestamp"]  # when they happened, not when they were sent
+    assert csms.duplicate_events == []
+
+
+async def test_TC_E_a_killed_daemon_ends_its_transaction_as_power_loss_with_the_next_seqno(tmp_path: Path) -> None:
+    config = tmp_path / "charger.toml"
+    config.write_text(
+        '[station]\nhardware = "sim"\nid = "KILL-201"\nreading_persist_interval = 0.2\n'
+        '[ocpp]\nversion = "2.0.1"\nreconnect_min = 0.2\nmeter_value_sample_interval = 1\n'
+        "[rfid]\npoll_interval = 0.05\n[[connector]]\nid = 1\n[connector.meter]\npoll_interval = 0.1\n")
+    state = tmp_path / "state"
+    csms = CsmsSimulator()
+    await csms.start()
+    daemon = await start_daemon(state, csms, "--config", str(config))
+    try:
+        await wait_until(lambda: "KILL-201" in csms.connections and (state / "bench.sock").exists(), timeout=20,
+                         what="the daemon to boot")
+        result = await send_script(state, "plug; tap 04A1B2C3; expect Charging; wait 1.5")
+        assert result["ok"], result
+        await wait_until(lambda: len(events(csms)) >= 2, what="Started and an Updated")
+        store = Store(state)  # the daemon's own database: wait until every event is confirmed
+        await wait_until(lambda: store.outbox_size() == 0, what="the events to be confirmed")
+        store.close()
+        daemon.kill()  # SIGKILL: no shutdown code runs
+        await daemon.wait()
+        sent = len(events(csms))
+        daemon = await start_daemon(state, csms, "--config", str(config))
+        await wait_until(lambda: events(csms)[-1]["eventType"] == "Ended", timeout=20, what="the PowerLoss Ended")
+        ended = events(csms)[-1]
+        assert ended["seqNo"] == sent and ended["offline"] is True  # numbered on from where it was
+        assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
+        assert ended["triggerReason"] == "AbnormalCondition"
+        assert csms.boot_reasons == ["PowerUp", "PowerUp"] and csms.duplicate_events == []
+    finally:
+        if daemon.returncode is None:
+            daemon.terminate()
+            await daemon.wait()
+        await csms.stop()

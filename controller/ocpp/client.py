@@ -230,6 +230,9 @@ class OcppClient:
         message = self.adapter.status(event)
         if message is not None:
             await self.send(message)
+        notices = getattr(self.adapter, "notices", None)  # 2.0.1 reports a fault in a NotifyEvent of its own
+        for notice in notices(event) if notices is not None else []:
+            await self.send(notice)
 
     async def _drain(self, conn: Connection) -> None:
         while True:

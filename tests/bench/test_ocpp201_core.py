@@ -165,3 +165,43 @@ async def test_TC_E_a_killed_daemon_ends_its_transaction_as_power_loss_with_the_
             daemon.terminate()
             await daemon.wait()
         await csms.stop()
+
+
+async def test_TC_N_a_fault_is_reported_in_notify_event_and_its_end_too(charger: App, csms: CsmsSimulator) -> None:
+    await script(charger, f"plug; tap {TAG}; expect Charging; fault short; expect Faulted")
+    await wait_until(lambda: csms.notified, what="NotifyEvent")
+    raised = csms.notified[0]
+    assert raised["component"]["name"] == "ControlPilot" and raised["component"]["evse"]["id"] == 1
+    assert (raised["actual_value"], raised["tech_code"], raised["trigger"]) == ("true", "PilotFault", "Alerting")
+    await wait_until(lambda: any(s[3] == "Faulted" for s in csms.statuses), what="Faulted")
+    await script(charger, "clear short; expect Preparing")
+    await wait_until(lambda: len(csms.notified) == 2, what="the fault's end")
+    assert csms.notified[1]["cleared"] is True and csms.notified[1]["actual_value"] == "false"
+    ended = [e for e in events(csms) if e["eventType"] == "Ended"]
+    assert ended and ended[0]["transactionInfo"]["stoppedReason"] == "EmergencyStop"
+
+
+async def test_TC_J_a_dc_session_on_2_0_1_carries_the_cars_soc(tmp_path: Path, csms: CsmsSimulator) -> None:
+    from hil.benchconfig import dc_config
+    from hil.simhw import SimHardware
+
+    app = App(dc_config(("chademo",), ocpp={"version": "2.0.1"}), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        assert app.ocpp is not None and isinstance(app.platform, SimHardware)
+        await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+        outlet = app.platform.dc[1]
+        outlet.quicken()
+        await wait_until(lambda: app.supervisor.holds(1, "insulation"), 5, "the IMD's self-test")
+        await script(app, f"plug; tap {TAG}; expect Charging within 15")
+        await wait_until(lambda: outlet.circuit.current > 30, 15, "current")
+
+        def soc() -> list[dict[str, Any]]:
+            return [s for e in events(csms) for v in e.get("meterValue", []) for s in v["sampledValue"]
+                    if s["measurand"] == "SoC"]
+
+        await wait_until(soc, 5, "SoC in an Updated event")
+        assert soc()[-1]["unitOfMeasure"] == {"unit": "Percent"} and soc()[-1]["location"] == "EV"
+        assert 0 < soc()[-1]["value"] <= 100
+    finally:
+        await app.stop()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller.clock import iso_utc, parse_time
 from controller.domain.events import StatusChanged, Transaction
+from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
@@ -21,7 +22,14 @@ from controller.ocpp.adapter import Message, Registration
 from controller.ocpp.queue import START, STOP
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.adapter import firmware_version
-from controller.ocpp.v201.codes import CONNECTOR_STATUS, RULES, STOPPED_REASONS, auth_status, token_type
+from controller.ocpp.v201.codes import (
+    CONNECTOR_STATUS,
+    FAULT_COMPONENTS,
+    RULES,
+    STOPPED_REASONS,
+    auth_status,
+    token_type,
+)
 from controller.ocpp.v201.handlers import StationChargePoint201
 from controller.storage import Store, StoredMessage, StoredTransaction
 
@@ -46,6 +54,8 @@ class Ocpp201Adapter:
         self.client = client
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
         self.boot_reason = "PowerUp"
+        self._faults: dict[int, Fault | None] = {}
+        self._event_ids = 0
 
     def connection(self, ws: Any) -> StationChargePoint201:
         """The 2.0.1 handlers of one websocket connection."""
@@ -114,6 +124,30 @@ class Ocpp201Adapter:
         return "StatusNotification", {"timestamp": iso_utc(self.client.clock.utcnow()),
                                       "connectorStatus": CONNECTOR_STATUS[event.status], "evseId": event.evse_id,
                                       "connectorId": CONNECTOR}
+
+    def notices(self, event: StatusChanged) -> list[Message]:
+        """NotifyEvent for a fault an EVSE starts or stops reporting (2.0.1 reports faults apart from statuses)."""
+        before = self._faults.get(event.evse_id)
+        if event.fault == before or event.evse_id == 0:
+            return []
+        self._faults[event.evse_id] = event.fault
+        messages = []
+        for fault, cleared in ((before, True), (event.fault, False)):
+            if fault is None:
+                continue
+            component, variable = FAULT_COMPONENTS[fault]
+            self._event_ids += 1
+            data: dict[str, Any] = {
+                "eventId": self._event_ids, "timestamp": iso_utc(self.client.clock.utcnow()), "trigger": "Alerting",
+                "actualValue": "false" if cleared else "true", "eventNotificationType": "HardWiredNotification",
+                "component": {"name": component, "evse": {"id": event.evse_id, "connectorId": CONNECTOR}},
+                "variable": {"name": variable}, "techCode": fault.info.code[:50]}
+            if cleared:
+                data["cleared"] = True
+            elif event.detail:
+                data["techInfo"] = event.detail[:500]
+            messages.append(("NotifyEvent", {"generatedAt": data["timestamp"], "seqNo": 0, "eventData": [data]}))
+        return messages
 
     # -------------------------------------------------------- authorisation
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # When the CSMS gives no usable interval with a non-Accepted BootNotification.
 DEFAULT_RETRY_INTERVAL = 10.0
+#: The setting where a run leaves why the next start happens.
+BOOT_CAUSE = "boot.cause"
 
 
 class OcppClient:
@@ -343,5 +345,22 @@ class OcppClient:
 
     def reset(self, hard: bool) -> None:
         """Restart after a Reset (transactions already ended and their messages given a moment)."""
+        self.store.set_setting(BOOT_CAUSE, "reset")  # the next BootNotification says why (2.0.1 RemoteReset)
         if self.on_reset is not None:
             self.on_reset(hard)
+
+    def take_boot_cause(self) -> str | None:
+        """Why this start happened, as the last run recorded it ("reset"), once; None: a power-up."""
+        cause = self.store.get_setting(BOOT_CAUSE)
+        if cause is not None:
+            with self.store.atomic() as db:
+                self.store.drop_setting(db, BOOT_CAUSE)
+        return cause
+
+    def send_all(self, messages: list[Message]) -> None:
+        """Send these one after another in the background (a report in parts, after the request's answer)."""
+        async def run() -> None:
+            for message in messages:
+                await self.send(message)
+
+        self.spawn(run())

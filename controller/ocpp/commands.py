@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controller.domain.events import StatusChanged
 from controller.domain.types import Answer, AuthDecision, IdToken, StopReason, TriggerReason
@@ -99,6 +99,10 @@ class Commands:
             return Answer.REJECTED
         ok = self.client.station.stop_transaction(local_id, StopReason.REMOTE, TriggerReason.REMOTE_STOP)
         return Answer.ACCEPTED if ok else Answer.REJECTED
+
+    def send_later(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send these after the request's answer, one after another (a report in parts)."""
+        self.client.send_all(messages)
 
     def transaction_status(self, local_id: str | None) -> tuple[bool, bool]:
         """(messages of it still queued, it is still running); with no id: (any message queued, False)."""

@@ -205,3 +205,44 @@ async def test_TC_J_a_dc_session_on_2_0_1_carries_the_cars_soc(tmp_path: Path, c
         assert 0 < soc()[-1]["value"] <= 100
     finally:
         await app.stop()
+
+
+async def test_TC_B_12_CS_a_full_inventory_comes_in_notify_report_parts(charger: App, csms: CsmsSimulator) -> None:
+    result = await csms.call(CP, call.GetBaseReport(request_id=7, report_base="FullInventory"))
+    assert result.status == "Accepted"
+    await wait_until(lambda: csms.reports.get(7) and not csms.reports[7][-1]["tbc"], what="the last part")
+    parts = csms.reports[7]
+    assert [p["seq_no"] for p in parts] == list(range(len(parts)))
+    entries = {(e["component"]["name"], e["variable"]["name"]): e for p in parts for e in p["report_data"]}
+    heartbeat = entries[("OCPPCommCtrlr", "HeartbeatInterval")]
+    assert heartbeat["variable_attribute"][0] == {"type": "Actual", "value": "300", "mutability": "ReadWrite"}
+    assert heartbeat["variable_characteristics"]["data_type"] == "integer"
+    assert ("InternalCtrlr", "NumberOfConnectors") in entries
+    summary = await csms.call(CP, call.GetBaseReport(request_id=8, report_base="SummaryInventory"))
+    assert summary.status == "NotSupported"
+    writable = await csms.call(CP, call.GetBaseReport(request_id=9, report_base="ConfigurationInventory"))
+    assert writable.status == "Accepted"
+    await wait_until(lambda: csms.reports.get(9) and not csms.reports[9][-1]["tbc"], what="the configuration")
+    assert all(e["variable_attribute"][0]["mutability"] != "ReadOnly" for p in csms.reports[9]
+               for e in p["report_data"])
+
+
+async def test_TC_B_20_CS_a_reset_restarts_and_the_next_boot_says_remote_reset(tmp_path: Path,
+                                                                              csms: CsmsSimulator) -> None:
+    app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        assert app.ocpp is not None
+        await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+        assert (await csms.call(CP, call.Reset(type="Immediate"))).status == "Accepted"
+        await wait_until(lambda: app.restart == "hard", what="the restart")
+    finally:
+        await app.stop()
+    again = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await again.start()
+    try:
+        await wait_until(lambda: len(csms.boot_reasons) == 2, what="the second boot")
+        assert csms.boot_reasons == ["PowerUp", "RemoteReset"]
+        assert (await csms.call(CP, call.Reset(type="OnIdle", evse_id=1))).status == "Rejected"
+    finally:
+        await again.stop()

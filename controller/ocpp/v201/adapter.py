@@ -53,7 +53,7 @@ class Ocpp201Adapter:
     def __init__(self, client: OcppClient) -> None:
         self.client = client
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
-        self.boot_reason = "PowerUp"
+        self.boot_reason = {"reset": "RemoteReset"}.get(client.take_boot_cause() or "", "PowerUp")
         self._faults: dict[int, Fault | None] = {}
         self._event_ids = 0
 

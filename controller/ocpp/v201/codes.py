@@ -26,8 +26,12 @@ CONNECTOR_STATUS: dict[EvseStatus, str] = {
     EvseStatus.FAULTED: "Faulted",
 }
 
-#: ReasonEnumType (TransactionEvent stoppedReason) per stop reason: the domain's reasons are 2.0.1's.
-STOPPED_REASONS: dict[StopReason, str] = {reason: reason.value for reason in StopReason}
+#: ReasonEnumType (TransactionEvent stoppedReason) per stop reason: the domain's are 2.0.1's, but for the 1.6
+#: ones 2.0.1 spells otherwise (a reset of either kind is a reboot; UnlockConnector ends it as Remote).
+STOPPED_REASONS: dict[StopReason, str] = {
+    **{reason: reason.value for reason in StopReason},
+    StopReason.HARD_RESET: "ImmediateReset", StopReason.SOFT_RESET: "Reboot", StopReason.UNLOCK_COMMAND: "Remote",
+}
 
 #: NotifyEvent's component and variable per fault (the device model's names for the part that failed).
 FAULT_COMPONENTS: dict[Fault, tuple[str, str]] = {

@@ -14,6 +14,7 @@ from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
+from controller.clock import iso_utc
 from controller.domain.types import Answer, AuthDecision, IdToken
 from controller.ocpp.commands import Commands, Trigger
 from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref
@@ -83,6 +84,17 @@ class StationChargePoint201(Connection, ChargePoint):
             results.append({"attribute_status": status, "attribute_type": attribute, "component": component,
                             "variable": variable})
         return call_result.SetVariables(set_variable_result=results)
+
+    @on(Action.get_base_report, **_CHECKED)
+    def on_get_base_report(self, request_id: int, report_base: str, **_: Any) -> Any:
+        status = "NotSupported" if report_base == "SummaryInventory" else "Accepted"
+        return call_result.GetBaseReport(status=status)
+
+    @after(Action.get_base_report)
+    def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
+        if report_base != "SummaryInventory":
+            self.commands.send_later(report(self.model, request_id, full=report_base == "FullInventory",
+                                            at=iso_utc(self.commands.now())))
 
     # ------------------------------------------------------------ transactions
 
@@ -173,3 +185,28 @@ class StationChargePoint201(Connection, ChargePoint):
         evse_id = evse["id"] if evse else None
         if what is not None and self.commands.trigger(what, evse_id) == Answer.ACCEPTED:
             self.commands.after_trigger(what, evse_id)
+
+
+#: Report entries per NotifyReport part.
+REPORT_PART = 50
+
+
+def report(model: DeviceModel, request_id: int, *, full: bool, at: str) -> list[tuple[str, dict[str, Any]]]:
+    """NotifyReport parts for GetBaseReport: every variable (FullInventory) or the writable ones (Configuration)."""
+    entries = []
+    for ref, spec in model.variables.items():
+        if not full and spec.mutability == READ_ONLY:
+            continue
+        variable: dict[str, Any] = {"name": ref.variable}
+        if ref.instance:
+            variable["instance"] = ref.instance
+        characteristics: dict[str, Any] = {"dataType": spec.data_type, "supportsMonitoring": False}
+        if spec.data_type == "integer":
+            characteristics["minLimit"], characteristics["maxLimit"] = spec.minimum, spec.maximum
+        entries.append({"component": {"name": ref.component}, "variable": variable,
+                        "variableAttribute": [{"type": "Actual", "value": model.get(ref)[:2500],
+                                               "mutability": spec.mutability}],
+                        "variableCharacteristics": characteristics})
+    parts = [entries[i:i + REPORT_PART] for i in range(0, len(entries), REPORT_PART)] or [[]]
+    return [("NotifyReport", {"requestId": request_id, "generatedAt": at, "seqNo": n, "tbc": n < len(parts) - 1,
+                              **({"reportData": part} if part else {})}) for n, part in enumerate(parts)]

@@ -71,3 +71,10 @@ async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """A simulated charger connected and booted to the bench CSMS."""
     async for app in _booted(App(sim_config(), state_dir=tmp_path, csms_url=csms.url)):
         yield app
+
+
+@pytest.fixture
+async def station201(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
+    """A simulated charger speaking OCPP 2.0.1, connected and booted to the bench CSMS."""
+    async for app in _booted(App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)):
+        yield app

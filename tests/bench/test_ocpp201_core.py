@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 on the bench: the simulated charger against the bench CSMS's 2.0.1 side (the ``ocpp`` package's v201).
+"""OCPP 2.0.1 on the bench: the simulated station against the bench CSMS's 2.0.1 side (the ``ocpp`` package's v201).
 
 Named after the OCTT 2.0.1 station test cases they mirror.
 """
@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ocpp.v201 import call
 
 from controller.app import App
@@ -27,16 +25,6 @@ from tests.conftest import sim_config, wait_until
 CP = "TEST-CP"
 
 
-@pytest.fixture
-async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
-    app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
-    await app.start()
-    assert app.ocpp is not None
-    await asyncio.wait_for(app.ocpp.connected.wait(), 10)
-    yield app
-    await app.stop()
-
-
 def calls(csms: CsmsSimulator, action: str) -> list[dict[str, Any]]:
     found = []
     for f in csms.frames:
@@ -50,7 +38,7 @@ def events(csms: CsmsSimulator) -> list[dict[str, Any]]:
     return calls(csms, "TransactionEvent")
 
 
-async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(charger: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(station201: App, csms: CsmsSimulator) -> None:
     boot = calls(csms, "BootNotification")[0]
     assert boot["reason"] == "PowerUp" and boot["chargingStation"]["vendorName"] == "evse-controller"
     await wait_until(lambda: calls(csms, "StatusNotification"), what="StatusNotification")
@@ -59,8 +47,8 @@ async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(charger
     assert all(s["evseId"] >= 1 for s in calls(csms, "StatusNotification"))  # no station-level report in 2.0.1
 
 
-async def test_TC_E_card_session_is_one_transaction_of_numbered_events(charger: App, csms: CsmsSimulator) -> None:
-    await script(charger, f"plug; tap {TAG}; expect Charging; wait 1.5; ev B; expect SuspendedEV; unplug; "
+async def test_TC_E_card_session_is_one_transaction_of_numbered_events(station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging; wait 1.5; ev B; expect SuspendedEV; unplug; "
                           "expect Available")
     await wait_until(lambda: any(e["eventType"] == "Ended" for e in events(csms)), what="the Ended event")
     sent = events(csms)
@@ -81,12 +69,12 @@ async def test_TC_E_card_session_is_one_transaction_of_numbered_events(charger: 
     assert refused == []  # the CSMS's 2.0.1 schemas took every frame the station sent
 
 
-async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(charger: App, csms: CsmsSimulator) -> None:
-    await script(charger, "plug; expect Preparing")
+async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, "plug; expect Preparing")
     result = await csms.call(CP, call.RequestStartTransaction(
         id_token={"id_token": "REMOTE01", "type": "Central"}, remote_start_id=42, evse_id=1))
     assert result.status == "Accepted"
-    await script(charger, "expect Charging")
+    await script(station201, "expect Charging")
     await wait_until(lambda: events(csms), what="Started")
     started = events(csms)[0]
     assert started["triggerReason"] == "RemoteStart" and started["transactionInfo"]["remoteStartId"] == 42
@@ -100,7 +88,7 @@ async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(charger: App, csms: 
     assert (await csms.call(CP, call.RequestStopTransaction(transaction_id="nope"))).status == "Rejected"
 
 
-async def test_TC_B_06_07_CS_get_and_set_variables(charger: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_06_07_CS_get_and_set_variables(station201: App, csms: CsmsSimulator) -> None:
     heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
     unknown = {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}}
     got = await csms.call(CP, call.GetVariables(get_variable_data=[heartbeat, unknown]))
@@ -109,15 +97,15 @@ async def test_TC_B_06_07_CS_get_and_set_variables(charger: App, csms: CsmsSimul
     assert results[1]["attribute_status"] == "UnknownComponent"
     changed = await csms.call(CP, call.SetVariables(set_variable_data=[{**heartbeat, "attribute_value": "120"}]))
     assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
-    assert charger.ocpp is not None and charger.ocpp.model.get(dm.HEARTBEAT_INTERVAL) == "120"
+    assert station201.ocpp is not None and station201.ocpp.model.get(dm.HEARTBEAT_INTERVAL) == "120"
 
 
 async def test_TC_E_offline_a_whole_transaction_arrives_in_seqno_order_flagged_offline(
-        charger: App, csms: CsmsSimulator) -> None:
-    await script(charger, f"plug; tap {TAG}; expect Charging; wait 0.5; tap {TAG}; expect Finishing; unplug")
+        station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging; wait 0.5; tap {TAG}; expect Finishing; unplug")
     await wait_until(lambda: any(e["eventType"] == "Ended" for e in events(csms)), what="the first Ended")
-    await go_offline(charger, csms)
-    await script(charger, f"expect Available; plug; wait 0.5; tap {TAG}; expect Charging; wait 2.2; tap {TAG}; "
+    await go_offline(station201, csms)
+    await script(station201, f"expect Available; plug; wait 0.5; tap {TAG}; expect Charging; wait 2.2; tap {TAG}; "
                           "expect Finishing")
     await csms.start()
     await wait_until(lambda: len([e for e in events(csms) if e["eventType"] == "Ended"]) == 2, 15, "the second Ended")
@@ -167,14 +155,14 @@ async def test_TC_E_a_killed_daemon_ends_its_transaction_as_power_loss_with_the_
         await csms.stop()
 
 
-async def test_TC_N_a_fault_is_reported_in_notify_event_and_its_end_too(charger: App, csms: CsmsSimulator) -> None:
-    await script(charger, f"plug; tap {TAG}; expect Charging; fault short; expect Faulted")
+async def test_TC_N_a_fault_is_reported_in_notify_event_and_its_end_too(station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging; fault short; expect Faulted")
     await wait_until(lambda: csms.notified, what="NotifyEvent")
     raised = csms.notified[0]
     assert raised["component"]["name"] == "ControlPilot" and raised["component"]["evse"]["id"] == 1
     assert (raised["actual_value"], raised["tech_code"], raised["trigger"]) == ("true", "PilotFault", "Alerting")
     await wait_until(lambda: any(s[3] == "Faulted" for s in csms.statuses), what="Faulted")
-    await script(charger, "clear short; expect Preparing")
+    await script(station201, "clear short; expect Preparing")
     await wait_until(lambda: len(csms.notified) == 2, what="the fault's end")
     assert csms.notified[1]["cleared"] is True and csms.notified[1]["actual_value"] == "false"
     ended = [e for e in events(csms) if e["eventType"] == "Ended"]
@@ -207,7 +195,7 @@ async def test_TC_J_a_dc_session_on_2_0_1_carries_the_cars_soc(tmp_path: Path, c
         await app.stop()
 
 
-async def test_TC_B_12_CS_a_full_inventory_comes_in_notify_report_parts(charger: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_12_CS_a_full_inventory_comes_in_notify_report_parts(station201: App, csms: CsmsSimulator) -> None:
     result = await csms.call(CP, call.GetBaseReport(request_id=7, report_base="FullInventory"))
     assert result.status == "Accepted"
     await wait_until(lambda: csms.reports.get(7) and not csms.reports[7][-1]["tbc"], what="the last part")

@@ -14,12 +14,21 @@ from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
-from controller.clock import iso_utc
+from controller.clock import iso_utc, parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
 from controller.ocpp.commands import Commands, Trigger
 from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref
 from controller.ocpp.rpc import Connection, frame_log
-from controller.ocpp.v201.codes import AVAILABILITY, RULES, SET_VARIABLE, UNLOCK, auth_status, spell, token_type
+from controller.ocpp.v201.codes import (
+    AVAILABILITY,
+    RESERVATION,
+    RULES,
+    SET_VARIABLE,
+    UNLOCK,
+    auth_status,
+    spell,
+    token_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +178,26 @@ class StationChargePoint201(Connection, ChargePoint):
         answer = self.commands.update_local_list(version_number, update_type == "Full", entries)
         status = {Answer.ACCEPTED: "Accepted", Answer.VERSION_MISMATCH: "VersionMismatch"}.get(answer, "Failed")
         return call_result.SendLocalList(status=status)
+
+    # ------------------------------------------------------------ reservation
+
+    @on(Action.reserve_now, **_CHECKED)
+    def on_reserve_now(self, id: int, expiry_date_time: str, id_token: dict[str, Any], evse_id: int | None = None,
+                       group_id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+        # A connectorType asks for a kind of socket: every connector here is the one its EVSE has.
+        try:
+            expires = parse_time(expiry_date_time)
+        except ValueError:
+            return call_result.ReserveNow(status="Rejected")
+        token = IdToken(id_token["id_token"], token_type(id_token.get("type")))
+        group = IdToken(group_id_token["id_token"], token_type(group_id_token.get("type"))) if group_id_token \
+            else None
+        answer = self.commands.reserve(evse_id or 0, expires, token, id, group)
+        return call_result.ReserveNow(status=spell(RESERVATION, answer))
+
+    @on(Action.cancel_reservation, **_CHECKED)
+    def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
+        return call_result.CancelReservation(status=_status(self.commands.cancel_reservation(reservation_id)))
 
     # ---------------------------------------------------------------- trigger
 

@@ -1,0 +1,76 @@
+"""OCPP 2.0.1 remote control on the bench: availability, unlock, trigger, the local list and reservations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ocpp.v201 import call
+
+from controller.app import App
+from hil.csms import CsmsSimulator
+from tests.bench.test_ocpp16_core import TAG, script
+from tests.bench.test_ocpp201_core import CP, calls, events
+from tests.conftest import wait_until
+
+
+def statuses(csms: CsmsSimulator) -> list[str]:
+    return [s["connectorStatus"] for s in calls(csms, "StatusNotification")]
+
+
+async def test_TC_G_03_04_CS_change_availability_of_an_evse_and_back(station201: App, csms: CsmsSimulator) -> None:
+    answer = await csms.call(CP, call.ChangeAvailability(operational_status="Inoperative", evse={"id": 1}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: statuses(csms)[-1:] == ["Unavailable"], what="Unavailable")
+    answer = await csms.call(CP, call.ChangeAvailability(operational_status="Operative"))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: statuses(csms)[-1:] == ["Available"], what="Available again")
+
+
+async def test_TC_F_05_CS_unlock_connector_and_an_unknown_one(station201: App, csms: CsmsSimulator) -> None:
+    assert (await csms.call(CP, call.UnlockConnector(evse_id=1, connector_id=1))).status == "Unlocked"
+    assert (await csms.call(CP, call.UnlockConnector(evse_id=9, connector_id=1))).status == "UnknownConnector"
+
+
+async def test_TC_F_11_CS_trigger_message_status_and_meter_values(station201: App, csms: CsmsSimulator) -> None:
+    before = len(calls(csms, "StatusNotification"))
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="StatusNotification", evse={"id": 1}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: len(calls(csms, "StatusNotification")) > before, what="the triggered status")
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="MeterValues", evse={"id": 1}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: calls(csms, "MeterValues"), what="the triggered MeterValues")
+    value = calls(csms, "MeterValues")[0]
+    assert value["evseId"] == 1 and value["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="SignChargingStationCertificate"))
+    assert answer.status == "NotImplemented"
+
+
+async def test_TC_D_01_CS_a_local_list_authorises_offline_and_has_a_version(station201: App,
+                                                                           csms: CsmsSimulator) -> None:
+    entry = {"id_token": {"id_token": "0A0B0C0D", "type": "ISO14443"}, "id_token_info": {"status": "Accepted"}}
+    answer = await csms.call(CP, call.SendLocalList(version_number=5, update_type="Full",
+                                                    local_authorization_list=[entry]))
+    assert answer.status == "Accepted"
+    assert (await csms.call(CP, call.GetLocalListVersion())).version_number == 5
+    differential = await csms.call(CP, call.SendLocalList(version_number=4, update_type="Differential"))
+    assert differential.status == "VersionMismatch"
+
+
+async def test_TC_H_01_CS_a_reservation_holds_the_evse_for_its_token(station201: App, csms: CsmsSimulator) -> None:
+    expiry = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    answer = await csms.call(CP, call.ReserveNow(id=11, expiry_date_time=expiry, evse_id=1,
+                                                 id_token={"id_token": TAG, "type": "ISO14443"}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: statuses(csms)[-1:] == ["Reserved"], what="Reserved")
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    await wait_until(lambda: events(csms), what="Started")
+    assert events(csms)[0]["reservationId"] == 11
+    assert (await csms.call(CP, call.CancelReservation(reservation_id=11))).status == "Rejected"  # used up
+
+
+async def test_TC_H_cancel_a_reservation(station201: App, csms: CsmsSimulator) -> None:
+    expiry = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    answer = await csms.call(CP, call.ReserveNow(id=12, expiry_date_time=expiry,
+                                                 id_token={"id_token": "0E0E0E0E", "type": "ISO14443"}))
+    assert answer.status == "Accepted"  # no EVSE named: any one that is free
+    assert (await csms.call(CP, call.CancelReservation(reservation_id=12))).status == "Accepted"

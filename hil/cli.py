@@ -107,8 +107,8 @@ def _reliability(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="evse-reliability-") as work:
         results = {
-            "sigkill": asyncio.run(kill_cycles(args.kills, args.seed, Path(work))),
-            "outage": asyncio.run(outage_drain(args.messages, Path(work))),
+            "sigkill": asyncio.run(kill_cycles(args.kills, args.seed, Path(work), args.ocpp_version)),
+            "outage": asyncio.run(outage_drain(args.messages, Path(work), args.ocpp_version)),
         }
     print(json.dumps(results, indent=2))
     ok = results["sigkill"]["lost"] == 0 and results["sigkill"]["duplicated"] == 0 and results["outage"]["in_order"]
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")
     rel.add_argument("--seed", type=int, default=1, help="random seed for the kill moments")
     rel.add_argument("--messages", type=int, default=1000, help="messages to queue during the outage (default 1000)")
+    rel.add_argument("--ocpp-version", choices=OCPP_VERSIONS, default="1.6", help="OCPP version (default 1.6)")
     rel.set_defaults(func=_reliability)
     return parser
 

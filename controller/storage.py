@@ -15,6 +15,7 @@ import json
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,9 +197,13 @@ class Store:
     @staticmethod
     def enqueue(db: sqlite3.Connection, version: str, role: str, action: str, payload: dict[str, Any],
                 tx_local_id: str) -> None:
-        """Append a message (inside :meth:`atomic`)."""
-        db.execute("INSERT INTO outbox (version, role, action, payload, tx_local_id) VALUES (?, ?, ?, ?, ?)",
-                   (version, role, action, json.dumps(payload), tx_local_id))
+        """Append a message (inside :meth:`atomic`) with the message id every attempt to send it will use.
+
+        The id is chosen here, in the same commit, so sending needs no write of its own before the CALL.
+        """
+        db.execute("INSERT INTO outbox (version, role, action, payload, tx_local_id, message_id) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (version, role, action, json.dumps(payload), tx_local_id,
+                                                 str(uuid.uuid4())))
 
     def head(self) -> StoredMessage | None:
         """The oldest queued message: the order things happened in, across every transaction."""

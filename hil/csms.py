@@ -9,6 +9,7 @@ CSMS-initiated operations (remote start and stop, or any CALL).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -175,8 +176,15 @@ def _now() -> str:
 class CsmsSimulator:
     """The bench's CSMS. ``url`` is what a station appends ``/<id>`` to."""
 
-    def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None) -> None:
+    def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None,
+                 ssl_context: Any = None) -> None:
         self.port = port
+        #: TLS (security profile 2): served as wss:// with this server context.
+        self.ssl_context = ssl_context
+        #: HTTP Basic passwords per station id (security profiles 1 and 2); a station not named needs none.
+        self.passwords: dict[str, str] = {}
+        #: (station id, the password it offered or None) of every refused handshake.
+        self.refused: list[tuple[str, str | None]] = []
         self.heartbeat_interval = heartbeat_interval
         #: parentIdTag per (upper-case) idTag.
         self.parents: dict[str, str] = {}
@@ -217,7 +225,7 @@ class CsmsSimulator:
     @property
     def url(self) -> str:
         """Base URL of the running server."""
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}"
 
     def tag_info(self, id_tag: str) -> dict[str, str]:
         """idTagInfo for a tag: its status and, if it has one, its parentIdTag."""
@@ -236,6 +244,7 @@ class CsmsSimulator:
             self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")],
             ping_interval=None,
             close_timeout=1,  # a bench stop must not wait on a station that stopped answering
+            process_request=self._authenticate, ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("bench CSMS listening on %s", self.url)
@@ -251,6 +260,23 @@ class CsmsSimulator:
         await self._server.wait_closed()
         self._server = None
         self.connections.clear()
+
+    def _authenticate(self, connection: Any, request: Any) -> Any:
+        """HTTP Basic for the stations that have a password: 401 without it, or with another one."""
+        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        wanted = self.passwords.get(cp_id)
+        if wanted is None:
+            return None
+        offered = None
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            with contextlib.suppress(ValueError):
+                user, _, offered = base64.b64decode(header[6:]).decode().partition(":")
+                offered = offered if user == cp_id else None
+        if offered == wanted:
+            return None
+        self.refused.append((cp_id, offered))
+        return connection.respond(401, "wrong or missing credentials\n")
 
     async def _handle(self, ws: Any) -> None:
         cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]

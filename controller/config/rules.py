@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from controller.config.dc import PROTOCOL_BITRATE
@@ -116,6 +117,12 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
             f"{source}: ocpp.reconnect_max = {config.ocpp.reconnect_max:g}: expected at least "
             f"ocpp.reconnect_min ({config.ocpp.reconnect_min:g})"
         )
+    password = config.ocpp.basic_auth_password
+    if password and not 16 <= len(password) <= 40:
+        problems.append(f"{source}: ocpp.basic_auth_password = ({len(password)} characters): expected 16-40 "
+                        "characters (OCPP's passwordString)")
+    if config.ocpp.ca_file and not Path(config.ocpp.ca_file).is_file():
+        problems.append(f"{source}: ocpp.ca_file = {config.ocpp.ca_file!r}: expected a PEM file that exists")
     if not config.station.id or len(config.station.id) > 48 or "/" in config.station.id:
         problems.append(f"{source}: station.id = {config.station.id!r}: expected 1-48 characters without '/'")
 

@@ -42,6 +42,12 @@ class OcppSection:
     connect_timeout: float = opt(10.0, lo=1, hi=600)
     reconnect_min: float = opt(1.0, lo=0.05, hi=3600)
     reconnect_max: float = opt(60.0, lo=0.05, hi=3600)
+    #: Security profile 1 and 2: HTTP Basic with the station id and this password (16-40 characters); the
+    #: CSMS may change it (2.0.1 SecurityCtrlr.BasicAuthPassword). Empty: none.
+    basic_auth_password: str = ""
+    #: Security profile 2: the CA certificate (PEM) a wss:// CSMS's certificate must chain to. Empty: the
+    #: system's trust store.
+    ca_file: str = ""
 
 
 @dataclass

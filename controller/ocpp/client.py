@@ -61,7 +61,8 @@ class OcppClient:
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
-                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL))
+                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), username=self.cp_id,
+                         password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD))
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
         self.statuses = StatusReporter(self.model, self.queue, self._send_status)
         #: The meter serial number BootNotification reports (the app reads it from the first meter).
@@ -94,6 +95,9 @@ class OcppClient:
         self._apply_policy()
         if ref == dm.HEARTBEAT_INTERVAL:
             self._heartbeat_changed.set()
+        elif ref == dm.BASIC_AUTH_PASSWORD:
+            log.info("the CSMS set a new BasicAuthPassword: reconnecting with it")
+            self.link.reconnect()
 
     def _apply_policy(self) -> None:
         for evse in self.station.evses.values():

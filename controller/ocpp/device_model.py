@@ -21,7 +21,7 @@ from controller.storage import Store
 log = logging.getLogger(__name__)
 
 BOOLEAN, INTEGER, STRING, MEMBER_LIST = "boolean", "integer", "string", "MemberList"
-READ_ONLY, READ_WRITE = "ReadOnly", "ReadWrite"
+READ_ONLY, READ_WRITE, WRITE_ONLY = "ReadOnly", "ReadWrite", "WriteOnly"
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: no fullwidth digits, no "1_0"
 
 MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage",
@@ -110,6 +110,8 @@ SAMPLED, ALIGNED, DEVICE_DATA, RESERVATION, INTERNAL = "SampledDataCtrlr", "Alig
     "ReservationCtrlr", "InternalCtrlr"
 
 HEARTBEAT_INTERVAL = Ref(OCPP_COMM, "HeartbeatInterval")
+BASIC_AUTH_PASSWORD = Ref("SecurityCtrlr", "BasicAuthPassword")
+SECURITY_PROFILE = Ref("SecurityCtrlr", "SecurityProfile")
 WEBSOCKET_PING_INTERVAL = Ref(OCPP_COMM, "WebSocketPingInterval")
 MESSAGE_ATTEMPTS = Ref(OCPP_COMM, "MessageAttempts", "TransactionEvent")
 MESSAGE_ATTEMPT_INTERVAL = Ref(OCPP_COMM, "MessageAttemptInterval", "TransactionEvent")
@@ -146,6 +148,10 @@ SEND_LOCAL_LIST_MAX = 250
 GET_VARIABLES_MAX = 50
 
 
+def _password_problem(value: str) -> str | None:
+    return None if 16 <= len(value) <= 40 else "expected 16-40 characters"
+
+
 def standard_variables(config: Config) -> list[Variable]:
     """Every variable this station has, with defaults that suit a public charger or come from the config."""
     connectors = len(config.connector)
@@ -160,7 +166,12 @@ def standard_variables(config: Config) -> list[Variable]:
         return Variable(ref, MEMBER_LIST, default, max_items=MEASURANDS_MAX, allow_empty=allow_empty,
                         check=measurand_problem)
 
+    password = config.ocpp.basic_auth_password
+    profile = (2 if config.ocpp.csms_url.startswith("wss://") else 1) if password else 0
+
     return [
+        Variable(BASIC_AUTH_PASSWORD, STRING, password, WRITE_ONLY, check=_password_problem),
+        Variable(SECURITY_PROFILE, INTEGER, str(profile), READ_ONLY, 0, 3),
         number(HEARTBEAT_INTERVAL, config.ocpp.heartbeat_interval, lo=1),
         number(WEBSOCKET_PING_INTERVAL, 60, hi=3600),
         number(MESSAGE_ATTEMPTS, 3, lo=1, hi=100),
@@ -246,7 +257,7 @@ class DeviceModel:
             log.info("change of %s to %r refused: %s", ref, value[:60], problem)
             return Answer.REJECTED
         self._apply(ref, spec.normal(value))
-        log.info("%s set to %r", ref, self._values[ref])
+        log.info("%s set to %s", ref, "(a new value)" if spec.mutability == WRITE_ONLY else repr(self._values[ref]))
         return Answer.ACCEPTED
 
     def set_runtime(self, ref: Ref, value: str) -> None:

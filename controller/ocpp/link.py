@@ -10,9 +10,11 @@ the URL never reaches a log line.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,8 +34,13 @@ NORMAL, GOING_AWAY = 1000, 1001
 class Link:
     """Keeps one websocket to the CSMS and runs a session on each connection."""
 
-    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int]) -> None:
+    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int], *,
+                 username: str = "", password: Callable[[], str] | None = None) -> None:
         self.url = url
+        #: Security profiles 1 and 2: HTTP Basic as ``username`` with the password of the moment.
+        self.username = username
+        self._password = password
+        self._ws: Any = None
         #: The URL as logs and reports show it: never with a password.
         self.display_url = redact(url)
         self.subprotocol = Subprotocol(subprotocol)
@@ -48,11 +55,12 @@ class Link:
             ws = None
             try:
                 ping = self._ping_interval() or None
-                ws = await websockets.connect(
+                ws = self._ws = await websockets.connect(
                     self.url, subprotocols=[self.subprotocol], open_timeout=self.settings.connect_timeout,
                     ping_interval=ping,
                     ping_timeout=ping,  # no pong within the interval: the link is dead, reconnect
-                    close_timeout=min(ping, CLOSE_TIMEOUT) if ping else CLOSE_TIMEOUT)
+                    close_timeout=min(ping, CLOSE_TIMEOUT) if ping else CLOSE_TIMEOUT,
+                    additional_headers=self._headers(), **self._tls())
                 if ws.subprotocol != self.subprotocol:
                     log.error("CSMS at %s did not agree to subprotocol %s; closing", self.display_url,
                               self.subprotocol)
@@ -66,6 +74,9 @@ class Link:
                 if ws is not None:
                     await _close(ws, GOING_AWAY, "station going away")
                 raise
+            except ssl.SSLCertVerificationError as exc:
+                log.error("CSMS at %s: its TLS certificate does not verify (%s); check ocpp.ca_file", self.display_url,
+                          exc.verify_message or exc)
             except (OSError, TimeoutError, ValueError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
                 # Some of these carry the URL itself in their text: never with its password.
                 why = str(exc).replace(self.url, self.display_url) or type(exc).__name__
@@ -76,6 +87,26 @@ class Link:
             log.info("reconnecting to CSMS in %.1f s", wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.settings.reconnect_max)
+
+
+    def _headers(self) -> dict[str, str] | None:
+        password = self._password() if self._password is not None else ""
+        if not password:
+            return None
+        token = base64.b64encode(f"{self.username}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def _tls(self) -> dict[str, Any]:
+        # Security profile 2: the CSMS's certificate must chain to ocpp.ca_file (or the system's CAs).
+        if not self.url.startswith("wss://"):
+            return {}
+        return {"ssl": ssl.create_default_context(cafile=self.settings.ca_file or None)}
+
+    def reconnect(self) -> None:
+        """Close the connection of the moment (a new password takes effect on the next one)."""
+        ws = self._ws
+        if ws is not None:
+            asyncio.get_running_loop().create_task(_close(ws, NORMAL, "credentials changed"))
 
 
 async def _close(ws: Any, code: int, reason: str) -> None:

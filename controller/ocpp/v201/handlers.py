@@ -17,7 +17,7 @@ from ocpp.v201.enums import Action
 from controller.clock import iso_utc, parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
 from controller.ocpp.commands import Commands, Trigger
-from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref
+from controller.ocpp.device_model import READ_ONLY, WRITE_ONLY, DeviceModel, Ref
 from controller.ocpp.rpc import Connection, frame_log
 from controller.ocpp.v201.codes import (
     AVAILABILITY,
@@ -72,6 +72,8 @@ class StationChargePoint201(Connection, ChargePoint):
                                       "component": component, "variable": variable}
             if ref is not None and attribute != "Actual":
                 result["attribute_status"] = "NotSupportedAttributeType"
+            elif ref is not None and self.model.variables[ref].mutability == WRITE_ONLY:
+                result["attribute_status"] = "Rejected"  # a password is set, never read
             elif ref is not None:
                 result["attribute_value"] = self.model.get(ref)[:2500]
             results.append(result)
@@ -232,9 +234,11 @@ def report(model: DeviceModel, request_id: int, *, full: bool, at: str) -> list[
         characteristics: dict[str, Any] = {"dataType": spec.data_type, "supportsMonitoring": False}
         if spec.data_type == "integer":
             characteristics["minLimit"], characteristics["maxLimit"] = spec.minimum, spec.maximum
+        attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}
+        if spec.mutability != WRITE_ONLY:
+            attribute["value"] = model.get(ref)[:2500]
         entries.append({"component": {"name": ref.component}, "variable": variable,
-                        "variableAttribute": [{"type": "Actual", "value": model.get(ref)[:2500],
-                                               "mutability": spec.mutability}],
+                        "variableAttribute": [attribute],
                         "variableCharacteristics": characteristics})
     parts = [entries[i:i + REPORT_PART] for i in range(0, len(entries), REPORT_PART)] or [[]]
     return [("NotifyReport", {"requestId": request_id, "generatedAt": at, "seqNo": n, "tbc": n < len(parts) - 1,

@@ -69,6 +69,8 @@ class OcppClient:
         self.meter_serial: str | None = None
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
         self.on_reset: Callable[[bool], None] | None = None
+        #: Security events waiting for the next connection (2.0.1 SecurityEventNotification).
+        self.security_events: list[str] = []
         #: The last BootNotification answer (None before one).
         self.registration: Registration | None = None
         self.connected = asyncio.Event()
@@ -97,6 +99,7 @@ class OcppClient:
             self._heartbeat_changed.set()
         elif ref == dm.BASIC_AUTH_PASSWORD:
             log.info("the CSMS set a new BasicAuthPassword: reconnecting with it")
+            self.security_events.append("ReconfigurationOfSecurityParameters")
             self.link.reconnect()
 
     def _apply_policy(self) -> None:
@@ -140,6 +143,9 @@ class OcppClient:
             await self._boot(conn)
         self._conn = conn
         self.connected.set()
+        booted = getattr(self.adapter, "booted", None)  # 2.0.1: the security events a boot is
+        for message in booted() if booted is not None else []:
+            await self.send(message)
         # After every (re)connect the CSMS gets the current status of the station and each EVSE.
         await self._send_status(StatusChanged(0, self.station.station_status()))
         for evse in self.station.evses.values():

@@ -65,6 +65,8 @@ async def test_TC_A_profile_1_basic_auth_and_a_password_the_csms_changes(tmp_pat
         assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
         await wait_until(lambda: app.ocpp is not None and app.ocpp.link.connections == 2, 10, "the reconnect")
         assert len(csms.boots) == boots and csms.refused == []  # the new password, at once; no new boot
+        await wait_until(lambda: len(csms.security_events) == 2, 5, "the security event")
+        assert csms.security_events == ["StartupOfTheDevice", "ReconfigurationOfSecurityParameters"]
         short = await csms.call(CP, call.SetVariables(set_variable_data=[{**secret, "attribute_value": "short"}]))
         assert short.set_variable_result[0]["attribute_status"] == "Rejected"
     finally:

@@ -55,6 +55,7 @@ class Ocpp201Adapter:
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
         self.boot_reason = {"reset": "RemoteReset"}.get(client.take_boot_cause() or "", "PowerUp")
         self._faults: dict[int, Fault | None] = {}
+        self._first_connection = True
         self._event_ids = 0
 
     def connection(self, ws: Any) -> StationChargePoint201:
@@ -106,6 +107,16 @@ class Ocpp201Adapter:
     def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
         """(registration, interval, currentTime)."""
         return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
+
+    def booted(self) -> list[Message]:
+        """After each accepted boot: the security events since the last connection (a start-up first)."""
+        if self._first_connection:
+            self._first_connection = False
+            self.client.security_events.insert(0, "ResetOrReboot" if self.boot_reason == "RemoteReset"
+                                               else "StartupOfTheDevice")
+        events, self.client.security_events[:] = list(self.client.security_events), []
+        at = iso_utc(self.client.clock.utcnow())
+        return [("SecurityEventNotification", {"type": kind, "timestamp": at}) for kind in events]
 
     @staticmethod
     def heartbeat() -> Message:

@@ -299,10 +299,13 @@ class Store:
 
     # ------------------------------------------------ local list and cache
 
-    def clear_auth_cache(self) -> None:
-        """Forget every cached authorisation (ClearCache)."""
+    def clear_auth_cache(self, id_tag: str | None = None) -> None:
+        """Forget every cached authorisation (ClearCache), or one identifier's (a customer's data cleared)."""
         with self.atomic() as db:
-            db.execute("DELETE FROM auth_cache")
+            if id_tag is None:
+                db.execute("DELETE FROM auth_cache")
+            else:
+                db.execute("DELETE FROM auth_cache WHERE id_tag = ?", (id_tag.upper(),))
 
     def auth_entry(self, table: str, id_tag: str) -> tuple[str, str | None, str | None] | None:
         """(status, expiry, group) of an identifier in ``auth_cache`` or ``local_list`` (case-insensitive)."""

@@ -99,6 +99,12 @@ class CentralChargePoint201(ChargePoint):
         self._csms.reports.setdefault(request_id, []).append({"seq_no": seq_no, **kwargs})
         return call_result.NotifyReport()
 
+    @on(Action.notify_customer_information)
+    def on_notify_customer_information(self, data: str, seq_no: int, generated_at: str, request_id: int,
+                                       **_: Any) -> Any:
+        self._csms.customer_data.append((request_id, data))
+        return call_result.NotifyCustomerInformation()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
         self._csms.security_events.append(type)

@@ -104,6 +104,24 @@ class Commands:
         """Send these after the request's answer, one after another (a report in parts)."""
         self.client.send_all(messages)
 
+    def customer_information(self, id_tag: str, *, report: bool, clear: bool) -> str:
+        """What the station keeps of an identifier (its cached and listed authorisation, its sessions not yet
+        delivered), as text for the CSMS; ``clear`` forgets the cached one (the local list is the CSMS's)."""
+        store = self.client.store
+        cache, listed = store.auth_entry("auth_cache", id_tag), store.auth_entry("local_list", id_tag)
+        sessions = [t for t in store.transactions() if t.id_tag.upper() == id_tag.upper()]
+        text = ""
+        if report:
+            found = [f"cached authorisation {cache[0]}" if cache else "",
+                     f"local list entry {listed[0]}" if listed else "",
+                     f"{len(sessions)} session(s) still queued for the CSMS, the first started {sessions[0].started_at}"
+                     if sessions else ""]
+            text = f"{id_tag}: " + "; ".join(f for f in found if f) if any(found) else "No data"
+        if clear:
+            store.clear_auth_cache(id_tag)
+            log.info("customer information of %s cleared at the CSMS's request", id_tag)
+        return text[:512]
+
     def transaction_status(self, local_id: str | None) -> tuple[bool, bool]:
         """(messages of it still queued, it is still running); with no id: (any message queued, False)."""
         client = self.client

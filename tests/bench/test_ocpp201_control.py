@@ -74,3 +74,15 @@ async def test_TC_H_cancel_a_reservation(station201: App, csms: CsmsSimulator) -
                                                  id_token={"id_token": "0E0E0E0E", "type": "ISO14443"}))
     assert answer.status == "Accepted"  # no EVSE named: any one that is free
     assert (await csms.call(CP, call.CancelReservation(reservation_id=12))).status == "Accepted"
+
+
+async def test_TC_N_32_CS_customer_information_reported_then_cleared(station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")  # the card is now in the cache
+    token = {"id_token": TAG, "type": "ISO14443"}
+    answer = await csms.call(CP, call.CustomerInformation(request_id=3, report=True, clear=True, id_token=token))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: csms.customer_data, what="NotifyCustomerInformation")
+    assert csms.customer_data[0][0] == 3 and "cached authorisation Accepted" in csms.customer_data[0][1]
+    assert station201.ocpp is not None and station201.ocpp.store.auth_entry("auth_cache", TAG) is None
+    answer = await csms.call(CP, call.CustomerInformation(request_id=4, report=True, clear=False))
+    assert answer.status == "Invalid"  # no idToken: nothing the station could look up

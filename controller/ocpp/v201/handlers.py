@@ -181,6 +181,25 @@ class StationChargePoint201(Connection, ChargePoint):
         status = {Answer.ACCEPTED: "Accepted", Answer.VERSION_MISMATCH: "VersionMismatch"}.get(answer, "Failed")
         return call_result.SendLocalList(status=status)
 
+    # ------------------------------------------------------------ customer information
+
+    @on(Action.customer_information, **_CHECKED)
+    def on_customer_information(self, request_id: int, report: bool, clear: bool,
+                                id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+        # The station knows a customer only by an idToken (no certificates, no customer identifiers).
+        return call_result.CustomerInformation(status="Accepted" if id_token else "Invalid")
+
+    @after(Action.customer_information)
+    def after_customer_information(self, request_id: int, report: bool, clear: bool,
+                                   id_token: dict[str, Any] | None = None, **_: Any) -> None:
+        if id_token is None:
+            return
+        data = self.commands.customer_information(id_token["id_token"], report=report, clear=clear)
+        if report or not data:
+            self.commands.send_later([("NotifyCustomerInformation", {
+                "data": data or "Cleared", "seqNo": 0, "generatedAt": iso_utc(self.commands.now()),
+                "requestId": request_id, "tbc": False})])
+
     # ------------------------------------------------------------ reservation
 
     @on(Action.reserve_now, **_CHECKED)

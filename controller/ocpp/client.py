@@ -20,7 +20,14 @@ from websockets.exceptions import ConnectionClosed
 
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config
-from controller.domain.events import Event, MeterSample, StatusChanged, TransactionEnded, TransactionStarted
+from controller.domain.events import (
+    ChargingStateChanged,
+    Event,
+    MeterSample,
+    StatusChanged,
+    TransactionEnded,
+    TransactionStarted,
+)
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
@@ -304,6 +311,16 @@ class OcppClient:
             assert tx.meter_stop_wh is not None and tx.stopped_at is not None
             action, payload = self.adapter.stop(tx, self.sampler.ended(tx))
             self.queue.transaction_ended(tx.local_id, action, payload, tx.meter_stop_wh, iso_utc(tx.stopped_at))
+        elif isinstance(event, ChargingStateChanged):
+            evse = self.station.evses[event.evse_id]
+            changed = getattr(self.adapter, "charging_state", None)  # 2.0.1 tells it in a TransactionEvent
+            message = changed(event) if changed is not None and evse.transaction is not None else None
+            if message is not None and evse.transaction is not None:
+                action, payload = message
+                reading = evse.reading
+                self.queue.updated(evse.transaction.local_id, action, payload,
+                                   round(reading.energy_wh) if reading else evse.transaction.meter_start_wh,
+                                   iso_utc(self.clock.utcnow()))
         elif isinstance(event, MeterSample):
             evse = self.station.evses[event.evse_id]
             value = meter_value(event.reading, event.at, evse.phases, self.model.items(dm.TX_UPDATED_MEASURANDS),

@@ -60,6 +60,8 @@ async def test_TC_E_card_session_is_one_transaction_of_numbered_events(station20
     assert started["idToken"] == {"idToken": TAG, "type": "ISO14443"}
     assert started["evse"] == {"id": 1, "connectorId": 1} and "offline" not in started
     assert any(e["eventType"] == "Updated" and e["triggerReason"] == "MeterValuePeriodic" for e in sent)
+    states = [e["transactionInfo"]["chargingState"] for e in sent if e["triggerReason"] == "ChargingStateChanged"]
+    assert states[:2] == ["Charging", "SuspendedEV"]  # energy flowed, then the car paused (ev B)
     assert ended["eventType"] == "Ended" and ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
     energy = [s for v in ended["meterValue"] for s in v["sampledValue"]
               if s["measurand"] == "Energy.Active.Import.Register"]

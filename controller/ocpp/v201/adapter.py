@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import iso_utc, parse_time
-from controller.domain.events import StatusChanged, Transaction
+from controller.domain.events import ChargingStateChanged, StatusChanged, Transaction
 from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
@@ -230,6 +230,15 @@ class Ocpp201Adapter:
         payload = self._event("Updated", value.at, trigger, evse_id, tx.local_id, {})
         payload["meterValue"] = [self._value(value)]
         return "TransactionEvent", payload
+
+    def charging_state(self, event: ChargingStateChanged) -> Message | None:
+        """TransactionEvent Updated (ChargingStateChanged) as energy starts, pauses or stops in a transaction."""
+        tx = self.client.station.evses[event.evse_id].transaction
+        if tx is None:
+            return None
+        return "TransactionEvent", self._event("Updated", self.client.clock.utcnow(),
+                                               TriggerReason.CHARGING_STATE_CHANGED, event.evse_id, tx.local_id,
+                                               {"chargingState": event.state.value})
 
     def idle_sample(self, evse_id: int, value: MeterValue) -> Message:
         """MeterValues outside any transaction."""

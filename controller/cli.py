@@ -21,6 +21,10 @@ COMMANDS_GROUP = "evse_controller.commands"
 def setup_logging(level: str) -> None:
     """Log to stderr at ``level``; library chatter only at debug."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from controller.ocpp.rpc import SecretFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter())  # a password never reaches a log, at any level
     if level != "debug":
         # Frame-by-frame and state-machine chatter only when debugging.
         for noisy in ("controller.ocpp.frames", "transitions", "ocpp", "websockets", "pymodbus"):

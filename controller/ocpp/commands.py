@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from controller.evse.reservation import Reservation
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Registration
 from controller.ocpp.statuses import current_status
+from controller.tasks import until
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
@@ -149,6 +151,23 @@ class Commands:
     def after_reset(self, hard: bool) -> None:
         """Reset (already answered Accepted): end transactions, let them reach the CSMS, restart."""
         self.client.spawn(self._reset(hard))
+
+    def booted(self) -> bool:
+        """The CSMS has Accepted this station's BootNotification."""
+        return self.client.registration == Registration.ACCEPTED
+
+    def busy(self, evse_id: int | None = None) -> bool:
+        """A transaction runs (on ``evse_id``, or on any EVSE)."""
+        return any(e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id))
+
+    def reset_when_idle(self) -> None:
+        """Reset OnIdle (answered Scheduled): wait until no transaction runs, then reset as a soft one."""
+        async def wait_then_reset() -> None:
+            log.info("reset scheduled for when the running transactions have ended")
+            await until(lambda: not self.busy(), math.inf, 1.0)
+            await self._reset(hard=False)
+
+        self.client.spawn(wait_then_reset())
 
     async def _reset(self, hard: bool) -> None:
         client = self.client

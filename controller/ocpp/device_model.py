@@ -254,7 +254,8 @@ class DeviceModel:
             return Answer.REJECTED
         problem = spec.problem(value)
         if problem is not None:
-            log.info("change of %s to %r refused: %s", ref, value[:60], problem)
+            log.info("change of %s to %s refused: %s", ref, "(a new value)" if spec.mutability == WRITE_ONLY else
+                     repr(value[:60]), problem)
             return Answer.REJECTED
         self._apply(ref, spec.normal(value))
         log.info("%s set to %s", ref, "(a new value)" if spec.mutability == WRITE_ONLY else repr(self._values[ref]))

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: The longest the station waits for the CSMS to answer its own close frame.
 CLOSE_TIMEOUT = 2.0
 NORMAL, GOING_AWAY = 1000, 1001
+#: How long after a credentials change the link closes to reconnect with them.
+RECONNECT_DELAY = 0.2
 
 
 class Link:
@@ -103,10 +105,14 @@ class Link:
         return {"ssl": ssl.create_default_context(cafile=self.settings.ca_file or None)}
 
     def reconnect(self) -> None:
-        """Close the connection of the moment (a new password takes effect on the next one)."""
+        """Close the connection of the moment (a new password takes effect on the next one).
+
+        A moment later, not now: the answer to the request that changed the credentials goes out first.
+        """
         ws = self._ws
         if ws is not None:
-            asyncio.get_running_loop().create_task(_close(ws, NORMAL, "credentials changed"))
+            loop = asyncio.get_running_loop()
+            loop.call_later(RECONNECT_DELAY, lambda: loop.create_task(_close(ws, NORMAL, "credentials changed")))
 
 
 async def _close(ws: Any, code: int, reason: str) -> None:

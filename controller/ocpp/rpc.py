@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,28 @@ from controller.ocpp.framing import CALL, CALLERROR, CallError, Frame, Rules, bo
 log = logging.getLogger(__name__)
 # Every frame, both ways; quiet unless debugging.
 frame_log = logging.getLogger("controller.ocpp.frames")
+
+
+_VALUE = re.compile(r'("attributeValue"\s*:\s*|\battribute_value\W+)("(?:[^"\\]|\\.)*"|\'[^\']*\')')
+_BASIC = re.compile(r"(Authorization:\s*Basic\s+)\S+", re.IGNORECASE)
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` fit for a log: no BasicAuthPassword value (a frame that names it) and no Basic credentials."""
+    if "BasicAuthPassword" in text:
+        text = _VALUE.sub(r'\1"***"', text)
+    return _BASIC.sub(r"\1***", text)
+
+
+class SecretFilter(logging.Filter):
+    """On a log handler: every record passes with its secrets masked (the ocpp and websockets debug logs too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_secrets(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 class CallFailed(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from ocpp.v201 import call
@@ -86,3 +87,29 @@ async def test_TC_N_32_CS_customer_information_reported_then_cleared(station201:
     assert station201.ocpp is not None and station201.ocpp.store.auth_entry("auth_cache", TAG) is None
     answer = await csms.call(CP, call.CustomerInformation(request_id=4, report=True, clear=False))
     assert answer.status == "Invalid"  # no idToken: nothing the station could look up
+
+
+async def test_TC_B_21_CS_reset_on_idle_is_scheduled_while_a_transaction_runs(station201: App,
+                                                                             csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    assert (await csms.call(CP, call.Reset(type="OnIdle"))).status == "Scheduled"
+    await asyncio.sleep(0.5)
+    assert station201.restart is None and station201.status(1) == "Charging"  # nothing was ended for it
+    await script(station201, f"tap {TAG}; expect Finishing")
+    await wait_until(lambda: station201.restart == "soft", 5, "the reset once idle")
+
+
+async def test_TC_F_05_CS_unlock_during_a_transaction_is_refused(station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    answer = await csms.call(CP, call.UnlockConnector(evse_id=1, connector_id=1))
+    assert answer.status == "OngoingAuthorizedTransaction"
+    assert station201.status(1) == "Charging"
+
+
+async def test_TC_F_26_CS_a_boot_notification_is_not_triggered_once_accepted(station201: App,
+                                                                            csms: CsmsSimulator) -> None:
+    boots = len(csms.boots)
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="BootNotification"))
+    assert answer.status == "Rejected"
+    await asyncio.sleep(0.3)
+    assert len(csms.boots) == boots

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
+import io
 import ipaddress
+import logging
 import ssl
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from ocpp.v201 import call
 
 from controller.app import App
 from controller.ocpp import device_model as dm
+from controller.ocpp.rpc import SecretFilter
 from hil.csms import CsmsSimulator
 from tests.bench.test_ocpp201_core import CP
 from tests.conftest import sim_config, wait_until
@@ -117,3 +121,35 @@ async def test_TC_A_profile_2_tls_with_the_configured_ca_and_refused_with_anothe
             await app.stop()
     finally:
         await csms.stop()
+
+
+async def test_a_password_never_reaches_a_log_even_at_debug(tmp_path: Path, csms: CsmsSimulator) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretFilter())  # as `evse run` installs it on its handlers
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", "ocpp", "websockets", "controller.ocpp.frames")}
+    root.addHandler(handler)
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    csms.passwords[CP] = PASSWORD
+    app = App(sim_config(version="2.0.1", basic_auth_password=PASSWORD), state_dir=tmp_path, csms_url=csms.url)
+    try:
+        await app.start()
+        assert app.ocpp is not None
+        await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+        secret = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+        new = "another-password-03"
+        csms.passwords[CP] = new
+        await csms.call(CP, call.SetVariables(set_variable_data=[{**secret, "attribute_value": "x" * 41}]))
+        await csms.call(CP, call.SetVariables(set_variable_data=[{**secret, "attribute_value": new}]))
+        await wait_until(lambda: app.ocpp is not None and app.ocpp.link.connections == 2, 10, "the reconnect")
+    finally:
+        await app.stop()
+        root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    text = stream.getvalue()
+    assert "SetVariables" in text and "BasicAuthPassword" in text  # the frames were logged ...
+    assert PASSWORD not in text and new not in text and "x" * 41 not in text  # ... without the passwords
+    assert base64.b64encode(f"{CP}:{PASSWORD}".encode()).decode() not in text

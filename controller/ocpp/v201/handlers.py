@@ -140,17 +140,25 @@ class StationChargePoint201(Connection, ChargePoint):
     def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
         if evse_id is not None:
             return call_result.Reset(status="Rejected")  # an EVSE of its own cannot restart: the station does
-        return call_result.Reset(status="Accepted")
+        scheduled = type == "OnIdle" and self.commands.busy()
+        return call_result.Reset(status="Scheduled" if scheduled else "Accepted")
 
     @after(Action.reset)
     def after_reset(self, type: str, evse_id: int | None = None, **_: Any) -> None:
-        if evse_id is None:
+        if evse_id is not None:
+            return
+        if type == "OnIdle" and self.commands.busy():
+            self.commands.reset_when_idle()  # B12.FR.01: no transaction is ended for it
+        else:
             self.commands.after_reset(hard=type == "Immediate")
 
     @on(Action.unlock_connector, **_CHECKED)
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
         if connector_id != 1 or not self.commands.has_evse(evse_id):
             return call_result.UnlockConnector(status="UnknownConnector")
+        if self.commands.busy(evse_id):
+            # F05.FR.02: 2.0.1 does not end a transaction to unlock (1.6 does); the CSMS stops it first.
+            return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
         answer = await self.commands.unlock(evse_id)
         return call_result.UnlockConnector(status=spell(UNLOCK, answer, "UnlockFailed"))
 
@@ -176,7 +184,7 @@ class StationChargePoint201(Connection, ChargePoint):
         for entry in local_authorization_list or []:
             token, info = entry["id_token"], entry.get("id_token_info")
             entries.append((IdToken(token["id_token"], token_type(token.get("type"))),
-                            None if info is None else AuthDecision(auth_status(info.get("status")))))
+                            None if info is None else self._decision(info)))
         answer = self.commands.update_local_list(version_number, update_type == "Full", entries)
         status = {Answer.ACCEPTED: "Accepted", Answer.VERSION_MISMATCH: "VersionMismatch"}.get(answer, "Failed")
         return call_result.SendLocalList(status=status)
@@ -220,6 +228,18 @@ class StationChargePoint201(Connection, ChargePoint):
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         return call_result.CancelReservation(status=_status(self.commands.cancel_reservation(reservation_id)))
 
+    def _decision(self, info: dict[str, Any]) -> AuthDecision:
+        group, expiry = info.get("group_id_token"), info.get("cache_expiry_date_time")
+        moment = None
+        if expiry is not None:
+            try:
+                moment = parse_time(expiry)
+            except ValueError:
+                moment = self.commands.now()  # unreadable: no proof of validity
+        return AuthDecision(auth_status(info.get("status")),
+                            group=IdToken(group["id_token"], token_type(group.get("type"))) if group else None,
+                            expiry=moment)
+
     # ---------------------------------------------------------------- trigger
 
     @on(Action.trigger_message, **_CHECKED)
@@ -227,12 +247,16 @@ class StationChargePoint201(Connection, ChargePoint):
         what = _TRIGGERS.get(requested_message)
         if what is None:
             return call_result.TriggerMessage(status="NotImplemented")
+        if what == Trigger.BOOT and self.commands.booted():
+            return call_result.TriggerMessage(status="Rejected")  # F06.FR.17: only while not yet Accepted
         return call_result.TriggerMessage(status=_status(self.commands.trigger(what, evse["id"] if evse else None)))
 
     @after(Action.trigger_message)
     def after_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> None:
         what = _TRIGGERS.get(requested_message)
         evse_id = evse["id"] if evse else None
+        if what == Trigger.BOOT and self.commands.booted():
+            return
         if what is not None and self.commands.trigger(what, evse_id) == Answer.ACCEPTED:
             self.commands.after_trigger(what, evse_id)
 

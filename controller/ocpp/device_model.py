@@ -131,6 +131,7 @@ LOCAL_LIST_ENABLED = Ref(LOCAL_LIST, "Enabled")
 LOCAL_LIST_ENTRIES = Ref(LOCAL_LIST, "Entries")
 LOCAL_LIST_ITEMS_PER_MESSAGE = Ref(LOCAL_LIST, "ItemsPerMessage")
 TX_UPDATED_INTERVAL = Ref(SAMPLED, "TxUpdatedInterval")
+TX_STARTED_MEASURANDS = Ref(SAMPLED, "TxStartedMeasurands")
 TX_UPDATED_MEASURANDS = Ref(SAMPLED, "TxUpdatedMeasurands")
 TX_ENDED_MEASURANDS = Ref(SAMPLED, "TxEndedMeasurands")
 ALIGNED_INTERVAL = Ref(ALIGNED, "Interval")
@@ -195,6 +196,7 @@ def standard_variables(config: Config) -> list[Variable]:
         # A DC car tells its state of charge; what the charger offers it is worth seeing beside what it takes.
         measurands(TX_UPDATED_MEASURANDS, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage"
                    + (",SoC,Power.Offered" if any(c.dc for c in config.connector) else ""), allow_empty=False),
+        measurands(TX_STARTED_MEASURANDS, "Energy.Active.Import.Register", allow_empty=True),
         measurands(TX_ENDED_MEASURANDS, "", allow_empty=True),
         number(ALIGNED_INTERVAL, 0),
         measurands(ALIGNED_MEASURANDS, "Energy.Active.Import.Register", allow_empty=False),

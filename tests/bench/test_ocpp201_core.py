@@ -63,6 +63,7 @@ async def test_TC_E_card_session_is_one_transaction_of_numbered_events(station20
     states = [e["transactionInfo"]["chargingState"] for e in sent if e["triggerReason"] == "ChargingStateChanged"]
     assert states[:2] == ["Charging", "SuspendedEV"]  # energy flowed, then the car paused (ev B)
     assert ended["eventType"] == "Ended" and ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+    assert ended["transactionInfo"]["chargingState"] == "Idle"  # the cable is out
     energy = [s for v in ended["meterValue"] for s in v["sampledValue"]
               if s["measurand"] == "Energy.Active.Import.Register"]
     assert energy[-1]["context"] == "Transaction.End" and energy[-1]["unitOfMeasure"] == {"unit": "Wh"}
@@ -87,6 +88,7 @@ async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(station201: App, csm
     await wait_until(lambda: events(csms)[-1]["eventType"] == "Ended", what="Ended")
     ended = events(csms)[-1]
     assert ended["triggerReason"] == "RemoteStop" and ended["transactionInfo"]["stoppedReason"] == "Remote"
+    assert ended["transactionInfo"]["chargingState"] == "EVConnected"  # the car is still plugged in
     assert (await csms.call(CP, call.RequestStopTransaction(transaction_id="nope"))).status == "Rejected"
 
 

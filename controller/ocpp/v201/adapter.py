@@ -17,6 +17,7 @@ from controller.domain.events import ChargingStateChanged, StatusChanged, Transa
 from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
+from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, Registration
 from controller.ocpp.queue import START, STOP
@@ -109,7 +110,12 @@ class Ocpp201Adapter:
         return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
 
     def booted(self) -> list[Message]:
-        """After each accepted boot: the security events since the last connection (a start-up first)."""
+        """After each accepted boot: the security events since the last connection (a start-up first).
+
+        The faults' NotifyEvents start over too: every status follows, and each fault still present is told again
+        (one that came and went while offline is not).
+        """
+        self._faults.clear()
         if self._first_connection:
             self._first_connection = False
             self.client.security_events.insert(0, "ResetOrReboot" if self.boot_reason == "RemoteReset"
@@ -212,9 +218,9 @@ class Ocpp201Adapter:
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
         evse = self.client.station.evses[tx.evse_id]
-        if tx.start_reading is not None:
-            value = meter_value(tx.start_reading, tx.started_at, evse.phases,
-                                self.client.model.items(dm.TX_UPDATED_MEASURANDS), BEGIN)
+        started = self.client.model.items(dm.TX_STARTED_MEASURANDS)
+        if tx.start_reading is not None and started:
+            value = meter_value(tx.start_reading, tx.started_at, evse.phases, started, BEGIN)
             payload["meterValue"] = [self._value(value)]
         at = iso_utc(tx.started_at)
         stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None,
@@ -248,9 +254,11 @@ class Ocpp201Adapter:
         """TransactionEvent Ended, with SampledDataCtrlr.TxEndedMeasurands and the aligned values taken between."""
         assert tx.stopped_at is not None and tx.stop_reason is not None and tx.meter_stop_wh is not None
         trigger = tx.stop_trigger or _trigger_for(tx.stop_reason)
+        # Idle only once the cable is out; a stop with the car still connected leaves it EVConnected.
+        connected = self.client.station.evses[tx.evse_id].vehicle not in (VehicleStatus.ABSENT, VehicleStatus.UNKNOWN)
+        state = ChargingState.EV_CONNECTED if connected else ChargingState.IDLE
         payload = self._event("Ended", tx.stopped_at, trigger, tx.evse_id, tx.local_id,
-                              {"stoppedReason": STOPPED_REASONS[tx.stop_reason],
-                               "chargingState": ChargingState.IDLE.value})
+                              {"stoppedReason": STOPPED_REASONS[tx.stop_reason], "chargingState": state.value})
         if tx.stop_id_token is not None:
             payload["idToken"] = self.id_token(tx.stop_id_token)
         phases = self.client.station.evses[tx.evse_id].phases

@@ -133,6 +133,8 @@ class StationChargePoint201(Connection, ChargePoint):
     @on(Action.change_availability, **_CHECKED)
     def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
                                **_: Any) -> Any:
+        if evse is not None and evse.get("connector_id", 1) != 1:
+            return call_result.ChangeAvailability(status="Rejected")  # one connector per EVSE here
         answer = self.commands.change_availability(evse["id"] if evse else 0, operational_status == "Operative")
         return call_result.ChangeAvailability(status=spell(AVAILABILITY, answer))
 
@@ -249,6 +251,8 @@ class StationChargePoint201(Connection, ChargePoint):
             return call_result.TriggerMessage(status="NotImplemented")
         if what == Trigger.BOOT and self.commands.booted():
             return call_result.TriggerMessage(status="Rejected")  # F06.FR.17: only while not yet Accepted
+        if evse is not None and evse.get("connector_id", 1) != 1:
+            return call_result.TriggerMessage(status="Rejected")  # one connector per EVSE here
         return call_result.TriggerMessage(status=_status(self.commands.trigger(what, evse["id"] if evse else None)))
 
     @after(Action.trigger_message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_INTERVAL = 10.0
 #: The setting where a run leaves why the next start happens.
 BOOT_CAUSE = "boot.cause"
+#: The setting that keeps security events until the CSMS has them, and how many it keeps (the newest).
+SECURITY_EVENTS, MAX_SECURITY_EVENTS = "security.events", 100
 
 
 class OcppClient:
@@ -69,15 +72,13 @@ class OcppClient:
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), username=self.cp_id,
-                         password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD))
+                         password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_security_event=self.security_event)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
         self.statuses = StatusReporter(self.model, self.queue, self._send_status)
         #: The meter serial number BootNotification reports (the app reads it from the first meter).
         self.meter_serial: str | None = None
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
         self.on_reset: Callable[[bool], None] | None = None
-        #: Security events waiting for the next connection (2.0.1 SecurityEventNotification).
-        self.security_events: list[str] = []
         #: The last BootNotification answer (None before one).
         self.registration: Registration | None = None
         self.connected = asyncio.Event()
@@ -85,6 +86,7 @@ class OcppClient:
         self._booting: Connection | None = None  # the connection while it boots
         self._boot_now = asyncio.Event()
         self._heartbeat_changed = asyncio.Event()
+        self._security_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         station.subscribe(self._on_event)
         station.authorizer = self
@@ -106,7 +108,7 @@ class OcppClient:
             self._heartbeat_changed.set()
         elif ref == dm.BASIC_AUTH_PASSWORD:
             log.info("the CSMS set a new BasicAuthPassword: reconnecting with it")
-            self.security_events.append("ReconfigurationOfSecurityParameters")
+            self.security_event("ReconfigurationOfSecurityParameters")
             self.link.reconnect()
 
     def _apply_policy(self) -> None:
@@ -150,9 +152,10 @@ class OcppClient:
             await self._boot(conn)
         self._conn = conn
         self.connected.set()
-        booted = getattr(self.adapter, "booted", None)  # 2.0.1: the security events a boot is
-        for message in booted() if booted is not None else []:
-            await self.send(message)
+        booted = getattr(self.adapter, "booted", None)  # 2.0.1: what a boot means for its reports
+        if booted is not None:
+            booted()
+        await self._send_security_events()
         # After every (re)connect the CSMS gets the current status of the station and each EVSE.
         await self._send_status(StatusChanged(0, self.station.station_status()))
         for evse in self.station.evses.values():
@@ -369,6 +372,29 @@ class OcppClient:
             raise ConnectionError("not connected to the CSMS")
         result = await conn.request(*self.adapter.data_transfer(vendor_id, message_id, data))
         return str(result["status"]), result.get("data")
+
+    def security_event(self, kind: str) -> None:
+        """A security event (2.0.1 SecurityEventNotification): kept on disk until the CSMS has it.
+
+        The same kind again before the first went out (every reconnect a TLS failure) is kept once.
+        """
+        pending = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
+        if pending and pending[-1]["type"] == kind:
+            return
+        pending.append({"type": kind, "timestamp": iso_utc(self.clock.utcnow())})
+        self.store.set_setting(SECURITY_EVENTS, json.dumps(pending[-MAX_SECURITY_EVENTS:]))
+        if self._conn is not None:
+            self.spawn(self._send_security_events())
+
+    async def _send_security_events(self) -> None:
+        spell = getattr(self.adapter, "security_event", None)  # 1.6 has none (its security whitepaper aside)
+        async with self._security_lock:  # one sender: an event goes out once
+            while spell is not None:
+                pending = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
+                if not pending or await self.send(spell(pending[0])) is None:
+                    return  # sent later, on the next connection
+                rest = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
+                self.store.set_setting(SECURITY_EVENTS, json.dumps(rest[1:] if rest[:1] == pending[:1] else rest))
 
     def reset(self, hard: bool) -> None:
         """Restart after a Reset (transactions already ended and their messages given a moment)."""

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from controller.config import OcppSection, redact
@@ -37,11 +37,14 @@ class Link:
     """Keeps one websocket to the CSMS and runs a session on each connection."""
 
     def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int], *,
-                 username: str = "", password: Callable[[], str] | None = None) -> None:
+                 username: str = "", password: Callable[[], str] | None = None,
+                 on_security_event: Callable[[str], None] | None = None) -> None:
         self.url = url
         #: Security profiles 1 and 2: HTTP Basic as ``username`` with the password of the moment.
         self.username = username
         self._password = password
+        #: Told InvalidCsmsCertificate or FailedToAuthenticateAtCsms (2.0.1 security events).
+        self._security_event = on_security_event
         self._ws: Any = None
         #: The URL as logs and reports show it: never with a password.
         self.display_url = redact(url)
@@ -79,6 +82,11 @@ class Link:
             except ssl.SSLCertVerificationError as exc:
                 log.error("CSMS at %s: its TLS certificate does not verify (%s); check ocpp.ca_file", self.display_url,
                           exc.verify_message or exc)
+                self._tell("InvalidCsmsCertificate")
+            except InvalidStatus as exc:
+                log.warning("CSMS at %s refused the connection: HTTP %d", self.display_url, exc.response.status_code)
+                if exc.response.status_code == 401:
+                    self._tell("FailedToAuthenticateAtCsms")
             except (OSError, TimeoutError, ValueError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
                 # Some of these carry the URL itself in their text: never with its password.
                 why = str(exc).replace(self.url, self.display_url) or type(exc).__name__
@@ -90,6 +98,10 @@ class Link:
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.settings.reconnect_max)
 
+
+    def _tell(self, kind: str) -> None:
+        if self._security_event is not None:
+            self._security_event(kind)
 
     def _headers(self) -> dict[str, str] | None:
         password = self._password() if self._password is not None else ""

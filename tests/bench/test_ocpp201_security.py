@@ -87,6 +87,9 @@ async def test_TC_A_profile_1_a_wrong_password_is_refused_and_logged_without_it(
         await wait_until(lambda: csms.refused, 5, "a refused handshake")
         assert csms.refused[0] == (CP, wrong) and app.ocpp is not None and not app.ocpp.connected.is_set()
         assert "401" in caplog.text and wrong not in caplog.text
+        csms.passwords[CP] = wrong  # the CSMS is told the station's password: the next attempt gets in
+        await wait_until(lambda: len(csms.security_events) == 2, 10, "the kept security events")
+        assert csms.security_events == ["FailedToAuthenticateAtCsms", "StartupOfTheDevice"]  # kept, in order
     finally:
         await app.stop()
 
@@ -117,6 +120,8 @@ async def test_TC_A_profile_2_tls_with_the_configured_ca_and_refused_with_anothe
         try:
             await asyncio.sleep(1.0)
             assert app.ocpp is not None and not app.ocpp.connected.is_set()  # not the CSMS it was told to trust
+            kept = app.ocpp.store.get_setting("security.events") or ""
+            assert "InvalidCsmsCertificate" in kept and kept.count("InvalidCsmsCertificate") == 1  # once
         finally:
             await app.stop()
     finally:

@@ -109,20 +109,19 @@ class Ocpp201Adapter:
         """(registration, interval, currentTime)."""
         return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
 
-    def booted(self) -> list[Message]:
-        """After each accepted boot: the security events since the last connection (a start-up first).
-
-        The faults' NotifyEvents start over too: every status follows, and each fault still present is told again
-        (one that came and went while offline is not).
-        """
+    def booted(self) -> None:
+        """After each accepted boot. The first of a run is a security event (StartupOfTheDevice, or ResetOrReboot
+        after a CSMS reset). The faults' NotifyEvents start over: every status follows, and each fault still
+        present is told again (one that came and went while offline is not)."""
         self._faults.clear()
         if self._first_connection:
             self._first_connection = False
-            self.client.security_events.insert(0, "ResetOrReboot" if self.boot_reason == "RemoteReset"
-                                               else "StartupOfTheDevice")
-        events, self.client.security_events[:] = list(self.client.security_events), []
-        at = iso_utc(self.client.clock.utcnow())
-        return [("SecurityEventNotification", {"type": kind, "timestamp": at}) for kind in events]
+            self.client.security_event("ResetOrReboot" if self.boot_reason == "RemoteReset" else "StartupOfTheDevice")
+
+    @staticmethod
+    def security_event(event: dict[str, str]) -> Message:
+        """SecurityEventNotification of a kept event (its type and when it happened)."""
+        return "SecurityEventNotification", {"type": event["type"], "timestamp": event["timestamp"]}
 
     @staticmethod
     def heartbeat() -> Message:

@@ -210,6 +210,8 @@ async def test_TC_B_12_CS_a_full_inventory_comes_in_notify_report_parts(station2
     assert heartbeat["variable_attribute"][0] == {"type": "Actual", "value": "300", "mutability": "ReadWrite"}
     assert heartbeat["variable_characteristics"]["data_type"] == "integer"
     assert ("InternalCtrlr", "NumberOfConnectors") in entries
+    measurands = entries[("SampledDataCtrlr", "TxUpdatedMeasurands")]["variable_characteristics"]
+    assert measurands["data_type"] == "MemberList" and "SoC" in measurands["values_list"].split(",")
     summary = await csms.call(CP, call.GetBaseReport(request_id=8, report_base="SummaryInventory"))
     assert summary.status == "NotSupported"
     writable = await csms.call(CP, call.GetBaseReport(request_id=9, report_base="ConfigurationInventory"))

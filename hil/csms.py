@@ -213,6 +213,7 @@ class CsmsSimulator:
         self.reports: dict[int, list[dict[str, Any]]] = {}
         self.security_events: list[str] = []
         self.customer_data: list[tuple[int, str]] = []
+        self.reservation_updates: list[tuple[int, str]] = []
         self.connections: dict[str, Any] = {}
         #: Payloads to answer the next CALLs of an action with, whatever their schema says.
         self.bad_answers: dict[str, list[dict[str, Any]]] = {}

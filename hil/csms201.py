@@ -105,6 +105,11 @@ class CentralChargePoint201(ChargePoint):
         self._csms.customer_data.append((request_id, data))
         return call_result.NotifyCustomerInformation()
 
+    @on(Action.reservation_status_update)
+    def on_reservation_status_update(self, reservation_id: int, reservation_update_status: str, **_: Any) -> Any:
+        self._csms.reservation_updates.append((reservation_id, reservation_update_status))
+        return call_result.ReservationStatusUpdate()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
         self._csms.security_events.append(type)

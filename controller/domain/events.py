@@ -151,6 +151,14 @@ class CardRead:
     detail: str
 
 
+@dataclass(frozen=True)
+class ReservationExpired:
+    """A reservation ran out unused."""
+
+    evse_id: int
+    reservation_id: int
+
+
 Event = (StatusChanged | VehicleConnected | VehicleDetected | VehicleDeparted | Authorized | Deauthorized
          | ChargingStateChanged | LimitChanged | TransactionStarted | TransactionUpdated | TransactionEnded
-         | MeterSample | CardRead)
+         | MeterSample | CardRead | ReservationExpired)

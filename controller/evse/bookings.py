@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from controller.domain.events import Event, ReservationExpired
 from controller.domain.types import Answer, EvseStatus
 from controller.evse.port import ChargingProtocol
 from controller.evse.reservation import Reservation, ReservationSlot
@@ -31,6 +32,7 @@ class Bookings:
     enable: Callable[[], bool]
     _reconcile: Callable[[], None]
     _end_session: Callable[[], None]
+    _emit: Callable[[Event], None]
 
     @property
     def reservation(self) -> Reservation | None:
@@ -63,6 +65,7 @@ class Bookings:
     def _reservation_expired(self) -> None:
         if self.reservation is not None:
             log.info("connector %d: reservation %d expired", self.id, self.reservation.reservation_id)
+            self._emit(ReservationExpired(self.id, self.reservation.reservation_id))
         self.cancel_reservation()
 
     def set_operative(self, operative: bool) -> Answer:

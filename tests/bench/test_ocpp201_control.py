@@ -113,3 +113,13 @@ async def test_TC_F_26_CS_a_boot_notification_is_not_triggered_once_accepted(sta
     assert answer.status == "Rejected"
     await asyncio.sleep(0.3)
     assert len(csms.boots) == boots
+
+
+async def test_TC_H_15_CS_an_expired_reservation_is_reported(station201: App, csms: CsmsSimulator) -> None:
+    expiry = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    answer = await csms.call(CP, call.ReserveNow(id=13, expiry_date_time=expiry, evse_id=1,
+                                                 id_token={"id_token": TAG, "type": "ISO14443"}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: csms.reservation_updates, 5, "ReservationStatusUpdate")
+    assert csms.reservation_updates == [(13, "Expired")]
+    await wait_until(lambda: statuses(csms)[-1:] == ["Available"], what="Available again")

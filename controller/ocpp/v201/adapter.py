@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import iso_utc, parse_time
-from controller.domain.events import ChargingStateChanged, StatusChanged, Transaction
+from controller.domain.events import ChargingStateChanged, ReservationExpired, StatusChanged, Transaction
 from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
@@ -117,6 +117,11 @@ class Ocpp201Adapter:
         if self._first_connection:
             self._first_connection = False
             self.client.security_event("ResetOrReboot" if self.boot_reason == "RemoteReset" else "StartupOfTheDevice")
+
+    @staticmethod
+    def reservation_expired(event: ReservationExpired) -> Message:
+        """ReservationStatusUpdate: a reservation ran out unused."""
+        return "ReservationStatusUpdate", {"reservationId": event.reservation_id, "reservationUpdateStatus": "Expired"}
 
     @staticmethod
     def security_event(event: dict[str, str]) -> Message:

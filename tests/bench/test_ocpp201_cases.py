@@ -89,3 +89,24 @@ async def test_TC_P_01_CS_data_transfer_and_TC_F_20_a_triggered_heartbeat(statio
     beats = len(calls(csms, "Heartbeat"))
     assert (await csms.call(CP, call.TriggerMessage(requested_message="Heartbeat"))).status == "Accepted"
     await wait_until(lambda: len(calls(csms, "Heartbeat")) > beats, what="the triggered Heartbeat")
+
+
+async def test_TC_B_33_35_CS_an_unknown_variable_and_an_unknown_component(station201: App,
+                                                                         csms: CsmsSimulator) -> None:
+    got = await csms.call(CP, call.GetVariables(get_variable_data=[
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "NoSuchVariable"}}]))
+    assert got.get_variable_result[0]["attribute_status"] == "UnknownVariable"
+    changed = await csms.call(CP, call.SetVariables(set_variable_data=[
+        {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}, "attribute_value": "1"}]))
+    assert changed.set_variable_result[0]["attribute_status"] == "UnknownComponent"
+
+
+async def test_TC_B_22_CS_an_immediate_reset_ends_the_transaction_first(station201: App,
+                                                                       csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    assert (await csms.call(CP, call.Reset(type="Immediate"))).status == "Accepted"
+    await wait_until(lambda: events(csms) and events(csms)[-1]["eventType"] == "Ended", what="Ended")
+    ended = events(csms)[-1]
+    assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+    assert ended["triggerReason"] == "ResetCommand"
+    await wait_until(lambda: station201.restart == "hard", what="the restart")

@@ -228,8 +228,8 @@ async def test_TC_B_20_CS_a_reset_restarts_and_the_next_boot_says_remote_reset(t
     try:
         assert app.ocpp is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 10)
-        assert (await csms.call(CP, call.Reset(type="Immediate"))).status == "Accepted"
-        await wait_until(lambda: app.restart == "hard", what="the restart")
+        assert (await csms.call(CP, call.Reset(type="OnIdle"))).status == "Accepted"  # idle: at once
+        await wait_until(lambda: app.restart == "soft", what="the restart")
     finally:
         await app.stop()
     again = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)

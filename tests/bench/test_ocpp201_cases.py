@@ -110,3 +110,23 @@ async def test_TC_B_22_CS_an_immediate_reset_ends_the_transaction_first(station2
     assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
     assert ended["triggerReason"] == "ResetCommand"
     await wait_until(lambda: station201.restart == "hard", what="the restart")
+
+
+async def test_TC_G_18_CS_an_inoperative_evse_stays_so_across_a_reboot(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        assert app.ocpp is not None
+        await asyncio.wait_for(app.ocpp.connected.wait(), 10)
+        answer = await csms.call(CP, call.ChangeAvailability(operational_status="Inoperative", evse={"id": 1}))
+        assert answer.status == "Accepted"
+    finally:
+        await app.stop()
+    before = len(calls(csms, "StatusNotification"))
+    again = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await again.start()
+    try:
+        await wait_until(lambda: len(calls(csms, "StatusNotification")) > before, what="the status after the boot")
+        assert calls(csms, "StatusNotification")[before]["connectorStatus"] == "Unavailable"
+    finally:
+        await again.stop()

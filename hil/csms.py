@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import websockets
@@ -181,6 +181,8 @@ class CsmsSimulator:
         self.port = port
         #: TLS (security profile 2): served as wss:// with this server context.
         self.ssl_context = ssl_context
+        #: Seconds the 2.0.1 side's currentTime is ahead of the local clock (a station must follow it).
+        self.clock_offset = 0.0
         #: HTTP Basic passwords per station id (security profiles 1 and 2); a station not named needs none.
         self.passwords: dict[str, str] = {}
         #: (station id, the password it offered or None) of every refused handshake.
@@ -223,6 +225,11 @@ class CsmsSimulator:
         self.close_codes: list[int | None] = []
         self._ids = itertools.count(1)
         self._server: Any = None
+
+    def now(self) -> str:
+        """The CSMS's time as its answers say it: the local time plus ``clock_offset`` seconds."""
+        moment = datetime.now().astimezone() + timedelta(seconds=self.clock_offset)
+        return moment.isoformat(timespec="milliseconds")
 
     @property
     def url(self) -> str:

@@ -18,12 +18,6 @@ if TYPE_CHECKING:
     from hil.csms import CsmsSimulator
 
 
-def _now() -> str:
-    from hil.csms import _now as now
-
-    return now()
-
-
 class CentralChargePoint201(ChargePoint):
     """One station's 2.0.1 connection, as the bench CSMS serves it."""
 
@@ -40,11 +34,11 @@ class CentralChargePoint201(ChargePoint):
         self._csms.boot_reasons.append(reason)
         status = self._csms.boot_answers.pop(0) if self._csms.boot_answers else "Accepted"
         interval = self._csms.heartbeat_interval if status == "Accepted" else self._csms.boot_retry
-        return call_result.BootNotification(current_time=_now(), interval=interval, status=status)
+        return call_result.BootNotification(current_time=self._csms.now(), interval=interval, status=status)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> Any:
-        return call_result.Heartbeat(current_time=_now())
+        return call_result.Heartbeat(current_time=self._csms.now())
 
     @on(Action.status_notification)
     def on_status(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any) -> Any:

@@ -210,6 +210,7 @@ class OcppClient:
             return
         if abs(correction) > timedelta(seconds=1):
             log.info("clock follows the CSMS: corrected by %.1f s", correction.total_seconds())
+            self.security_event("SettingSystemTime")
 
     async def _heartbeat(self, conn: Connection) -> None:
         while True:

@@ -158,3 +158,16 @@ async def test_a_password_never_reaches_a_log_even_at_debug(tmp_path: Path, csms
     assert "SetVariables" in text and "BasicAuthPassword" in text  # the frames were logged ...
     assert PASSWORD not in text and new not in text and "x" * 41 not in text  # ... without the passwords
     assert base64.b64encode(f"{CP}:{PASSWORD}".encode()).decode() not in text
+
+
+async def test_a_clock_set_by_the_csms_is_a_security_event(tmp_path: Path, csms: CsmsSimulator) -> None:
+    csms.clock_offset = 120.0  # the CSMS is two minutes ahead: the station follows, and says so
+    app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)
+    await app.start()
+    try:
+        await wait_until(lambda: "SettingSystemTime" in csms.security_events, 5, "SettingSystemTime")
+        assert app.ocpp is not None
+        skew = (app.ocpp.clock.utcnow() - datetime.datetime.now(datetime.UTC)).total_seconds()
+        assert 110 < skew < 130
+    finally:
+        await app.stop()

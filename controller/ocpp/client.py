@@ -382,8 +382,11 @@ class OcppClient:
     def security_event(self, kind: str) -> None:
         """A security event (2.0.1 SecurityEventNotification): kept on disk until the CSMS has it.
 
-        The same kind again before the first went out (every reconnect a TLS failure) is kept once.
+        The same kind again before the first went out (every reconnect a TLS failure) is kept once. A version
+        without the message (1.6) keeps none.
         """
+        if not hasattr(self.adapter, "security_event"):
+            return
         pending = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
         if pending and pending[-1]["type"] == kind:
             return

@@ -37,6 +37,7 @@ async def test_TC_F_11_CS_trigger_message_status_and_meter_values(station201: Ap
     answer = await csms.call(CP, call.TriggerMessage(requested_message="StatusNotification", evse={"id": 1}))
     assert answer.status == "Accepted"
     await wait_until(lambda: len(calls(csms, "StatusNotification")) > before, what="the triggered status")
+    await wait_until(lambda: station201.station.evses[1].reading is not None, what="the first meter reading")
     answer = await csms.call(CP, call.TriggerMessage(requested_message="MeterValues", evse={"id": 1}))
     assert answer.status == "Accepted"
     await wait_until(lambda: calls(csms, "MeterValues"), what="the triggered MeterValues")

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import enum
 import importlib
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Protocol
 
+from controller.clock import parse_time
 from controller.domain.events import StatusChanged, Transaction
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
@@ -129,8 +132,58 @@ class VersionAdapter(Protocol):
         ...
 
 
-def adapter_for(version: str, client: OcppClient) -> VersionAdapter:
-    """The adapter of ``version`` for ``client``."""
-    module, _, name = ADAPTERS[version].partition(":")
+REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
+
+
+def firmware_version() -> str:
+    """This package's version: what the station runs."""
+    try:
+        return version("evse-controller")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class SharedSpelling:
+    """What 1.6 and 2.0.1 spell alike: DataTransfer, the boot and heartbeat answers, an expiry's reading."""
+
+    client: OcppClient
+
+    @staticmethod
+    def data_transfer(vendor_id: str, message_id: str | None, data: str | None) -> Message:
+        """DataTransfer."""
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        return "DataTransfer", payload
+
+    @staticmethod
+    def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
+        """(registration, interval, currentTime)."""
+        return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
+
+    @staticmethod
+    def heartbeat() -> Message:
+        """Heartbeat."""
+        return "Heartbeat", {}
+
+    @staticmethod
+    def heartbeat_answer(result: dict[str, Any]) -> str:
+        """The CSMS's currentTime."""
+        return str(result["currentTime"])
+
+    def _expiry(self, text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            return parse_time(text)
+        except ValueError:
+            return self.client.clock.utcnow()  # an expiry nobody can read is no proof of validity: expired now
+
+
+def adapter_for(ocpp_version: str, client: OcppClient) -> VersionAdapter:
+    """The adapter of ``ocpp_version`` for ``client``."""
+    module, _, name = ADAPTERS[ocpp_version].partition(":")
     adapter: VersionAdapter = getattr(importlib.import_module(module), name)(client)
     return adapter

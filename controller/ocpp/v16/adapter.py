@@ -6,16 +6,14 @@ The version-neutral core (:mod:`controller.ocpp.client`) decides what to send an
 
 from __future__ import annotations
 
-from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from controller.clock import iso_utc, parse_time
+from controller.clock import iso_utc
 from controller.domain.events import StatusChanged, Transaction
 from controller.domain.types import AuthDecision, AuthSource, IdToken, StopReason
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
-from controller.ocpp.adapter import Message, Registration
+from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
 from controller.ocpp.queue import START
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, RULES, auth_status
@@ -26,17 +24,10 @@ from controller.storage import StoredMessage, StoredTransaction
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
 
-REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
-
-def firmware_version() -> str:
-    """This package's version: what the station runs."""
-    try:
-        return version("evse-controller")
-    except PackageNotFoundError:
-        return "unknown"
 
 
-class Ocpp16Adapter:
+
+class Ocpp16Adapter(SharedSpelling):
     """OCPP 1.6J for one client."""
 
     version = "1.6"
@@ -52,16 +43,6 @@ class Ocpp16Adapter:
         cp = StationChargePoint(self.client.cp_id, ws, self.client.commands, self.keys)
         cp.setup(self.client.config.ocpp.response_timeout, self.client.silenced)
         return cp
-
-    @staticmethod
-    def data_transfer(vendor_id: str, message_id: str | None, data: str | None) -> Message:
-        """DataTransfer."""
-        payload: dict[str, Any] = {"vendorId": vendor_id}
-        if message_id is not None:
-            payload["messageId"] = message_id
-        if data is not None:
-            payload["data"] = data
-        return "DataTransfer", payload
 
     @staticmethod
     def firmware_status() -> Message:
@@ -86,20 +67,7 @@ class Ocpp16Adapter:
             payload["meterSerialNumber"] = self.client.meter_serial[:25]
         return "BootNotification", payload
 
-    @staticmethod
-    def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
-        """(registration, interval, currentTime)."""
-        return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
 
-    @staticmethod
-    def heartbeat() -> Message:
-        """Heartbeat."""
-        return "Heartbeat", {}
-
-    @staticmethod
-    def heartbeat_answer(result: dict[str, Any]) -> str:
-        """The CSMS's currentTime."""
-        return str(result["currentTime"])
 
     def status(self, event: StatusChanged) -> Message:
         """StatusNotification: 1.6 codes for the fault, its name as vendorErrorCode, its detail as info."""
@@ -128,14 +96,6 @@ class Ocpp16Adapter:
         parent = info.get("parentIdTag")
         return AuthDecision(auth_status(info.get("status")), source,
                             IdToken(parent, CSMS_TOKEN) if parent else None, self._expiry(info.get("expiryDate")))
-
-    def _expiry(self, text: str | None) -> datetime | None:
-        if text is None:
-            return None
-        try:
-            return parse_time(text)
-        except ValueError:
-            return self.client.clock.utcnow()  # an expiry nobody can read is no proof of validity: expired now
 
     @staticmethod
     def token(id_tag: str) -> IdToken:

@@ -12,17 +12,16 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from controller.clock import iso_utc, parse_time
+from controller.clock import iso_utc
 from controller.domain.events import ChargingStateChanged, ReservationExpired, StatusChanged, Transaction
 from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
 from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
-from controller.ocpp.adapter import Message, Registration
+from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
 from controller.ocpp.queue import START, STOP
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
-from controller.ocpp.v16.adapter import firmware_version
 from controller.ocpp.v201.codes import (
     CONNECTOR_STATUS,
     FAULT_COMPONENTS,
@@ -37,14 +36,13 @@ from controller.storage import Store, StoredMessage, StoredTransaction
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
 
-REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
 #: The connector of each EVSE: this station has one per EVSE.
 CONNECTOR = 1
 #: A confirmed start: 2.0.1 gives a transaction no CSMS id, the station's own is the id.
 CONFIRMED = 0
 
 
-class Ocpp201Adapter:
+class Ocpp201Adapter(SharedSpelling):
     """OCPP 2.0.1 for one client."""
 
     version = "2.0.1"
@@ -74,16 +72,6 @@ class Ocpp201Adapter:
         return stamped
 
     @staticmethod
-    def data_transfer(vendor_id: str, message_id: str | None, data: str | None) -> Message:
-        """DataTransfer."""
-        payload: dict[str, Any] = {"vendorId": vendor_id}
-        if message_id is not None:
-            payload["messageId"] = message_id
-        if data is not None:
-            payload["data"] = data
-        return "DataTransfer", payload
-
-    @staticmethod
     def firmware_status() -> Message:
         """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
         return "FirmwareStatusNotification", {"status": "Idle"}
@@ -104,11 +92,6 @@ class Ocpp201Adapter:
             info["serialNumber"] = station.serial_number[:25]
         return "BootNotification", {"chargingStation": info, "reason": self.boot_reason}
 
-    @staticmethod
-    def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:
-        """(registration, interval, currentTime)."""
-        return REGISTRATIONS[str(result["status"])], int(result["interval"]), str(result["currentTime"])
-
     def booted(self) -> None:
         """After each accepted boot. The first of a run is a security event (StartupOfTheDevice, or ResetOrReboot
         after a CSMS reset). The faults' NotifyEvents start over: every status follows, and each fault still
@@ -128,15 +111,6 @@ class Ocpp201Adapter:
         """SecurityEventNotification of a kept event (its type and when it happened)."""
         return "SecurityEventNotification", {"type": event["type"], "timestamp": event["timestamp"]}
 
-    @staticmethod
-    def heartbeat() -> Message:
-        """Heartbeat."""
-        return "Heartbeat", {}
-
-    @staticmethod
-    def heartbeat_answer(result: dict[str, Any]) -> str:
-        """The CSMS's currentTime."""
-        return str(result["currentTime"])
 
     def status(self, event: StatusChanged) -> Message | None:
         """StatusNotification of an EVSE's connector (None for the station: 2.0.1 has no such report)."""
@@ -191,14 +165,6 @@ class Ocpp201Adapter:
         return AuthDecision(auth_status(info.get("status")), source,
                             IdToken(group["idToken"], token_type(group.get("type"))) if group else None,
                             self._expiry(info.get("cacheExpiryDateTime")))
-
-    def _expiry(self, text: str | None) -> datetime | None:
-        if text is None:
-            return None
-        try:
-            return parse_time(text)
-        except ValueError:
-            return self.client.clock.utcnow()  # an expiry nobody can read is no proof of validity: expired now
 
     # --------------------------------------------------------- transactions
 

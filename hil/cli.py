@@ -65,6 +65,16 @@ def _ctl(args: argparse.Namespace) -> int:
     return 0 if result.get("ok") else 1
 
 
+def _kinds(given: str | None, known: tuple[str, ...], what: str) -> tuple[str, ...] | None:
+    """``--kinds`` as a tuple (all of ``known`` when not given); None, with the problem printed, for an unknown one."""
+    kinds = tuple(given.split(",")) if given else known
+    unknown = [k for k in kinds if k not in known]
+    if unknown:
+        print(f"evse-hil: unknown {what}(s) {', '.join(unknown)}; expected {', '.join(known)}", file=sys.stderr)
+        return None
+    return kinds
+
+
 def _perf(args: argparse.Namespace) -> int:
     from hil.perf import run_perf
 
@@ -72,24 +82,18 @@ def _perf(args: argparse.Namespace) -> int:
         from hil.dcperf import KINDS as DC_KINDS
         from hil.dcperf import measure_dc
 
-        kinds = tuple(args.kinds.split(",")) if args.kinds else DC_KINDS
-        unknown = [k for k in kinds if k not in DC_KINDS]
-        if unknown:
-            print(f"evse-hil: unknown DC kind(s) {', '.join(unknown)}; expected {', '.join(DC_KINDS)}",
-                  file=sys.stderr)
+        kinds = _kinds(args.kinds, DC_KINDS, "DC kind")
+        if kinds is None:
             return 2
         print(json.dumps(asyncio.run(measure_dc(args.cycles, args.trials, kinds)), indent=2))
         return 0
     if args.faults:
         from hil.faultperf import KINDS, measure_faults
 
-        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS
-        unknown = [k for k in kinds if k not in KINDS]
-        if unknown:
-            print(f"evse-hil: unknown fault kind(s) {', '.join(unknown)}; expected {', '.join(KINDS)}",
-                  file=sys.stderr)
+        fault_kinds = _kinds(args.kinds, KINDS, "fault kind")
+        if fault_kinds is None:
             return 2
-        print(json.dumps(asyncio.run(measure_faults(args.trials, kinds)), indent=2))
+        print(json.dumps(asyncio.run(measure_faults(args.trials, fault_kinds)), indent=2))
         return 0
 
     try:

@@ -29,13 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocpp.v16 import call
-
 from controller.app import App
 from controller.domain.faults import Fault
 from controller.tasks import until
 from hil.benchconfig import dc_config
-from hil.perf import summarise
+from hil.perf import csms_load, summarise
 from hil.script import parse_script, run_steps
 from hil.simhw import sim_of
 
@@ -88,29 +86,17 @@ class Prober:
 async def _busy_station(state_dir: Path) -> AsyncIterator[App]:
     app = App(dc_config(ocpp={"meter_value_sample_interval": 1}), state_dir=state_dir)
     await app.start()
-    load: asyncio.Task[None] | None = None
     try:
         sim = sim_of(app)
-        assert app.ocpp is not None and sim.csms is not None
+        assert app.ocpp is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 15)
         for cid, outlet in sim.dc.items():
             outlet.quicken()
             if not await until(functools.partial(app.supervisor.holds, cid, "insulation"), 5):
                 raise RuntimeError(f"connector {cid}: the IMD's self-test did not pass")
-        csms = sim.csms
-
-        async def ocpp_load() -> None:
-            while True:
-                await csms.call(app.config.station.id, call.GetLocalListVersion())
-                await asyncio.sleep(0.02)
-
-        load = asyncio.create_task(ocpp_load(), name="ocpp-load")
-        yield app
+        async with csms_load(app):
+            yield app
     finally:
-        if load is not None:
-            load.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await load
         await app.stop()
 
 

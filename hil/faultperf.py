@@ -35,15 +35,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ocpp.v16 import call
-
 from controller.app import App
 from controller.config import Config
 from controller.domain.faults import Fault
 from controller.domain.types import IdToken, IdTokenType
 from controller.tasks import until
 from hil.benchconfig import socket_config
-from hil.perf import summarise
+from hil.perf import csms_load, summarise
 from hil.simhw import sim_of
 
 INSTANT = ("short", "adc", "diode", "rcm", "lock")
@@ -67,32 +65,19 @@ def _raised(app: App, fault: Fault, since: float) -> float | None:
 async def _busy_charger(state_dir: Path) -> AsyncIterator[App]:
     app = App(bench_config(), state_dir=state_dir)
     await app.start()
-    load: asyncio.Task[None] | None = None
     try:
         assert app.ocpp is not None
         sim = sim_of(app)
-        assert sim.csms is not None
         await asyncio.wait_for(app.ocpp.connected.wait(), 15)
-        csms = sim.csms
-
-        async def ocpp_load() -> None:
-            while True:
-                await csms.call(CP, call.GetLocalListVersion())
-                await asyncio.sleep(0.02)
-
-        load = asyncio.create_task(ocpp_load(), name="ocpp-load")
-        sim.evs[2].plug()
-        if not await until(lambda: app.status(2) == "Preparing", 5) or not app.station.remote_start(
-                IdToken("0C0000FF", IdTokenType.CENTRAL), 2):
-            raise RuntimeError(f"connector 2 did not start (status {app.status(2)})")
-        if not await until(lambda: app.status(2) == "Charging", 5):
-            raise RuntimeError(f"connector 2 is not charging (status {app.status(2)})")
-        yield app
+        async with csms_load(app):
+            sim.evs[2].plug()
+            if not await until(lambda: app.status(2) == "Preparing", 5) or not app.station.remote_start(
+                    IdToken("0C0000FF", IdTokenType.CENTRAL), 2):
+                raise RuntimeError(f"connector 2 did not start (status {app.status(2)})")
+            if not await until(lambda: app.status(2) == "Charging", 5):
+                raise RuntimeError(f"connector 2 is not charging (status {app.status(2)})")
+            yield app
     finally:
-        if load is not None:
-            load.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await load
         await app.stop()
 
 

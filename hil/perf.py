@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ocpp.v16 import call
+
 from controller.app import App
 from controller.config import Config
 from controller.domain.types import IdToken, IdTokenType
@@ -52,6 +54,26 @@ def summarise(values: list[float]) -> dict[str, float]:
         "p99_ms": round(percentile(ms, 99), 3),
         "max_ms": round(max(ms), 3),
     }
+
+
+@contextlib.asynccontextmanager
+async def csms_load(app: App) -> AsyncIterator[None]:
+    """While the block runs, the built-in CSMS asks ``app`` a GetLocalListVersion every 20 ms (a busy link)."""
+    csms = sim_of(app).csms
+    assert csms is not None
+
+    async def load() -> None:
+        while True:
+            await csms.call(app.config.station.id, call.GetLocalListVersion())
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(load(), name="ocpp-load")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 @contextlib.asynccontextmanager

@@ -187,9 +187,11 @@ class Station:
         return self._reserved_for(id_token, None) or self._evse_for_new_session()
 
     def running(self, local_id: str) -> Evse | None:
-        """The EVSE running the transaction with this station-local id."""
+        """The EVSE running the transaction with this station-local id, or holding the authorisation a protocol
+        opened it for before charging began (2.0.1 TxStartPoint)."""
         return next((e for e in self.evses.values()
-                     if e.transaction is not None and e.transaction.local_id == local_id), None)
+                     if local_id == (e.transaction.local_id if e.transaction is not None else e.next_transaction_id)),
+                    None)
 
     def deauthorize(self, local_id: str, *, stop: bool, max_energy_wh: int) -> None:
         """The CSMS did not accept a running transaction's identifier."""

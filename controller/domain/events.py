@@ -86,6 +86,16 @@ class Authorized:
 
 
 @dataclass(frozen=True)
+class AuthorizationWithdrawn:
+    """An authorisation ended before it became a transaction (no cable in time, a stop tap, a remote stop, a fault)."""
+
+    evse_id: int
+    id_token: IdToken
+    reason: StopReason
+    trigger: TriggerReason
+
+
+@dataclass(frozen=True)
 class Deauthorized:
     """The CSMS withdrew a running transaction's authorisation."""
 
@@ -159,6 +169,6 @@ class ReservationExpired:
     reservation_id: int
 
 
-Event = (StatusChanged | VehicleConnected | VehicleDetected | VehicleDeparted | Authorized | Deauthorized
-         | ChargingStateChanged | LimitChanged | TransactionStarted | TransactionUpdated | TransactionEnded
-         | MeterSample | CardRead | ReservationExpired)
+Event = (StatusChanged | VehicleConnected | VehicleDetected | VehicleDeparted | Authorized | AuthorizationWithdrawn
+         | Deauthorized | ChargingStateChanged | LimitChanged | TransactionStarted | TransactionUpdated
+         | TransactionEnded | MeterSample | CardRead | ReservationExpired)

@@ -26,6 +26,7 @@ from transitions import Machine
 
 from controller.clock import Clock
 from controller.domain.events import (
+    AuthorizationWithdrawn,
     Authorized,
     ChargingStateChanged,
     Deauthorized,
@@ -113,6 +114,9 @@ class Evse(Bookings):
         self.reading: MeterReading | None = None
         self.session: Session | None = None
         self.transaction: Transaction | None = None
+        #: The id the next transaction here takes, when a protocol opened it before charging could start (2.0.1
+        #: TxStartPoint EVConnected or Authorized); None: a new one.
+        self.next_transaction_id: str | None = None
         self.reservations = ReservationSlot(evse_id, self.clock, self._reservation_expired)
         #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
         self.inoperative_pending = False
@@ -221,7 +225,7 @@ class Evse(Bookings):
         if self.transaction is None:
             log.info("connector %d: authorisation for %s withdrawn before charging", self.id,
                      self.session.id_token.value)
-            self._end_session()
+            self._withdraw_session(reason, trigger)
             self.cancel()
             return True
         self._end_transaction(reason, id_token, trigger)
@@ -268,6 +272,8 @@ class Evse(Bookings):
             if self.state != S.FAULTED.value:
                 if self.transaction is not None:
                     self._end_transaction(self._fault_reason(), None, TriggerReason.ABNORMAL_CONDITION)
+                elif self.session is not None:
+                    self._withdraw_session(self._fault_reason(), TriggerReason.ABNORMAL_CONDITION)
                 else:
                     self._end_session()
                 self.reservations.drop()
@@ -343,11 +349,14 @@ class Evse(Bookings):
                       self.id, session.id_token.value)
             return False
         self._cancel_connection_timeout()
+        opened, self.next_transaction_id = self.next_transaction_id, None
         self.transaction = Transaction(
             evse_id=self.id, id_token=session.id_token, meter_start_wh=round(self.reading.energy_wh),
             started_at=self.clock.utcnow(), trigger=session.trigger, reservation_id=session.reservation_id,
             remote_start_id=session.remote_start_id, start_reading=self.reading,
         )
+        if opened is not None:
+            self.transaction.local_id = opened
         self.supervisor.set_permit(self.id, True)
         log.info("connector %d: transaction %s started for %s at %d Wh", self.id, self.transaction.local_id,
                  session.id_token.value, self.transaction.meter_start_wh)
@@ -368,6 +377,12 @@ class Evse(Bookings):
         log.info("connector %d: transaction %s ended (%s) at %d Wh, %d Wh delivered", self.id, tx.local_id,
                  reason.value, tx.meter_stop_wh, tx.meter_stop_wh - tx.meter_start_wh)
         self._emit(TransactionEnded(tx))
+
+    def _withdraw_session(self, reason: StopReason, trigger: TriggerReason) -> None:
+        session = self.session
+        assert session is not None
+        self._end_session()
+        self._emit(AuthorizationWithdrawn(self.id, session.id_token, reason, trigger))
 
     def _end_session(self, unlock: bool = True) -> None:
         self._cancel_connection_timeout()

@@ -13,9 +13,17 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.clock import parse_time
-from controller.domain.events import StatusChanged, Transaction
+from controller.domain.events import (
+    AuthorizationWithdrawn,
+    Authorized,
+    StatusChanged,
+    Transaction,
+    VehicleConnected,
+    VehicleDeparted,
+)
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
+from controller.ocpp.queue import TxMessage
 from controller.ocpp.sampling import MeterValue
 from controller.storage import StoredMessage, StoredTransaction
 
@@ -23,6 +31,8 @@ if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
 
 Message = tuple[str, dict[str, Any]]
+#: What happens around a charging session that a version may make part of its transaction (2.0.1 TxStartPoint).
+SessionEdge = VehicleConnected | VehicleDeparted | Authorized | AuthorizationWithdrawn
 
 #: ocpp.version -> "module:Class" of its adapter.
 ADAPTERS = {"1.6": "controller.ocpp.v16.adapter:Ocpp16Adapter",
@@ -86,8 +96,9 @@ class VersionAdapter(Protocol):
         """The CSMS's decision."""
         ...
 
-    def start(self, tx: Transaction) -> tuple[StoredTransaction, Message]:
-        """A transaction's first message, and its row."""
+    def start(self, tx: Transaction) -> TxMessage:
+        """The message that a charging session began (the transaction's first, with its record, or one within
+        a transaction the version opened earlier)."""
         ...
 
     def sample(self, evse_id: int, value: MeterValue) -> Message:
@@ -98,8 +109,13 @@ class VersionAdapter(Protocol):
         """A meter sample outside any transaction."""
         ...
 
-    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> Message:
-        """A transaction's last message."""
+    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> TxMessage:
+        """The message that a charging session ended (the transaction's last, or one within it when the version
+        keeps it open longer)."""
+        ...
+
+    def around(self, event: SessionEdge) -> list[TxMessage]:
+        """Transaction messages for a plug, a departure or an authorisation outside a charging session."""
         ...
 
     def power_loss(self, tx: StoredTransaction) -> Message:
@@ -172,6 +188,10 @@ class SharedSpelling:
     def heartbeat_answer(result: dict[str, Any]) -> str:
         """The CSMS's currentTime."""
         return str(result["currentTime"])
+
+    def around(self, event: SessionEdge) -> list[TxMessage]:
+        """No transaction message outside a charging session (1.6: a transaction is the session)."""
+        return []
 
     def _expiry(self, text: str | None) -> datetime | None:
         if text is None:

@@ -22,6 +22,8 @@ from websockets.exceptions import ConnectionClosed
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config
 from controller.domain.events import (
+    AuthorizationWithdrawn,
+    Authorized,
     ChargingStateChanged,
     Event,
     MeterSample,
@@ -29,6 +31,8 @@ from controller.domain.events import (
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
+    VehicleConnected,
+    VehicleDeparted,
 )
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
@@ -308,14 +312,13 @@ class OcppClient:
                 # A status that follows a transaction's end waits for that transaction's queued messages.
                 self.statuses.report(event, after_queue=evse is not None and evse.transaction is None)
         elif isinstance(event, TransactionStarted):
-            stored, (action, payload) = self.adapter.start(event.transaction)
-            self.queue.transaction_started(stored, action, payload)
+            self.queue.put(self.adapter.start(event.transaction))
             self.sampler.started(event.transaction)
         elif isinstance(event, TransactionEnded):
-            tx = event.transaction
-            assert tx.meter_stop_wh is not None and tx.stopped_at is not None
-            action, payload = self.adapter.stop(tx, self.sampler.ended(tx))
-            self.queue.transaction_ended(tx.local_id, action, payload, tx.meter_stop_wh, iso_utc(tx.stopped_at))
+            self.queue.put(self.adapter.stop(event.transaction, self.sampler.ended(event.transaction)))
+        elif isinstance(event, (VehicleConnected, VehicleDeparted, Authorized, AuthorizationWithdrawn)):
+            for edge in self.adapter.around(event):
+                self.queue.put(edge)
         elif isinstance(event, ChargingStateChanged):
             evse = self.station.evses[event.evse_id]
             changed = getattr(self.adapter, "charging_state", None)  # 2.0.1 tells it in a TransactionEvent

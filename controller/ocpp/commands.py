@@ -129,9 +129,8 @@ class Commands:
         client = self.client
         if local_id is None:
             return len(client.queue) > 0, False
-        running = any(e.transaction is not None and e.transaction.local_id == local_id
-                      for e in client.station.evses.values())
-        return client.store.queued_for(local_id) > 0, running
+        record = client.store.transaction(local_id)  # open from its first event to its last (2.0.1 TxStopPoint)
+        return client.store.queued_for(local_id) > 0, record is not None and record.open
 
     # --------------------------------------------------------------- control
 

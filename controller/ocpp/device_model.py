@@ -28,6 +28,9 @@ MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import", 
                         "Power.Offered", "SoC"})
 PHASES = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
 MEASURANDS_MAX = 8
+#: The TxStartPoint / TxStopPoint members this station can detect. ParkingBayOccupancy needs a bay sensor and
+#: DataSigned a signing meter (neither is here); EnergyTransfer is not offered: a pause would end the transaction.
+TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Variable:
     max_items: int | None = None
     #: For lists: whether an empty list can work (a sample of no measurands cannot).
     allow_empty: bool = True
+    #: For lists: the members it may have (its valuesList in a report).
+    values: tuple[str, ...] = ()
     #: Extra rule for a value (returns what is wrong, or None).
     check: Callable[[str], str | None] | None = None
 
@@ -78,6 +83,9 @@ class Variable:
                 return "expected at least one member (an empty list cannot be sampled)"
             if self.max_items is not None and len(members) > self.max_items:
                 return f"more than {self.max_items} members"
+            unknown = [m for m in members if m not in self.values]
+            if self.check is None and unknown:
+                return f"{unknown[0]!r} is none of {','.join(self.values)}"
         return self.check(value) if self.check is not None else None
 
     def normal(self, value: str) -> str:
@@ -120,6 +128,8 @@ MINIMUM_STATUS_DURATION = Ref(OCPP_COMM, "MinimumStatusDuration")
 UNLOCK_ON_EV_SIDE_DISCONNECT = Ref(OCPP_COMM, "UnlockOnEVSideDisconnect")
 EV_CONNECTION_TIMEOUT = Ref(TX, "EVConnectionTimeOut")
 STOP_TX_ON_EV_SIDE_DISCONNECT = Ref(TX, "StopTxOnEVSideDisconnect")
+TX_START_POINT = Ref(TX, "TxStartPoint")
+TX_STOP_POINT = Ref(TX, "TxStopPoint")
 STOP_TX_ON_INVALID_ID = Ref(TX, "StopTxOnInvalidId")
 MAX_ENERGY_ON_INVALID_ID = Ref(TX, "MaxEnergyOnInvalidId")
 AUTHORIZE_REMOTE_START = Ref(AUTH, "AuthorizeRemoteStart")
@@ -165,7 +175,10 @@ def standard_variables(config: Config) -> list[Variable]:
 
     def measurands(ref: Ref, default: str, allow_empty: bool) -> Variable:
         return Variable(ref, MEMBER_LIST, default, max_items=MEASURANDS_MAX, allow_empty=allow_empty,
-                        check=measurand_problem)
+                        check=measurand_problem, values=tuple(sorted(MEASURANDS)))
+
+    def points(ref: Ref, default: str) -> Variable:
+        return Variable(ref, MEMBER_LIST, default, allow_empty=False, values=TX_POINTS)
 
     password = config.ocpp.basic_auth_password
     profile = (2 if config.ocpp.csms_url.startswith("wss://") else 1) if password else 0
@@ -182,6 +195,9 @@ def standard_variables(config: Config) -> list[Variable]:
         flag(UNLOCK_ON_EV_SIDE_DISCONNECT, True),
         number(EV_CONNECTION_TIMEOUT, 60, lo=1),
         flag(STOP_TX_ON_EV_SIDE_DISCONNECT, True),
+        # A transaction is the charging session (1.6's meaning) unless the CSMS moves its edges.
+        points(TX_START_POINT, "PowerPathClosed"),
+        points(TX_STOP_POINT, "EVConnected,Authorized"),
         flag(STOP_TX_ON_INVALID_ID, True),
         number(MAX_ENERGY_ON_INVALID_ID, 0, hi=10_000_000),
         flag(AUTHORIZE_REMOTE_START, False),

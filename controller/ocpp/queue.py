@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from controller.storage import Store, StoredMessage, StoredTransaction
@@ -25,6 +26,21 @@ START, UPDATE, STOP = "start", "update", "stop"
 #: Told (the open store transaction, the transaction's local id, the message's role, its payload) as a message is
 #: queued, inside the same store transaction; returns the payload to store (2.0.1 numbers its events here).
 Stamp = Callable[[sqlite3.Connection, str, str, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TxMessage:
+    """A transaction's message as an adapter spells it, and what the queue does with it."""
+
+    role: str  # START opens the transaction's record, UPDATE is within it, STOP closes it
+    local_id: str
+    action: str
+    payload: dict[str, Any]
+    #: The energy register and moment the message reports (the record keeps the last, for a power loss).
+    wh: int
+    at: str
+    #: START: the transaction's record.
+    record: StoredTransaction | None = None
 
 
 class Queue:
@@ -44,6 +60,16 @@ class Queue:
         self.store.enqueue(db, self.version, role, action, payload, local_id)
 
     # ----------------------------------------------------------- producers
+
+    def put(self, message: TxMessage) -> None:
+        """Queue a transaction's message by its role."""
+        if message.role == START:
+            assert message.record is not None
+            self.transaction_started(message.record, message.action, message.payload)
+        elif message.role == STOP:
+            self.transaction_ended(message.local_id, message.action, message.payload, message.wh, message.at)
+        else:
+            self.updated(message.local_id, message.action, message.payload, message.wh, message.at)
 
     def transaction_started(self, tx: StoredTransaction, action: str, payload: dict[str, Any]) -> None:
         """Record a transaction and queue its first message, atomically."""

@@ -14,7 +14,7 @@ from controller.domain.types import AuthDecision, AuthSource, IdToken, StopReaso
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
-from controller.ocpp.queue import START
+from controller.ocpp.queue import START, STOP, TxMessage
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, RULES, auth_status
 from controller.ocpp.v16.handlers import StationChargePoint
@@ -104,7 +104,7 @@ class Ocpp16Adapter(SharedSpelling):
 
     # --------------------------------------------------------- transactions
 
-    def start(self, tx: Transaction) -> tuple[StoredTransaction, Message]:
+    def start(self, tx: Transaction) -> TxMessage:
         """StartTransaction, and the transaction's row."""
         at = iso_utc(tx.started_at)
         payload: dict[str, Any] = {"connectorId": tx.evse_id, "idTag": tx.id_token.value,
@@ -113,7 +113,7 @@ class Ocpp16Adapter(SharedSpelling):
             payload["reservationId"] = tx.reservation_id
         stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None,
                                    tx.meter_start_wh, at, True)
-        return stored, ("StartTransaction", payload)
+        return TxMessage(START, tx.local_id, "StartTransaction", payload, tx.meter_start_wh, at, stored)
 
     def sample(self, evse_id: int, value: MeterValue) -> Message:
         """MeterValues within a transaction (its transactionId is filled in when it is sent)."""
@@ -123,7 +123,7 @@ class Ocpp16Adapter(SharedSpelling):
         """MeterValues outside any transaction."""
         return "MeterValues", {"connectorId": evse_id, "meterValue": [self._value(value)]}
 
-    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> Message:
+    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> TxMessage:
         """StopTransaction with StopTxnSampledData at both ends and the StopTxnAlignedData taken between."""
         assert tx.stopped_at is not None and tx.stop_reason is not None and tx.meter_stop_wh is not None
         payload: dict[str, Any] = {"meterStop": tx.meter_stop_wh, "timestamp": iso_utc(tx.stopped_at),
@@ -141,7 +141,7 @@ class Ocpp16Adapter(SharedSpelling):
         data = [v for v in data if v.samples]
         if data:
             payload["transactionData"] = [self._value(v) for v in data]
-        return "StopTransaction", payload
+        return TxMessage(STOP, tx.local_id, "StopTransaction", payload, tx.meter_stop_wh, payload["timestamp"])
 
     @staticmethod
     def power_loss(tx: StoredTransaction) -> Message:

@@ -19,8 +19,8 @@ from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdT
 from controller.evse.machine import Evse
 from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
-from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
-from controller.ocpp.queue import START, STOP
+from controller.ocpp.adapter import Message, SessionEdge, SharedSpelling, firmware_version
+from controller.ocpp.queue import START, STOP, TxMessage
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v201.codes import (
     CONNECTOR_STATUS,
@@ -31,6 +31,7 @@ from controller.ocpp.v201.codes import (
     token_type,
 )
 from controller.ocpp.v201.handlers import StationChargePoint201
+from controller.ocpp.v201.txpoints import TxPoints
 from controller.storage import Store, StoredMessage, StoredTransaction
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Ocpp201Adapter(SharedSpelling):
         self._faults: dict[int, Fault | None] = {}
         self._first_connection = True
         self._event_ids = 0
+        self.points = TxPoints(self)
 
     def connection(self, ws: Any) -> StationChargePoint201:
         """The 2.0.1 handlers of one websocket connection."""
@@ -168,22 +170,34 @@ class Ocpp201Adapter(SharedSpelling):
 
     # --------------------------------------------------------- transactions
 
-    def _event(self, kind: str, at: datetime | str, trigger: TriggerReason | str, evse_id: int, local_id: str,
-               info: dict[str, Any]) -> dict[str, Any]:
+    def event_payload(self, kind: str, at: datetime | str, trigger: TriggerReason | str, evse_id: int,
+                      local_id: str, info: dict[str, Any]) -> dict[str, Any]:
+        """A TransactionEvent's payload (its seqNo comes as it is queued)."""
         payload: dict[str, Any] = {
             "eventType": kind, "timestamp": at if isinstance(at, str) else iso_utc(at),
             "triggerReason": str(trigger), "transactionInfo": {"transactionId": local_id, **info},
             "evse": {"id": evse_id, "connectorId": CONNECTOR}}
-        if not self.client.connected.is_set():
-            payload["offline"] = True  # made while the link was down: the CSMS learns it late
+        self.mark_offline(payload)
         return payload
 
-    def start(self, tx: Transaction) -> tuple[StoredTransaction, Message]:
-        """TransactionEvent Started, and the transaction's row."""
+    def mark_offline(self, payload: dict[str, Any]) -> None:
+        """Flag an event made while the link is down (the CSMS learns it late)."""
+        payload.pop("offline", None)
+        if not self.client.connected.is_set():
+            payload["offline"] = True
+
+    @staticmethod
+    def stopped_reason(reason: StopReason) -> str:
+        """A stoppedReason."""
+        return STOPPED_REASONS[reason]
+
+    def start(self, tx: Transaction) -> TxMessage:
+        """TransactionEvent Started and the transaction's row, or an Updated of the transaction a start point
+        opened before."""
         info: dict[str, Any] = {"chargingState": ChargingState.EV_CONNECTED.value}
         if tx.remote_start_id is not None:
             info["remoteStartId"] = tx.remote_start_id
-        payload = self._event("Started", tx.started_at, tx.trigger, tx.evse_id, tx.local_id, info)
+        payload = self.event_payload("Started", tx.started_at, tx.trigger, tx.evse_id, tx.local_id, info)
         payload["idToken"] = self.id_token(tx.id_token)
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
@@ -191,11 +205,12 @@ class Ocpp201Adapter(SharedSpelling):
         started = self.client.model.items(dm.TX_STARTED_MEASURANDS)
         if tx.start_reading is not None and started:
             value = meter_value(tx.start_reading, tx.started_at, evse.phases, started, BEGIN)
-            payload["meterValue"] = [self._value(value)]
+            payload["meterValue"] = [self.sampled(value)]
         at = iso_utc(tx.started_at)
         stored = StoredTransaction(tx.local_id, tx.evse_id, tx.id_token.value, tx.meter_start_wh, at, None,
                                    tx.meter_start_wh, at, True)
-        return stored, ("TransactionEvent", payload)
+        return self.points.session_started(tx, TxMessage(START, tx.local_id, "TransactionEvent", payload,
+                                                         tx.meter_start_wh, at, stored))
 
     def sample(self, evse_id: int, value: MeterValue) -> Message:
         """TransactionEvent Updated with the sample (periodic or clock-aligned)."""
@@ -203,8 +218,8 @@ class Ocpp201Adapter(SharedSpelling):
         assert tx is not None
         clock = any(s.context == CLOCK for s in value.samples)
         trigger = TriggerReason.METER_VALUE_CLOCK if clock else TriggerReason.METER_VALUE_PERIODIC
-        payload = self._event("Updated", value.at, trigger, evse_id, tx.local_id, {})
-        payload["meterValue"] = [self._value(value)]
+        payload = self.event_payload("Updated", value.at, trigger, evse_id, tx.local_id, {})
+        payload["meterValue"] = [self.sampled(value)]
         return "TransactionEvent", payload
 
     def charging_state(self, event: ChargingStateChanged) -> Message | None:
@@ -212,22 +227,23 @@ class Ocpp201Adapter(SharedSpelling):
         tx = self.client.station.evses[event.evse_id].transaction
         if tx is None:
             return None
-        return "TransactionEvent", self._event("Updated", self.client.clock.utcnow(),
+        return "TransactionEvent", self.event_payload("Updated", self.client.clock.utcnow(),
                                                TriggerReason.CHARGING_STATE_CHANGED, event.evse_id, tx.local_id,
                                                {"chargingState": event.state.value})
 
     def idle_sample(self, evse_id: int, value: MeterValue) -> Message:
         """MeterValues outside any transaction."""
-        return "MeterValues", {"evseId": evse_id, "meterValue": [self._value(value)]}
+        return "MeterValues", {"evseId": evse_id, "meterValue": [self.sampled(value)]}
 
-    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> Message:
-        """TransactionEvent Ended, with SampledDataCtrlr.TxEndedMeasurands and the aligned values taken between."""
+    def stop(self, tx: Transaction, aligned: list[MeterValue]) -> TxMessage:
+        """TransactionEvent Ended, with SampledDataCtrlr.TxEndedMeasurands and the aligned values taken between
+        (an Updated instead when TxStopPoint keeps the transaction open until the cable leaves)."""
         assert tx.stopped_at is not None and tx.stop_reason is not None and tx.meter_stop_wh is not None
         trigger = tx.stop_trigger or _trigger_for(tx.stop_reason)
         # Idle only once the cable is out; a stop with the car still connected leaves it EVConnected.
         connected = self.client.station.evses[tx.evse_id].vehicle not in (VehicleStatus.ABSENT, VehicleStatus.UNKNOWN)
         state = ChargingState.EV_CONNECTED if connected else ChargingState.IDLE
-        payload = self._event("Ended", tx.stopped_at, trigger, tx.evse_id, tx.local_id,
+        payload = self.event_payload("Ended", tx.stopped_at, trigger, tx.evse_id, tx.local_id,
                               {"stoppedReason": STOPPED_REASONS[tx.stop_reason], "chargingState": state.value})
         if tx.stop_id_token is not None:
             payload["idToken"] = self.id_token(tx.stop_id_token)
@@ -241,13 +257,18 @@ class Ocpp201Adapter(SharedSpelling):
             data.append(meter_value(tx.stop_reading, tx.stopped_at, phases, sampled, END))
         data = [v for v in data if v.samples]
         if data:
-            payload["meterValue"] = [self._value(v) for v in data]
-        return "TransactionEvent", payload
+            payload["meterValue"] = [self.sampled(v) for v in data]
+        return self.points.session_ended(tx, TxMessage(STOP, tx.local_id, "TransactionEvent", payload,
+                                                       tx.meter_stop_wh, iso_utc(tx.stopped_at)))
+
+    def around(self, event: SessionEdge) -> list[TxMessage]:
+        """Events of a transaction that TxStartPoint / TxStopPoint open or close outside a charging session."""
+        return self.points.around(event)
 
     def power_loss(self, tx: StoredTransaction) -> Message:
         """The Ended event of a transaction a dead process left open: its last persisted reading."""
-        payload = self._event("Ended", tx.last_at, TriggerReason.ABNORMAL_CONDITION, tx.connector_id, tx.local_id,
-                              {"stoppedReason": STOPPED_REASONS[StopReason.POWER_LOSS]})
+        payload = self.event_payload("Ended", tx.last_at, TriggerReason.ABNORMAL_CONDITION, tx.connector_id,
+                                     tx.local_id, {"stoppedReason": STOPPED_REASONS[StopReason.POWER_LOSS]})
         payload["offline"] = True
         payload["meterValue"] = [{"timestamp": tx.last_at, "sampledValue": [
             {"value": tx.last_wh, "context": END, "measurand": "Energy.Active.Import.Register",
@@ -273,10 +294,11 @@ class Ocpp201Adapter(SharedSpelling):
         assert evse.reading is not None
         value = meter_value(evse.reading, self.client.clock.utcnow(), evse.phases,
                             self.client.model.items(dm.TX_UPDATED_MEASURANDS), TRIGGER)
-        return "MeterValues", {"evseId": evse.id, "meterValue": [self._value(value)]}
+        return "MeterValues", {"evseId": evse.id, "meterValue": [self.sampled(value)]}
 
     @staticmethod
-    def _value(value: MeterValue) -> dict[str, Any]:
+    def sampled(value: MeterValue) -> dict[str, Any]:
+        """A MeterValueType."""
         samples = []
         for s in value.samples:
             entry: dict[str, Any] = {"value": round(s.value, s.decimals) if s.decimals else round(s.value),

@@ -17,7 +17,7 @@ from ocpp.v201.enums import Action
 from controller.clock import iso_utc, parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
 from controller.ocpp.commands import Commands, Trigger
-from controller.ocpp.device_model import MEASURANDS, MEMBER_LIST, READ_ONLY, WRITE_ONLY, DeviceModel, Ref
+from controller.ocpp.device_model import MEMBER_LIST, READ_ONLY, WRITE_ONLY, DeviceModel, Ref
 from controller.ocpp.rpc import Connection, frame_log
 from controller.ocpp.v201.codes import (
     AVAILABILITY,
@@ -279,8 +279,8 @@ def report(model: DeviceModel, request_id: int, *, full: bool, at: str) -> list[
         if ref.instance:
             variable["instance"] = ref.instance
         characteristics: dict[str, Any] = {"dataType": spec.data_type, "supportsMonitoring": False}
-        if spec.data_type == MEMBER_LIST:  # every list here is a measurand list
-            characteristics["valuesList"] = ",".join(sorted(MEASURANDS))
+        if spec.data_type == MEMBER_LIST:
+            characteristics["valuesList"] = ",".join(spec.values)
         if spec.data_type == "integer":
             characteristics["minLimit"], characteristics["maxLimit"] = spec.minimum, spec.maximum
         attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}

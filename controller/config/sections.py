@@ -40,6 +40,9 @@ class OcppSection:
     meter_value_sample_interval: int = opt(60, lo=0, hi=86400)
     response_timeout: float = opt(30.0, lo=1, hi=600)
     connect_timeout: float = opt(10.0, lo=1, hi=600)
+    #: The reconnect back-off: the first wait, and the most it doubles to. They are the defaults of
+    #: OCPPCommCtrlr.RetryBackOffWaitMinimum / RetryBackOffRepeatTimes; reconnect_min stays the least wait
+    #: whatever the CSMS sets.
     reconnect_min: float = opt(1.0, lo=0.05, hi=3600)
     reconnect_max: float = opt(60.0, lo=0.05, hi=3600)
     #: Security profile 1 and 2: HTTP Basic with the station id and this password (16-40 characters); the

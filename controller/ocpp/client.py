@@ -40,12 +40,13 @@ from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Connection, Message, Registration, adapter_for
 from controller.ocpp.auth import LocalAuthorization
 from controller.ocpp.commands import Commands
-from controller.ocpp.device_model import DeviceModel, Ref, standard_variables
-from controller.ocpp.link import Link
+from controller.ocpp.device_model import DeviceModel, Ref
+from controller.ocpp.link import Backoff, Link
 from controller.ocpp.queue import Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
 from controller.ocpp.statuses import StatusReporter, current_status
+from controller.ocpp.variables import standard_variables
 from controller.station import Station
 from controller.storage import Store, StoredMessage
 from controller.tasks import cancel_and_wait
@@ -70,13 +71,13 @@ class OcppClient:
         self.store = store
         self.clock = clock or Clock()
         self.cp_id = config.station.id
-        self.model = DeviceModel(store, standard_variables(config))
+        self.model = DeviceModel(store, standard_variables(config, station, self.clock))
         self.auth = LocalAuthorization(store, self.model, self.clock)
         self.commands = Commands(self)
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
-                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), username=self.cp_id,
+                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff, username=self.cp_id,
                          password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_security_event=self.security_event)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
         self.statuses = StatusReporter(self.model, self.queue, self._send_status)
@@ -92,6 +93,9 @@ class OcppClient:
         self._boot_now = asyncio.Event()
         self._heartbeat_changed = asyncio.Event()
         self._security_lock = asyncio.Lock()
+        #: When the last online connection dropped (monotonic; None: never online yet), and the statuses told.
+        self._offline_since: float | None = None
+        self._told: dict[int, StatusChanged] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         station.subscribe(self._on_event)
         station.authorizer = self
@@ -115,6 +119,12 @@ class OcppClient:
             log.info("the CSMS set a new BasicAuthPassword: reconnecting with it")
             self.security_event("ReconfigurationOfSecurityParameters")
             self.link.reconnect()
+
+    def _backoff(self) -> Backoff:
+        # ocpp.reconnect_min is the least wait whatever the CSMS sets: no tight reconnect loop against it.
+        return Backoff(max(float(self.model.number(dm.RETRY_WAIT_MINIMUM)), self.config.ocpp.reconnect_min),
+                       float(self.model.number(dm.RETRY_RANDOM_RANGE)), self.model.number(dm.RETRY_REPEAT_TIMES),
+                       self.model.number(dm.NETWORK_PROFILE_ATTEMPTS))
 
     def _apply_policy(self) -> None:
         for evse in self.station.evses.values():
@@ -148,6 +158,8 @@ class OcppClient:
                 if exc is not None and not isinstance(exc, ConnectionClosed):
                     log.error("OCPP task %s failed: %r", task.get_name(), exc)
         finally:
+            if self._conn is not None:
+                self._offline_since = self.clock.monotonic()
             self._conn = self._booting = None
             self.connected.clear()
             await cancel_and_wait([reader, online])
@@ -161,10 +173,14 @@ class OcppClient:
         if booted is not None:
             booted()
         await self._send_security_events()
-        # After every (re)connect the CSMS gets the current status of the station and each EVSE.
-        await self._send_status(StatusChanged(0, self.station.station_status()))
-        for evse in self.station.evses.values():
-            await self._send_status(current_status(evse))
+        # After the first connect and an outage longer than OfflineThreshold the CSMS gets every status; after a
+        # shorter one, those that changed (B04).
+        offline = None if self._offline_since is None else self.clock.monotonic() - self._offline_since
+        every = offline is None or offline > self.model.number(dm.OFFLINE_THRESHOLD)
+        for status in (StatusChanged(0, self.station.station_status()),
+                       *(current_status(e) for e in self.station.evses.values())):
+            if every or self._told.get(status.evse_id) != status:
+                await self._send_status(status)
         await asyncio.gather(self._heartbeat(conn), self._drain(conn), self.statuses.run(self.station.evses))
 
     async def _boot(self, conn: Connection) -> None:
@@ -207,6 +223,8 @@ class OcppClient:
         return True
 
     def _follow_clock(self, current_time: str) -> None:
+        if self.model.items(dm.TIME_SOURCE)[:1] != ["Heartbeat"]:
+            return  # ClockCtrlr.TimeSource puts the system clock first
         try:
             correction = self.clock.follow(parse_time(current_time))
         except ValueError:
@@ -255,6 +273,7 @@ class OcppClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_status(self, event: StatusChanged) -> None:
+        self._told[event.evse_id] = event
         message = self.adapter.status(event)
         if message is not None:
             await self.send(message)

@@ -14,13 +14,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controller.config import Config
 from controller.domain.types import Answer
 from controller.storage import Store
 
 log = logging.getLogger(__name__)
 
 BOOLEAN, INTEGER, STRING, MEMBER_LIST = "boolean", "integer", "string", "MemberList"
+DATE_TIME, OPTION_LIST, SEQUENCE_LIST = "dateTime", "OptionList", "SequenceList"
 READ_ONLY, READ_WRITE, WRITE_ONLY = "ReadOnly", "ReadWrite", "WriteOnly"
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: no fullwidth digits, no "1_0"
 
@@ -40,9 +40,12 @@ class Ref:
     component: str
     variable: str
     instance: str = ""
+    #: The EVSE of an EVSE or Connector component (0: a component of the station).
+    evse: int = 0
 
     def __str__(self) -> str:
-        return f"{self.component}.{self.variable}" + (f"[{self.instance}]" if self.instance else "")
+        where = f"{self.component}#{self.evse}" if self.evse else self.component
+        return f"{where}.{self.variable}" + (f"[{self.instance}]" if self.instance else "")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Variable:
     values: tuple[str, ...] = ()
     #: Extra rule for a value (returns what is wrong, or None).
     check: Callable[[str], str | None] | None = None
+    #: For a read-only value that is the station's state of the moment (the clock, a status): how to read it.
+    live: Callable[[], str] | None = None
 
     def problem(self, value: str) -> str | None:
         """What is wrong with ``value`` for this variable, or None."""
@@ -86,13 +91,18 @@ class Variable:
             unknown = [m for m in members if m not in self.values]
             if self.check is None and unknown:
                 return f"{unknown[0]!r} is none of {','.join(self.values)}"
+        if self.data_type == SEQUENCE_LIST:
+            members = split(value)
+            unknown = [m for m in members if m not in self.values]
+            if not members or unknown or len(set(members)) != len(members):
+                return f"expected some of {','.join(self.values)} in order, each once"
         return self.check(value) if self.check is not None else None
 
     def normal(self, value: str) -> str:
         """``value`` in its canonical spelling."""
         if self.data_type == BOOLEAN:
             return value.strip().lower()
-        if self.data_type == MEMBER_LIST:
+        if self.data_type in (MEMBER_LIST, SEQUENCE_LIST):
             return ",".join(split(value))
         return value.strip()
 
@@ -117,9 +127,24 @@ OCPP_COMM, TX, AUTH, AUTH_CACHE, LOCAL_LIST = "OCPPCommCtrlr", "TxCtrlr", "AuthC
 SAMPLED, ALIGNED, DEVICE_DATA, RESERVATION, INTERNAL = "SampledDataCtrlr", "AlignedDataCtrlr", "DeviceDataCtrlr", \
     "ReservationCtrlr", "InternalCtrlr"
 
+CLOCK, SECURITY = "ClockCtrlr", "SecurityCtrlr"
+
 HEARTBEAT_INTERVAL = Ref(OCPP_COMM, "HeartbeatInterval")
-BASIC_AUTH_PASSWORD = Ref("SecurityCtrlr", "BasicAuthPassword")
-SECURITY_PROFILE = Ref("SecurityCtrlr", "SecurityProfile")
+FILE_TRANSFER_PROTOCOLS = Ref(OCPP_COMM, "FileTransferProtocols")
+MESSAGE_TIMEOUT = Ref(OCPP_COMM, "MessageTimeout", "Default")
+NETWORK_PRIORITY = Ref(OCPP_COMM, "NetworkConfigurationPriority")
+NETWORK_PROFILE_ATTEMPTS = Ref(OCPP_COMM, "NetworkProfileConnectionAttempts")
+OFFLINE_THRESHOLD = Ref(OCPP_COMM, "OfflineThreshold")
+RETRY_RANDOM_RANGE = Ref(OCPP_COMM, "RetryBackOffRandomRange")
+RETRY_REPEAT_TIMES = Ref(OCPP_COMM, "RetryBackOffRepeatTimes")
+RETRY_WAIT_MINIMUM = Ref(OCPP_COMM, "RetryBackOffWaitMinimum")
+DATE_TIME_NOW = Ref(CLOCK, "DateTime")
+TIME_SOURCE = Ref(CLOCK, "TimeSource")
+IDENTITY = Ref(SECURITY, "Identity")
+ORGANIZATION_NAME = Ref(SECURITY, "OrganizationName")
+CERTIFICATE_ENTRIES = Ref(SECURITY, "CertificateEntries")
+BASIC_AUTH_PASSWORD = Ref(SECURITY, "BasicAuthPassword")
+SECURITY_PROFILE = Ref(SECURITY, "SecurityProfile")
 WEBSOCKET_PING_INTERVAL = Ref(OCPP_COMM, "WebSocketPingInterval")
 MESSAGE_ATTEMPTS = Ref(OCPP_COMM, "MessageAttempts", "TransactionEvent")
 MESSAGE_ATTEMPT_INTERVAL = Ref(OCPP_COMM, "MessageAttemptInterval", "TransactionEvent")
@@ -144,10 +169,17 @@ TX_UPDATED_INTERVAL = Ref(SAMPLED, "TxUpdatedInterval")
 TX_STARTED_MEASURANDS = Ref(SAMPLED, "TxStartedMeasurands")
 TX_UPDATED_MEASURANDS = Ref(SAMPLED, "TxUpdatedMeasurands")
 TX_ENDED_MEASURANDS = Ref(SAMPLED, "TxEndedMeasurands")
+TX_ENDED_INTERVAL = Ref(SAMPLED, "TxEndedInterval")
 ALIGNED_INTERVAL = Ref(ALIGNED, "Interval")
 ALIGNED_MEASURANDS = Ref(ALIGNED, "Measurands")
 ALIGNED_TX_ENDED_MEASURANDS = Ref(ALIGNED, "TxEndedMeasurands")
+ALIGNED_TX_ENDED_INTERVAL = Ref(ALIGNED, "TxEndedInterval")
 GET_VARIABLES_ITEMS = Ref(DEVICE_DATA, "ItemsPerMessage", "GetVariables")
+GET_VARIABLES_BYTES = Ref(DEVICE_DATA, "BytesPerMessage", "GetVariables")
+SET_VARIABLES_ITEMS = Ref(DEVICE_DATA, "ItemsPerMessage", "SetVariables")
+SET_VARIABLES_BYTES = Ref(DEVICE_DATA, "BytesPerMessage", "SetVariables")
+GET_REPORT_ITEMS = Ref(DEVICE_DATA, "ItemsPerMessage", "GetReport")
+GET_REPORT_BYTES = Ref(DEVICE_DATA, "BytesPerMessage", "GetReport")
 NON_EVSE_SPECIFIC_RESERVATION = Ref(RESERVATION, "NonEvseSpecific")
 PHASE_ROTATION = Ref(INTERNAL, "ConnectorPhaseRotation")
 NUMBER_OF_CONNECTORS = Ref(INTERNAL, "NumberOfConnectors")
@@ -157,72 +189,13 @@ PROFILES = "Core,LocalAuthListManagement,Reservation,RemoteTrigger"
 LOCAL_LIST_MAX = 1000
 SEND_LOCAL_LIST_MAX = 250
 GET_VARIABLES_MAX = 50
+#: The most a GetVariables or SetVariables request may carry, in bytes of its JSON frame.
+BYTES_PER_MESSAGE = 65536
 
 
-def _password_problem(value: str) -> str | None:
-    return None if 16 <= len(value) <= 40 else "expected 16-40 characters"
-
-
-def standard_variables(config: Config) -> list[Variable]:
-    """Every variable this station has, with defaults that suit a public charger or come from the config."""
-    connectors = len(config.connector)
-
-    def flag(ref: Ref, default: bool, mutability: str = READ_WRITE) -> Variable:
-        return Variable(ref, BOOLEAN, "true" if default else "false", mutability)
-
-    def number(ref: Ref, default: int, lo: int = 0, hi: int = 86400 * 7, mutability: str = READ_WRITE) -> Variable:
-        return Variable(ref, INTEGER, str(default), mutability, lo, hi)
-
-    def measurands(ref: Ref, default: str, allow_empty: bool) -> Variable:
-        return Variable(ref, MEMBER_LIST, default, max_items=MEASURANDS_MAX, allow_empty=allow_empty,
-                        check=measurand_problem, values=tuple(sorted(MEASURANDS)))
-
-    def points(ref: Ref, default: str) -> Variable:
-        return Variable(ref, MEMBER_LIST, default, allow_empty=False, values=TX_POINTS)
-
-    password = config.ocpp.basic_auth_password
-    profile = (2 if config.ocpp.csms_url.startswith("wss://") else 1) if password else 0
-
-    return [
-        Variable(BASIC_AUTH_PASSWORD, STRING, password, WRITE_ONLY, check=_password_problem),
-        Variable(SECURITY_PROFILE, INTEGER, str(profile), READ_ONLY, 0, 3),
-        number(HEARTBEAT_INTERVAL, config.ocpp.heartbeat_interval, lo=1),
-        number(WEBSOCKET_PING_INTERVAL, 60, hi=3600),
-        number(MESSAGE_ATTEMPTS, 3, lo=1, hi=100),
-        number(MESSAGE_ATTEMPT_INTERVAL, 60, hi=3600),
-        number(RESET_RETRIES, 3, hi=10),
-        number(MINIMUM_STATUS_DURATION, 0, hi=3600),
-        flag(UNLOCK_ON_EV_SIDE_DISCONNECT, True),
-        number(EV_CONNECTION_TIMEOUT, 60, lo=1),
-        flag(STOP_TX_ON_EV_SIDE_DISCONNECT, True),
-        # A transaction is the charging session (1.6's meaning) unless the CSMS moves its edges.
-        points(TX_START_POINT, "PowerPathClosed"),
-        points(TX_STOP_POINT, "EVConnected,Authorized"),
-        flag(STOP_TX_ON_INVALID_ID, True),
-        number(MAX_ENERGY_ON_INVALID_ID, 0, hi=10_000_000),
-        flag(AUTHORIZE_REMOTE_START, False),
-        flag(LOCAL_AUTHORIZE_OFFLINE, True),
-        flag(LOCAL_PRE_AUTHORIZE, False),
-        flag(OFFLINE_TX_FOR_UNKNOWN_ID, False),
-        flag(AUTH_CACHE_ENABLED, True),
-        flag(LOCAL_LIST_ENABLED, True),
-        Variable(LOCAL_LIST_ENTRIES, INTEGER, "0", READ_ONLY, max_items=LOCAL_LIST_MAX),
-        number(LOCAL_LIST_ITEMS_PER_MESSAGE, SEND_LOCAL_LIST_MAX, mutability=READ_ONLY),
-        number(TX_UPDATED_INTERVAL, config.ocpp.meter_value_sample_interval),
-        # A DC car tells its state of charge; what the charger offers it is worth seeing beside what it takes.
-        measurands(TX_UPDATED_MEASURANDS, "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage"
-                   + (",SoC,Power.Offered" if any(c.dc for c in config.connector) else ""), allow_empty=False),
-        measurands(TX_STARTED_MEASURANDS, "Energy.Active.Import.Register", allow_empty=True),
-        measurands(TX_ENDED_MEASURANDS, "", allow_empty=True),
-        number(ALIGNED_INTERVAL, 0),
-        measurands(ALIGNED_MEASURANDS, "Energy.Active.Import.Register", allow_empty=False),
-        measurands(ALIGNED_TX_ENDED_MEASURANDS, "", allow_empty=True),
-        number(GET_VARIABLES_ITEMS, GET_VARIABLES_MAX, mutability=READ_ONLY),
-        flag(NON_EVSE_SPECIFIC_RESERVATION, True, READ_ONLY),
-        Variable(PHASE_ROTATION, STRING, ",".join(f"{i}.RST" for i in range(1, connectors + 1))),
-        number(NUMBER_OF_CONNECTORS, connectors, mutability=READ_ONLY),
-        Variable(SUPPORTED_FEATURE_PROFILES, STRING, PROFILES, READ_ONLY),
-    ]
+def component_ref(component: str, variable: str, evse: int) -> Ref:
+    """A variable of an EVSE's component (``EVSE``, ``Connector``) or, with EVSE 0, of the station's."""
+    return Ref(component, variable, evse=evse)
 
 
 Listener = Callable[[Ref, str], None]
@@ -248,19 +221,20 @@ class DeviceModel:
 
     def get(self, ref: Ref) -> str:
         """A variable's value as text."""
-        return self._values[ref]
+        live = self.variables[ref].live
+        return live() if live is not None else self._values[ref]
 
     def flag(self, ref: Ref) -> bool:
         """A boolean variable."""
-        return self._values[ref] == "true"
+        return self.get(ref) == "true"
 
     def number(self, ref: Ref) -> int:
         """An integer variable."""
-        return int(self._values[ref])
+        return int(self.get(ref))
 
     def items(self, ref: Ref) -> list[str]:
         """A list variable's members."""
-        return split(self._values[ref])
+        return split(self.get(ref))
 
     def set(self, ref: Ref, value: str) -> Answer:
         """A change from the CSMS: ACCEPTED, REJECTED (read-only, or a value that cannot work) or NOT_SUPPORTED."""

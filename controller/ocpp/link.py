@@ -1,10 +1,10 @@
 """The websocket link to the CSMS, for every OCPP version: connect, back off, ping, close properly.
 
 One connection at a time to ``<csms>/<station id>`` with the version's subprotocol. A dead link is noticed by
-websocket pings every WebSocketPingInterval (no pong within the interval: reconnect). Reconnects back off
-exponentially with jitter. The station closes with 1001 (going away) when it shuts down or resets and with 1000
-otherwise, never 1011, and waits at most a couple of seconds for the CSMS to answer its close. A password in
-the URL never reaches a log line.
+websocket pings every WebSocketPingInterval (no pong within the interval: reconnect). Reconnects back off as
+OCPP 2.0.1 Part 4 §5.3 says, with OCPPCommCtrlr's variables (:class:`Backoff`). The station closes with 1001
+(going away) when it shuts down or resets and with 1000 otherwise, never 1011, and waits at most a couple of
+seconds for the CSMS to answer its close. A password in the URL never reaches a log line.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
@@ -33,11 +34,28 @@ NORMAL, GOING_AWAY = 1000, 1001
 RECONNECT_DELAY = 0.2
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """The reconnect rule: the first retry after ``minimum`` plus up to ``random_range`` s (RetryBackOffWaitMinimum,
+    RetryBackOffRandomRange); each failure doubles the wait, ``repeat_times`` times at most (RetryBackOffRepeatTimes),
+    then it stays flat. After ``attempts`` failures in a row (NetworkProfileConnectionAttempts) the station moves to
+    its next network profile: with one, it starts over on the same."""
+
+    minimum: float
+    random_range: float
+    repeat_times: int
+    attempts: int
+
+    def wait(self, failures: int) -> float:
+        """Seconds before the next attempt, after ``failures`` failed ones in a row (0: the link just dropped)."""
+        return self.minimum * 2 ** min(failures, self.repeat_times) + random.uniform(0, self.random_range)
+
+
 class Link:
     """Keeps one websocket to the CSMS and runs a session on each connection."""
 
-    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int], *,
-                 username: str = "", password: Callable[[], str] | None = None,
+    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int],
+                 backoff: Callable[[], Backoff], *, username: str = "", password: Callable[[], str] | None = None,
                  on_security_event: Callable[[str], None] | None = None) -> None:
         self.url = url
         #: Security profiles 1 and 2: HTTP Basic as ``username`` with the password of the moment.
@@ -51,11 +69,12 @@ class Link:
         self.subprotocol = Subprotocol(subprotocol)
         self.settings = settings
         self._ping_interval = ping_interval
+        self._backoff = backoff
         self.connections = 0
 
     async def run(self, session: Callable[[Any], Awaitable[None]]) -> None:
         """Connect, run ``session(ws)``, reconnect with back-off and jitter; until cancelled."""
-        delay = self.settings.reconnect_min
+        failures = 0
         while True:
             ws = None
             try:
@@ -72,7 +91,7 @@ class Link:
                 else:
                     log.info("connected to CSMS at %s", self.display_url)
                     self.connections += 1
-                    delay = self.settings.reconnect_min
+                    failures = -1  # the next wait is the first of a dropped link
                     await session(ws)
                     log.warning("connection to CSMS at %s closed", self.display_url)
             except asyncio.CancelledError:
@@ -93,10 +112,15 @@ class Link:
                 log.warning("CSMS at %s unreachable: %s", self.display_url, why)
             if ws is not None:
                 await _close(ws, NORMAL, "")
-            wait = delay * random.uniform(0.8, 1.2)
+            backoff = self._backoff()
+            failures += 1
+            if failures >= backoff.attempts:
+                log.error("CSMS at %s: %d connection attempts in a row failed; starting the back-off over (check "
+                          "ocpp.csms_url and the network)", self.display_url, failures)
+                failures = 0
+            wait = backoff.wait(failures)
             log.info("reconnecting to CSMS in %.1f s", wait)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, self.settings.reconnect_max)
 
 
     def _tell(self, kind: str) -> None:

@@ -90,10 +90,19 @@ class Connection:
         if checked.message_type != CALL:
             self._answer(checked)
             return
+        refused = self.limit_problem(checked, len(raw_msg))
+        if refused is not None:
+            log.warning("CSMS %s refused with %s (%s)", checked.action, refused.code, refused.description)
+            await self._send(refused.to_json())
+            return
         if self._silent():
             log.info("boot rejected: not answering %s until the retry interval ends", checked.action)
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
+
+    def limit_problem(self, frame: Frame, size: int) -> CallError | None:
+        """A CALLERROR for a request over a limit the station reports (None: within every limit)."""
+        return None
 
     def _answer(self, frame: Frame) -> None:
         waiting = self._waiting.get(frame.unique_id)

@@ -101,26 +101,28 @@ class Sampler:
         self.model = model
         self.clock = clock
         self._aligned = aligned
-        self._periodic: dict[str, asyncio.Task[None]] = {}
-        #: AlignedDataCtrlr.TxEndedMeasurands samples per running transaction.
+        self._periodic: dict[str, list[asyncio.Task[None]]] = {}
+        #: What each running transaction's end carries between its first and last reading: TxEndedMeasurands
+        #: every SampledDataCtrlr.TxEndedInterval, AlignedDataCtrlr.TxEndedMeasurands at its TxEndedInterval.
         self.for_end: dict[str, list[MeterValue]] = {}
 
     def started(self, tx: Transaction) -> None:
-        """A transaction began: sample it every TxUpdatedInterval."""
+        """A transaction began: sample it every TxUpdatedInterval (and TxEndedInterval for its end)."""
         self.for_end[tx.local_id] = []
         evse = self.station.evses[tx.evse_id]
-        self._periodic[tx.local_id] = asyncio.get_running_loop().create_task(self._sample(evse, tx))
+        loop = asyncio.get_running_loop()
+        self._periodic[tx.local_id] = [loop.create_task(self._sample(evse, tx)),
+                                       loop.create_task(self._sample_for_end(evse, tx))]
 
     def ended(self, tx: Transaction) -> list[MeterValue]:
-        """A transaction ended: stop its clock; returns the clock-aligned values its end carries."""
-        task = self._periodic.pop(tx.local_id, None)
-        if task is not None:
+        """A transaction ended: stop its clocks; returns the values its end carries, in the order taken."""
+        for task in self._periodic.pop(tx.local_id, []):
             task.cancel()
         return self.for_end.pop(tx.local_id, [])
 
     async def close(self) -> None:
         """Stop every clock."""
-        await cancel_and_wait(list(self._periodic.values()))
+        await cancel_and_wait([t for tasks in self._periodic.values() for t in tasks])
         self._periodic.clear()
 
     async def _sample(self, evse: Evse, tx: Transaction) -> None:
@@ -131,24 +133,37 @@ class Sampler:
             if interval > 0 and evse.reading is not None:
                 self.station.emit(MeterSample(evse.id, tx, evse.reading, self.clock.utcnow()))
 
-    async def run_aligned(self) -> None:
-        """Clock-aligned values at every multiple of AlignedDataCtrlr.Interval since midnight UTC."""
+    async def _sample_for_end(self, evse: Evse, tx: Transaction) -> None:
         while True:
-            interval = self.model.number(dm.ALIGNED_INTERVAL)
-            if interval <= 0:
+            interval = self.model.number(dm.TX_ENDED_INTERVAL)
+            await asyncio.sleep(interval if interval > 0 else 1.0)
+            wanted = self.model.items(dm.TX_ENDED_MEASURANDS)
+            if interval > 0 and wanted and evse.reading is not None and tx.local_id in self.for_end:
+                self.for_end[tx.local_id].append(meter_value(evse.reading, self.clock.utcnow(), evse.phases,
+                                                             wanted, PERIODIC))
+
+    async def run_aligned(self) -> None:
+        """Clock-aligned values at every multiple of AlignedDataCtrlr.Interval since midnight UTC, and those for
+        a transaction's end at every multiple of its TxEndedInterval."""
+        while True:
+            every, for_end = self.model.number(dm.ALIGNED_INTERVAL), self.model.number(dm.ALIGNED_TX_ENDED_INTERVAL)
+            if every <= 0 and for_end <= 0:
                 await asyncio.sleep(1.0)
                 continue
             now = self.clock.utcnow()
             midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            boundary = midnight + timedelta(seconds=((now - midnight).total_seconds() // interval + 1) * interval)
+            since = (now - midnight).total_seconds()
+            # Whole seconds since midnight: the next multiple of either interval.
+            due = min(int(since // i + 1) * i for i in (every, for_end) if i > 0)
+            boundary = midnight + timedelta(seconds=due)
             await asyncio.sleep((boundary - now).total_seconds())
             for evse in self.station.evses.values():
                 if evse.reading is None:
                     continue
                 # Stamped with the boundary the sample belongs to, however late the loop woke up for it.
-                self._aligned(evse, meter_value(evse.reading, boundary, evse.phases,
-                                                self.model.items(dm.ALIGNED_MEASURANDS), CLOCK))
-                tx, for_end = evse.transaction, self.model.items(dm.ALIGNED_TX_ENDED_MEASURANDS)
-                if tx is not None and for_end and tx.local_id in self.for_end:
-                    self.for_end[tx.local_id].append(meter_value(evse.reading, boundary, evse.phases, for_end,
-                                                                 CLOCK))
+                if every > 0 and due % every == 0:
+                    self._aligned(evse, meter_value(evse.reading, boundary, evse.phases,
+                                                    self.model.items(dm.ALIGNED_MEASURANDS), CLOCK))
+                tx, wanted = evse.transaction, self.model.items(dm.ALIGNED_TX_ENDED_MEASURANDS)
+                if for_end > 0 and due % for_end == 0 and tx is not None and wanted and tx.local_id in self.for_end:
+                    self.for_end[tx.local_id].append(meter_value(evse.reading, boundary, evse.phases, wanted, CLOCK))

@@ -21,13 +21,16 @@ class Alias:
     key: str
     ref: Ref
     limit: bool = False
+    #: Variables the key sets too: one 1.6 key stands for what 2.0.1 splits in two.
+    also: tuple[Ref, ...] = ()
 
 
 ALIASES: list[Alias] = [
     Alias("AllowOfflineTxForUnknownId", dm.OFFLINE_TX_FOR_UNKNOWN_ID),
     Alias("AuthorizationCacheEnabled", dm.AUTH_CACHE_ENABLED),
     Alias("AuthorizeRemoteTxRequests", dm.AUTHORIZE_REMOTE_START),
-    Alias("ClockAlignedDataInterval", dm.ALIGNED_INTERVAL),
+    # StopTxnAlignedData is taken every ClockAlignedDataInterval, StopTxnSampledData every MeterValueSampleInterval.
+    Alias("ClockAlignedDataInterval", dm.ALIGNED_INTERVAL, also=(dm.ALIGNED_TX_ENDED_INTERVAL,)),
     Alias("ConnectionTimeOut", dm.EV_CONNECTION_TIMEOUT),
     Alias("ConnectorPhaseRotation", dm.PHASE_ROTATION),
     Alias("GetConfigurationMaxKeys", dm.GET_VARIABLES_ITEMS),
@@ -39,7 +42,7 @@ ALIASES: list[Alias] = [
     Alias("MeterValuesAlignedDataMaxLength", dm.ALIGNED_MEASURANDS, limit=True),
     Alias("MeterValuesSampledData", dm.TX_UPDATED_MEASURANDS),
     Alias("MeterValuesSampledDataMaxLength", dm.TX_UPDATED_MEASURANDS, limit=True),
-    Alias("MeterValueSampleInterval", dm.TX_UPDATED_INTERVAL),
+    Alias("MeterValueSampleInterval", dm.TX_UPDATED_INTERVAL, also=(dm.TX_ENDED_INTERVAL,)),
     Alias("MinimumStatusDuration", dm.MINIMUM_STATUS_DURATION),
     Alias("NumberOfConnectors", dm.NUMBER_OF_CONNECTORS),
     Alias("ResetRetries", dm.RESET_RETRIES),
@@ -92,4 +95,8 @@ class ConfigurationKeys:
             return Answer.NOT_SUPPORTED
         if alias.limit:
             return Answer.REJECTED
-        return self.model.set(alias.ref, value)
+        answer = self.model.set(alias.ref, value)
+        if answer == Answer.ACCEPTED:
+            for ref in alias.also:
+                self.model.set(ref, value)
+        return answer

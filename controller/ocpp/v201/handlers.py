@@ -16,8 +16,10 @@ from ocpp.v201.enums import Action
 
 from controller.clock import iso_utc, parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
+from controller.ocpp import device_model as dm
 from controller.ocpp.commands import Commands, Trigger
-from controller.ocpp.device_model import MEMBER_LIST, READ_ONLY, WRITE_ONLY, DeviceModel, Ref
+from controller.ocpp.device_model import READ_ONLY, WRITE_ONLY, DeviceModel, Ref
+from controller.ocpp.framing import CallError, Frame
 from controller.ocpp.rpc import Connection, frame_log
 from controller.ocpp.v201.codes import (
     AVAILABILITY,
@@ -36,6 +38,9 @@ _TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
              "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
              "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS, "LogStatusNotification": Trigger.DIAGNOSTICS_STATUS}
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
+#: Requests DeviceDataCtrlr limits: (items variable, bytes variable, the list they count).
+_LIMITS = {"GetVariables": (dm.GET_VARIABLES_ITEMS, dm.GET_VARIABLES_BYTES, "getVariableData"),
+           "SetVariables": (dm.SET_VARIABLES_ITEMS, dm.SET_VARIABLES_BYTES, "setVariableData")}
 
 
 def _status(answer: Answer) -> str:
@@ -53,12 +58,31 @@ class StationChargePoint201(Connection, ChargePoint):
 
     # ------------------------------------------------------------ the device model
 
+    def limit_problem(self, frame: Frame, size: int) -> CallError | None:
+        """B06.FR.16/17 (and B05's): more items or bytes than DeviceDataCtrlr says a request may carry."""
+        limits = _LIMITS.get(frame.action or "")
+        if limits is None:
+            return None
+        items_ref, bytes_ref, field = limits
+        codes = self.rules.codes
+        if size > self.model.number(bytes_ref):
+            return CallError(frame.unique_id, codes.formation, f"{frame.action} of {size} bytes: at most "
+                             f"{self.model.number(bytes_ref)} ({bytes_ref})")
+        items = len((frame.payload or {}).get(field, []))
+        if items > self.model.number(items_ref):
+            return CallError(frame.unique_id, codes.occurrence, f"{frame.action} of {items} items: at most "
+                             f"{self.model.number(items_ref)} ({items_ref})")
+        return None
+
     def _ref(self, component: dict[str, Any], variable: dict[str, Any]) -> tuple[Ref | None, str]:
         """The variable a component/variable pair names, or None with the status saying which part is unknown."""
-        ref = Ref(component["name"], variable["name"], variable.get("instance") or "")
+        evse = component.get("evse") or {}
+        if evse.get("connector_id", 1) != 1:
+            return None, "UnknownComponent"  # one connector per EVSE here
+        ref = Ref(component["name"], variable["name"], variable.get("instance") or "", evse.get("id", 0))
         if ref in self.model.variables:
             return ref, "Accepted"
-        known = any(r.component == ref.component for r in self.model.variables)
+        known = any((r.component, r.evse) == (ref.component, ref.evse) for r in self.model.variables)
         return None, "UnknownVariable" if known else "UnknownComponent"
 
     @on(Action.get_variables, **_CHECKED)
@@ -278,15 +302,18 @@ def report(model: DeviceModel, request_id: int, *, full: bool, at: str) -> list[
         variable: dict[str, Any] = {"name": ref.variable}
         if ref.instance:
             variable["instance"] = ref.instance
+        component: dict[str, Any] = {"name": ref.component}
+        if ref.evse:
+            component["evse"] = {"id": ref.evse, **({"connectorId": 1} if ref.component == "Connector" else {})}
         characteristics: dict[str, Any] = {"dataType": spec.data_type, "supportsMonitoring": False}
-        if spec.data_type == MEMBER_LIST:
+        if spec.values:  # OptionList, SequenceList and MemberList say what they may hold
             characteristics["valuesList"] = ",".join(spec.values)
         if spec.data_type == "integer":
             characteristics["minLimit"], characteristics["maxLimit"] = spec.minimum, spec.maximum
         attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}
         if spec.mutability != WRITE_ONLY:
             attribute["value"] = model.get(ref)[:2500]
-        entries.append({"component": {"name": ref.component}, "variable": variable,
+        entries.append({"component": component, "variable": variable,
                         "variableAttribute": [attribute],
                         "variableCharacteristics": characteristics})
     parts = [entries[i:i + REPORT_PART] for i in range(0, len(entries), REPORT_PART)] or [[]]

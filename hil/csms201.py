@@ -108,3 +108,17 @@ class CentralChargePoint201(ChargePoint):
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
         self._csms.security_events.append(type)
         return call_result.SecurityEventNotification()
+
+
+def transaction_summary(tx_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One 2.0.1 transaction as the bench CSMS received it: its events, their order, how it started and ended."""
+    first, last = events[0], events[-1]
+    token = next((e["id_token"]["id_token"] for e in events if e.get("id_token")), None)
+    return {"transaction_id": tx_id, "id_token": token, "events": len(events),
+            "in_seq_order": [e["seq_no"] for e in events] == sorted(e["seq_no"] for e in events),
+            "started": first["timestamp"] if first["event_type"] == "Started" else None,
+            "ended": last["timestamp"] if last["event_type"] == "Ended" else None,
+            "stopped_reason": last["transaction_info"].get("stopped_reason") if last["event_type"] == "Ended"
+            else None,
+            "meter_values": sum(len(e.get("meter_value", [])) for e in events)}
+

@@ -11,6 +11,7 @@ from typing import Any
 from controller.app import App
 from controller.config import Config
 from controller.domain.events import Event, StatusChanged, TransactionEnded, TransactionStarted
+from hil.csms201 import transaction_summary
 from hil.script import Step, run_steps
 from hil.simhw import sim_of
 
@@ -77,7 +78,9 @@ async def run_script(
         csms.update(
             frames=len(sim.csms.frames),
             timestamp_errors=sim.csms.timestamp_errors,
-            transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in sim.csms.transactions.values()],
+            # 1.6 transactions by the CSMS's id, 2.0.1 ones by the station's.
+            transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in sim.csms.transactions.values()]
+            + [transaction_summary(tx_id, events) for tx_id, events in sim.csms.events.items()],
         )
     summary: dict[str, Any] = {
         "ok": all(r.ok for r in results) and len(results) == len(steps) and reached,

@@ -195,6 +195,19 @@ async def test_run_script_against_an_external_csms_with_another_id(tmp_path: Pat
     assert summary["sessions"][0]["energy_wh"] == tx.meter_stop - tx.meter_start  # type: ignore[operator]
 
 
+async def test_run_script_on_2_0_1_summarises_its_transactions(tmp_path: Path) -> None:
+    from hil.runner import run_script
+    from tests.conftest import sim_config
+
+    steps = parse_script(f"plug; tap {TAG}; expect Charging; wait 1.2; tap {TAG}; expect Finishing; wait 0.3")
+    summary = await run_script(sim_config(version="2.0.1"), steps, state_dir=tmp_path)
+    assert summary["ok"] and summary["csms"]["built_in"]
+    (tx,) = summary["csms"]["transactions"]
+    assert (tx["id_token"], tx["stopped_reason"], tx["in_seq_order"]) == (TAG, "Local", True)
+    assert tx["events"] >= 3 and tx["ended"] is not None and tx["meter_values"] >= 1
+    assert tx["transaction_id"] == summary["sessions"][0]["transaction"]  # the station's own id
+
+
 def test_percentiles_are_nearest_rank() -> None:
     from hil.perf import percentile, summarise
 

@@ -106,6 +106,17 @@ def _perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A command-line count: a whole number, 1 or more (argparse turns the error into one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def _reliability(args: argparse.Namespace) -> int:
     from hil.reliability import kill_cycles, outage_drain
 
@@ -151,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.set_defaults(func=_ctl)
     perf = sub.add_parser("perf", help="measure reaction times and memory from the bench's timeline")
     perf.add_argument("--config", help="a sim config (default: built-in)")
-    perf.add_argument("--trials", type=int, default=200, help="EV C->B trials (default 200)")
-    perf.add_argument("--tap-trials", type=int, default=25, help="card tap trials (default 25)")
+    perf.add_argument("--trials", type=_count, default=200, help="EV C->B trials (default 200)")
+    perf.add_argument("--tap-trials", type=_count, default=25, help="card tap trials (default 25)")
     perf.add_argument("--no-memory", action="store_true", help="skip the daemon memory figure")
     perf.add_argument("--faults", action="store_true",
                       help="instead: reaction time per fault kind on the busy two-socket build (--trials each)")
@@ -162,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--dc", action="store_true",
                       help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "
                            "(--trials each, default 200: give fewer)")
-    perf.add_argument("--cycles", type=int, default=3000, help="with --dc: CHAdeMO cycles (100 ms) for the periods")
+    perf.add_argument("--cycles", type=_count, default=3000, help="with --dc: CHAdeMO cycles (100 ms) for the periods")
     perf.set_defaults(func=_perf)
     car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger")
     car.add_argument("kind", choices=["chademo", "gbt"])
@@ -174,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     car.add_argument("--quick", action="store_true", help="bench timings: permission in 0.5 s, contactors 0.3 s")
     car.set_defaults(func=_car)
     rel = sub.add_parser("reliability", help="SIGKILL the daemon at random moments; count lost/duplicated transactions")
-    rel.add_argument("--kills", type=int, default=50, help="kill/restart cycles (default 50)")
+    rel.add_argument("--kills", type=_count, default=50, help="kill/restart cycles (default 50)")
     rel.add_argument("--seed", type=int, default=1, help="random seed for the kill moments")
-    rel.add_argument("--messages", type=int, default=1000, help="messages to queue during the outage (default 1000)")
+    rel.add_argument("--messages", type=_count, default=1000, help="messages to queue during the outage (default 1000)")
     rel.add_argument("--ocpp-version", choices=OCPP_VERSIONS, default="1.6", help="OCPP version (default 1.6)")
     rel.set_defaults(func=_reliability)
     return parser

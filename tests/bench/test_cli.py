@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from controller.storage import Store
 from hil.csms import CsmsSimulator
 from tests.conftest import wait_until
@@ -61,6 +63,15 @@ def test_evse_hil_run_fails_on_a_failed_expect_and_on_a_bad_step() -> None:
     assert json.loads(proc.stdout)["steps"][0]["detail"].startswith("connector 1 is Available")
     bad = _run("hil.cli", "run", "--script", "plug; fly")
     assert bad.returncode == 2 and "unknown step 'fly'; valid steps:" in bad.stderr
+
+
+def test_evse_hil_counts_must_be_one_or_more() -> None:
+    from hil.cli import build_parser
+
+    for argv in (["reliability", "--kills", "0"], ["perf", "--trials", "ten"]):
+        with pytest.raises(SystemExit) as stopped:
+            build_parser().parse_args(argv)
+        assert stopped.value.code == 2  # argparse's one-line error, not a traceback later
 
 
 def test_evse_hil_ctl_without_a_charger_says_what_to_start(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ gives an unparseable frame no answer, validates a decimal against ``multipleOf``
 - the text is parsed strictly: ``NaN``/``Infinity`` are not JSON, a binary frame is not OCPP-J, nesting is bounded
   (a 1,000-level payload is refused, not a RecursionError), numbers must be finite;
 - strings must be valid Unicode (a lone surrogate is refused, so it is never applied or stored);
-- the schema of the ``ocpp`` package's JSON files is applied with decimals parsed exactly;
+- the schema of the ``ocpp`` package's JSON files is applied with decimals parsed exactly (a payload first meets
+  a compiled fastjsonschema check; only one that fails it, or a schema with ``multipleOf``, takes jsonschema's
+  slower exact path, which says what is wrong);
 - a CALL that fails gets the CALLERROR its version prescribes, with a bounded description.
 
 A CALLRESULT or CALLERROR is checked for shape only; whether the station asked for it is the connection's call.
@@ -24,6 +26,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -137,12 +140,12 @@ class Rules:
 
     def request_problem(self, action: str, payload: dict[str, Any]) -> str | None:
         """What is wrong with a request the station is about to send (None: nothing)."""
-        found = self.schema_problem(action + self._request_suffix, _exact(payload), ranges=False)
+        found = self.schema_problem(action + self._request_suffix, payload, ranges=False)
         return found[1] if found else None
 
     def result_problem(self, action: str, payload: Any) -> str | None:
         """What is wrong with the CSMS's answer to the station's request (None: nothing)."""
-        found = self.schema_problem(action + "Response", _exact(payload), ranges=False)
+        found = self.schema_problem(action + "Response", payload, ranges=False)
         return found[1] if found else None
 
     def _deep_problem(self, message: Any) -> tuple[str, str] | None:
@@ -185,7 +188,15 @@ class Rules:
         ``ranges`` also refuses negative ids: what the CSMS sends may not have them, but the station itself
         sends transactionId -1 for a start that was never confirmed (1.6 errata).
         """
-        error: ValidationError | None = best_match(_validator(self._schema_dir, schema).iter_errors(payload))
+        quick = _quick_validator(self._schema_dir, schema)
+        if quick is not None:
+            try:
+                quick(payload)
+            except fastjsonschema.JsonSchemaException:
+                pass  # the exact check below says what is wrong
+            else:
+                return self._range_problem(payload) if ranges else None
+        error: ValidationError | None = best_match(_validator(self._schema_dir, schema).iter_errors(_exact(payload)))
         if error is None:
             return self._range_problem(payload) if ranges else None
         c = self.codes
@@ -213,8 +224,16 @@ def _unicode(text: str) -> bool:
 
 
 def _exact(payload: Any) -> Any:
-    # The station's own floats, as decimals: 21.4 checks as a multiple of 0.1.
-    return json.loads(json.dumps(payload), parse_float=Decimal)
+    # The station's own floats, as decimals: 21.4 checks as a multiple of 0.1 (a decimal parsed exactly stays one).
+    return json.loads(json.dumps(payload, default=float), parse_float=Decimal)
+
+
+@cache
+def _quick_validator(schema_dir: str, schema: str) -> Any:
+    """The schema compiled by fastjsonschema, or None where binary floats could misjudge it (``multipleOf``)."""
+    text = (resources.files("ocpp") / schema_dir / f"{schema}.json").read_text(encoding="utf-8-sig")
+    # use_default=False: a check must not fill in the schema's defaults (it would change what is sent).
+    return None if "multipleOf" in text else fastjsonschema.compile(json.loads(text), use_default=False)
 
 
 @cache

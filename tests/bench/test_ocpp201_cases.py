@@ -52,6 +52,8 @@ async def test_TC_E_28_to_34_CS_transaction_status(station201: App, csms: CsmsSi
     assert idle.messages_in_queue is False and idle.ongoing_indicator is None
     await script(station201, f"plug; tap {TAG}; expect Charging; wait 0.7; tap {TAG}; expect Finishing")
     await wait_until(lambda: events(csms) and events(csms)[-1]["eventType"] == "Ended", what="Ended")
+    # The CSMS has the event before the station has read its answer: wait until the station has too.
+    await wait_until(lambda: station201.ocpp is not None and len(station201.ocpp.queue) == 0, what="the answer")
     tx_id = events(csms)[0]["transactionInfo"]["transactionId"]
     ended = await csms.call(CP, call.GetTransactionStatus(transaction_id=tx_id))
     assert (ended.messages_in_queue, ended.ongoing_indicator) == (False, False)

@@ -103,3 +103,20 @@ def test_the_station_checks_its_own_requests_and_the_answers_it_gets() -> None:
         "timestamp": "2026-11-21T10:00:00.000Z", "sampledValue": []}]}) is not None  # an empty sample cannot work
     assert RULES.result_problem("Heartbeat", {}) is not None  # no currentTime
     assert RULES.result_problem("Heartbeat", {"currentTime": "2026-11-21T10:00:00.000Z"}) is None
+
+
+def test_the_quick_check_leaves_a_payload_as_it_is_and_agrees_with_the_exact_one() -> None:
+    from controller.ocpp.v201.codes import RULES as RULES_201
+
+    report = {"requestId": 1, "generatedAt": "2026-11-21T10:00:00.000Z", "seqNo": 0, "reportData": [{
+        "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+        "variableAttribute": [{"value": "60"}]}]}
+    before = json.dumps(report)
+    assert RULES_201.request_problem("NotifyReport", report) is None
+    assert json.dumps(report) == before  # the schema's defaults (persistent, constant) are not filled in
+    bad = {**report, "seqNo": "zero"}
+    assert RULES_201.request_problem("NotifyReport", bad) == "seqNo: 'zero' is not of type 'integer'"
+    event = {"eventType": "Updated", "timestamp": "2026-11-21T10:00:00.000Z", "triggerReason": "Trigger",
+             "seqNo": 1, "transactionInfo": {"transactionId": "t"}, "meterValue": [{
+                 "timestamp": "2026-11-21T10:00:00.000Z", "sampledValue": [{"value": 21.4}]}]}
+    assert RULES_201.request_problem("TransactionEvent", event) is None

@@ -8,7 +8,6 @@ CSMS-initiated operations (remote start and stop, or any CALL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import itertools
@@ -27,6 +26,8 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
+
+from hil.scripted import ScriptedAnswers
 
 log = logging.getLogger(__name__)
 
@@ -90,24 +91,10 @@ class _Recorder:
         await self._ws.send(raw)
 
 
-class _CentralChargePoint(ChargePoint):
+class _CentralChargePoint(ScriptedAnswers, ChargePoint):
     def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:
         super().__init__(cp_id, connection, response_timeout=10)
         self._csms = csms
-
-    async def route_message(self, raw_msg: str) -> None:
-        # Scripted misbehaviour: the next CALL of an action gets this payload as its CALLRESULT, as it stands.
-        action = None
-        with contextlib.suppress(ValueError, IndexError, TypeError):
-            message = json.loads(raw_msg)
-            action = message[2] if message[0] == 2 else None
-        answers = self._csms.bad_answers.get(action or "")
-        if answers:
-            await self._send(json.dumps([3, message[1], answers.pop(0)]))
-            return
-        if action in self._csms.slow_answers:
-            await asyncio.sleep(self._csms.slow_answers[action])  # a busy CSMS: everything after waits too
-        await super().route_message(raw_msg)
 
     @on(Action.boot_notification)
     def on_boot(self, **_: Any) -> Any:
@@ -219,6 +206,8 @@ class CsmsSimulator:
         self.connections: dict[str, Any] = {}
         #: Payloads to answer the next CALLs of an action with, whatever their schema says.
         self.bad_answers: dict[str, list[dict[str, Any]]] = {}
+        #: How the next CALLs of an action fail: "error" (CALLERROR InternalError) or "silence" (no answer).
+        self.fail_next: dict[str, list[str]] = {}
         #: Seconds the CSMS takes before it handles a CALL of an action.
         self.slow_answers: dict[str, float] = {}
         #: The close code of every connection that ended (1000 normal, 1001 going away, 1011 an error, ...).

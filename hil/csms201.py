@@ -14,11 +14,13 @@ from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
+from hil.scripted import ScriptedAnswers
+
 if TYPE_CHECKING:
     from hil.csms import CsmsSimulator
 
 
-class CentralChargePoint201(ChargePoint):
+class CentralChargePoint201(ScriptedAnswers, ChargePoint):
     """One station's 2.0.1 connection, as the bench CSMS serves it."""
 
     def __init__(self, cp_id: str, connection: Any, csms: CsmsSimulator) -> None:

@@ -32,7 +32,7 @@ async def test_TC_B_02_03_CS_pending_then_rejected_then_accepted_boot(tmp_path: 
         await app.stop()
 
 
-async def test_TC_B_11_34_36_39_CS_set_and_get_variables_refusals(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_11_34_36_37_39_CS_set_and_get_variables_refusals(station201: App, csms: CsmsSimulator) -> None:
     results = (await csms.call(CP, call.SetVariables(set_variable_data=[
         {**HEARTBEAT, "attribute_value": "often"},
         {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "NoSuchVariable"}, "attribute_value": "1"},

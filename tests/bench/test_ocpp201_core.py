@@ -47,7 +47,8 @@ async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(station
     assert all(s["evseId"] >= 1 for s in calls(csms, "StatusNotification"))  # no station-level report in 2.0.1
 
 
-async def test_TC_E_card_session_is_one_transaction_of_numbered_events(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_J_09_10_CS_a_card_session_is_one_transaction_of_numbered_events(station201: App,
+                                                                                  csms: CsmsSimulator) -> None:
     await script(station201, f"plug; tap {TAG}; expect Charging; wait 1.5; ev B; expect SuspendedEV; unplug; "
                           "expect Available")
     await wait_until(lambda: any(e["eventType"] == "Ended" for e in events(csms)), what="the Ended event")
@@ -92,7 +93,7 @@ async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(station201: App, csm
     assert (await csms.call(CP, call.RequestStopTransaction(transaction_id="nope"))).status == "Rejected"
 
 
-async def test_TC_B_06_07_CS_get_and_set_variables(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_06_07_09_32_CS_get_and_set_variables(station201: App, csms: CsmsSimulator) -> None:
     heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
     unknown = {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}}
     got = await csms.call(CP, call.GetVariables(get_variable_data=[heartbeat, unknown]))
@@ -199,7 +200,8 @@ async def test_TC_J_a_dc_session_on_2_0_1_carries_the_cars_soc(tmp_path: Path, c
         await app.stop()
 
 
-async def test_TC_B_12_CS_a_full_inventory_comes_in_notify_report_parts(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_12_13_CS_a_full_inventory_comes_in_notify_report_parts(station201: App,
+                                                                            csms: CsmsSimulator) -> None:
     result = await csms.call(CP, call.GetBaseReport(request_id=7, report_base="FullInventory"))
     assert result.status == "Accepted"
     await wait_until(lambda: csms.reports.get(7) and not csms.reports[7][-1]["tbc"], what="the last part")

@@ -182,7 +182,7 @@ async def test_time_source_real_time_clock_keeps_the_station_clock(tmp_path: Pat
         await app.stop()
 
 
-async def test_the_ended_event_carries_samples_at_its_tx_ended_intervals(station201: App,
+async def test_TC_J_03_CS_the_ended_event_carries_samples_at_its_tx_ended_intervals(station201: App,
                                                                          csms: CsmsSimulator) -> None:
     answers = await set_variables(csms, "SampledDataCtrlr", TxEndedMeasurands="Energy.Active.Import.Register",
                                   TxEndedInterval="1")

@@ -50,7 +50,7 @@ def _pem_pair(tmp_path: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-async def test_TC_A_profile_1_basic_auth_and_a_password_the_csms_changes(tmp_path: Path,
+async def test_TC_A_01_09_10_CS_profile_1_basic_auth_and_a_password_the_csms_changes(tmp_path: Path,
                                                                         csms: CsmsSimulator) -> None:
     csms.passwords[CP] = PASSWORD
     app = App(sim_config(version="2.0.1", basic_auth_password=PASSWORD), state_dir=tmp_path, csms_url=csms.url)
@@ -94,7 +94,7 @@ async def test_TC_A_profile_1_a_wrong_password_is_refused_and_logged_without_it(
         await app.stop()
 
 
-async def test_TC_A_profile_2_tls_with_the_configured_ca_and_refused_with_another(tmp_path: Path) -> None:
+async def test_TC_A_04_05_CS_profile_2_tls_with_the_configured_ca_and_refused_with_another(tmp_path: Path) -> None:
     ca, cert, key = _pem_pair(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

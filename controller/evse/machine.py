@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from transitions import Machine
 
@@ -57,6 +56,7 @@ from controller.evse.limits import LimitStack
 from controller.evse.policy import TransactionPolicy
 from controller.evse.port import ChargingProtocol, VehicleStatus
 from controller.evse.reservation import ReservationSlot
+from controller.evse.session import Session, describe
 from controller.evse.transitions import STATES, TRANSITIONS
 from controller.safety.supervisor import SafetySupervisor
 from hal.meter import MeterReading
@@ -66,17 +66,6 @@ log = logging.getLogger(__name__)
 S = EvseStatus
 _CHARGING_STATE = {S.CHARGING: ChargingState.CHARGING, S.SUSPENDED_EV: ChargingState.SUSPENDED_EV,
                    S.SUSPENDED_EVSE: ChargingState.SUSPENDED_EVSE}
-
-
-@dataclass
-class Session:
-    """An authorisation waiting for, or attached to, a transaction."""
-
-    id_token: IdToken
-    trigger: TriggerReason  # AUTHORIZED (a card) or REMOTE_START
-    group: IdToken | None = None
-    reservation_id: int | None = None
-    remote_start_id: int | None = None
 
 
 class Evse(Bookings):
@@ -170,7 +159,7 @@ class Evse(Bookings):
             return
         effective = self.limits.effective()
         log.info("connector %d: %s limit %s; offer limit now %s", self.id, name,
-                 "lifted" if limit is None else _describe(limit), _describe(effective))
+                 "lifted" if limit is None else describe(limit), describe(effective))
         self._emit(LimitChanged(self.id, effective))
         self._reconcile()
 
@@ -424,9 +413,3 @@ class Evse(Bookings):
         detail = self.faults.get(fault, fault.info.description)
         log.info("connector %d: status %s (%s: %s)", self.id, status.value, fault.info.code, detail)
         self._emit(StatusChanged(self.id, status, fault, detail))
-
-
-def _describe(limit: PowerLimit) -> str:
-    parts = [f"{limit.amps:.1f} A" if limit.amps is not None else "",
-             f"{limit.watts:.0f} W" if limit.watts is not None else ""]
-    return " / ".join(p for p in parts if p) or "none"

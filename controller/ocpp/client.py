@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from controller.ocpp.link import Backoff, Link
 from controller.ocpp.queue import Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
+from controller.ocpp.security_events import SecurityEvents
 from controller.ocpp.statuses import StatusReporter, current_status
 from controller.ocpp.variables import standard_variables
 from controller.station import Station
@@ -58,7 +58,6 @@ DEFAULT_RETRY_INTERVAL = 10.0
 #: The setting where a run leaves why the next start happens.
 BOOT_CAUSE = "boot.cause"
 #: The setting that keeps security events until the CSMS has them, and how many it keeps (the newest).
-SECURITY_EVENTS, MAX_SECURITY_EVENTS = "security.events", 100
 
 
 class OcppClient:
@@ -80,6 +79,9 @@ class OcppClient:
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff, username=self.cp_id,
                          password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_security_event=self.security_event)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
+        # 2.0.1 spells SecurityEventNotification; 1.6 has no such message and keeps none.
+        self.security_events = SecurityEvents(store, self.clock, getattr(self.adapter, "security_event", None),
+                                              self.send)
         self.statuses = StatusReporter(self.model, self.queue, self._send_status)
         #: The meter serial number BootNotification reports (the app reads it from the first meter).
         self.meter_serial: str | None = None
@@ -92,7 +94,6 @@ class OcppClient:
         self._booting: Connection | None = None  # the connection while it boots
         self._boot_now = asyncio.Event()
         self._heartbeat_changed = asyncio.Event()
-        self._security_lock = asyncio.Lock()
         #: When the last online connection dropped (monotonic; None: never online yet), and the statuses told.
         self._offline_since: float | None = None
         self._told: dict[int, StatusChanged] = {}
@@ -172,7 +173,7 @@ class OcppClient:
         booted = getattr(self.adapter, "booted", None)  # 2.0.1: what a boot means for its reports
         if booted is not None:
             booted()
-        await self._send_security_events()
+        await self.security_events.deliver()
         # After the first connect and an outage longer than OfflineThreshold the CSMS gets every status; after a
         # shorter one, those that changed (B04).
         offline = None if self._offline_since is None else self.clock.monotonic() - self._offline_since
@@ -402,30 +403,9 @@ class OcppClient:
         return str(result["status"]), result.get("data")
 
     def security_event(self, kind: str) -> None:
-        """A security event (2.0.1 SecurityEventNotification): kept on disk until the CSMS has it.
-
-        The same kind again before the first went out (every reconnect a TLS failure) is kept once. A version
-        without the message (1.6) keeps none.
-        """
-        if not hasattr(self.adapter, "security_event"):
-            return
-        pending = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
-        if pending and pending[-1]["type"] == kind:
-            return
-        pending.append({"type": kind, "timestamp": iso_utc(self.clock.utcnow())})
-        self.store.set_setting(SECURITY_EVENTS, json.dumps(pending[-MAX_SECURITY_EVENTS:]))
-        if self._conn is not None:
-            self.spawn(self._send_security_events())
-
-    async def _send_security_events(self) -> None:
-        spell = getattr(self.adapter, "security_event", None)  # 1.6 has none (its security whitepaper aside)
-        async with self._security_lock:  # one sender: an event goes out once
-            while spell is not None:
-                pending = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
-                if not pending or await self.send(spell(pending[0])) is None:
-                    return  # sent later, on the next connection
-                rest = json.loads(self.store.get_setting(SECURITY_EVENTS) or "[]")
-                self.store.set_setting(SECURITY_EVENTS, json.dumps(rest[1:] if rest[:1] == pending[:1] else rest))
+        """A security event: kept on disk until the CSMS has it (:mod:`controller.ocpp.security_events`)."""
+        if self.security_events.keep(kind) and self._conn is not None:
+            self.spawn(self.security_events.deliver())
 
     def reset(self, hard: bool) -> None:
         """Restart after a Reset (transactions already ended and their messages given a moment)."""

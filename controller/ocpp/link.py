@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: The longest the station waits for the CSMS to answer its own close frame.
 CLOSE_TIMEOUT = 2.0
 NORMAL, GOING_AWAY = 1000, 1001
+#: OpenSSL's reasons for a handshake that failed on the protocol version (a CSMS offering TLS 1.0 or 1.1 only).
+OLD_TLS = frozenset({"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "WRONG_SSL_VERSION",
+                     "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW"})
 #: How long after a credentials change the link closes to reconnect with them.
 RECONNECT_DELAY = 0.2
 
@@ -102,6 +105,13 @@ class Link:
                 log.error("CSMS at %s: its TLS certificate does not verify (%s); check ocpp.ca_file", self.display_url,
                           exc.verify_message or exc)
                 self._tell("InvalidCsmsCertificate")
+            except ssl.SSLError as exc:  # before OSError, which it is
+                if exc.reason in OLD_TLS:
+                    log.error("CSMS at %s offers only TLS older than 1.2 (%s); the station refuses it: the CSMS must "
+                              "offer TLS 1.2 or 1.3", self.display_url, exc.reason)
+                    self._tell("InvalidTLSVersion")
+                else:
+                    log.warning("CSMS at %s: the TLS handshake failed (%s)", self.display_url, exc.reason or exc)
             except InvalidStatus as exc:
                 log.warning("CSMS at %s refused the connection: HTTP %d", self.display_url, exc.response.status_code)
                 if exc.response.status_code == 401:
@@ -138,7 +148,9 @@ class Link:
         # Security profile 2: the CSMS's certificate must chain to ocpp.ca_file (or the system's CAs).
         if not self.url.startswith("wss://"):
             return {}
-        return {"ssl": ssl.create_default_context(cafile=self.settings.ca_file or None)}
+        context = ssl.create_default_context(cafile=self.settings.ca_file or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security: TLS 1.2 or higher, whatever the system allows
+        return {"ssl": context}
 
     def reconnect(self) -> None:
         """Close the connection of the moment (a new password takes effect on the next one).

@@ -128,6 +128,38 @@ async def test_TC_A_04_05_CS_profile_2_tls_with_the_configured_ca_and_refused_wi
         await csms.stop()
 
 
+#: A fatal TLS alert protocol_version (70): what a server that speaks only TLS 1.0/1.1 says to a station that
+#: offers TLS 1.2 and higher only (OpenSSL on this machine will not even serve TLS 1.1 to test against).
+PROTOCOL_VERSION_ALERT = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46])
+
+
+async def test_TC_A_06_CS_a_csms_offering_tls_older_than_1_2_is_refused_and_told(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def old_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)  # the station's ClientHello
+        writer.write(PROTOCOL_VERSION_ALERT)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(old_tls, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ca, _, _ = _pem_pair(tmp_path)
+    app = App(sim_config(version="2.0.1", basic_auth_password=PASSWORD, ca_file=str(ca),
+                         csms_url=f"wss://127.0.0.1:{port}"), state_dir=tmp_path / "state")
+    try:
+        await app.start()
+        assert app.ocpp is not None
+        await wait_until(lambda: "offers only TLS older than 1.2" in caplog.text, 5, "the refusal")
+        await asyncio.sleep(0.6)  # a few retries
+        assert not app.ocpp.connected.is_set()
+        kept = [e["type"] for e in app.ocpp.security_events.pending()]
+        assert kept.count("InvalidTLSVersion") == 1  # kept for the CSMS, once however often it retries
+    finally:
+        await app.stop()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_password_never_reaches_a_log_even_at_debug(tmp_path: Path, csms: CsmsSimulator) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

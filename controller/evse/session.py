@@ -1,0 +1,25 @@
+"""An EVSE's session (the authorisation a transaction starts from) and how its limits read in the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.domain.types import IdToken, PowerLimit, TriggerReason
+
+
+@dataclass
+class Session:
+    """An authorisation waiting for, or attached to, a transaction."""
+
+    id_token: IdToken
+    trigger: TriggerReason  # AUTHORIZED (a card) or REMOTE_START
+    group: IdToken | None = None
+    reservation_id: int | None = None
+    remote_start_id: int | None = None
+
+
+def describe(limit: PowerLimit) -> str:
+    """A limit as the log says it ("16.0 A / 11000 W", or "none")."""
+    parts = [f"{limit.amps:.1f} A" if limit.amps is not None else "",
+             f"{limit.watts:.0f} W" if limit.watts is not None else ""]
+    return " / ".join(p for p in parts if p) or "none"

@@ -166,3 +166,21 @@ async def test_TC_E_41_50_CS_an_event_is_given_up_after_message_attempts_and_the
         assert "Started" not in handled(csms) and "Updated" in handled(csms)  # the rest went on
     finally:
         await app.stop()
+
+
+async def test_TC_B_23_CS_an_unavailable_evse_stays_so_across_a_reset(tmp_path: Path, csms: CsmsSimulator) -> None:
+    app = await booted(tmp_path, csms)
+    try:
+        assert await change(csms, False, {"id": 1}) == "Accepted"
+        await script(app, "expect Unavailable")
+        assert (await csms.call(CP, call.Reset(type="Immediate"))).status == "Accepted"
+        await wait_until(lambda: app.restart == "hard", what="the restart")
+    finally:
+        await app.stop()
+    before = len(statuses(csms))
+    again = await booted(tmp_path, csms)
+    try:
+        await wait_until(lambda: len(statuses(csms)) > before, what="the status after the reset")
+        assert csms.boot_reasons[-1] == "RemoteReset" and statuses(csms)[before] == "Unavailable"
+    finally:
+        await again.stop()

@@ -132,3 +132,11 @@ async def test_TC_G_18_CS_an_inoperative_evse_stays_so_across_a_reboot(tmp_path:
         assert calls(csms, "StatusNotification")[before]["connectorStatus"] == "Unavailable"
     finally:
         await again.stop()
+
+
+async def test_TC_P_03_CS_custom_data_in_a_request_is_accepted(station201: App, csms: CsmsSimulator) -> None:
+    custom = {"vendorId": "com.example.bench", "anything": {"nested": [1, 2]}}
+    assert (await csms.call(CP, call.ClearCache(custom_data=custom))).status == "Accepted"
+    got = await csms.call(CP, call.GetVariables(custom_data=custom, get_variable_data=[
+        {**HEARTBEAT, "custom_data": custom}]))
+    assert got.get_variable_result[0]["attribute_status"] == "Accepted"

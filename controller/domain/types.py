@@ -195,3 +195,5 @@ class Answer(enum.Enum):
     FAULTED = "faulted"
     UNAVAILABLE = "unavailable"
     VERSION_MISMATCH = "version mismatch"
+    #: Accepted, and it applies from the next start.
+    REBOOT_REQUIRED = "reboot required"

@@ -41,6 +41,7 @@ from controller.ocpp.auth import LocalAuthorization
 from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref
 from controller.ocpp.link import Backoff, Link
+from controller.ocpp.network import NetworkProfile, NetworkProfiles
 from controller.ocpp.queue import Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
@@ -70,14 +71,20 @@ class OcppClient:
         self.store = store
         self.clock = clock or Clock()
         self.cp_id = config.station.id
-        self.model = DeviceModel(store, standard_variables(config, station, self.clock))
+        self.model = DeviceModel(store, standard_variables(config, station, self.clock, store))
         self.auth = LocalAuthorization(store, self.model, self.clock)
         self.commands = Commands(self)
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
-        self.link = Link(csms_url.rstrip("/") + "/" + self.cp_id, self.adapter.subprotocol, config.ocpp,
-                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff, username=self.cp_id,
-                         password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_security_event=self.security_event)
+        password = config.ocpp.basic_auth_password
+        security = (2 if csms_url.startswith("wss://") else 1) if password else 0
+        self.network = NetworkProfiles(store, self.model,
+                                       NetworkProfile(1, csms_url, security, config.ocpp.response_timeout))
+        self.model.provide(dm.SECURITY_PROFILE, lambda: str(self.network.active.security_profile))
+        self.link = Link(self.network.order, self.cp_id, self.adapter.subprotocol, config.ocpp,
+                         lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff,
+                         password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_connected=self.network.connected,
+                         on_security_event=self.security_event)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
         # 2.0.1 spells SecurityEventNotification; 1.6 has no such message and keeps none.
         self.security_events = SecurityEvents(store, self.clock, getattr(self.adapter, "security_event", None),

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import math
+import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from controller.domain.types import Answer, AuthDecision, IdToken, StopReason, T
 from controller.evse.reservation import Reservation
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Registration
+from controller.ocpp.network import SLOTS, NetworkProfile, profile_problem
 from controller.ocpp.statuses import current_status
 from controller.tasks import until
 
@@ -133,6 +135,26 @@ class Commands:
         return client.store.queued_for(local_id) > 0, record is not None and record.open
 
     # --------------------------------------------------------------- control
+
+    def set_network_profile(self, slot: int, url: str, security_profile: int, message_timeout: int) -> Answer:
+        """SetNetworkProfile: ACCEPTED (kept for the next start that lists it), REJECTED (unusable here, or the
+        slot in use) or FAILED (it could not be kept)."""
+        client = self.client
+        current = client.network.active
+        if slot == 1 or slot not in SLOTS or slot == current.slot:
+            problem: str | None = f"slot {slot} is the configured CSMS's, in use, or not one of 2-{SLOTS[-1]}"
+        else:
+            problem = profile_problem(url, security_profile, current=current.security_profile,
+                                      has_password=bool(client.model.get(dm.BASIC_AUTH_PASSWORD)))
+        if problem is not None:
+            log.info("SetNetworkProfile for slot %d refused: %s", slot, problem)
+            return Answer.REJECTED
+        try:
+            client.network.put(NetworkProfile(slot, url, security_profile, float(max(1, message_timeout))))
+        except sqlite3.Error as exc:
+            log.error("SetNetworkProfile for slot %d could not be kept: %s", slot, exc)
+            return Answer.FAILED
+        return Answer.ACCEPTED
 
     def change_availability(self, evse_id: int, operative: bool) -> Answer:
         """ChangeAvailability (EVSE 0: the whole station): ACCEPTED, SCHEDULED or REJECTED."""

@@ -68,6 +68,8 @@ class Variable:
     check: Callable[[str], str | None] | None = None
     #: For a read-only value that is the station's state of the moment (the clock, a status): how to read it.
     live: Callable[[], str] | None = None
+    #: A change applies from the next start (SetVariables answers RebootRequired).
+    reboot: bool = False
 
     def problem(self, value: str) -> str | None:
         """What is wrong with ``value`` for this variable, or None."""
@@ -214,6 +216,11 @@ class DeviceModel:
             if spec is not None and spec.mutability != READ_ONLY and spec.problem(value) is None:
                 self._values[ref] = spec.normal(value)
         self._listeners: list[Listener] = []
+        self._live: dict[Ref, Callable[[], str]] = {}
+
+    def provide(self, ref: Ref, reader: Callable[[], str]) -> None:
+        """Read a variable from the station's state from now on (a value only known once the core runs)."""
+        self._live[ref] = reader
 
     def on_change(self, listener: Listener) -> None:
         """Call ``listener(ref, value)`` after every accepted change."""
@@ -221,7 +228,7 @@ class DeviceModel:
 
     def get(self, ref: Ref) -> str:
         """A variable's value as text."""
-        live = self.variables[ref].live
+        live = self._live.get(ref) or self.variables[ref].live
         return live() if live is not None else self._values[ref]
 
     def flag(self, ref: Ref) -> bool:
@@ -250,8 +257,9 @@ class DeviceModel:
                      repr(value[:60]), problem)
             return Answer.REJECTED
         self._apply(ref, spec.normal(value))
-        log.info("%s set to %s", ref, "(a new value)" if spec.mutability == WRITE_ONLY else repr(self._values[ref]))
-        return Answer.ACCEPTED
+        log.info("%s set to %s%s", ref, "(a new value)" if spec.mutability == WRITE_ONLY else repr(self._values[ref]),
+                 "; it applies from the next start" if spec.reboot else "")
+        return Answer.REBOOT_REQUIRED if spec.reboot else Answer.ACCEPTED
 
     def set_runtime(self, ref: Ref, value: str) -> None:
         """A value the protocol itself sets (the heartbeat interval a BootNotification gives)."""

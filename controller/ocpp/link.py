@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from controller.config import OcppSection, redact
+from controller.ocpp.network import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +58,44 @@ class Backoff:
 class Link:
     """Keeps one websocket to the CSMS and runs a session on each connection."""
 
-    def __init__(self, url: str, subprotocol: str, settings: OcppSection, ping_interval: Callable[[], int],
-                 backoff: Callable[[], Backoff], *, username: str = "", password: Callable[[], str] | None = None,
+    def __init__(self, profiles: Callable[[], list[NetworkProfile]], station_id: str, subprotocol: str,
+                 settings: OcppSection, ping_interval: Callable[[], int], backoff: Callable[[], Backoff], *,
+                 password: Callable[[], str] | None = None,
+                 on_connected: Callable[[NetworkProfile], None] | None = None,
                  on_security_event: Callable[[str], None] | None = None) -> None:
-        self.url = url
-        #: Security profiles 1 and 2: HTTP Basic as ``username`` with the password of the moment.
-        self.username = username
+        #: The network profiles to try, in order (:mod:`controller.ocpp.network`); the first is tried first.
+        self._profiles = profiles
+        self.profile = profiles()[0]
+        self.station_id = station_id
+        #: Security profiles 1 and 2: HTTP Basic as the station id with the password of the moment.
         self._password = password
-        #: Told InvalidCsmsCertificate or FailedToAuthenticateAtCsms (2.0.1 security events).
+        self._on_connected = on_connected
+        #: Told InvalidCsmsCertificate, InvalidTLSVersion or FailedToAuthenticateAtCsms (2.0.1 security events).
         self._security_event = on_security_event
         self._ws: Any = None
-        #: The URL as logs and reports show it: never with a password.
-        self.display_url = redact(url)
         self.subprotocol = Subprotocol(subprotocol)
         self.settings = settings
         self._ping_interval = ping_interval
         self._backoff = backoff
         self.connections = 0
 
+    @property
+    def url(self) -> str:
+        """``<csms>/<station id>`` of the profile tried now."""
+        return self.profile.url.rstrip("/") + "/" + self.station_id
+
+    @property
+    def display_url(self) -> str:
+        """The URL as logs and reports show it: never with a password."""
+        return redact(self.url)
+
     async def run(self, session: Callable[[Any], Awaitable[None]]) -> None:
         """Connect, run ``session(ws)``, reconnect with back-off and jitter; until cancelled."""
         failures = 0
         while True:
+            candidates = self._profiles()
+            if self.profile not in candidates:
+                self.profile = candidates[0]
             ws = None
             try:
                 ping = self._ping_interval() or None
@@ -92,8 +109,10 @@ class Link:
                     log.error("CSMS at %s did not agree to subprotocol %s; closing", self.display_url,
                               self.subprotocol)
                 else:
-                    log.info("connected to CSMS at %s", self.display_url)
+                    log.info("connected to CSMS at %s (network profile %d)", self.display_url, self.profile.slot)
                     self.connections += 1
+                    if self._on_connected is not None:
+                        self._on_connected(self.profile)
                     failures = -1  # the next wait is the first of a dropped link
                     await session(ws)
                     log.warning("connection to CSMS at %s closed", self.display_url)
@@ -125,9 +144,10 @@ class Link:
             backoff = self._backoff()
             failures += 1
             if failures >= backoff.attempts:
-                log.error("CSMS at %s: %d connection attempts in a row failed; starting the back-off over (check "
-                          "ocpp.csms_url and the network)", self.display_url, failures)
-                failures = 0
+                following = candidates[(candidates.index(self.profile) + 1) % len(candidates)]
+                log.error("CSMS at %s: %d connection attempts in a row failed; trying network profile %d next "
+                          "(check ocpp.csms_url and the network)", self.display_url, failures, following.slot)
+                self.profile, failures = following, 0
             wait = backoff.wait(failures)
             log.info("reconnecting to CSMS in %.1f s", wait)
             await asyncio.sleep(wait)
@@ -139,9 +159,9 @@ class Link:
 
     def _headers(self) -> dict[str, str] | None:
         password = self._password() if self._password is not None else ""
-        if not password:
+        if not password or self.profile.security_profile < 1:
             return None
-        token = base64.b64encode(f"{self.username}:{password}".encode()).decode()
+        token = base64.b64encode(f"{self.station_id}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
     def _tls(self) -> dict[str, Any]:

@@ -31,8 +31,11 @@ from controller.ocpp.device_model import (
     Variable,
     component_ref,
     measurand_problem,
+    split,
 )
+from controller.ocpp.network import SLOTS
 from controller.ocpp.v201.codes import CONNECTOR_STATUS
+from controller.storage import Store
 
 if TYPE_CHECKING:
     from controller.station import Station
@@ -61,7 +64,17 @@ def _certificates(ca_file: str) -> int:
         return 0
 
 
-def standard_variables(config: Config, station: Station, clock: Clock) -> list[Variable]:
+def _slots_problem(store: Store, value: str) -> str | None:
+    """A NetworkConfigurationPriority may list only slots that hold a profile."""
+    for slot in split(value):
+        if not slot.isdigit() or int(slot) not in SLOTS:
+            return f"{slot!r} is not a configuration slot (1-{SLOTS[-1]})"
+        if int(slot) != 1 and store.get_setting(f"network.profile.{slot}") is None:
+            return f"slot {slot} holds no network profile"
+    return None if split(value) else "expected at least one slot"
+
+
+def standard_variables(config: Config, station: Station, clock: Clock, store: Store) -> list[Variable]:
     """Every variable this station has, with defaults that suit a public charger or come from the config."""
     connectors = len(config.connector)
     ocpp = config.ocpp
@@ -96,8 +109,9 @@ def standard_variables(config: Config, station: Station, clock: Clock) -> list[V
         number(dm.WEBSOCKET_PING_INTERVAL, 60, hi=3600),
         Variable(dm.FILE_TRANSFER_PROTOCOLS, MEMBER_LIST, "", READ_ONLY, values=FILE_TRANSFER_PROTOCOLS),
         number(dm.MESSAGE_TIMEOUT, max(1, round(ocpp.response_timeout)), lo=1, mutability=READ_ONLY),
-        # One network connection profile: the configured CSMS.
-        Variable(dm.NETWORK_PRIORITY, SEQUENCE_LIST, "1", values=("1",)),
+        # Slot 1 is the configured CSMS; SetNetworkProfile fills others (controller/ocpp/network.py).
+        Variable(dm.NETWORK_PRIORITY, SEQUENCE_LIST, "1", values=tuple(str(s) for s in SLOTS), reboot=True,
+                 check=lambda value: _slots_problem(store, value)),
         number(dm.NETWORK_PROFILE_ATTEMPTS, 10, lo=1, hi=1000),
         number(dm.OFFLINE_THRESHOLD, 60, hi=86400),
         number(dm.RETRY_WAIT_MINIMUM, round(ocpp.reconnect_min), hi=3600),

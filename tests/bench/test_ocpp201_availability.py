@@ -73,7 +73,7 @@ async def test_TC_G_17_CS_a_connector_with_a_transaction_becomes_inoperative_aft
                                                                                     csms: CsmsSimulator) -> None:
     await script(station201, f"plug; tap {TAG}; expect Charging")
     assert await change(csms, False, CONNECTOR) == "Scheduled"
-    await script(station201, f"wait 0.5; expect Charging; tap {TAG}; expect Unavailable")
+    await script(station201, f"wait 1.0; expect Charging; tap {TAG}; expect Unavailable")
     await wait_until(lambda: events(csms) and events(csms)[-1]["eventType"] == "Ended", what="Ended")
 
 
@@ -160,7 +160,7 @@ async def test_TC_E_41_50_CS_an_event_is_given_up_after_message_attempts_and_the
     try:
         assert await retries(csms, attempts=2) == ["Accepted", "Accepted"]
         csms.fail_next["TransactionEvent"] = ["error", "silence"]
-        await script(app, f"plug; tap {TAG}; expect Charging; wait 0.5; tap {TAG}; expect Finishing")
+        await script(app, f"plug; tap {TAG}; expect Charging; wait 1.0; tap {TAG}; expect Finishing")
         await wait_until(lambda: "Ended" in handled(csms), 10, "the Ended event")
         assert len(sent_started(csms)) == 2  # MessageAttempts, then given up
         assert "Started" not in handled(csms) and "Updated" in handled(csms)  # the rest went on

@@ -41,7 +41,7 @@ class Ocpp16Adapter(SharedSpelling):
     def connection(self, ws: Any) -> StationChargePoint:
         """The 1.6 handlers of one websocket connection."""
         cp = StationChargePoint(self.client.cp_id, ws, self.client.commands, self.keys)
-        cp.setup(self.client.config.ocpp.response_timeout, self.client.silenced)
+        cp.setup(self.client.network.active.message_timeout, self.client.silenced)
         return cp
 
     @staticmethod

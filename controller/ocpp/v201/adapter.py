@@ -62,7 +62,7 @@ class Ocpp201Adapter(SharedSpelling):
     def connection(self, ws: Any) -> StationChargePoint201:
         """The 2.0.1 handlers of one websocket connection."""
         cp = StationChargePoint201(self.client.cp_id, ws, self.client.commands, self.client.model)
-        cp.setup(self.client.config.ocpp.response_timeout, self.client.silenced)
+        cp.setup(self.client.network.active.message_timeout, self.client.silenced)
         return cp
 
     def stamp(self, db: sqlite3.Connection, local_id: str, role: str, payload: dict[str, Any]) -> dict[str, Any]:

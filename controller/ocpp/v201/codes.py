@@ -76,7 +76,8 @@ UNLOCK = {Answer.ACCEPTED: "Unlocked", Answer.FAILED: "UnlockFailed", Answer.REJ
           Answer.NOT_SUPPORTED: "UnknownConnector"}
 RESERVATION = {Answer.ACCEPTED: "Accepted", Answer.FAULTED: "Faulted", Answer.OCCUPIED: "Occupied",
                Answer.REJECTED: "Rejected", Answer.UNAVAILABLE: "Unavailable"}
-SET_VARIABLE = {Answer.ACCEPTED: "Accepted", Answer.REJECTED: "Rejected", Answer.NOT_SUPPORTED: "UnknownVariable"}
+SET_VARIABLE = {Answer.ACCEPTED: "Accepted", Answer.REJECTED: "Rejected", Answer.NOT_SUPPORTED: "UnknownVariable",
+                Answer.REBOOT_REQUIRED: "RebootRequired"}
 
 
 def spell(table: dict[Answer, str], answer: Answer, default: str = "Rejected") -> str:

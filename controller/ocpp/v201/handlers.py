@@ -152,6 +152,19 @@ class StationChargePoint201(Connection, ChargePoint):
             return call_result.GetTransactionStatus(messages_in_queue=queued)
         return call_result.GetTransactionStatus(messages_in_queue=queued, ongoing_indicator=ongoing)
 
+    @on(Action.set_network_profile, **_CHECKED)
+    def on_set_network_profile(self, configuration_slot: int, connection_data: dict[str, Any], **_: Any) -> Any:
+        # This station speaks one version over JSON, through whatever network the OS has (no APN, no VPN).
+        data = connection_data
+        if data["ocpp_version"] != "OCPP20" or data["ocpp_transport"] != "JSON" or "apn" in data or "vpn" in data:
+            log.info("SetNetworkProfile refused: %s over %s%s", data["ocpp_version"], data["ocpp_transport"],
+                     " with an APN or VPN" if "apn" in data or "vpn" in data else "")
+            return call_result.SetNetworkProfile(status="Rejected")
+        answer = self.commands.set_network_profile(configuration_slot, data["ocpp_csms_url"],
+                                                   data["security_profile"], data["message_timeout"])
+        return call_result.SetNetworkProfile(status={Answer.ACCEPTED: "Accepted", Answer.FAILED: "Failed"}.get(
+            answer, "Rejected"))
+
     # ---------------------------------------------------------------- control
 
     @on(Action.change_availability, **_CHECKED)

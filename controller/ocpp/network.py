@@ -1,0 +1,95 @@
+"""Network connection profiles: which CSMS the station connects to, how, and in which order it tries them.
+
+Slot 1 is the configured CSMS (``ocpp.csms_url`` with the configured security). A 2.0.1 CSMS may store more
+with SetNetworkProfile (B09) and order them with OCPPCommCtrlr.NetworkConfigurationPriority, which takes effect
+at the next start (B10: it then Resets the station). The link tries the profiles in that order, moving to the
+next after NetworkProfileConnectionAttempts failures in a row. Once the station has connected with a security
+profile, it never connects with a lower one again (A05 upgrade): those profiles leave the order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+from controller.ocpp import device_model as dm
+from controller.ocpp.device_model import DeviceModel
+from controller.storage import Store
+
+log = logging.getLogger(__name__)
+
+#: Slots a CSMS may fill (slot 1 is the configured CSMS's).
+SLOTS = tuple(range(1, 9))
+_KEY = "network.profile.{}"
+#: The highest profile this station can do: 3 needs a client certificate (certificate management comes next).
+HIGHEST_PROFILE = 2
+
+
+@dataclass(frozen=True)
+class NetworkProfile:
+    """One NetworkConnectionProfile as the station keeps it."""
+
+    slot: int
+    url: str
+    #: 0: none, 1: HTTP Basic, 2: HTTP Basic over TLS (the CSMS's certificate checked against ocpp.ca_file).
+    security_profile: int
+    #: Seconds an answer may take on this connection (its messageTimeout).
+    message_timeout: float
+
+
+def profile_problem(url: str, security_profile: int, *, current: int, has_password: bool) -> str | None:
+    """What makes a profile unusable here (B09.FR.02 / .04), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return f"ocppCsmsUrl {url[:80]!r} is not a ws:// or wss:// URL"
+    if security_profile > HIGHEST_PROFILE:
+        return f"security profile {security_profile} needs a client certificate, which this station does not have"
+    if security_profile < current:
+        return f"security profile {security_profile} is lower than the one in use ({current})"
+    if (security_profile == 2) != (parts.scheme == "wss"):
+        return f"security profile {security_profile} goes with {'wss' if security_profile == 2 else 'ws'}://"
+    if security_profile >= 1 and not has_password:
+        return f"security profile {security_profile} needs SecurityCtrlr.BasicAuthPassword"
+    return None
+
+
+class NetworkProfiles:
+    """The stored profiles, the order to try them in, and the one connected."""
+
+    def __init__(self, store: Store, model: DeviceModel, configured: NetworkProfile) -> None:
+        self.store = store
+        self.model = model
+        self.configured = configured
+        #: The profile of the connection of the moment (or the last one).
+        self.active = configured
+
+    def get(self, slot: int) -> NetworkProfile | None:
+        """The profile in a slot, or None."""
+        if slot == 1:
+            return self.configured
+        text = self.store.get_setting(_KEY.format(slot))
+        return NetworkProfile(**json.loads(text)) if text else None
+
+    def put(self, profile: NetworkProfile) -> None:
+        """Keep a profile a CSMS set (it is used once the priority lists it, at the next start)."""
+        self.store.set_setting(_KEY.format(profile.slot), json.dumps(asdict(profile)))
+        log.info("network profile %d stored: %s (security profile %d)", profile.slot, profile.url,
+                 profile.security_profile)
+
+    def order(self) -> list[NetworkProfile]:
+        """The profiles to try, in NetworkConfigurationPriority order; those below the highest security profile
+        the station has used are left out."""
+        floor = int(self.store.get_setting("network.security_floor") or "0")
+        found = [self.get(int(slot)) for slot in self.model.items(dm.NETWORK_PRIORITY)]
+        usable = [p for p in found if p is not None and p.security_profile >= floor]
+        return usable or [self.configured]
+
+    def connected(self, profile: NetworkProfile) -> None:
+        """The link connected with ``profile``: it is the active one, and no lower security follows it."""
+        self.active = profile
+        floor = int(self.store.get_setting("network.security_floor") or "0")
+        if profile.security_profile > floor:
+            self.store.set_setting("network.security_floor", str(profile.security_profile))
+            log.info("connected with security profile %d: lower ones are no longer used", profile.security_profile)

@@ -239,6 +239,9 @@ class Commands:
             return Answer.REJECTED
         if what == Trigger.METER_VALUES and evse_id == 0:
             return Answer.REJECTED
+        if what == Trigger.METER_VALUES and not any(e.reading is not None for e in self.client.station.evses.values()
+                                                    if evse_id in (None, e.id)):
+            return Answer.REJECTED  # no reading yet (a meter not answering): nothing could be sent
         return Answer.ACCEPTED
 
     def after_trigger(self, what: Trigger, evse_id: int | None) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from ocpp.v201 import call
+from pymodbus.constants import ExcCodes
 
 from controller.app import App
 from hil.csms import CsmsSimulator
@@ -45,6 +46,11 @@ async def test_TC_F_11_CS_trigger_message_status_and_meter_values(station201: Ap
     assert value["evseId"] == 1 and value["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
     answer = await csms.call(CP, call.TriggerMessage(requested_message="SignChargingStationCertificate"))
     assert answer.status == "NotImplemented"
+    assert station201.platform is not None
+    station201.platform.meters[1].refuse = ExcCodes.DEVICE_FAILURE  # the meter stops answering
+    station201.station.evses[1].reading = None
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="MeterValues", evse={"id": 1}))
+    assert answer.status == "Rejected"  # no reading: nothing to send
 
 
 async def test_TC_D_01_CS_a_local_list_authorises_offline_and_has_a_version(station201: App,

@@ -68,6 +68,13 @@ def render_summary(summary: dict[str, Any]) -> str:
         )
     csms = summary["csms"]
     for tx in csms.get("transactions", []):
+        if "transaction_id" in tx:  # 2.0.1: the station's id, its TransactionEvents
+            lines.append(
+                f"CSMS transaction {tx['transaction_id']}: {tx['id_token']}, {tx['events']} TransactionEvents"
+                f"{' in seqNo order' if tx['in_seq_order'] else ' OUT OF seqNo ORDER'}, stoppedReason "
+                f"{tx['stopped_reason']}, {tx['meter_values']} meter values"
+            )
+            continue
         lines.append(
             f"CSMS transaction {tx['id']}: {tx['id_tag']}, meterStart {tx['meter_start']} Wh, "
             f"meterStop {tx['meter_stop']} Wh, reason {tx['reason']}, {tx['meter_values']} MeterValues"

@@ -33,6 +33,7 @@ class ImdChecks:
     insulation_ohms: float | None
     out: Any
     sequence: Any
+    evse: Any
     _wake: asyncio.Event
 
     async def _imd_boot(self) -> None:
@@ -45,7 +46,11 @@ class ImdChecks:
             passed = False
         if not passed:
             log.error("connector %d: IMD self-test failed: no DC session until it passes", self.id)
+        else:
+            log.info("connector %d: IMD self-test passed", self.id)
         self.supervisor.set_condition(self.id, INSULATION, passed)
+        if passed and self.evse is not None:
+            self.evse.refresh()  # a car plugged in during the self-test was refused its contactors: ask again
 
     async def _cable_check(self, voltage: float) -> None:
         """Measure at the test voltage; the reading goes to the sequence on its next tick."""

@@ -48,6 +48,12 @@ def test_evse_demo_on_2_0_1_says_what_the_csms_received() -> None:
     assert proc.stdout.rstrip().endswith("Result: OK")
 
 
+def test_evse_demo_runs_a_dc_session_on_a_dc_config() -> None:
+    proc = _run("controller.cli", "demo", "--ocpp-version", "2.0.1", "--config", str(ROOT / "config" / "sim-gbt.toml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stoppedReason Local" in proc.stdout and proc.stdout.rstrip().endswith("Result: OK")
+
+
 def test_evse_hil_run_prints_a_json_summary_with_the_bench_timeline() -> None:
     steps = "plug; tap 04A1B2C3; expect Charging; wait 1; ev B; expect SuspendedEV; unplug; expect Available"
     proc = _run("hil.cli", "run", "--script", steps)

@@ -24,6 +24,9 @@ STOP_SLEW = 100.0  # A/s at least when stopping: past the time that takes (and a
 SAFE_VOLTAGE = 10.0  # outside K1/K2 before the insulation test
 BLED_VOLTAGE = 60.0  # after the test, and after K1/K2 open
 MATCH = 0.05  # measured battery voltage within 5 % of BCP's
+#: Seconds after BRO 0xAA the outlet reading gets to show the battery: the car's relays have just closed and the
+#: DC meter is polled, so the first reading may still be the discharged outlet's.
+VOLTAGE_SETTLE = 1.0
 PRECHARGE_BELOW = (1.0, 10.0)  # the output is set this far below the battery before K1/K2 close
 PRECHARGE_TARGET = 5.0
 INSULATION_TIMEOUT = 30.0  # vendor practice (dc.md 9: the standard gives none)

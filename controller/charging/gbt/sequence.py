@@ -34,6 +34,7 @@ from controller.charging.gbt.model import (
     RECONNECTS,
     SAFE_VOLTAGE,
     STOP_SLEW,
+    VOLTAGE_SETTLE,
     Inputs,
     Outputs,
     Phase,
@@ -302,6 +303,8 @@ class GbtSequence:
         if out.power is None:
             if abs(battery - bcp.battery_voltage) > MATCH * bcp.battery_voltage or not (
                     caps.min_voltage <= battery <= caps.max_voltage):
+                if since < VOLTAGE_SETTLE:
+                    return
                 self._begin_stop(io, Stop(f"battery at {battery:.0f} V, BCP says {bcp.battery_voltage:.0f} V "
                                           f"(5 %) and the output can give {caps.min_voltage:.0f}-"
                                           f"{caps.max_voltage:.0f} V", "FaultStop", Fault.VOLTAGE_MISMATCH,

@@ -32,6 +32,8 @@ class Sample:
 class Harness(FakeTimeHarness):
     spec: BmsSpec = field(default_factory=BmsSpec)
     offer: float = 200.0
+    #: Seconds the outlet voltage the sequence sees lags the circuit's (a DC meter polled every so often).
+    meter_lag: float = 0.0
 
     def __post_init__(self) -> None:
         self.step_s = STEP
@@ -50,6 +52,7 @@ class Harness(FakeTimeHarness):
         self.sent: list[tuple[float, Frame]] = []
         self.test_voltages: list[float] = []
         self._test_since: float | None = None
+        self._outlet_history: list[tuple[float, float]] = []
 
     def start(self) -> None:
         self.seq.start(self.now, self.offer)
@@ -63,8 +66,11 @@ class Harness(FakeTimeHarness):
             else:
                 pgn, data = item
                 self.seq.on_message(Message(pgn, 0xF4, data, self.now))
+        self._outlet_history.append((self.now, self.circuit.outlet_voltage))
+        cutoff = self.now - self.meter_lag + 1e-9
+        seen = next((v for t, v in reversed(self._outlet_history) if t <= cutoff), self._outlet_history[0][1])
         io = Inputs(now=self.now, connected=self.connected, locked=self.out.lock, contactors_closed=self.contactors,
-                    outlet_voltage=self.circuit.outlet_voltage, stage_voltage=self.circuit.stage_voltage,
+                    outlet_voltage=seen, stage_voltage=self.circuit.stage_voltage,
                     output_current=self.circuit.current, insulation_ohms=self.imd_reading())
         self.out = self.seq.tick(io)
         for frame in self.out.frames:

@@ -38,7 +38,7 @@ CARD = IdToken("04A1B2C3")
 
 
 class GbtRig:
-    def __init__(self, spec: BmsSpec) -> None:
+    def __init__(self, spec: BmsSpec, imd_self_test: float = 0.2) -> None:
         n = next(_channels)
         self.car_channel, self.module_channel = f"gbt-car-{n}", f"gbt-psu-{n}"
         factory = make_factory()
@@ -49,7 +49,7 @@ class GbtRig:
         self.circuit.contactors_closed = lambda: bool(self.pins["coil"].state)
         self.circuit.bleed_on = lambda: bool(self.pins["bleed"].state)
         self.modules = InfyPowerSim(self.circuit, [0, 1, 2, 3], channel=self.module_channel, max_current=40.0)
-        self.imd_device = IsoCha425Sim(self.circuit, measure_time=0.3, self_test_time=0.2)
+        self.imd_device = IsoCha425Sim(self.circuit, measure_time=0.3, self_test_time=imd_self_test)
         self.lines = GbtLines(cc1_channel=3, aux_pin=24, pin_factory=factory)
         self.car = GbtBmsOnBus(GbtBms(spec, self.circuit), adc=adc, cc1_channel=3, cc1_scale=self.lines.cc1_scale,
                                aux=self.pins["aux"], channel=self.car_channel)
@@ -58,7 +58,7 @@ class GbtRig:
         self.supervisor = SafetySupervisor()
         self.events: list[object] = []
 
-    async def start(self) -> None:
+    async def start(self, wait_for_imd: bool = True) -> None:
         self.modules.start()
         imd_port = await self.imd_device.start_tcp()
         self.car.start()
@@ -84,7 +84,8 @@ class GbtRig:
         self.supervisor.listeners.append(on_faults)
         self.evse.on_meter(MeterReading(energy_wh=5000.0))
         self.protocol.start()
-        await wait_until(lambda: self.supervisor.holds(1, "insulation"), 5)
+        if wait_for_imd:
+            await wait_until(lambda: self.supervisor.holds(1, "insulation"), 5)
 
     async def stop(self) -> None:
         self.protocol.stop()
@@ -109,6 +110,20 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[GbtRig]:
     await r.start()
     yield r
     await r.stop()
+
+
+async def test_a_car_plugged_in_during_the_imd_self_test_charges_once_it_passes() -> None:
+    rig = GbtRig(BmsSpec(soc=50.0), imd_self_test=1.5)
+    await rig.start(wait_for_imd=False)
+    try:
+        rig.car.plug_in()
+        rig.evse.authorize(CARD, TriggerReason.AUTHORIZED)
+        await asyncio.sleep(0.5)
+        assert not rig.supervisor.holds(1, "insulation") and not rig.pins["coil"].state  # refused for now
+        await wait_until(lambda: rig.circuit.current > 50, 20, "current after the self-test")
+        assert rig.evse.status == "Charging"
+    finally:
+        await rig.stop()
 
 
 async def test_a_card_starts_a_gbt_session_through_an_independent_j1939_stack(rig: GbtRig) -> None:

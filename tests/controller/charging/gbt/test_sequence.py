@@ -126,6 +126,13 @@ def test_a_battery_that_does_not_match_bcp_is_refused() -> None:
     assert not any(s.out.contactors and s.relays for s in h.samples)  # K1/K2 never closed onto that battery
 
 
+def test_a_reading_that_still_shows_the_discharged_outlet_after_bro_is_waited_for() -> None:
+    h = _session(soc=50.0)
+    h.meter_lag = 0.4  # the DC meter's reading trails the car's relays closing
+    h.run_until(lambda: h.seq.phase == Phase.CHARGING, 30)
+    assert h.seq.stop_cause is None
+
+
 def test_a_missing_brm_sends_cem_and_reconnects_three_times() -> None:
     h = Harness(BmsSpec())
     h.bms._sending = lambda: [("BHM", 0.25)] if h.bms.stage == "handshake" else []  # type: ignore[method-assign]

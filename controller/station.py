@@ -56,6 +56,8 @@ class Station:
         self._subscribers: list[Callable[[Event], None]] = [self._on_own_event]
         self._pending_cards: set[str] = set()
         self._station_status: EvseStatus | None = None
+        #: A card whose group is this stops every transaction and starts none (2.0.1 AuthCtrlr.MasterPassGroupId).
+        self.master_pass_group: str | None = None
 
     def add(self, evse: Evse) -> None:
         """Register an EVSE (its events must go through :meth:`emit`)."""
@@ -97,14 +99,14 @@ class Station:
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
         target = self._evse_for_new_session() or self._any_reserved() or self._evse_with_group_session()
-        if target is None:
+        if target is None and not self.master_pass_group:
             log.info("card %s ignored: no connector can take a new session", uid)
             self.emit(CardRead(uid, False, None, "no connector free"))
             return
         self._pending_cards.add(uid)
         asyncio.get_running_loop().create_task(self._authorize_card(token, target))
 
-    async def _authorize_card(self, token: IdToken, target: Evse) -> None:
+    async def _authorize_card(self, token: IdToken, target: Evse | None) -> None:
         uid = token.value
         try:
             if self.authorizer is None:
@@ -116,6 +118,19 @@ class Station:
             decision = AuthDecision(AuthStatus.UNKNOWN, AuthSource.NONE)
         finally:
             self._pending_cards.discard(uid)
+        if decision.accepted and decision.group is not None and self.master_pass_group \
+                and decision.group.value.upper() == self.master_pass_group.upper():
+            # With no screen to choose one, a master pass stops them all (C16), and never starts one.
+            running = [e for e in self.evses.values() if e.transaction is not None]
+            for e in running:
+                e.stop(StopReason.MASTER_PASS, token)
+            log.info("card %s is a master pass: %d transaction(s) stopped", uid, len(running))
+            self.emit(CardRead(uid, True, None, f"master pass: stopped {len(running)} transaction(s)"))
+            return
+        if target is None:
+            log.info("card %s ignored: no connector can take a new session", uid)
+            self.emit(CardRead(uid, False, None, "no connector free"))
+            return
         if decision.accepted and decision.group is not None:
             # A card of the same group (1.6 parentIdTag) may stop a session it did not start.
             for e in self.evses.values():

@@ -175,8 +175,10 @@ class CsmsSimulator:
         #: (station id, the password it offered or None) of every refused handshake.
         self.refused: list[tuple[str, str | None]] = []
         self.heartbeat_interval = heartbeat_interval
-        #: parentIdTag per (upper-case) idTag.
+        #: parentIdTag (1.6) or groupIdToken (2.0.1) per (upper-case) idTag.
         self.parents: dict[str, str] = {}
+        #: An answer other than Accepted per (upper-case) idTag: Blocked, Expired, Invalid, ...
+        self.tag_statuses: dict[str, str] = {}
         #: Tags that Authorize accepts but StartTransaction.conf calls Invalid.
         self.invalid_at_start: set[str] = set()
         #: Answer StartTransaction with a CALLERROR (InternalError): always, or the next ``refuse_next_starts``.
@@ -233,7 +235,9 @@ class CsmsSimulator:
         return info
 
     def tag_status(self, id_tag: str) -> str:
-        """Accepted, unless the tag is in the rejected set (then Invalid)."""
+        """Accepted, unless the tag has a status of its own or is in the rejected set (then Invalid)."""
+        if id_tag.upper() in self.tag_statuses:
+            return self.tag_statuses[id_tag.upper()]
         return AuthorizationStatus.invalid if id_tag.upper() in self.rejected_tags else AuthorizationStatus.accepted
 
     async def start(self) -> None:

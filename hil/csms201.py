@@ -28,7 +28,12 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
         self._csms = csms
 
     def _info(self, id_token: dict[str, Any]) -> dict[str, Any]:
-        return {"status": self._csms.tag_status(str(id_token.get("id_token", "")))}
+        value = str(id_token.get("id_token", ""))
+        info: dict[str, Any] = {"status": self._csms.tag_status(value)}
+        group = self._csms.parents.get(value.upper())
+        if group is not None:
+            info["group_id_token"] = {"id_token": group, "type": "Central"}
+        return info
 
     @on(Action.boot_notification)
     def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:

@@ -50,9 +50,10 @@ class LocalAuthorization:
 
     # -------------------------------------------------------------- local list
 
-    def list_version(self) -> int:
-        """The local list's version: 0 for an empty list."""
-        if self._store.local_list_size() == 0:
+    def list_version(self, *, empty_is_none: bool) -> int:
+        """The local list's version: 0 while the list is disabled, and for an empty list where the version says
+        so (1.6: "0 indicates that the local authorization list is empty"; 2.0.1 keeps the version it was sent)."""
+        if not self._model.flag(dm.LOCAL_LIST_ENABLED) or (empty_is_none and self._store.local_list_size() == 0):
             return 0
         return int(self._store.get_setting("local_list.version") or 0)
 
@@ -61,6 +62,9 @@ class LocalAuthorization:
 
         In a differential update an entry without a decision removes that identifier.
         """
+        if not self._model.flag(dm.LOCAL_LIST_ENABLED):
+            log.info("SendLocalList refused: the local list is disabled (LocalAuthListEnabled false)")
+            return Answer.FAILED
         if len(entries) > self._model.number(dm.LOCAL_LIST_ITEMS_PER_MESSAGE):
             return Answer.FAILED
         if not full and version <= int(self._store.get_setting("local_list.version") or 0):

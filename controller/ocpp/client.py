@@ -135,6 +135,7 @@ class OcppClient:
                        self.model.number(dm.NETWORK_PROFILE_ATTEMPTS))
 
     def _apply_policy(self) -> None:
+        self.station.master_pass_group = self.model.get(dm.MASTER_PASS_GROUP_ID) or None
         for evse in self.station.evses.values():
             evse.policy.connection_timeout = float(self.model.number(dm.EV_CONNECTION_TIMEOUT))
             evse.policy.stop_on_ev_disconnect = self.model.flag(dm.STOP_TX_ON_EV_SIDE_DISCONNECT)

@@ -209,9 +209,9 @@ class Commands:
         """SendLocalList: ACCEPTED, FAILED or VERSION_MISMATCH."""
         return self.client.auth.update_list(version, full, entries)
 
-    def local_list_version(self) -> int:
-        """GetLocalListVersion."""
-        return self.client.auth.list_version()
+    def local_list_version(self, *, empty_is_none: bool = True) -> int:
+        """GetLocalListVersion (``empty_is_none``: an empty list answers 0, as 1.6 says)."""
+        return self.client.auth.list_version(empty_is_none=empty_is_none)
 
     # ------------------------------------------------------------ reservation
 

@@ -135,6 +135,8 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
         flag(dm.LOCAL_AUTHORIZE_OFFLINE, True),
         flag(dm.LOCAL_PRE_AUTHORIZE, False),
         flag(dm.OFFLINE_TX_FOR_UNKNOWN_ID, False),
+        # Empty: no master pass. A group id is an idToken: at most 36 characters.
+        Variable(dm.MASTER_PASS_GROUP_ID, STRING, "", check=lambda v: None if len(v) <= 36 else "over 36 characters"),
         flag(dm.AUTH_CACHE_ENABLED, True),
         flag(dm.LOCAL_LIST_ENABLED, True),
         Variable(dm.LOCAL_LIST_ENTRIES, INTEGER, "0", READ_ONLY, max_items=dm.LOCAL_LIST_MAX),

@@ -122,7 +122,7 @@ async def test_TC_F_26_CS_a_boot_notification_is_not_triggered_once_accepted(sta
     assert len(csms.boots) == boots
 
 
-async def test_TC_H_15_CS_an_expired_reservation_is_reported(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_H_07_CS_an_expired_reservation_is_reported(station201: App, csms: CsmsSimulator) -> None:
     expiry = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     answer = await csms.call(CP, call.ReserveNow(id=13, expiry_date_time=expiry, evse_id=1,
                                                  id_token={"id_token": TAG, "type": "ISO14443"}))

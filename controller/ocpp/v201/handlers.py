@@ -214,7 +214,7 @@ class StationChargePoint201(Connection, ChargePoint):
 
     @on(Action.get_local_list_version, **_CHECKED)
     def on_get_local_list_version(self, **_: Any) -> Any:
-        return call_result.GetLocalListVersion(version_number=self.commands.local_list_version())
+        return call_result.GetLocalListVersion(version_number=self.commands.local_list_version(empty_is_none=False))
 
     @on(Action.send_local_list, **_CHECKED)
     def on_send_local_list(self, version_number: int, update_type: str,

@@ -162,13 +162,15 @@ class CardRead:
 
 
 @dataclass(frozen=True)
-class ReservationExpired:
-    """A reservation ran out unused."""
+class ReservationEnded:
+    """A reservation ended unused: it ran out (``expired``), or the station removed it (its EVSE became
+    unavailable or faulted)."""
 
     evse_id: int
     reservation_id: int
+    expired: bool = True
 
 
 Event = (StatusChanged | VehicleConnected | VehicleDetected | VehicleDeparted | Authorized | AuthorizationWithdrawn
          | Deauthorized | ChargingStateChanged | LimitChanged | TransactionStarted | TransactionUpdated
-         | TransactionEnded | MeterSample | CardRead | ReservationExpired)
+         | TransactionEnded | MeterSample | CardRead | ReservationEnded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from controller.domain.events import Event, ReservationExpired
+from controller.domain.events import Event, ReservationEnded
 from controller.domain.types import Answer, EvseStatus
 from controller.evse.port import ChargingProtocol
 from controller.evse.reservation import Reservation, ReservationSlot
@@ -65,8 +65,18 @@ class Bookings:
     def _reservation_expired(self) -> None:
         if self.reservation is not None:
             log.info("connector %d: reservation %d expired", self.id, self.reservation.reservation_id)
-            self._emit(ReservationExpired(self.id, self.reservation.reservation_id))
+            self._emit(ReservationEnded(self.id, self.reservation.reservation_id))
         self.cancel_reservation()
+
+    def _remove_reservation(self) -> None:
+        """The EVSE can no longer honour its reservation (unavailable, faulted): drop it, and say so."""
+        reservation = self.reservation
+        if reservation is None:
+            return
+        log.info("connector %d: reservation %d removed: the connector cannot be used", self.id,
+                 reservation.reservation_id)
+        self.reservations.drop()
+        self._emit(ReservationEnded(self.id, reservation.reservation_id, expired=False))
 
     def set_operative(self, operative: bool) -> Answer:
         """ChangeAvailability for this EVSE: ACCEPTED, or SCHEDULED while a transaction runs."""
@@ -81,6 +91,7 @@ class Bookings:
             return Answer.SCHEDULED
         if self.session is not None:
             self._end_session()
+        self._remove_reservation()
         if self.state != S.UNAVAILABLE.value:
             self.disable()
             self.protocol.disable()

@@ -265,7 +265,7 @@ class Evse(Bookings):
                     self._withdraw_session(self._fault_reason(), TriggerReason.ABNORMAL_CONDITION)
                 else:
                     self._end_session()
-                self.reservations.drop()
+                self._remove_reservation()
                 self.fail()
             return
         if self.state == S.RESERVED.value:

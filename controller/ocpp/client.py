@@ -26,7 +26,7 @@ from controller.domain.events import (
     ChargingStateChanged,
     Event,
     MeterSample,
-    ReservationExpired,
+    ReservationEnded,
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -357,10 +357,10 @@ class OcppClient:
                 self.queue.updated(evse.transaction.local_id, action, payload,
                                    round(reading.energy_wh) if reading else evse.transaction.meter_start_wh,
                                    iso_utc(self.clock.utcnow()))
-        elif isinstance(event, ReservationExpired):
-            expired = getattr(self.adapter, "reservation_expired", None)  # 2.0.1 reports it; 1.6 does not
-            if expired is not None and self._conn is not None:
-                self.spawn(self.send(expired(event)))
+        elif isinstance(event, ReservationEnded):
+            ended = getattr(self.adapter, "reservation_ended", None)  # 2.0.1 reports it; 1.6 does not
+            if ended is not None and self._conn is not None:
+                self.spawn(self.send(ended(event)))
         elif isinstance(event, MeterSample):
             evse = self.station.evses[event.evse_id]
             value = meter_value(event.reading, event.at, evse.phases, self.model.items(dm.TX_UPDATED_MEASURANDS),

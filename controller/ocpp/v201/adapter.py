@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import iso_utc
-from controller.domain.events import ChargingStateChanged, ReservationExpired, StatusChanged, Transaction
+from controller.domain.events import ChargingStateChanged, ReservationEnded, StatusChanged, Transaction
 from controller.domain.faults import Fault
 from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
 from controller.evse.machine import Evse
@@ -104,9 +104,10 @@ class Ocpp201Adapter(SharedSpelling):
             self.client.security_event("ResetOrReboot" if self.boot_reason == "RemoteReset" else "StartupOfTheDevice")
 
     @staticmethod
-    def reservation_expired(event: ReservationExpired) -> Message:
-        """ReservationStatusUpdate: a reservation ran out unused."""
-        return "ReservationStatusUpdate", {"reservationId": event.reservation_id, "reservationUpdateStatus": "Expired"}
+    def reservation_ended(event: ReservationEnded) -> Message:
+        """ReservationStatusUpdate: a reservation ran out unused (Expired) or the station removed it (Removed)."""
+        return "ReservationStatusUpdate", {"reservationId": event.reservation_id,
+                                           "reservationUpdateStatus": "Expired" if event.expired else "Removed"}
 
     @staticmethod
     def security_event(event: dict[str, str]) -> Message:

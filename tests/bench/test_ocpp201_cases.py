@@ -17,7 +17,7 @@ from tests.conftest import sim_config, wait_until
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
 
-async def test_TC_B_02_03_CS_pending_then_rejected_then_accepted_boot(tmp_path: Path, csms: CsmsSimulator) -> None:
+async def test_TC_B_02_03_30_CS_pending_then_rejected_then_accepted_boot(tmp_path: Path, csms: CsmsSimulator) -> None:
     csms.boot_answers = ["Pending", "Rejected"]
     csms.boot_retry = 1
     app = App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)

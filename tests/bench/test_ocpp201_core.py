@@ -47,7 +47,7 @@ async def test_TC_B_01_CS_cold_boot_reports_power_up_and_every_connector(station
     assert all(s["evseId"] >= 1 for s in calls(csms, "StatusNotification"))  # no station-level report in 2.0.1
 
 
-async def test_TC_J_09_10_CS_a_card_session_is_one_transaction_of_numbered_events(station201: App,
+async def test_TC_J_07_09_10_CS_a_card_session_is_one_transaction_of_numbered_events(station201: App,
                                                                                   csms: CsmsSimulator) -> None:
     await script(station201, f"plug; tap {TAG}; expect Charging; wait 1.5; ev B; expect SuspendedEV; unplug; "
                           "expect Available")
@@ -60,6 +60,8 @@ async def test_TC_J_09_10_CS_a_card_session_is_one_transaction_of_numbered_event
     assert started["eventType"] == "Started" and started["triggerReason"] == "Authorized"
     assert started["idToken"] == {"idToken": TAG, "type": "ISO14443"}
     assert started["evse"] == {"id": 1, "connectorId": 1} and "offline" not in started
+    begin = started["meterValue"][0]["sampledValue"][0]  # J_07: TxStartedMeasurands in the Started event
+    assert (begin["measurand"], begin["context"]) == ("Energy.Active.Import.Register", "Transaction.Begin")
     assert any(e["eventType"] == "Updated" and e["triggerReason"] == "MeterValuePeriodic" for e in sent)
     states = [e["transactionInfo"]["chargingState"] for e in sent if e["triggerReason"] == "ChargingStateChanged"]
     assert states[:2] == ["Charging", "SuspendedEV"]  # energy flowed, then the car paused (ev B)
@@ -93,7 +95,7 @@ async def test_TC_F_01_and_TC_F_03_CS_remote_start_and_stop(station201: App, csm
     assert (await csms.call(CP, call.RequestStopTransaction(transaction_id="nope"))).status == "Rejected"
 
 
-async def test_TC_B_06_07_09_32_CS_get_and_set_variables(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_B_06_07_09_10_32_CS_get_and_set_variables(station201: App, csms: CsmsSimulator) -> None:
     heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
     unknown = {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}}
     got = await csms.call(CP, call.GetVariables(get_variable_data=[heartbeat, unknown]))
@@ -103,6 +105,12 @@ async def test_TC_B_06_07_09_32_CS_get_and_set_variables(station201: App, csms: 
     changed = await csms.call(CP, call.SetVariables(set_variable_data=[{**heartbeat, "attribute_value": "120"}]))
     assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
     assert station201.ocpp is not None and station201.ocpp.model.get(dm.HEARTBEAT_INTERVAL) == "120"
+    ping = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "WebSocketPingInterval"}}
+    both = await csms.call(CP, call.SetVariables(set_variable_data=[{**heartbeat, "attribute_value": "90"},
+                                                                    {**ping, "attribute_value": "45"}]))
+    assert [r["attribute_status"] for r in both.set_variable_result] == ["Accepted", "Accepted"]  # B_10
+    assert (station201.ocpp.model.get(dm.HEARTBEAT_INTERVAL), station201.ocpp.model.get(dm.WEBSOCKET_PING_INTERVAL)) \
+        == ("90", "45")
 
 
 async def test_TC_E_offline_a_whole_transaction_arrives_in_seqno_order_flagged_offline(
@@ -122,6 +130,21 @@ async def test_TC_E_offline_a_whole_transaction_arrives_in_seqno_order_flagged_o
     assert all(e.get("offline") is True for e in second)  # made while the link was down
     assert second[0]["timestamp"] < second[-1]["timestamp"]  # when they happened, not when they were sent
     assert csms.duplicate_events == []
+
+
+async def test_TC_E_40_CS_a_connection_lost_during_a_transaction_loses_none_of_it(station201: App,
+                                                                                csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    await wait_until(lambda: events(csms), what="Started")
+    await go_offline(station201, csms)  # once every event so far is delivered
+    before = len(events(csms))
+    await script(station201, f"wait 2.2; tap {TAG}; expect Finishing")
+    await csms.start()
+    await wait_until(lambda: events(csms)[-1]["eventType"] == "Ended", 15, "the Ended event")
+    sent = events(csms)
+    assert [e["seqNo"] for e in sent] == list(range(len(sent))) and csms.duplicate_events == []
+    assert len(sent) > before + 1 and all(e.get("offline") is True for e in sent[before:])  # made offline
+    assert sent[-1]["transactionInfo"]["stoppedReason"] == "Local"
 
 
 async def test_TC_E_a_killed_daemon_ends_its_transaction_as_power_loss_with_the_next_seqno(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ async def test_TC_E_13_CS_start_point_authorized_with_a_remote_start(station201:
     assert started["triggerReason"] == "RemoteStart" and started["transactionInfo"]["remoteStartId"] == 77
 
 
-async def test_TC_E_05_CS_authorization_first_and_no_cable_in_time(station201: App, csms: CsmsSimulator) -> None:
+async def test_TC_E_05_39_CS_authorization_first_and_no_cable_in_time(station201: App, csms: CsmsSimulator) -> None:
     assert await set_variables(csms, "TxCtrlr", TxStartPoint="Authorized", EVConnectionTimeOut="1") == [
         "Accepted", "Accepted"]
     await script(station201, f"tap {TAG}; expect Preparing; expect Available within 3")

@@ -42,6 +42,8 @@ class Trigger(enum.Enum):
     HEARTBEAT = "heartbeat"
     STATUS = "status"
     METER_VALUES = "meter values"
+    #: 2.0.1: a TransactionEvent Updated (triggerReason Trigger) of each ongoing transaction.
+    TRANSACTION_EVENT = "transaction event"
     FIRMWARE_STATUS = "firmware status"
     DIAGNOSTICS_STATUS = "diagnostics status"
 
@@ -242,6 +244,9 @@ class Commands:
         if what == Trigger.METER_VALUES and not any(e.reading is not None for e in self.client.station.evses.values()
                                                     if evse_id in (None, e.id)):
             return Answer.REJECTED  # no reading yet (a meter not answering): nothing could be sent
+        if what == Trigger.TRANSACTION_EVENT and not any(
+                e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id)):
+            return Answer.REJECTED  # no transaction there to tell of
         return Answer.ACCEPTED
 
     def after_trigger(self, what: Trigger, evse_id: int | None) -> None:
@@ -264,6 +269,11 @@ class Commands:
             for evse in evses:
                 if evse.reading is not None:
                     client.spawn(client.send(adapter.triggered_sample(evse)))
+        elif what == Trigger.TRANSACTION_EVENT:
+            triggered = getattr(adapter, "triggered_event", None)  # 2.0.1 only: 1.6 has no such trigger
+            for evse in evses:
+                if evse.transaction is not None and triggered is not None:
+                    client.queue.put(triggered(evse))  # a transaction's message: in its order, with its seqNo
         elif what == Trigger.FIRMWARE_STATUS:
             client.spawn(client.send(adapter.firmware_status()))
         elif what == Trigger.DIAGNOSTICS_STATUS:

@@ -130,3 +130,18 @@ async def test_TC_H_07_CS_an_expired_reservation_is_reported(station201: App, cs
     await wait_until(lambda: csms.reservation_updates, 5, "ReservationStatusUpdate")
     assert csms.reservation_updates == [(13, "Expired")]
     await wait_until(lambda: statuses(csms)[-1:] == ["Available"], what="Available again")
+
+
+async def test_TC_F_13_CS_a_triggered_transaction_event_in_its_transaction_order(station201: App,
+                                                                                csms: CsmsSimulator) -> None:
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="TransactionEvent", evse={"id": 1}))
+    assert answer.status == "Rejected"  # no transaction to tell of
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    await wait_until(lambda: events(csms), what="Started")
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="TransactionEvent", evse={"id": 1}))
+    assert answer.status == "Accepted"
+    await wait_until(lambda: any(e["triggerReason"] == "Trigger" for e in events(csms)), what="the triggered event")
+    triggered = next(e for e in events(csms) if e["triggerReason"] == "Trigger")
+    assert triggered["eventType"] == "Updated" and triggered["transactionInfo"]["chargingState"] == "Charging"
+    assert triggered["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+    assert [e["seqNo"] for e in events(csms)] == list(range(len(events(csms))))

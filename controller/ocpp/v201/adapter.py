@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING, Any
 from controller.clock import iso_utc
 from controller.domain.events import ChargingStateChanged, ReservationEnded, StatusChanged, Transaction
 from controller.domain.faults import Fault
-from controller.domain.types import AuthDecision, AuthSource, ChargingState, IdToken, StopReason, TriggerReason
+from controller.domain.types import (
+    AuthDecision,
+    AuthSource,
+    ChargingState,
+    EvseStatus,
+    IdToken,
+    StopReason,
+    TriggerReason,
+)
 from controller.evse.machine import Evse
 from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SessionEdge, SharedSpelling, firmware_version
-from controller.ocpp.queue import START, STOP, TxMessage
+from controller.ocpp.queue import START, STOP, UPDATE, TxMessage
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v201.codes import (
     CONNECTOR_STATUS,
@@ -290,6 +298,22 @@ class Ocpp201Adapter(SharedSpelling):
         token = IdToken(token_data["idToken"], token_type(token_data.get("type"))) if token_data else None
         return (CONFIRMED if message.role == START else None), token, decision
 
+    def triggered_event(self, evse: Evse) -> TxMessage:
+        """TransactionEvent Updated (triggerReason Trigger) of the EVSE's transaction, with its chargingState and
+        the TxUpdatedMeasurands of the moment."""
+        tx = evse.transaction
+        assert tx is not None
+        now = self.client.clock.utcnow()
+        info = {"chargingState": _charging_state(evse).value}
+        payload = self.event_payload("Updated", now, TriggerReason.TRIGGER, evse.id, tx.local_id, info)
+        wh = tx.meter_start_wh
+        if evse.reading is not None:
+            wh = round(evse.reading.energy_wh)
+            value = meter_value(evse.reading, now, evse.phases, self.client.model.items(dm.TX_UPDATED_MEASURANDS),
+                                TRIGGER)
+            payload["meterValue"] = [self.sampled(value)]
+        return TxMessage(UPDATE, tx.local_id, "TransactionEvent", payload, wh, iso_utc(now))
+
     def triggered_sample(self, evse: Evse) -> Message:
         """MeterValues for TriggerMessage (context Trigger)."""
         assert evse.reading is not None
@@ -318,3 +342,12 @@ def _trigger_for(reason: StopReason) -> TriggerReason:
     return {StopReason.EV_DISCONNECTED: TriggerReason.EV_DEPARTED, StopReason.REMOTE: TriggerReason.REMOTE_STOP,
             StopReason.LOCAL: TriggerReason.STOP_AUTHORIZED, StopReason.UNLOCK_COMMAND: TriggerReason.UNLOCK_COMMAND,
             StopReason.DE_AUTHORIZED: TriggerReason.DEAUTHORIZED}.get(reason, TriggerReason.ABNORMAL_CONDITION)
+
+
+def _charging_state(evse: Evse) -> ChargingState:
+    """An EVSE's chargingState now."""
+    by_status = {EvseStatus.CHARGING: ChargingState.CHARGING, EvseStatus.SUSPENDED_EV: ChargingState.SUSPENDED_EV,
+                 EvseStatus.SUSPENDED_EVSE: ChargingState.SUSPENDED_EVSE}
+    if evse.status in by_status:
+        return by_status[evse.status]
+    return ChargingState.EV_CONNECTED if evse.vehicle.plugged else ChargingState.IDLE

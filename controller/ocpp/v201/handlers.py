@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
              "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
+             "TransactionEvent": Trigger.TRANSACTION_EVENT,
              "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS, "LogStatusNotification": Trigger.DIAGNOSTICS_STATUS}
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
 #: Requests DeviceDataCtrlr limits: (items variable, bytes variable, the list they count).

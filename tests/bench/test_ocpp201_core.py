@@ -223,7 +223,7 @@ async def test_TC_J_a_dc_session_on_2_0_1_carries_the_cars_soc(tmp_path: Path, c
         await app.stop()
 
 
-async def test_TC_B_12_13_CS_a_full_inventory_comes_in_notify_report_parts(station201: App,
+async def test_TC_B_12_13_14_CS_a_full_inventory_comes_in_notify_report_parts(station201: App,
                                                                             csms: CsmsSimulator) -> None:
     result = await csms.call(CP, call.GetBaseReport(request_id=7, report_base="FullInventory"))
     assert result.status == "Accepted"
@@ -238,7 +238,12 @@ async def test_TC_B_12_13_CS_a_full_inventory_comes_in_notify_report_parts(stati
     measurands = entries[("SampledDataCtrlr", "TxUpdatedMeasurands")]["variable_characteristics"]
     assert measurands["data_type"] == "MemberList" and "SoC" in measurands["values_list"].split(",")
     summary = await csms.call(CP, call.GetBaseReport(request_id=8, report_base="SummaryInventory"))
-    assert summary.status == "NotSupported"
+    assert summary.status == "Accepted"
+    await wait_until(lambda: csms.reports.get(8) and not csms.reports[8][-1]["tbc"], what="the summary")
+    available = {(e["component"]["name"], e["variable"]["name"]): e["variable_attribute"][0]["value"]
+                 for p in csms.reports[8] for e in p["report_data"]}
+    assert available[("EVSE", "AvailabilityState")] == "Available"  # availability only: nothing else
+    assert {v for _, v in available} == {"AvailabilityState", "Available"}
     writable = await csms.call(CP, call.GetBaseReport(request_id=9, report_base="ConfigurationInventory"))
     assert writable.status == "Accepted"
     await wait_until(lambda: csms.reports.get(9) and not csms.reports[9][-1]["tbc"], what="the configuration")

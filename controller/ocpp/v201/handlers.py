@@ -123,14 +123,11 @@ class StationChargePoint201(Connection, ChargePoint):
 
     @on(Action.get_base_report, **_CHECKED)
     def on_get_base_report(self, request_id: int, report_base: str, **_: Any) -> Any:
-        status = "NotSupported" if report_base == "SummaryInventory" else "Accepted"
-        return call_result.GetBaseReport(status=status)
+        return call_result.GetBaseReport(status="Accepted")
 
     @after(Action.get_base_report)
     def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
-        if report_base != "SummaryInventory":
-            self.commands.send_later(report(self.model, request_id, full=report_base == "FullInventory",
-                                            at=iso_utc(self.commands.now())))
+        self.commands.send_later(report(self.model, request_id, report_base, at=iso_utc(self.commands.now())))
 
     # ------------------------------------------------------------ transactions
 
@@ -307,11 +304,18 @@ class StationChargePoint201(Connection, ChargePoint):
 REPORT_PART = 50
 
 
-def report(model: DeviceModel, request_id: int, *, full: bool, at: str) -> list[tuple[str, dict[str, Any]]]:
-    """NotifyReport parts for GetBaseReport: every variable (FullInventory) or the writable ones (Configuration)."""
+#: What a SummaryInventory reports: the station's, each EVSE's and each connector's availability of the moment.
+SUMMARY = frozenset({"AvailabilityState", "Available"})
+
+
+def report(model: DeviceModel, request_id: int, base: str, *, at: str) -> list[tuple[str, dict[str, Any]]]:
+    """NotifyReport parts for GetBaseReport: every variable (FullInventory), the writable ones
+    (ConfigurationInventory), or the availability of the station and its parts (SummaryInventory)."""
     entries = []
     for ref, spec in model.variables.items():
-        if not full and spec.mutability == READ_ONLY:
+        if base == "ConfigurationInventory" and spec.mutability == READ_ONLY:
+            continue
+        if base == "SummaryInventory" and ref.variable not in SUMMARY:
             continue
         variable: dict[str, Any] = {"name": ref.variable}
         if ref.instance:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from controller.domain.events import Event, ReservationEnded
-from controller.domain.types import Answer, EvseStatus
+from controller.domain.types import Answer, EvseStatus, StopReason, TriggerReason
 from controller.evse.port import ChargingProtocol
 from controller.evse.reservation import Reservation, ReservationSlot
 
@@ -24,6 +24,7 @@ class Bookings:
     session: object | None
     transaction: object | None
     inoperative_pending: bool
+    reset_pending: bool
     protocol: ChargingProtocol
     reservations: ReservationSlot
     reserve: Callable[[], bool]
@@ -33,6 +34,7 @@ class Bookings:
     _reconcile: Callable[[], None]
     _end_session: Callable[[], None]
     _emit: Callable[[Event], None]
+    stop: Callable[..., bool]
 
     @property
     def reservation(self) -> Reservation | None:
@@ -97,7 +99,33 @@ class Bookings:
             self.protocol.disable()
         return Answer.ACCEPTED
 
+    def reset(self, *, immediate: bool) -> Answer:
+        """A reset of this EVSE alone (2.0.1 Reset with an evseId): ACCEPTED, or SCHEDULED while a transaction runs
+        and the reset waits for it (OnIdle). Immediate ends the transaction (ImmediateReset); then the EVSE
+        starts over from Unavailable, as after a restart (its availability and reservation stay as they were)."""
+        if self.transaction is not None and not immediate:
+            self.reset_pending = True
+            return Answer.SCHEDULED
+        if self.session is not None:
+            self.stop(StopReason.IMMEDIATE_RESET, trigger=TriggerReason.RESET_COMMAND)
+        self._restart()
+        return Answer.ACCEPTED
+
+    def _restart(self) -> None:
+        self.reset_pending = False
+        if self.state == S.UNAVAILABLE.value:
+            return  # made inoperative: a reset does not change that
+        log.info("connector %d: reset", self.id)
+        self.disable()
+        self.protocol.disable()
+        self.enable()
+        if self.reservation is not None:
+            self.reserve()
+        self._reconcile()
+
     def _apply_scheduled_availability(self) -> None:
+        if self.reset_pending and self.transaction is None:
+            self._restart()
         if self.inoperative_pending and self.transaction is None:
             self.inoperative_pending = False
             self.disable()

@@ -109,6 +109,8 @@ class Evse(Bookings):
         self.reservations = ReservationSlot(evse_id, self.clock, self._reservation_expired)
         #: ChangeAvailability Inoperative received while a transaction runs: applied when it ends.
         self.inoperative_pending = False
+        #: Reset OnIdle of this EVSE received while a transaction runs: done when it ends.
+        self.reset_pending = False
         #: Energy register (Wh) at which delivery stops for an identifier the CSMS invalidated (None: no cap).
         self.energy_cap_wh: float | None = None
         #: Monotonic time the vehicle was connected (to route a shared card reader).

@@ -183,6 +183,10 @@ class Commands:
         """A transaction runs (on ``evse_id``, or on any EVSE)."""
         return any(e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id))
 
+    def reset_evse(self, evse_id: int, *, immediate: bool) -> Answer:
+        """Reset of one EVSE: ACCEPTED, or SCHEDULED until its transaction ends (OnIdle)."""
+        return self.client.station.evses[evse_id].reset(immediate=immediate)
+
     def reset_when_idle(self) -> None:
         """Reset OnIdle (answered Scheduled): wait until no transaction runs, then reset as a soft one."""
         async def wait_then_reset() -> None:

@@ -184,3 +184,25 @@ async def test_TC_B_23_CS_an_unavailable_evse_stays_so_across_a_reset(tmp_path: 
         assert csms.boot_reasons[-1] == "RemoteReset" and statuses(csms)[before] == "Unavailable"
     finally:
         await again.stop()
+
+
+async def test_TC_B_25_CS_an_evse_reset_without_a_transaction_starts_it_over(station201: App,
+                                                                           csms: CsmsSimulator) -> None:
+    await wait_until(lambda: calls(csms, "StatusNotification"), what="the first status")
+    before = len(statuses(csms))
+    assert (await csms.call(CP, call.Reset(type="Immediate", evse_id=1))).status == "Accepted"
+    await wait_until(lambda: statuses(csms)[before:] == ["Unavailable", "Available"], what="the EVSE starting over")
+    assert station201.restart is None  # the station itself does not restart
+
+
+async def test_TC_B_26_27_CS_an_evse_reset_with_a_transaction_on_idle_waits_and_immediate_ends_it(
+        station201: App, csms: CsmsSimulator) -> None:
+    await script(station201, f"plug; tap {TAG}; expect Charging")
+    assert (await csms.call(CP, call.Reset(type="OnIdle", evse_id=1))).status == "Scheduled"
+    await script(station201, "wait 0.5; expect Charging")  # B_26: the transaction runs on
+    assert (await csms.call(CP, call.Reset(type="Immediate", evse_id=1))).status == "Accepted"
+    await wait_until(lambda: events(csms) and events(csms)[-1]["eventType"] == "Ended", what="Ended")
+    ended = events(csms)[-1]
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == ("ResetCommand", "ImmediateReset")
+    await script(station201, "expect Preparing")  # started over, the car still plugged in
+    assert station201.restart is None

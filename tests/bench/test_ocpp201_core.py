@@ -269,6 +269,6 @@ async def test_TC_B_20_CS_a_reset_restarts_and_the_next_boot_says_remote_reset(t
         assert csms.boot_reasons == ["PowerUp", "RemoteReset"]
         await wait_until(lambda: len(csms.security_events) == 2, what="the second start's security event")
         assert csms.security_events == ["StartupOfTheDevice", "ResetOrReboot"]
-        assert (await csms.call(CP, call.Reset(type="OnIdle", evse_id=1))).status == "Rejected"
+        assert (await csms.call(CP, call.Reset(type="OnIdle", evse_id=5))).status == "Rejected"  # no such EVSE
     finally:
         await again.stop()

@@ -175,14 +175,16 @@ class StationChargePoint201(Connection, ChargePoint):
 
     @on(Action.reset, **_CHECKED)
     def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
-        if evse_id is not None:
-            return call_result.Reset(status="Rejected")  # an EVSE of its own cannot restart: the station does
-        scheduled = type == "OnIdle" and self.commands.busy()
+        if evse_id is not None and (evse_id == 0 or not self.commands.has_evse(evse_id)):
+            return call_result.Reset(status="Rejected")
+        scheduled = type == "OnIdle" and self.commands.busy(evse_id)
         return call_result.Reset(status="Scheduled" if scheduled else "Accepted")
 
     @after(Action.reset)
     def after_reset(self, type: str, evse_id: int | None = None, **_: Any) -> None:
         if evse_id is not None:
+            if evse_id != 0 and self.commands.has_evse(evse_id):
+                self.commands.reset_evse(evse_id, immediate=type == "Immediate")  # that EVSE alone starts over
             return
         if type == "OnIdle" and self.commands.busy():
             self.commands.reset_when_idle()  # B12.FR.01: no transaction is ended for it

@@ -415,14 +415,17 @@ class OcppClient:
         if self.security_events.keep(kind) and self._conn is not None:
             self.spawn(self.security_events.deliver())
 
-    def reset(self, hard: bool) -> None:
-        """Restart after a Reset (transactions already ended and their messages given a moment)."""
-        self.store.set_setting(BOOT_CAUSE, "reset")  # the next BootNotification says why (2.0.1 RemoteReset)
+    def reset(self, hard: bool, *, scheduled: bool = False) -> None:
+        """Restart after a Reset (transactions already ended and their messages given a moment); ``scheduled``:
+        one that waited for the transactions to end (OnIdle)."""
+        # The next BootNotification says why (2.0.1 RemoteReset or ScheduledReset).
+        self.store.set_setting(BOOT_CAUSE, "scheduled_reset" if scheduled else "reset")
         if self.on_reset is not None:
             self.on_reset(hard)
 
     def take_boot_cause(self) -> str | None:
-        """Why this start happened, as the last run recorded it ("reset"), once; None: a power-up."""
+        """Why this start happened, as the last run recorded it ("reset", "scheduled_reset"), once; None: a
+        power-up."""
         cause = self.store.get_setting(BOOT_CAUSE)
         if cause is not None:
             with self.store.atomic() as db:

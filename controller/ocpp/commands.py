@@ -192,11 +192,11 @@ class Commands:
         async def wait_then_reset() -> None:
             log.info("reset scheduled for when the running transactions have ended")
             await until(lambda: not self.busy(), math.inf, 1.0)
-            await self._reset(hard=False)
+            await self._reset(hard=False, scheduled=True)
 
         self.client.spawn(wait_then_reset())
 
-    async def _reset(self, hard: bool) -> None:
+    async def _reset(self, hard: bool, *, scheduled: bool = False) -> None:
         client = self.client
         stopped = client.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET,
                                           TriggerReason.RESET_COMMAND)
@@ -206,7 +206,7 @@ class Commands:
             await asyncio.wait_for(client.queue.drained(), HARD_RESET_DRAIN if hard else SOFT_RESET_DRAIN)
         except TimeoutError:
             log.warning("restarting with %d message(s) still queued (they are kept on disk)", len(client.queue))
-        client.reset(hard)
+        client.reset(hard, scheduled=scheduled)
 
     # --------------------------------------------------------------- local list
 

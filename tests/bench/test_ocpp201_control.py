@@ -104,6 +104,7 @@ async def test_TC_B_21_CS_reset_on_idle_is_scheduled_while_a_transaction_runs(st
     assert station201.restart is None and station201.status(1) == "Charging"  # nothing was ended for it
     await script(station201, f"tap {TAG}; expect Finishing")
     await wait_until(lambda: station201.restart == "soft", 5, "the reset once idle")
+    assert station201.ocpp is not None and station201.ocpp.take_boot_cause() == "scheduled_reset"  # next boot's
 
 
 async def test_TC_F_05_CS_unlock_during_a_transaction_is_refused(station201: App, csms: CsmsSimulator) -> None:

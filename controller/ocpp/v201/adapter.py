@@ -61,7 +61,8 @@ class Ocpp201Adapter(SharedSpelling):
     def __init__(self, client: OcppClient) -> None:
         self.client = client
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
-        self.boot_reason = {"reset": "RemoteReset"}.get(client.take_boot_cause() or "", "PowerUp")
+        self.boot_reason = {"reset": "RemoteReset", "scheduled_reset": "ScheduledReset"}.get(
+            client.take_boot_cause() or "", "PowerUp")
         self._faults: dict[int, Fault | None] = {}
         self._first_connection = True
         self._event_ids = 0
@@ -109,7 +110,7 @@ class Ocpp201Adapter(SharedSpelling):
         self._faults.clear()
         if self._first_connection:
             self._first_connection = False
-            self.client.security_event("ResetOrReboot" if self.boot_reason == "RemoteReset" else "StartupOfTheDevice")
+            self.client.security_event("StartupOfTheDevice" if self.boot_reason == "PowerUp" else "ResetOrReboot")
 
     @staticmethod
     def reservation_ended(event: ReservationEnded) -> Message:

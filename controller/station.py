@@ -223,8 +223,10 @@ class Station:
         """End every running transaction (reset, shutdown); returns how many."""
         return sum(1 for e in self.evses.values() if e.transaction is not None and e.stop(reason, trigger=trigger))
 
-    def reserve(self, evse_id: int, reservation: Reservation, any_evse_allowed: bool) -> Answer:
-        """ReserveNow: ACCEPTED, FAULTED, OCCUPIED, REJECTED or UNAVAILABLE (EVSE 0: whichever is free)."""
+    def reserve(self, evse_id: int, reservation: Reservation, any_evse_allowed: bool, *,
+                among: list[int] | None = None) -> Answer:
+        """ReserveNow: ACCEPTED, FAULTED, OCCUPIED, REJECTED or UNAVAILABLE (EVSE 0: whichever is free, of
+        ``among`` when given)."""
         for e in self.evses.values():
             if e.reservation is not None and e.reservation.reservation_id == reservation.reservation_id:
                 if e.id != evse_id and evse_id != 0:
@@ -234,10 +236,10 @@ class Station:
         if evse_id == 0:
             if not any_evse_allowed:
                 return Answer.REJECTED
-            free = self._free()
+            free = [e for e in self._free() if among is None or e.id in among]
             if free:
                 return free[0].reserve_for(reservation)
-            states = {e.status for e in self.evses.values()}
+            states = {e.status for e in self.evses.values() if among is None or e.id in among}
             if states == {EvseStatus.FAULTED}:
                 return Answer.FAULTED
             if states == {EvseStatus.UNAVAILABLE}:

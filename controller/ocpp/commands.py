@@ -222,13 +222,13 @@ class Commands:
     # ------------------------------------------------------------ reservation
 
     def reserve(self, evse_id: int, expires_at: datetime, id_token: IdToken, reservation_id: int,
-                group: IdToken | None) -> Answer:
-        """ReserveNow (EVSE 0: any, where NonEvseSpecific reservations are supported)."""
+                group: IdToken | None, *, among: list[int] | None = None) -> Answer:
+        """ReserveNow (EVSE 0: any, where NonEvseSpecific reservations are supported; ``among``: any of these)."""
         if expires_at <= self.client.clock.utcnow():
             return Answer.REJECTED
         reservation = Reservation(reservation_id, id_token, group, expires_at)
         return self.client.station.reserve(evse_id, reservation,
-                                           self.client.model.flag(dm.NON_EVSE_SPECIFIC_RESERVATION))
+                                           self.client.model.flag(dm.NON_EVSE_SPECIFIC_RESERVATION), among=among)
 
     def cancel_reservation(self, reservation_id: int) -> Answer:
         """CancelReservation: ACCEPTED, or REJECTED when no such reservation exists."""

@@ -87,3 +87,11 @@ async def test_TC_H_23_CS_the_same_reservation_id_replaces_the_reservation(stati
     await wait_until(lambda: events(csms), what="Started")
     assert events(csms)[0]["reservationId"] == 71
     assert statuses(csms).count("Reserved") >= 1
+
+
+async def test_TC_H_15_CS_a_reservation_of_a_connector_type_takes_an_evse_of_that_type(station201: App,
+                                                                                      csms: CsmsSimulator) -> None:
+    assert await reserve(csms, 81, evse_id=None, connector_type="cCCS2") == "Rejected"  # no such connector here
+    assert await reserve(csms, 82, evse_id=1, connector_type="sType2") == "Rejected"  # EVSE 1's is cType2
+    assert await reserve(csms, 83, evse_id=None, connector_type="cType2") == "Accepted"
+    await script(station201, "expect Reserved")

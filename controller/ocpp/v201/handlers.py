@@ -251,8 +251,15 @@ class StationChargePoint201(Connection, ChargePoint):
 
     @on(Action.reserve_now, **_CHECKED)
     def on_reserve_now(self, id: int, expiry_date_time: str, id_token: dict[str, Any], evse_id: int | None = None,
-                       group_id_token: dict[str, Any] | None = None, **_: Any) -> Any:
-        # A connectorType asks for a kind of socket: every connector here is the one its EVSE has.
+                       group_id_token: dict[str, Any] | None = None, connector_type: str | None = None,
+                       **_: Any) -> Any:
+        among = None
+        if connector_type is not None:  # H_15: only an EVSE whose connector is of that type (one each here)
+            among = [ref.evse for ref in self.model.variables if ref.component == "Connector"
+                     and ref.variable == "ConnectorType" and self.model.get(ref) == connector_type]
+            if not among or (evse_id is not None and evse_id not in among):
+                log.info("ReserveNow %d refused: no connector of type %s", id, connector_type)
+                return call_result.ReserveNow(status="Rejected")
         try:
             expires = parse_time(expiry_date_time)
         except ValueError:
@@ -260,7 +267,7 @@ class StationChargePoint201(Connection, ChargePoint):
         token = IdToken(id_token["id_token"], token_type(id_token.get("type")))
         group = IdToken(group_id_token["id_token"], token_type(group_id_token.get("type"))) if group_id_token \
             else None
-        answer = self.commands.reserve(evse_id or 0, expires, token, id, group)
+        answer = self.commands.reserve(evse_id or 0, expires, token, id, group, among=among)
         return call_result.ReserveNow(status=spell(RESERVATION, answer))
 
     @on(Action.cancel_reservation, **_CHECKED)

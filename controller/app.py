@@ -254,12 +254,13 @@ class App:
 
     def _persist_reading(self, evse: Evse, reading: MeterReading) -> None:
         # What a PowerLoss stop will report, every station.reading_persist_interval (each write is an fsync).
-        tx = evse.transaction
-        if tx is None or self.store is None:
+        # The session's transaction, or the one a protocol opened before it (2.0.1 TxStartPoint EVConnected).
+        local_id = evse.transaction.local_id if evse.transaction is not None else evse.next_transaction_id
+        if local_id is None or self.store is None:
             return
         now = self.clock.monotonic()
         if now - self._persisted_at.get(evse.id, float("-inf")) >= self.config.station.reading_persist_interval:
-            self.store.record_reading(tx.local_id, round(reading.energy_wh), iso_utc(self.clock.utcnow()))
+            self.store.record_reading(local_id, round(reading.energy_wh), iso_utc(self.clock.utcnow()))
             self._persisted_at[evse.id] = now
 
     def _start_devices(self) -> None:

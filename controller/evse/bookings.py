@@ -33,6 +33,7 @@ class Bookings:
     enable: Callable[[], bool]
     _reconcile: Callable[[], None]
     _end_session: Callable[[], None]
+    _withdraw_session: Callable[[StopReason, TriggerReason], None]
     _emit: Callable[[Event], None]
     stop: Callable[..., bool]
 
@@ -92,7 +93,8 @@ class Bookings:
             self.inoperative_pending = True
             return Answer.SCHEDULED
         if self.session is not None:
-            self._end_session()
+            self._withdraw_session(StopReason.OTHER, TriggerReason.ABNORMAL_CONDITION)  # told: a protocol may
+            # have opened its transaction at the tap (2.0.1 TxStartPoint Authorized)
         self._remove_reservation()
         if self.state != S.UNAVAILABLE.value:
             self.disable()

@@ -231,6 +231,10 @@ class Evse(Bookings):
         """The CSMS invalidated the running transaction's identifier: stop it, or cap its energy."""
         tx = self.transaction
         if tx is None:
+            if self.session is not None and stop:  # the CSMS refused the card before charging began
+                log.info("connector %d: %s invalid at the CSMS; authorisation withdrawn", self.id,
+                         self.session.id_token.value)
+                self.stop(StopReason.DE_AUTHORIZED, trigger=TriggerReason.DEAUTHORIZED)
             return
         self._emit(Deauthorized(self.id, tx.id_token))
         if stop:
@@ -269,6 +273,7 @@ class Evse(Bookings):
                     self._end_session()
                 self._remove_reservation()
                 self.fail()
+                self._apply_scheduled_availability()  # a reset or Inoperative waiting for the transaction's end
             return
         if self.state == S.RESERVED.value:
             return  # waiting for the reserved card

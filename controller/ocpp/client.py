@@ -42,7 +42,7 @@ from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref
 from controller.ocpp.link import Backoff, Link
 from controller.ocpp.network import NetworkProfile, NetworkProfiles
-from controller.ocpp.queue import Queue
+from controller.ocpp.queue import STOP, Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
 from controller.ocpp.security_events import SecurityEvents
@@ -132,7 +132,7 @@ class OcppClient:
         # ocpp.reconnect_min is the least wait whatever the CSMS sets: no tight reconnect loop against it.
         return Backoff(max(float(self.model.number(dm.RETRY_WAIT_MINIMUM)), self.config.ocpp.reconnect_min),
                        float(self.model.number(dm.RETRY_RANDOM_RANGE)), self.model.number(dm.RETRY_REPEAT_TIMES),
-                       self.model.number(dm.NETWORK_PROFILE_ATTEMPTS))
+                       self.model.number(dm.NETWORK_PROFILE_ATTEMPTS), self.config.ocpp.reconnect_max)
 
     def _apply_policy(self) -> None:
         self.station.master_pass_group = self.model.get(dm.MASTER_PASS_GROUP_ID) or None
@@ -282,10 +282,9 @@ class OcppClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_status(self, event: StatusChanged) -> None:
-        self._told[event.evse_id] = event
         message = self.adapter.status(event)
-        if message is not None:
-            await self.send(message)
+        if message is None or await self.send(message) is not None:
+            self._told[event.evse_id] = event  # told: after a short outage it is not told again
         notices = getattr(self.adapter, "notices", None)  # 2.0.1 reports a fault in a NotifyEvent of its own
         for notice in notices(event) if notices is not None else []:
             await self.send(notice)
@@ -311,8 +310,8 @@ class OcppClient:
             self.queue.delivered(message, csms_id)
             if decision is not None and token is not None:
                 self.auth.remember(token, decision)
-            if csms_id is not None and decision is not None:
-                self._start_confirmed(message.tx_local_id, csms_id, decision)
+            if decision is not None and message.role != STOP:
+                self._decided(message.tx_local_id, csms_id, decision)
 
     async def _failed_attempt(self, message: StoredMessage, exc: CallFailed) -> None:
         attempts = self.store.count_attempt(message.seq)
@@ -325,8 +324,11 @@ class OcppClient:
         log.warning("%s; attempt %d in %d s", exc, attempts + 1, wait)
         await asyncio.sleep(wait)
 
-    def _start_confirmed(self, local_id: str, csms_id: int, decision: AuthDecision) -> None:
-        log.info("CSMS confirmed transaction %s as id %d (%s)", local_id, csms_id, decision.status.value)
+    def _decided(self, local_id: str, csms_id: int | None, decision: AuthDecision) -> None:
+        """The CSMS's word on a transaction's identifier (with the start's confirmation, or with the event that
+        first carried the identifier: 2.0.1 TxStartPoint EVConnected)."""
+        if csms_id is not None:
+            log.info("CSMS confirmed transaction %s as id %d (%s)", local_id, csms_id, decision.status.value)
         if not decision.accepted:
             self.station.deauthorize(local_id, stop=self.model.flag(dm.STOP_TX_ON_INVALID_ID),
                                      max_energy_wh=self.model.number(dm.MAX_ENERGY_ON_INVALID_ID))

@@ -180,8 +180,12 @@ class Commands:
         return self.client.registration == Registration.ACCEPTED
 
     def busy(self, evse_id: int | None = None) -> bool:
-        """A transaction runs (on ``evse_id``, or on any EVSE)."""
-        return any(e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id))
+        """A transaction runs (on ``evse_id``, or on any EVSE): a charging session, or a transaction record still
+        open (2.0.1 opens one at the plug or keeps it to the unplug)."""
+        if any(e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id)):
+            return True
+        return any(t.connector_id == evse_id or evse_id is None
+                   for t in self.client.store.transactions(open_only=True))
 
     def reset_evse(self, evse_id: int, *, immediate: bool) -> Answer:
         """Reset of one EVSE: ACCEPTED, or SCHEDULED until its transaction ends (OnIdle)."""
@@ -198,8 +202,12 @@ class Commands:
 
     async def _reset(self, hard: bool, *, scheduled: bool = False) -> None:
         client = self.client
-        stopped = client.station.stop_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET,
-                                          TriggerReason.RESET_COMMAND)
+        reason = StopReason.HARD_RESET if hard else StopReason.SOFT_RESET
+        stopped = client.station.stop_all(reason, TriggerReason.RESET_COMMAND)
+        end_open = getattr(client.adapter, "end_open", None)  # 2.0.1: transactions open outside a session
+        for message in end_open(reason, TriggerReason.RESET_COMMAND) if end_open is not None else []:
+            client.queue.put(message)
+            stopped += 1
         log.warning("%s reset requested by the CSMS: %d transaction(s) stopped; restarting", "hard" if hard else "soft",
                     stopped)
         try:

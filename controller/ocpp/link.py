@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -49,10 +50,13 @@ class Backoff:
     random_range: float
     repeat_times: int
     attempts: int
+    #: The longest wait (``ocpp.reconnect_max``, or the minimum when the CSMS set a longer one).
+    longest: float = math.inf
 
     def wait(self, failures: int) -> float:
-        """Seconds before the next attempt, after ``failures`` failed ones in a row (0: the link just dropped)."""
-        return self.minimum * 2 ** min(failures, self.repeat_times) + random.uniform(0, self.random_range)
+        """Seconds before the next attempt, after ``failures`` failed ones in a row (0: the first retry)."""
+        doubled = min(self.minimum * 2 ** min(failures, self.repeat_times), max(self.longest, self.minimum))
+        return doubled + random.uniform(0, self.random_range)
 
 
 class Link:
@@ -91,7 +95,7 @@ class Link:
 
     async def run(self, session: Callable[[Any], Awaitable[None]]) -> None:
         """Connect, run ``session(ws)``, reconnect with back-off and jitter; until cancelled."""
-        failures = 0
+        failures = -1  # the wait after the first failed attempt is the first retry's
         while True:
             candidates = self._profiles()
             if self.profile not in candidates:

@@ -64,6 +64,8 @@ class NetworkProfiles:
         self.configured = configured
         #: The profile of the connection of the moment (or the last one).
         self.active = configured
+        #: NetworkConfigurationPriority as it was at this start: a change applies from the next (RebootRequired).
+        self._priority = model.items(dm.NETWORK_PRIORITY)
 
     def get(self, slot: int) -> NetworkProfile | None:
         """The profile in a slot, or None."""
@@ -82,7 +84,7 @@ class NetworkProfiles:
         """The profiles to try, in NetworkConfigurationPriority order; those below the highest security profile
         the station has used are left out."""
         floor = int(self.store.get_setting("network.security_floor") or "0")
-        found = [self.get(int(slot)) for slot in self.model.items(dm.NETWORK_PRIORITY)]
+        found = [self.get(int(slot)) for slot in self._priority]
         usable = [p for p in found if p is not None and p.security_profile >= floor]
         return usable or [self.configured]
 

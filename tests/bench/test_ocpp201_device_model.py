@@ -148,6 +148,10 @@ async def test_TC_B_51_CS_after_an_outage_over_the_threshold_every_status_is_tol
 def test_TC_B_57_CS_the_reconnect_back_off_doubles_then_stays_flat() -> None:
     backoff = Backoff(minimum=2.0, random_range=0.0, repeat_times=3, attempts=10)
     assert [backoff.wait(n) for n in range(6)] == [2, 4, 8, 16, 16, 16]
+    capped = Backoff(minimum=2.0, random_range=0.0, repeat_times=10, attempts=10, longest=5.0)
+    assert [capped.wait(n) for n in range(4)] == [2, 4, 5, 5]  # never beyond ocpp.reconnect_max ...
+    assert Backoff(minimum=10.0, random_range=0.0, repeat_times=3, attempts=10, longest=5.0).wait(3) == 10  # ...
+    # ... unless the CSMS's own minimum is longer
     jittered = Backoff(minimum=1.0, random_range=5.0, repeat_times=0, attempts=10)
     waits = [jittered.wait(4) for _ in range(200)]
     assert min(waits) >= 1.0 and max(waits) <= 6.0 and max(waits) - min(waits) > 2  # spread over the range

@@ -162,3 +162,42 @@ async def test_a_transaction_opened_at_the_plug_survives_a_restart_as_power_loss
         assert sent[-1]["transactionInfo"]["stoppedReason"] == "PowerLoss" and sent[-1]["seqNo"] == 1
     finally:
         await again.stop()
+
+
+async def test_a_transaction_opened_at_the_tap_ends_when_the_evse_is_made_inoperative(station201: App,
+                                                                                     csms: CsmsSimulator) -> None:
+    assert await set_variables(csms, "TxCtrlr", TxStartPoint="Authorized") == ["Accepted"]
+    await script(station201, f"tap {TAG}; expect Preparing")
+    await wait_until(lambda: events(csms), what="Started at the tap")
+    change = await csms.call(CP, call.ChangeAvailability(operational_status="Inoperative", evse={"id": 1}))
+    assert change.status == "Accepted"
+    sent = await ended(csms)
+    assert shape(sent) == [("Started", "Authorized"), ("Ended", "AbnormalCondition")]
+    assert station201.station.evses[1].next_transaction_id is None  # the next session gets an id of its own
+
+
+async def test_a_card_the_csms_refuses_in_the_started_answer_is_withdrawn(station201: App,
+                                                                         csms: CsmsSimulator) -> None:
+    entry = {"id_token": {"id_token": TAG, "type": "ISO14443"}, "id_token_info": {"status": "Accepted"}}
+    listed = await csms.call(CP, call.SendLocalList(version_number=1, update_type="Full",
+                                                    local_authorization_list=[entry]))
+    assert listed.status == "Accepted"
+    assert await set_variables(csms, "AuthCtrlr", LocalPreAuthorize="true") == ["Accepted"]
+    assert await set_variables(csms, "TxCtrlr", TxStartPoint="Authorized") == ["Accepted"]
+    csms.tag_statuses[TAG] = "Invalid"  # the list is out of date: the CSMS says no in the Started answer
+    await script(station201, f"tap {TAG}")
+    sent = await ended(csms)
+    assert shape(sent) == [("Started", "Authorized"), ("Ended", "Deauthorized")]
+    assert sent[-1]["transactionInfo"]["stoppedReason"] == "DeAuthorized"
+    await script(station201, "plug; wait 0.5; expect Preparing")  # and it does not charge when the cable comes
+
+
+async def test_a_reset_ends_a_transaction_open_without_a_session(station201: App, csms: CsmsSimulator) -> None:
+    assert await set_variables(csms, "TxCtrlr", TxStartPoint="EVConnected") == ["Accepted"]
+    await script(station201, "plug; expect Preparing")
+    await wait_until(lambda: events(csms), what="Started at the plug")
+    assert (await csms.call(CP, call.Reset(type="OnIdle"))).status == "Scheduled"  # a transaction is open
+    assert (await csms.call(CP, call.Reset(type="Immediate"))).status == "Accepted"
+    sent = await ended(csms)
+    assert (sent[-1]["triggerReason"], sent[-1]["transactionInfo"]["stoppedReason"]) == ("ResetCommand",
+                                                                                       "ImmediateReset")

@@ -275,6 +275,10 @@ class Ocpp201Adapter(SharedSpelling):
         """Events of a transaction that TxStartPoint / TxStopPoint open or close outside a charging session."""
         return self.points.around(event)
 
+    def end_open(self, reason: StopReason, trigger: TriggerReason) -> list[TxMessage]:
+        """The Ended events of transactions open outside a charging session, for a reset."""
+        return self.points.end_open(reason, trigger)
+
     def power_loss(self, tx: StoredTransaction) -> Message:
         """The Ended event of a transaction a dead process left open: its last persisted reading."""
         payload = self.event_payload("Ended", tx.last_at, TriggerReason.ABNORMAL_CONDITION, tx.connector_id,

@@ -70,7 +70,7 @@ class TxPoints:
             start = self._points(dm.TX_START_POINT)
             if opened is not None:
                 return []  # the session that follows is an event of it
-            if isinstance(event, VehicleConnected) and EV_CONNECTED in start:
+            if isinstance(event, VehicleConnected) and EV_CONNECTED in start and evse.session is None:
                 return [self._open(evse.id, EV_CONNECTED, TriggerReason.CABLE_PLUGGED_IN, ChargingState.EV_CONNECTED)]
             if isinstance(event, Authorized) and AUTHORIZED in start and not evse.vehicle.plugged:
                 # With the cable in, the session starts at once and its Started says Authorized.
@@ -92,6 +92,25 @@ class TxPoints:
             del self.opened[evse.id]
             return [self._message(STOP, opened.tx_id, payload, iso_utc(now))]
         return [self._close(evse.id, now, TriggerReason.EV_DEPARTED, StopReason.EV_DISCONNECTED, ChargingState.IDLE)]
+
+    def end_open(self, reason: StopReason, trigger: TriggerReason) -> list[TxMessage]:
+        """End every transaction open outside a charging session (a reset: the process restarts next)."""
+        now, ended = self.adapter.client.clock.utcnow(), []
+        for evse_id, opened in list(self.opened.items()):
+            evse = self.adapter.client.station.evses[evse_id]
+            if evse.transaction is not None:
+                continue  # its session ends it
+            if opened.held_end is None:
+                state = ChargingState.EV_CONNECTED if evse.vehicle.plugged else ChargingState.IDLE
+                ended.append(self._close(evse_id, now, trigger, reason, state))
+                continue
+            payload = dict(opened.held_end, timestamp=iso_utc(now), triggerReason=str(trigger))
+            payload["transactionInfo"] = dict(payload["transactionInfo"],
+                                              stoppedReason=self.adapter.stopped_reason(reason))
+            self.adapter.mark_offline(payload)
+            del self.opened[evse_id]
+            ended.append(self._message(STOP, opened.tx_id, payload, iso_utc(now)))
+        return ended
 
     def _open(self, evse_id: int, by: str, trigger: TriggerReason, state: ChargingState) -> TxMessage:
         adapter, evse = self.adapter, self.adapter.client.station.evses[evse_id]

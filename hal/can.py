@@ -169,7 +169,8 @@ class PythonCanBus(CanBus):
                 log.warning("%s: transmit queue full (no ACK on the bus? nobody listening?): frames dropped",
                             self.name)
             return False
-        self._warned_full = False
+        if self._warned_full and self._outbox.qsize() < self.QUEUE_LIMIT // 2:
+            self._warned_full = False  # drained for real (not one slot freed by a stuck writer): warn again next time
         if self.monitors:
             self._monitor("tx", frame)
         return True

@@ -211,57 +211,51 @@ async def outage_drain(messages: int, workdir: Path, version: str = "1.6") -> di
 
 def _sample(version: str, db: Any, local_id: str, at: str, i: int) -> tuple[str, dict[str, Any]]:
     """One synthetic sample (its value is its place in the queue), as the version's adapter would queue it."""
+    seq_no = Store.take_number(db, f"v201.seqNo.{local_id}") if version == "2.0.1" else 0
+    return _sample_message(version, local_id, at, i, seq_no)
+
+
+def _sample_message(version: str, local_id: str, at: str, i: int, seq_no: int) -> tuple[str, dict[str, Any]]:
     if version == "1.6":
         return "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": at, "sampledValue": [{"value": str(i)}]}]}
     return "TransactionEvent", {
         "eventType": "Updated", "timestamp": at, "triggerReason": "MeterValuePeriodic", "offline": True,
-        "seqNo": Store.take_number(db, f"v201.seqNo.{local_id}"), "transactionInfo": {"transactionId": local_id},
+        "seqNo": seq_no, "transactionInfo": {"transactionId": local_id},
         "evse": {"id": 1, "connectorId": 1}, "meterValue": [{"timestamp": at, "sampledValue": [{"value": i}]}]}
+
+
+async def _one_at_a_time(csms: CsmsSimulator, version: str, cp_id: str, frames: list[str]) -> float:
+    """CALLs per second the CSMS answers one at a time, sent by a bare client (no station) on loopback."""
+    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
+    async with websockets.connect(f"{csms.url}/{cp_id}", subprotocols=[Subprotocol(subprotocol)]) as ws:
+        boot = {"1.6": {"chargePointVendor": "bench", "chargePointModel": "limit"},
+                "2.0.1": {"reason": "PowerUp", "chargingStation": {"model": "limit", "vendorName": "bench"}}}
+        await ws.send(json.dumps([2, "boot", "BootNotification", boot[version]]))
+        await ws.recv()
+        started = time.monotonic()
+        for frame in frames:
+            await ws.send(frame)
+            await ws.recv()
+        return len(frames) / (time.monotonic() - started)
 
 
 async def heartbeat_limit(csms: CsmsSimulator, version: str, calls: int = 1000) -> float:
     """Heartbeats per second the CSMS answers one at a time (a station that does nothing else, on loopback)."""
-    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    async with websockets.connect(f"{csms.url}/HB-LIMIT", subprotocols=[Subprotocol(subprotocol)]) as ws:
-        boot = {"1.6": {"chargePointVendor": "bench", "chargePointModel": "limit"},
-                "2.0.1": {"reason": "PowerUp", "chargingStation": {"model": "limit", "vendorName": "bench"}}}
-        await ws.send(json.dumps([2, "boot", "BootNotification", boot[version]]))
-        await ws.recv()
-        started = time.monotonic()
-        for n in range(calls):
-            await ws.send(json.dumps([2, f"hb{n}", "Heartbeat", {}]))
-            await ws.recv()
-        return calls / (time.monotonic() - started)
+    return await _one_at_a_time(csms, version, "HB-LIMIT",
+                                [json.dumps([2, f"hb{n}", "Heartbeat", {}]) for n in range(calls)])
 
 
 async def message_limit(csms: CsmsSimulator, version: str, calls: int = 1000) -> float:
     """Queued-sample messages per second the CSMS answers one at a time, sent by a bare client (no station)."""
-    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    async with websockets.connect(f"{csms.url}/MSG-LIMIT", subprotocols=[Subprotocol(subprotocol)]) as ws:
-        boot = {"1.6": {"chargePointVendor": "bench", "chargePointModel": "limit"},
-                "2.0.1": {"reason": "PowerUp", "chargingStation": {"model": "limit", "vendorName": "bench"}}}
-        await ws.send(json.dumps([2, "boot", "BootNotification", boot[version]]))
-        await ws.recv()
-        at = "2026-01-01T00:00:00.000Z"
-        messages = []
-        for n in range(calls):
-            if version == "1.6":
-                payload: dict[str, Any] = {"connectorId": 1, "transactionId": 1, "meterValue": [
-                    {"timestamp": at, "sampledValue": [{"value": str(n)}]}]}
-                messages.append(json.dumps([2, f"m{n}", "MeterValues", payload]))
-            else:
-                payload = {"eventType": "Updated", "timestamp": at, "triggerReason": "MeterValuePeriodic",
-                           "offline": True, "seqNo": n, "transactionInfo": {"transactionId": "limit"},
-                           "evse": {"id": 1, "connectorId": 1}, "meterValue": [
-                               {"timestamp": at, "sampledValue": [{"value": n}]}]}
-                messages.append(json.dumps([2, f"m{n}", "TransactionEvent", payload]))
-        started = time.monotonic()
-        for message in messages:
-            await ws.send(message)
-            await ws.recv()
-        elapsed = time.monotonic() - started
+    frames = []
+    for n in range(calls):
+        action, payload = _sample_message(version, "limit", "2026-01-01T00:00:00.000Z", n, n)
+        if version == "1.6":
+            payload["transactionId"] = 1  # as the queue fills it in when it sends
+        frames.append(json.dumps([2, f"m{n}", action, payload]))
+    rate = await _one_at_a_time(csms, version, "MSG-LIMIT", frames)
     csms.events.pop("limit", None)  # not a transaction of the run's
-    return calls / elapsed
+    return rate
 
 
 def _first_sample(message: list[Any]) -> dict[str, Any] | None:

@@ -160,7 +160,8 @@ def firmware_version() -> str:
 
 
 class SharedSpelling:
-    """What 1.6 and 2.0.1 spell alike: DataTransfer, the boot and heartbeat answers, an expiry's reading."""
+    """What 1.6 and 2.0.1 spell alike: DataTransfer, the boot and heartbeat answers, an idle FirmwareStatus,
+    an expiry's reading."""
 
     client: OcppClient
 
@@ -173,6 +174,11 @@ class SharedSpelling:
         if data is not None:
             payload["data"] = data
         return "DataTransfer", payload
+
+    @staticmethod
+    def firmware_status() -> Message:
+        """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
+        return "FirmwareStatusNotification", {"status": "Idle"}
 
     @staticmethod
     def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:

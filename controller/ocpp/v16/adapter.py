@@ -45,11 +45,6 @@ class Ocpp16Adapter(SharedSpelling):
         return cp
 
     @staticmethod
-    def firmware_status() -> Message:
-        """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
-        return "FirmwareStatusNotification", {"status": "Idle"}
-
-    @staticmethod
     def diagnostics_status() -> Message:
         """DiagnosticsStatusNotification: nothing to report (diagnostics uploads are not handled yet)."""
         return "DiagnosticsStatusNotification", {"status": "Idle"}

@@ -83,11 +83,6 @@ class Ocpp201Adapter(SharedSpelling):
         return stamped
 
     @staticmethod
-    def firmware_status() -> Message:
-        """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
-        return "FirmwareStatusNotification", {"status": "Idle"}
-
-    @staticmethod
     def diagnostics_status() -> Message:
         """LogStatusNotification: nothing to report (log uploads are not handled yet)."""
         return "LogStatusNotification", {"status": "Idle"}

@@ -48,6 +48,8 @@ class Station:
         self.evses: dict[int, Evse] = {}
         #: Amps per phase for all EVSEs together (0: no limit); see :meth:`rebalance`.
         self.site_current_limit = site_current_limit
+        #: The station's total from a station-maximum charging profile (None: none); see :meth:`rebalance`.
+        self.station_limit: PowerLimit | None = None
         self.authorizer: Authorizer | None = None
         #: How the shared reader's cards are presented (ISO14443 for a PN532; a 125 kHz tag is Local).
         self.card_token_type = IdTokenType.ISO14443
@@ -285,31 +287,49 @@ class Station:
 
     # ------------------------------------------------------------ site limit
 
-    def rebalance(self) -> None:
-        """Share ``site_current_limit`` between the EVSEs with a transaction (equal shares, >= 6 A each).
+    def set_station_limit(self, limit: PowerLimit | None) -> None:
+        """The whole station's limit from a station-maximum charging profile (None: none); shared like the site's."""
+        if limit != self.station_limit:
+            self.station_limit = limit
+            self.rebalance()
 
-        When the limit cannot give every one 6 A, the earliest transactions get the shares and the rest
-        wait in SuspendedEVSE. An idle EVSE is pre-set to the share it would get on starting, so a new
-        session never starts above it; the others come down on the next loop turn.
+    def rebalance(self) -> None:
+        """Share the station's totals between the EVSEs with a transaction (equal shares).
+
+        Amps per phase (the smaller of ``site_current_limit`` and a station maximum in amps) go to the AC EVSEs:
+        when they cannot give every one 6 A, the earliest transactions get the shares and the rest wait in
+        SuspendedEVSE. Watts (a station maximum in watts) go to every EVSE, DC ones too. An idle EVSE is pre-set
+        to the share it would get on starting, so a new session never starts above it; the others come down on
+        the next loop turn.
         """
-        limit = self.site_current_limit
-        if not limit:
-            return
-        # Amps per phase are an AC outlet's; a DC outlet (phases 0) draws through its own rectifier supply.
-        ac = [e for e in self.evses.values() if e.phases]
-        started = {e.id: e.transaction.started_at for e in ac if e.transaction is not None}
+        profile = self.station_limit or PowerLimit()
+        amps = [a for a in (self.site_current_limit or None, profile.amps) if a is not None]
+        watts = profile.watts
+        shares: dict[int, PowerLimit] = {eid: PowerLimit() for eid in self.evses}
+        started = {e.id: e.transaction.started_at for e in self.evses.values() if e.transaction is not None}
         active = sorted((self.evses[eid] for eid in started), key=lambda e: (started[e.id], e.id))
-        fit = min(len(active), int(limit // MIN_CURRENT_A))
-        share = limit / fit if fit else 0.0
-        for i, e in enumerate(active):
-            e.set_limit(SITE, PowerLimit(amps=share if i < fit else 0.0))
-        idle_share = limit / (len(active) + 1)
-        for e in ac:
-            if e.transaction is None:
-                e.set_limit(SITE, PowerLimit(amps=idle_share if idle_share >= MIN_CURRENT_A else 0.0))
+        if amps:
+            # Amps per phase are an AC outlet's; a DC outlet (phases 0) draws through its own rectifier supply.
+            limit = min(amps)
+            ac = [e for e in active if e.phases]
+            fit = min(len(ac), int(limit // MIN_CURRENT_A))
+            share = limit / fit if fit else 0.0
+            for i, e in enumerate(ac):
+                shares[e.id] = PowerLimit(amps=share if i < fit else 0.0)
+            idle_share = limit / (len(ac) + 1)
+            for e in self.evses.values():
+                if e.phases and e.transaction is None:
+                    shares[e.id] = PowerLimit(amps=idle_share if idle_share >= MIN_CURRENT_A else 0.0)
+        if watts is not None:
+            for e in self.evses.values():
+                sharing = len(active) if e.transaction is not None else len(active) + 1
+                shares[e.id] = shares[e.id].combine(PowerLimit(watts=watts / sharing))
+        for eid, e in self.evses.items():
+            e.set_limit(SITE, None if shares[eid] == PowerLimit() else shares[eid])
 
     def _on_own_event(self, event: Event) -> None:
-        if isinstance(event, TransactionStarted | TransactionEnded) and self.site_current_limit:
+        if isinstance(event, TransactionStarted | TransactionEnded) and (self.site_current_limit
+                                                                          or self.station_limit is not None):
             asyncio.get_running_loop().call_soon(self.rebalance)
         elif isinstance(event, StatusChanged) and event.evse_id != 0:
             self._report_station_status()  # the whole station follows its EVSEs (1.6 connector 0)

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     reservation_id INTEGER PRIMARY KEY, connector_id INTEGER NOT NULL, id_tag TEXT NOT NULL, id_type TEXT NOT NULL,
     group_tag TEXT, expires_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS charging_profiles (profile_id INTEGER PRIMARY KEY, profile TEXT NOT NULL);
 """
 
 # Release 0.1.0 (schema 1) kept the 1.6 configuration keys as settings "ocpp.<Key>"; schema 2 keeps them as
@@ -395,6 +396,22 @@ class Store:
             db.execute("DELETE FROM reservations WHERE connector_id = ?", (r.connector_id,))
             db.execute("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
                        (r.reservation_id, r.connector_id, r.id_tag, r.id_type, r.group_tag, r.expires_at))
+
+    def charging_profiles(self) -> list[str]:
+        """The installed charging profiles, as the JSON :mod:`controller.ocpp.charging_profiles` wrote."""
+        with self._lock:
+            rows = self._db.execute("SELECT profile FROM charging_profiles ORDER BY profile_id").fetchall()
+        return [row[0] for row in rows]
+
+    def put_charging_profile(self, profile_id: int, profile: str) -> None:
+        """Keep (or replace) one charging profile."""
+        with self.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO charging_profiles VALUES (?, ?)", (profile_id, profile))
+
+    def drop_charging_profiles(self, profile_ids: list[int]) -> None:
+        """Forget these charging profiles."""
+        with self.atomic() as db:
+            db.executemany("DELETE FROM charging_profiles WHERE profile_id = ?", [(i,) for i in profile_ids])
 
     def drop_reservation(self, connector_id: int) -> None:
         """A connector's reservation ended (used, cancelled or expired)."""

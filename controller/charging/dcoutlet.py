@@ -254,11 +254,15 @@ class DcOutlet(ImdChecks, ChargingProtocol):
         return dataclasses.replace(reading, soc=soc if soc is not None and 0 <= soc <= 100 else None,
                                    offered_w=offered)
 
+    def volts(self) -> float:
+        # The session's maximum (the stage's own before one): the highest the current can meet, so a watts
+        # limit never gives more amps than it allows.
+        return self.maximum_voltage() or self.power.capabilities.max_voltage
+
     def _amps(self, limit: PowerLimit) -> float:
         amps = limit.amps if limit.amps is not None else float("inf")
         if limit.watts is not None:
-            voltage = self.maximum_voltage() or self.power.capabilities.max_voltage
-            amps = min(amps, limit.watts / max(voltage, 1.0))
+            amps = min(amps, limit.watts / max(self.volts(), 1.0))
         return min(amps, self.power.capabilities.max_current)
 
     # ---------------------------------------------------------------- inputs

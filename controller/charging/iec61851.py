@@ -41,6 +41,8 @@ PWM_RAISE_INTERVAL = 5.0
 WAKEUP_PULSE = 4.0
 #: Until smart charging measures the line voltage, a limit in watts is turned into amps at the nominal voltage.
 NOMINAL_VOLTS = 230.0
+#: A phase carrying at least this much current is one the EV charges on.
+PHASE_IN_USE_A = 2.0
 
 _VEHICLE = {None: VehicleStatus.UNKNOWN, PilotState.A: VehicleStatus.ABSENT, PilotState.B: VehicleStatus.CONNECTED,
             PilotState.C: VehicleStatus.REQUESTING, PilotState.D: VehicleStatus.REQUESTING,
@@ -219,8 +221,22 @@ class Iec61851(ChargingProtocol):
             self.lock.want(True)
         return self.supervisor.holds(self.id, LOCK) and self.supervisor.holds(self.id, RCM)
 
+    def volts(self) -> float:
+        # The meter's volts per phase: a watts limit on a 207 V supply allows more amps than on 230 V.
+        reading = self.evse.reading if self.evse is not None else None
+        measured = [v for v in (reading.voltage if reading is not None else ()) if v]
+        return sum(measured) / len(measured) if measured else NOMINAL_VOLTS
+
+    def phases_in_use(self) -> int:
+        """The phases the EV draws on (the outlet's, until it draws): a single-phase car on a three-phase
+        outlet may take a watts limit as three times the amps."""
+        reading = self.evse.reading if self.evse is not None else None
+        drawing = sum(1 for a in (reading.current if reading is not None else ()) if a is not None
+                      and a >= PHASE_IN_USE_A)
+        return min(drawing, self.phases) if drawing else self.phases
+
     def offer(self, limit: PowerLimit) -> bool:
-        amps = limit.amps_at(NOMINAL_VOLTS, self.phases)
+        amps = limit.amps_at(self.volts(), self.phases_in_use())
         target = MAX_CURRENT_A if amps is None else min(amps, MAX_CURRENT_A)
         offered = self.pilot.offered_current
         now = self.clock.monotonic()

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.dc import PROTOCOL_BITRATE
 from controller.config.sections import Config, ConnectorSection
@@ -112,6 +113,11 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     problem = csms_url_problem(url) if url else None
     if problem:
         problems.append(f"{source}: ocpp.csms_url = {redact(url)!r}: {problem}")
+    try:
+        ZoneInfo(config.station.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.append(f"{source}: station.timezone = {config.station.timezone!r}: expected an IANA time zone "
+                        "such as 'Europe/Berlin' or 'UTC' (see /usr/share/zoneinfo)")
     if config.ocpp.reconnect_max < config.ocpp.reconnect_min:
         problems.append(
             f"{source}: ocpp.reconnect_max = {config.ocpp.reconnect_max:g}: expected at least "

@@ -28,6 +28,9 @@ class StationSection:
     #: Amps per phase the site's supply allows all connectors together (0: no limit). Shared equally
     #: between the connectors with a transaction; one that would get less than 6 A waits (SuspendedEVSE).
     site_current_limit: float = opt(0.0, lo=0, hi=1000)
+    #: The IANA time zone a Recurring charging profile repeats in: a daily profile for 17:00 stays at 17:00
+    #: local time when daylight saving starts or ends.
+    timezone: str = "UTC"
 
 
 @dataclass

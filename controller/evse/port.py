@@ -30,7 +30,9 @@ class VehicleStatus(enum.Enum):
 
 
 class EvseLink(Protocol):
-    """What a protocol may tell its EVSE (on the loop thread)."""
+    """What a protocol may tell its EVSE (on the loop thread), and its last meter reading."""
+
+    reading: MeterReading | None
 
     def on_vehicle(self, status: VehicleStatus) -> None:
         """The vehicle's status changed."""
@@ -64,6 +66,10 @@ class ChargingProtocol(ABC):
 
         When it becomes ready later, the protocol calls :meth:`EvseLink.refresh`.
         """
+
+    def volts(self) -> float | None:
+        """The voltage that turns this outlet's watts into amps (None: the mains' nominal per phase)."""
+        return None
 
     @abstractmethod
     def offer(self, limit: PowerLimit) -> bool:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -46,6 +47,7 @@ from controller.ocpp.queue import STOP, Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
 from controller.ocpp.security_events import SecurityEvents
+from controller.ocpp.smart_charging import SmartCharging
 from controller.ocpp.statuses import StatusReporter, current_status
 from controller.ocpp.variables import standard_variables
 from controller.station import Station
@@ -86,6 +88,8 @@ class OcppClient:
                          password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_connected=self.network.connected,
                          on_security_event=self.security_event)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
+        self.smart = SmartCharging(station, store, self.clock, ZoneInfo(config.station.timezone))
+        self.model.provide(dm.SMART_ENTRIES, lambda: str(len(self.smart.profiles)))
         # 2.0.1 spells SecurityEventNotification; 1.6 has no such message and keeps none.
         self.security_events = SecurityEvents(store, self.clock, getattr(self.adapter, "security_event", None),
                                               self.send)
@@ -150,10 +154,11 @@ class OcppClient:
     async def run(self) -> None:
         """Connect, boot and serve until cancelled."""
         aligned = asyncio.create_task(self.sampler.run_aligned(), name="ocpp-clock-aligned")
+        limits = asyncio.create_task(self.smart.run(), name="ocpp-smart-charging")
         try:
             await self.link.run(self._session)
         finally:
-            await cancel_and_wait([aligned, *self._tasks])
+            await cancel_and_wait([aligned, limits, *self._tasks])
             await self.sampler.close()
 
     async def _session(self, ws: Any) -> None:
@@ -236,6 +241,7 @@ class OcppClient:
             return  # ClockCtrlr.TimeSource puts the system clock first
         try:
             correction = self.clock.follow(parse_time(current_time))
+            self.smart.changed()  # every boundary moved with the clock
         except ValueError:
             log.warning("CSMS sent an unreadable currentTime %r; keeping the local clock", current_time)
             return

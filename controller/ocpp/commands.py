@@ -27,6 +27,7 @@ from controller.tasks import until
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
+    from controller.ocpp.smart_charging import SmartCharging
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ class Commands:
     def now(self) -> datetime:
         """The station's UTC time (following the CSMS's clock)."""
         return self.client.clock.utcnow()
+
+    @property
+    def smart(self) -> SmartCharging:
+        """The charging profiles (SetChargingProfile and its kin go straight there)."""
+        return self.client.smart
 
     def has_evse(self, evse_id: int) -> bool:
         """Whether the station has this EVSE (0: the station itself)."""

@@ -20,7 +20,7 @@ from controller.storage import Store
 log = logging.getLogger(__name__)
 
 BOOLEAN, INTEGER, STRING, MEMBER_LIST = "boolean", "integer", "string", "MemberList"
-DATE_TIME, OPTION_LIST, SEQUENCE_LIST = "dateTime", "OptionList", "SequenceList"
+DATE_TIME, OPTION_LIST, SEQUENCE_LIST, DECIMAL = "dateTime", "OptionList", "SequenceList", "decimal"
 READ_ONLY, READ_WRITE, WRITE_ONLY = "ReadOnly", "ReadWrite", "WriteOnly"
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: no fullwidth digits, no "1_0"
 
@@ -84,6 +84,12 @@ class Variable:
                 return "expected an integer"
             number = int(value.strip())
             return None if self.minimum <= number <= self.maximum else f"expected {self.minimum}-{self.maximum}"
+        if self.data_type == DECIMAL:
+            try:
+                number = float(value.strip())
+            except ValueError:
+                return "expected a decimal number"
+            return None if self.minimum <= number <= self.maximum else f"expected {self.minimum}-{self.maximum}"
         if self.data_type == MEMBER_LIST:
             members = split(value)
             if not members and not self.allow_empty:
@@ -129,7 +135,7 @@ OCPP_COMM, TX, AUTH, AUTH_CACHE, LOCAL_LIST = "OCPPCommCtrlr", "TxCtrlr", "AuthC
 SAMPLED, ALIGNED, DEVICE_DATA, RESERVATION, INTERNAL = "SampledDataCtrlr", "AlignedDataCtrlr", "DeviceDataCtrlr", \
     "ReservationCtrlr", "InternalCtrlr"
 
-CLOCK, SECURITY = "ClockCtrlr", "SecurityCtrlr"
+CLOCK, SECURITY, SMART = "ClockCtrlr", "SecurityCtrlr", "SmartChargingCtrlr"
 
 HEARTBEAT_INTERVAL = Ref(OCPP_COMM, "HeartbeatInterval")
 FILE_TRANSFER_PROTOCOLS = Ref(OCPP_COMM, "FileTransferProtocols")
@@ -187,8 +193,17 @@ NON_EVSE_SPECIFIC_RESERVATION = Ref(RESERVATION, "NonEvseSpecific")
 PHASE_ROTATION = Ref(INTERNAL, "ConnectorPhaseRotation")
 NUMBER_OF_CONNECTORS = Ref(INTERNAL, "NumberOfConnectors")
 SUPPORTED_FEATURE_PROFILES = Ref(INTERNAL, "SupportedFeatureProfiles")
+SMART_ENABLED = Ref(SMART, "Enabled")
+SMART_AVAILABLE = Ref(SMART, "Available")
+SMART_ENTRIES = Ref(SMART, "Entries", "ChargingProfiles")
+LIMIT_CHANGE_SIGNIFICANCE = Ref(SMART, "LimitChangeSignificance")
+PERIODS_PER_SCHEDULE = Ref(SMART, "PeriodsPerSchedule")
+PROFILE_STACK_LEVEL = Ref(SMART, "ProfileStackLevel")
+RATE_UNIT = Ref(SMART, "RateUnit")
+PHASES_3TO1 = Ref(SMART, "Phases3to1")
+AC_PHASE_SWITCHING = Ref(SMART, "ACPhaseSwitchingSupported")
 
-PROFILES = "Core,LocalAuthListManagement,Reservation,RemoteTrigger"
+PROFILES = "Core,LocalAuthListManagement,Reservation,RemoteTrigger,SmartCharging"
 LOCAL_LIST_MAX = 1000
 SEND_LOCAL_LIST_MAX = 250
 GET_VARIABLES_MAX = 50

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from controller.clock import Clock, iso_utc
 from controller.config import Config
 from controller.ocpp import device_model as dm
+from controller.ocpp import smart_charging as smart
 from controller.ocpp.device_model import (
     BOOLEAN,
     DATE_TIME,
+    DECIMAL,
     INTEGER,
     MEMBER_LIST,
     OPTION_LIST,
@@ -162,6 +164,17 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
         Variable(dm.PHASE_ROTATION, STRING, ",".join(f"{i}.RST" for i in range(1, connectors + 1))),
         number(dm.NUMBER_OF_CONNECTORS, connectors, mutability=READ_ONLY),
         Variable(dm.SUPPORTED_FEATURE_PROFILES, STRING, dm.PROFILES, READ_ONLY),
+        flag(dm.SMART_ENABLED, True, READ_ONLY),
+        flag(dm.SMART_AVAILABLE, True, READ_ONLY),
+        Variable(dm.SMART_ENTRIES, INTEGER, "0", READ_ONLY, max_items=smart.MAX_PROFILES),
+        # A relative change of the offered limit worth telling (no external limit source is wired yet: see README).
+        Variable(dm.LIMIT_CHANGE_SIGNIFICANCE, DECIMAL, "0.1", READ_WRITE, 0, 1),
+        number(dm.PERIODS_PER_SCHEDULE, smart.MAX_PERIODS, mutability=READ_ONLY),
+        number(dm.PROFILE_STACK_LEVEL, smart.MAX_STACK_LEVEL, mutability=READ_ONLY),
+        Variable(dm.RATE_UNIT, MEMBER_LIST, "A,W", READ_ONLY, values=("A", "W")),
+        # No contactor switches a three-phase outlet to one phase: numberPhases cannot be obeyed by switching.
+        flag(dm.PHASES_3TO1, False, READ_ONLY),
+        flag(dm.AC_PHASE_SWITCHING, False, READ_ONLY),
         *_components(config, station),
     ]
 

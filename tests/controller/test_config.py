@@ -173,3 +173,9 @@ def test_a_csms_url_that_cannot_work_is_refused_without_showing_its_password(tmp
                          '[ocpp]\ncsms_url = "ws://cp:s3cret@csms.example/ocpp#frag"\n[[connector]]\nid = 1\n')
     assert problems == [f"{tmp_path / 'charger.toml'}: ocpp.csms_url = 'ws://cp:***@csms.example/ocpp#frag': expected "
                         "a ws:// or wss:// URL without a #fragment"]
+
+
+def test_an_unknown_time_zone_is_named(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, '[station]\ntimezone = "Europe/Springfield"\n[[connector]]\nid = 1\n')
+    assert problems == [f"{tmp_path / 'charger.toml'}: station.timezone = 'Europe/Springfield': expected an IANA "
+                        "time zone such as 'Europe/Berlin' or 'UTC' (see /usr/share/zoneinfo)"]

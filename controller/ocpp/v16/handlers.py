@@ -16,7 +16,9 @@ from ocpp.v16.enums import Action, DataTransferStatus
 
 from controller.clock import parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
+from controller.ocpp.charging_profiles import Unit
 from controller.ocpp.commands import Commands, Trigger
+from controller.ocpp.smart_charging import Rules
 from controller.ocpp.rpc import Connection, frame_log
 from controller.ocpp.v16.codes import (
     AVAILABILITY,
@@ -29,6 +31,7 @@ from controller.ocpp.v16.codes import (
     spell,
 )
 from controller.ocpp.v16.keys import ConfigurationKeys
+from controller.ocpp.v16.profiles import Unreadable, composite_payload, profile_from, purpose_from
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ _TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
              "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
              "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS,
              "DiagnosticsStatusNotification": Trigger.DIAGNOSTICS_STATUS}
+#: 1.6 §5.16.3: a profile with an installed one's stack level and purpose (on its connector) replaces it.
+PROFILE_RULES = Rules(replace_same_level=True, tx_needs_id=False)
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
 
 
@@ -55,9 +60,21 @@ class StationChargePoint(Connection, ChargePoint):
     # ------------------------------------------------------------ transactions
 
     @on(Action.remote_start_transaction, **_CHECKED)
-    def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        # A chargingProfile is accepted and not applied: smart charging is not there yet.
+    def on_remote_start(self, id_tag: str, connector_id: int | None = None,
+                        charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        smart = self.commands.smart
+        profile = None
+        if charging_profile is not None:
+            try:
+                profile = profile_from(charging_profile, connector_id or 0, None)
+            except Unreadable as exc:
+                log.info("RemoteStartTransaction refused: %s", exc)
+                return call_result.RemoteStartTransaction(status="Rejected")
+            if smart.remote_start_problem(profile) is not None:
+                return call_result.RemoteStartTransaction(status="Rejected")
         answer = self.commands.remote_start(IdToken(id_tag, CSMS_TOKEN), connector_id)
+        if profile is not None and answer == Answer.ACCEPTED:
+            smart.expect_remote_start(profile, id_tag, None)
         return call_result.RemoteStartTransaction(status=_status(answer))
 
     @on(Action.remote_stop_transaction, **_CHECKED)
@@ -154,6 +171,38 @@ class StationChargePoint(Connection, ChargePoint):
     @on(Action.cancel_reservation, **_CHECKED)
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         return call_result.CancelReservation(status=_status(self.commands.cancel_reservation(reservation_id)))
+
+    # ---------------------------------------------------------- smart charging
+
+    @on(Action.set_charging_profile, **_CHECKED)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any) -> Any:
+        wire_tx = cs_charging_profiles.get("transaction_id")
+        local_tx = None if wire_tx is None else self.commands.transaction_of(wire_tx)
+        try:
+            profile = profile_from(cs_charging_profiles, connector_id, local_tx)
+        except Unreadable as exc:
+            log.info("SetChargingProfile refused: %s", exc)
+            return call_result.SetChargingProfile(status="Rejected")
+        if wire_tx is not None and local_tx is None:
+            log.info("SetChargingProfile refused: transaction %s is not known here", wire_tx)
+            return call_result.SetChargingProfile(status="Rejected")
+        return call_result.SetChargingProfile(status=_status(self.commands.smart.install(profile, PROFILE_RULES)))
+
+    @on(Action.clear_charging_profile, **_CHECKED)
+    def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
+                                  charging_profile_purpose: str | None = None, stack_level: int | None = None,
+                                  **_: Any) -> Any:
+        cleared = self.commands.smart.clear(id, connector_id, purpose_from(charging_profile_purpose), stack_level)
+        return call_result.ClearChargingProfile(status="Accepted" if cleared else "Unknown")
+
+    @on(Action.get_composite_schedule, **_CHECKED)
+    def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
+                                  **_: Any) -> Any:
+        composite = self.commands.smart.composite(connector_id, duration,
+                                                  Unit(charging_rate_unit) if charging_rate_unit else None)
+        if composite is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        return call_result.GetCompositeSchedule(status="Accepted", **composite_payload(composite))
 
     # ---------------------------------------------------------------- trigger
 

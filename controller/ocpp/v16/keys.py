@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from controller.domain.types import Answer
 from controller.ocpp import device_model as dm
-from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref
+from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref, split
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Alias:
     limit: bool = False
     #: Variables the key sets too: one 1.6 key stands for what 2.0.1 splits in two.
     also: tuple[Ref, ...] = ()
+    #: 1.6 names for a list variable's members (2.0.1's "A" is 1.6's "Current").
+    spelling: tuple[tuple[str, str], ...] = ()
 
 
 ALIASES: list[Alias] = [
@@ -61,6 +63,11 @@ ALIASES: list[Alias] = [
     Alias("LocalAuthListMaxLength", dm.LOCAL_LIST_ENTRIES, limit=True),
     Alias("SendLocalListMaxLength", dm.LOCAL_LIST_ITEMS_PER_MESSAGE),
     Alias("ReserveConnectorZeroSupported", dm.NON_EVSE_SPECIFIC_RESERVATION),
+    Alias("ChargeProfileMaxStackLevel", dm.PROFILE_STACK_LEVEL),
+    Alias("ChargingScheduleAllowedChargingRateUnit", dm.RATE_UNIT, spelling=(("A", "Current"), ("W", "Power"))),
+    Alias("ChargingScheduleMaxPeriods", dm.PERIODS_PER_SCHEDULE),
+    Alias("MaxChargingProfilesInstalled", dm.SMART_ENTRIES, limit=True),
+    Alias("ConnectorSwitch3to1PhaseSupported", dm.PHASES_3TO1),
 ]
 _BY_KEY = {a.key: a for a in ALIASES}
 
@@ -75,7 +82,11 @@ class ConfigurationKeys:
         """A key's 1.6 value."""
         if alias.limit:
             return str(self.model.variables[alias.ref].max_items)
-        return self.model.get(alias.ref)
+        value = self.model.get(alias.ref)
+        if alias.spelling:
+            names = dict(alias.spelling)
+            return ",".join(names.get(member, member) for member in split(value))
+        return value
 
     def readonly(self, alias: Alias) -> bool:
         """Whether ChangeConfiguration may write the key."""

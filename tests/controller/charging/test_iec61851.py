@@ -16,6 +16,7 @@ from controller.evse.port import VehicleStatus
 from controller.safety.supervisor import SafetySupervisor
 from hal.gpio_contactor import GpioContactor
 from hal.gpio_pilot import GpioPilot
+from hal.meter import MeterReading
 from hal.pilot import PilotState
 from hil.gpio import MockMcp3008, WatchedPin, WatchedPWMPin, make_factory
 
@@ -38,6 +39,7 @@ class Link:
 
     def __init__(self, supervisor: SafetySupervisor) -> None:
         self.heard: list[object] = []
+        self.reading: MeterReading | None = None
         supervisor.listeners.append(lambda _evse, faults: self.heard.append(set(faults)))
 
     def on_vehicle(self, status: VehicleStatus) -> None:
@@ -126,6 +128,19 @@ async def test_below_6_a_nothing_is_offered_resuming_waits_like_a_raise_and_watt
     assert iec.offer(PowerLimit(amps=100)) is True and outlet.amps() == pytest.approx(16.0)  # a raise waits
     iec.withdraw()  # the session ends
     assert iec.offer(PowerLimit()) and outlet.amps() == 80.0  # a new one starts at once; no limit: the PWM's most
+
+
+async def test_watts_become_amps_with_the_measured_volts_and_the_phases_the_ev_draws_on(outlet: Outlet) -> None:
+    iec = outlet.iec
+    limit = PowerLimit(watts=11040)
+    assert iec.offer(limit) and outlet.amps() == pytest.approx(16.0)  # nothing measured yet: 3 x 230 V
+    iec.withdraw()
+    # A weak supply (207 V) allows more amps for the same watts; a car on one phase takes them all on it.
+    outlet.link.reading = MeterReading(0.0, voltage=(207.0, 207.0, 207.0), current=(0.0, 0.0, 0.0))
+    assert iec.offer(limit) and outlet.amps() == pytest.approx(11040 / 621)
+    iec.withdraw()
+    outlet.link.reading = MeterReading(0.0, voltage=(230.0, 230.0, 230.0), current=(10.0, 0.1, 0.0))
+    assert iec.offer(PowerLimit(watts=3680)) and outlet.amps() == pytest.approx(16.0)
 
 
 async def test_each_pwm_run_needs_its_own_diode_check(outlet: Outlet) -> None:

@@ -14,8 +14,8 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from websockets.exceptions import ConnectionClosed
 

@@ -86,10 +86,10 @@ class Variable:
             return None if self.minimum <= number <= self.maximum else f"expected {self.minimum}-{self.maximum}"
         if self.data_type == DECIMAL:
             try:
-                number = float(value.strip())
+                decimal = float(value.strip())
             except ValueError:
                 return "expected a decimal number"
-            return None if self.minimum <= number <= self.maximum else f"expected {self.minimum}-{self.maximum}"
+            return None if self.minimum <= decimal <= self.maximum else f"expected {self.minimum}-{self.maximum}"
         if self.data_type == MEMBER_LIST:
             members = split(value)
             if not members and not self.allow_empty:

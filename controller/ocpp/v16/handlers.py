@@ -18,8 +18,8 @@ from controller.clock import parse_time
 from controller.domain.types import Answer, AuthDecision, IdToken
 from controller.ocpp.charging_profiles import Unit
 from controller.ocpp.commands import Commands, Trigger
-from controller.ocpp.smart_charging import Rules
 from controller.ocpp.rpc import Connection, frame_log
+from controller.ocpp.smart_charging import Rules
 from controller.ocpp.v16.codes import (
     AVAILABILITY,
     CONFIGURATION,

@@ -202,6 +202,8 @@ def composite_schedule(profiles: list[ChargingProfile], evse_id: int, start: dat
                        if lim is not None and lim.phases is not None), None)
         period = CompositePeriod(round((at - start).total_seconds()), round(value if value is not None else ceiling, 1),
                                  phases)
+        if periods and periods[-1].start == period.start:
+            periods.pop()  # a change within the first half second: the later limit is the one that holds
         if not periods or (periods[-1].limit, periods[-1].phases) != (period.limit, period.phases):
             periods.append(period)
         if limits.until is None or limits.until >= end:

@@ -206,7 +206,7 @@ class SmartCharging:
 
     def composite(self, evse_id: int, duration: int, unit: Unit | None) -> Composite | None:
         """GetCompositeSchedule: the schedule from now for ``duration`` s (None: no such EVSE)."""
-        now = self.clock.utcnow().replace(microsecond=0)
+        now = self.clock.utcnow()
         profiles = list(self.profiles.values())
         if evse_id == 0:
             evses = list(self.station.evses.values())

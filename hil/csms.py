@@ -202,6 +202,8 @@ class CsmsSimulator:
         self.boot_reasons: list[str] = []
         self.notified: list[dict[str, Any]] = []
         self.reports: dict[int, list[dict[str, Any]]] = {}
+        #: ReportChargingProfiles parts by requestId (2.0.1 GetChargingProfiles).
+        self.profile_reports: dict[int, list[dict[str, Any]]] = {}
         self.security_events: list[str] = []
         self.customer_data: list[tuple[int, str]] = []
         self.reservation_updates: list[tuple[int, str]] = []

@@ -111,6 +111,13 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
         self._csms.reservation_updates.append((reservation_id, reservation_update_status))
         return call_result.ReservationStatusUpdate()
 
+    @on(Action.report_charging_profiles)
+    def on_report_charging_profiles(self, request_id: int, charging_limit_source: str, evse_id: int,
+                                    charging_profile: list[dict[str, Any]], **kwargs: Any) -> Any:
+        self._csms.profile_reports.setdefault(request_id, []).append(
+            {"evse_id": evse_id, "source": charging_limit_source, "profiles": charging_profile, **kwargs})
+        return call_result.ReportChargingProfiles()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
         self._csms.security_events.append(type)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from controller.clock import Clock
 from controller.domain.events import Event, TransactionEnded, TransactionStarted
-from controller.domain.types import Answer, PowerLimit
+from controller.domain.types import PowerLimit
 from controller.evse.machine import Evse
 from controller.ocpp.charging_profiles import ChargingProfile, Purpose, Unit, shape_problem
 from controller.ocpp.composite import (
@@ -104,12 +104,12 @@ class SmartCharging:
 
     # ------------------------------------------------------------- installing
 
-    def install(self, profile: ChargingProfile, rules: Rules) -> Answer:
-        """SetChargingProfile: ACCEPTED or REJECTED (the log says why)."""
+    def install(self, profile: ChargingProfile, rules: Rules) -> str | None:
+        """SetChargingProfile: None when installed, or why it was refused (the log says it too)."""
         problem = self._problem(profile, rules)
         if problem is not None:
             log.info("charging profile %d for EVSE %d refused: %s", profile.id, profile.evse_id, problem)
-            return Answer.REJECTED
+            return problem
         if profile.purpose == Purpose.TX:
             evse = self.station.evses[profile.evse_id]
             profile = profile.bound(_running_id(evse) or "", profile.wire_transaction_id)
@@ -119,7 +119,7 @@ class SmartCharging:
         self._put(profile)
         log.info("charging profile %d installed on EVSE %d (%s, stack level %d)%s", profile.id, profile.evse_id,
                  profile.purpose.value, profile.stack_level, f", replacing {replaced}" if replaced else "")
-        return Answer.ACCEPTED
+        return None
 
     def _problem(self, profile: ChargingProfile, rules: Rules) -> str | None:
         shape = shape_problem(profile, max_periods=MAX_PERIODS)

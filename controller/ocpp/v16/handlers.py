@@ -186,7 +186,8 @@ class StationChargePoint(Connection, ChargePoint):
         if wire_tx is not None and local_tx is None:
             log.info("SetChargingProfile refused: transaction %s is not known here", wire_tx)
             return call_result.SetChargingProfile(status="Rejected")
-        return call_result.SetChargingProfile(status=_status(self.commands.smart.install(profile, PROFILE_RULES)))
+        refused = self.commands.smart.install(profile, PROFILE_RULES)
+        return call_result.SetChargingProfile(status="Accepted" if refused is None else "Rejected")
 
     @on(Action.clear_charging_profile, **_CHECKED)
     def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,

@@ -31,6 +31,7 @@ from controller.ocpp.v201.codes import (
     spell,
     token_type,
 )
+from controller.ocpp.v201.smart import SmartChargingHandlers, Unreadable, profile_from
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _status(answer: Answer) -> str:
     return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
 
-class StationChargePoint201(Connection, ChargePoint):
+class StationChargePoint201(SmartChargingHandlers, Connection, ChargePoint):
     """The 2.0.1 handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, commands: Commands, model: DeviceModel) -> None:
@@ -133,10 +134,22 @@ class StationChargePoint201(Connection, ChargePoint):
 
     @on(Action.request_start_transaction, **_CHECKED)
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None,
-                         **_: Any) -> Any:
-        # A chargingProfile is accepted and not applied: smart charging is not there yet.
+                         charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        smart = self.commands.smart
+        profile = None
+        if charging_profile is not None:
+            try:
+                profile = profile_from(charging_profile, evse_id or 0)
+            except Unreadable as exc:
+                log.info("RequestStartTransaction refused: %s", exc)
+                return call_result.RequestStartTransaction(status="Rejected")
+            # K05.FR.02: the transaction does not exist yet, so its profile cannot name it.
+            if profile.transaction_id is not None or smart.remote_start_problem(profile) is not None:
+                return call_result.RequestStartTransaction(status="Rejected")
         token = IdToken(id_token["id_token"], token_type(id_token.get("type")))
         answer = self.commands.remote_start(token, evse_id, remote_start_id=remote_start_id)
+        if profile is not None and answer == Answer.ACCEPTED:
+            smart.expect_remote_start(profile, token.value, remote_start_id)
         return call_result.RequestStartTransaction(status=_status(answer))
 
     @on(Action.request_stop_transaction, **_CHECKED)

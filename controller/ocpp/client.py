@@ -26,6 +26,7 @@ from controller.domain.events import (
     Authorized,
     ChargingStateChanged,
     Event,
+    LimitChanged,
     MeterSample,
     ReservationEnded,
     StatusChanged,
@@ -355,10 +356,12 @@ class OcppClient:
         elif isinstance(event, (VehicleConnected, VehicleDeparted, Authorized, AuthorizationWithdrawn)):
             for edge in self.adapter.around(event):
                 self.queue.put(edge)
-        elif isinstance(event, ChargingStateChanged):
+        elif isinstance(event, (ChargingStateChanged, LimitChanged)):
+            # 2.0.1 tells both in a TransactionEvent of the running transaction; 1.6 has no such message.
+            name = "charging_state" if isinstance(event, ChargingStateChanged) else "rate_changed"
+            changed = getattr(self.adapter, name, None)
             evse = self.station.evses[event.evse_id]
-            changed = getattr(self.adapter, "charging_state", None)  # 2.0.1 tells it in a TransactionEvent
-            message = changed(event) if changed is not None and evse.transaction is not None else None
+            message = changed(event) if changed is not None else None
             if message is not None and evse.transaction is not None:
                 action, payload = message
                 reading = evse.reading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,20 @@ async def test_smart_charging_ctrlr_variables(station201: App, csms: CsmsSimulat
     got = {r["variable"]["name"]: r.get("attribute_value") for r in result.get_variable_result}
     assert got == {"Enabled": "true", "Available": "true", "Entries": "1", "LimitChangeSignificance": "0.1",
                    "PeriodsPerSchedule": "48", "ProfileStackLevel": "8", "RateUnit": "A,W"}
+
+
+async def test_a_significant_limit_change_is_told_as_charging_rate_changed(station201: App,
+                                                                          csms: CsmsSimulator) -> None:
+    tx = await transaction(station201, csms)
+
+    def rate_events() -> list[dict[str, Any]]:
+        return [e for e in events(csms) if e["triggerReason"] == "ChargingRateChanged"]
+
+    # 32 A to 30 A is 6 %: below LimitChangeSignificance (10 %), nothing is told.
+    assert await set_profile(csms, 1, profile(31, "TxProfile", [(0, 30.0)], transactionId=tx)) == "Accepted"
+    await wait_until(lambda: offers(station201, 1)[-1:] == [30.0], 1.0, what="the PWM at 30 A")
+    await asyncio.sleep(0.3)
+    assert rate_events() == []
+    assert await set_profile(csms, 1, profile(31, "TxProfile", [(0, 10.0)], transactionId=tx)) == "Accepted"
+    await wait_until(rate_events, 2.0, what="TransactionEvent ChargingRateChanged")
+    assert rate_events()[0]["eventType"] == "Updated" and rate_events()[0]["transactionInfo"]["transactionId"] == tx

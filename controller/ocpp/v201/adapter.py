@@ -8,12 +8,19 @@ link was down. Statuses are per EVSE and connector; the station as a whole has n
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import iso_utc
-from controller.domain.events import ChargingStateChanged, ReservationEnded, StatusChanged, Transaction
+from controller.domain.events import (
+    ChargingStateChanged,
+    LimitChanged,
+    ReservationEnded,
+    StatusChanged,
+    Transaction,
+)
 from controller.domain.faults import Fault
 from controller.domain.types import (
     AuthDecision,
@@ -21,6 +28,7 @@ from controller.domain.types import (
     ChargingState,
     EvseStatus,
     IdToken,
+    PowerLimit,
     StopReason,
     TriggerReason,
 )
@@ -30,6 +38,7 @@ from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SessionEdge, SharedSpelling, firmware_version
 from controller.ocpp.queue import START, STOP, UPDATE, TxMessage
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
+from controller.ocpp.smart_charging import NOMINAL_VOLTS
 from controller.ocpp.v201.codes import (
     CONNECTOR_STATUS,
     FAULT_COMPONENTS,
@@ -67,6 +76,8 @@ class Ocpp201Adapter(SharedSpelling):
         self._first_connection = True
         self._event_ids = 0
         self.points = TxPoints(self)
+        #: Each EVSE's offer limit as last told (amps per phase at 230 V; inf: none), for ChargingRateChanged.
+        self._rates: dict[int, float] = {}
 
     def connection(self, ws: Any) -> StationChargePoint201:
         """The 2.0.1 handlers of one websocket connection."""
@@ -236,6 +247,23 @@ class Ocpp201Adapter(SharedSpelling):
                                                TriggerReason.CHARGING_STATE_CHANGED, event.evse_id, tx.local_id,
                                                {"chargingState": event.state.value})
 
+    def rate_changed(self, event: LimitChanged) -> Message | None:
+        """TransactionEvent Updated (ChargingRateChanged) when a transaction's offer limit moved by more than
+        SmartChargingCtrlr.LimitChangeSignificance (a fraction) from the last one told (or the one it began with)."""
+        evse = self.client.station.evses[event.evse_id]
+        now = _comparable(event.limit, evse.phases)
+        told = self._rates.get(event.evse_id)
+        if evse.transaction is None or told is None:
+            self._rates[event.evse_id] = now
+            return None
+        significance = float(self.client.model.get(dm.LIMIT_CHANGE_SIGNIFICANCE))
+        if now == told or (math.isfinite(now) and math.isfinite(told) and abs(now - told) <= significance * told):
+            return None
+        self._rates[event.evse_id] = now
+        return "TransactionEvent", self.event_payload("Updated", self.client.clock.utcnow(),
+                                               TriggerReason.CHARGING_RATE_CHANGED, event.evse_id,
+                                               evse.transaction.local_id, {})
+
     def idle_sample(self, evse_id: int, value: MeterValue) -> Message:
         """MeterValues outside any transaction."""
         return "MeterValues", {"evseId": evse_id, "meterValue": [self.sampled(value)]}
@@ -351,3 +379,9 @@ def _charging_state(evse: Evse) -> ChargingState:
     if evse.status in by_status:
         return by_status[evse.status]
     return ChargingState.EV_CONNECTED if evse.vehicle.plugged else ChargingState.IDLE
+
+
+def _comparable(limit: PowerLimit, phases: int) -> float:
+    """A limit as amps per phase at the nominal 230 V (DC: watts / 230), so amps and watts limits compare."""
+    amps = limit.amps_at(NOMINAL_VOLTS, phases or 1)
+    return math.inf if amps is None else amps

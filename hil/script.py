@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.domain.types import EvseStatus
+from hil.fleet import Fleet
 from hil.kinds import FAULT_KINDS
 
 STEPS = {
@@ -26,6 +27,8 @@ STEPS = {
     "expect": "expect STATUS [N] [within SECONDS]",
     "fault": "fault " + "|".join(FAULT_KINDS) + " [N]",
     "clear": "clear " + "|".join(FAULT_KINDS) + " [N]",
+    # The bench CSMS's side (evse-hil run with the built-in CSMS): N 0 is the whole station.
+    "csms": "csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N]",
 }
 DEFAULT_WITHIN = 5.0
 
@@ -112,6 +115,8 @@ def _parse_step(words: list[str], text: str) -> Step:
         if not 1 <= len(rest) <= 2 or rest[0].lower() not in FAULT_KINDS:
             raise ScriptError(f"step {text!r}: {usage}")
         return Step(verb, (rest[0].lower(), _connector(rest[1] if len(rest) > 1 else None, text)), text)
+    if verb == "csms":
+        return _parse_csms(rest, text, usage)
     if verb == "wait":
         if len(rest) != 1:
             raise ScriptError(f"step {text!r}: {usage}")
@@ -134,6 +139,31 @@ def _parse_step(words: list[str], text: str) -> Step:
             raise ScriptError(f"step {text!r}: {usage}")
         within = _number(tail[1], text, "SECONDS")
     return Step(verb, (status, connector, within), text)
+
+
+def _parse_csms(rest: list[str], text: str, usage: str) -> Step:
+    """csms limit 16 [N] [for SECONDS], csms limit 7400W ..., csms unlimit [N]."""
+    if not rest or rest[0].lower() not in ("limit", "unlimit"):
+        raise ScriptError(f"step {text!r}: {usage}")
+    action, tail = rest[0].lower(), rest[1:]
+    value, unit = 0.0, "A"
+    if action == "limit":
+        if not tail:
+            raise ScriptError(f"step {text!r}: {usage}")
+        token = tail.pop(0).upper()
+        unit = "W" if token.endswith("W") else "A"
+        value = _number(token.rstrip("AW"), text, "the limit")
+    connector: int | None = None
+    if tail and tail[0].lower() != "for":
+        if not tail[0].isdigit():
+            raise ScriptError(f"step {text!r}: connector must be a number from 0, got {tail[0]!r}")
+        connector = int(tail.pop(0))
+    seconds = None
+    if tail:
+        if action != "limit" or len(tail) != 2 or tail[0].lower() != "for":
+            raise ScriptError(f"step {text!r}: {usage}")
+        seconds = int(_number(tail[1], text, "SECONDS")) or None
+    return Step("csms", (action, value, unit, connector, seconds), text)
 
 
 class Bench(Protocol):
@@ -193,6 +223,8 @@ async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
             bench.inject(args[0], args[1], verb == "fault")
         elif verb == "tap":
             bench.tap(args[0])
+        elif verb == "csms":
+            return await _csms_step(bench, *args)
         elif verb == "wait":
             await asyncio.sleep(args[0])
         elif verb == "expect":
@@ -208,3 +240,17 @@ async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
     except (KeyError, RuntimeError, ValueError) as exc:
         return False, f"cannot run: {exc}"
     return True, ""
+
+
+async def _csms_step(bench: Bench, action: str, value: float, unit: str, connector: int | None,
+                     seconds: int | None) -> tuple[bool, str]:
+    csms = getattr(bench, "csms", None)
+    if csms is None:
+        return False, "csms steps need the built-in CSMS (evse-hil run without --csms)"
+    fleet = Fleet(csms)
+    if action == "limit":
+        status = await fleet.limit(0 if connector is None else connector, value, unit, seconds=seconds)
+    else:
+        status = await fleet.unlimit(connector)
+    # Clearing where nothing was set is no failure (ClearChargingProfile answers Unknown).
+    return status == "Accepted" or (action == "unlimit" and status == "Unknown"), f"the station answered {status}"

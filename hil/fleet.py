@@ -1,0 +1,97 @@
+"""What the bench CSMS runs on a station, in either OCPP version: charging limits (and, as they come, firmware
+updates and log uploads). The ``csms`` script steps and the tests call these; each returns the station's answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from controller.clock import iso_utc
+from hil.csms import CsmsSimulator
+
+_PURPOSES = {"1.6": {"max": "ChargePointMaxProfile", "default": "TxDefaultProfile", "tx": "TxProfile"},
+             "2.0.1": {"max": "ChargingStationMaxProfile", "default": "TxDefaultProfile", "tx": "TxProfile"}}
+
+
+class Fleet:
+    """The bench CSMS's fleet operations on one connected station."""
+
+    def __init__(self, csms: CsmsSimulator, cp_id: str | None = None) -> None:
+        self.csms = csms
+        if cp_id is None:
+            if len(csms.connections) != 1:
+                raise RuntimeError(f"{len(csms.connections)} stations are connected to the bench CSMS; name one")
+            cp_id = next(iter(csms.connections))
+        self.cp_id = cp_id
+        self._ids = itertools.count(1000)
+
+    @property
+    def version(self) -> str:
+        """The OCPP version the station speaks to the CSMS."""
+        connection = self.csms.connections.get(self.cp_id)
+        if connection is None:
+            raise RuntimeError(f"{self.cp_id} is not connected to the bench CSMS")
+        return "2.0.1" if type(connection).__module__.endswith("csms201") else "1.6"
+
+    async def limit(self, connector: int, value: float, unit: str = "A", *, seconds: int | None = None,
+                    purpose: str = "default", stack_level: int = 0, profile_id: int | None = None) -> str:
+        """Install a profile of one period (``value`` in ``unit``, for ``seconds`` or for ever) from now on
+        ``connector`` (0: the station); ``purpose`` is max, default or tx (the running transaction's)."""
+        pid = profile_id if profile_id is not None else next(self._ids)
+        version = self.version
+        start = iso_utc(datetime.now(UTC) - timedelta(seconds=1))
+        period = {"startPeriod": 0, "limit": value}
+        schedule: dict[str, Any] = {"chargingRateUnit": unit, "chargingSchedulePeriod": [period],
+                                    "startSchedule": start, **({"duration": seconds} if seconds else {})}
+        body: dict[str, Any] = {"stackLevel": stack_level, "chargingProfilePurpose": _PURPOSES[version][purpose],
+                                "chargingProfileKind": "Absolute"}
+        if purpose == "tx":
+            body["transactionId"] = self._running_transaction(connector)
+        if version == "1.6":
+            request: Any = call16.SetChargingProfile(connector_id=connector, cs_charging_profiles={
+                "chargingProfileId": pid, **body, "chargingSchedule": schedule})
+        else:
+            request = call201.SetChargingProfile(evse_id=connector, charging_profile={
+                "id": pid, **body, "chargingSchedule": [{"id": pid, **schedule}]})
+        return str((await self.csms.call(self.cp_id, request)).status)
+
+    async def unlimit(self, connector: int | None = None) -> str:
+        """Clear every profile (of ``connector`` only, when given)."""
+        if self.version == "1.6":
+            request: Any = call16.ClearChargingProfile(connector_id=connector)
+        else:
+            request = call201.ClearChargingProfile(
+                charging_profile_criteria=None if connector is None else {"evseId": connector})
+        return str((await self.csms.call(self.cp_id, request)).status)
+
+    async def composite(self, connector: int, seconds: int, unit: str | None = None) -> list[tuple[int, float]]:
+        """The station's composite schedule for ``connector``: (start, limit) periods."""
+        if self.version == "1.6":
+            result = await self.csms.call(self.cp_id, call16.GetCompositeSchedule(
+                connector_id=connector, duration=seconds, charging_rate_unit=unit))
+            schedule = result.charging_schedule
+        else:
+            result = await self.csms.call(self.cp_id, call201.GetCompositeSchedule(
+                duration=seconds, evse_id=connector, charging_rate_unit=unit))
+            schedule = result.schedule
+        if result.status != "Accepted":
+            raise RuntimeError(f"GetCompositeSchedule for connector {connector}: {result.status}")
+        return [(p["start_period"], float(p["limit"])) for p in schedule["charging_schedule_period"]]
+
+    def _running_transaction(self, connector: int) -> Any:
+        if self.version == "1.6":
+            running = [t for t in self.csms.transactions.values()
+                       if t.cp_id == self.cp_id and t.connector_id == connector and t.meter_stop is None]
+            if not running:
+                raise RuntimeError(f"no transaction runs on connector {connector}")
+            return running[-1].id
+        ended = {tx for tx, events in self.csms.events.items() if events[-1]["event_type"] == "Ended"}
+        open_ = [tx for tx in self.csms.events if tx not in ended]
+        if not open_:
+            raise RuntimeError(f"no transaction runs on EVSE {connector}")
+        return open_[-1]

@@ -6,6 +6,8 @@
   soon as it sees the PWM), with an online Authorize on loopback.
 - A fault (CP shorted to PE) while charging to contactor open: the bench
   records when it shorted the pilot, the coil pin when it dropped.
+- A charging profile's period boundary to the PWM showing its limit (the station's clock against the
+  bench's monotonic one).
 - Resident memory of a real ``evse run`` process after a session driven over
   its bench control socket.
 """
@@ -23,15 +25,19 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ocpp.v16 import call
 
 from controller.app import App
+from controller.charging.iec61851 import Iec61851
+from controller.clock import iso_utc
 from controller.config import Config
 from controller.domain.types import IdToken, IdTokenType
 from controller.tasks import until
+from hal.pilot import current_for_duty
 from hil.control import send_script
 from hil.simhw import SimHardware, sim_of
 
@@ -172,6 +178,57 @@ async def measure_fault_short(config: Config, state_dir: Path, trials: int) -> d
         return summarise(latencies)
 
 
+async def measure_profile_boundary(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+    """A charging profile's period boundary (the station's clock) until the PWM shows the lower limit.
+
+    Each trial installs a stack-level-1 TxDefaultProfile of 8 A for 0.5 s starting 0.7-1.0 s ahead, over a
+    16 A one; the raise back to 16 A waits the (bench-shortened) 0.2 s raise interval.
+    """
+    async with _connected_charger(config, state_dir) as (app, sim):
+        csms = sim.csms
+        assert csms is not None and app.ocpp is not None
+        cp_id = app.config.station.id
+        iec = app.protocols[1]
+        assert isinstance(iec, Iec61851)
+        iec.pwm_raise_interval = 0.2
+        ev = sim.evs[1]
+
+        def amps(duty_percent: float) -> float | None:
+            found = current_for_duty(duty_percent)
+            return None if found is None else round(found, 1)
+
+        def offered() -> float | None:
+            return amps(ev.duty * 100.0)
+
+        def profile(pid: int, level: int, amps: float, start: datetime, duration: int | None) -> Any:
+            schedule = {"chargingRateUnit": "A", "startSchedule": iso_utc(start),
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": amps}],
+                        **({"duration": duration} if duration else {})}
+            return call.SetChargingProfile(connector_id=1, cs_charging_profiles={
+                "chargingProfileId": pid, "stackLevel": level, "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute", "chargingSchedule": schedule})
+
+        await csms.call(cp_id, profile(1, 0, 16.0, app.clock.utcnow() - timedelta(seconds=1), None))
+        ev.plug()
+        sim.tap(TAG)
+        if not await until(lambda: app.status(1) == "Charging", 10):
+            raise RuntimeError(f"session did not start (status {app.status(1)})")
+        latencies = []
+        for _ in range(trials):
+            if not await until(lambda: offered() == 16.0, 5):
+                raise RuntimeError("the PWM did not come back to 16 A")
+            sim.timeline.clear()
+            boundary = app.clock.utcnow() + timedelta(seconds=random.uniform(0.7, 1.0))
+            at_boundary = time.monotonic() + (boundary - app.clock.utcnow()).total_seconds()
+            await csms.call(cp_id, profile(2, 1, 8.0, boundary, 1))
+            if not await until(lambda: offered() == 8.0, 3):
+                raise RuntimeError("the PWM did not follow the profile to 8 A")
+            lowered = next(o for o in sim.timeline.items("pwm", 1, at_boundary - 1.0)
+                           if amps(o.value) == 8.0)
+            latencies.append(lowered.t - at_boundary)
+        return summarise(latencies)
+
+
 def measure_memory(config_path: str | None) -> dict[str, float]:
     """RSS of a real ``evse run`` (simulated hardware) after one session run over ``evse-hil ctl``."""
     with tempfile.TemporaryDirectory(prefix="evse-perf-") as state:
@@ -210,6 +267,7 @@ async def run_perf(config: Config, config_path: str | None, trials: int, tap_tri
             "ev_c_to_b_contactor_open": await measure_c_to_b(config, Path(state), trials),
             "tap_to_contactor_closed": await measure_tap_to_close(config, Path(state), tap_trials),
             "fault_cp_short_to_contactor_open": await measure_fault_short(config, Path(state), trials),
+            "profile_boundary_to_pwm": await measure_profile_boundary(config, Path(state), tap_trials),
         }
     if memory:
         results["daemon_memory_after_session"] = await asyncio.to_thread(measure_memory, config_path)

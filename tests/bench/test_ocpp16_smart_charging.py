@@ -228,3 +228,12 @@ async def test_bad_profiles_are_rejected(charger: App, csms: CsmsSimulator) -> N
                                               kind="Recurring")) == "Rejected"  # no recurrencyKind
     assert await set_profile(csms, 3, profile(21, "TxDefaultProfile", [(0, 10.0)])) == "Rejected"  # no connector 3
     assert periods(await composite(csms, 1, 60)) == [(0, 32.0)]
+
+
+async def test_the_boundary_benchmark_measures_profile_periods_reaching_the_pwm(tmp_path: Path) -> None:
+    from hil.perf import measure_profile_boundary
+
+    config = sim_config()
+    config.ocpp.csms_url = ""  # the built-in CSMS
+    result = await measure_profile_boundary(config, tmp_path, 2)
+    assert result["n"] == 2 and 0 <= result["p50_ms"] <= result["max_ms"] < 1000  # the one second

@@ -8,6 +8,7 @@ CSMS-initiated operations (remote start and stop, or any CALL).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -15,13 +16,14 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import websockets
 from ocpp.exceptions import InternalError
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
@@ -155,6 +157,22 @@ class _CentralChargePoint(ScriptedAnswers, ChargePoint):
             tx.meter_values.extend(meter_value)
         return call_result.MeterValues()
 
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
+        self._csms.security_events.append(type)
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        self._csms.csrs.append(csr)
+        return call_result.SignCertificate(status="Accepted" if self._csms.signer else "Rejected")
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, csr: str, **_: Any) -> None:
+        signer = self._csms.signer
+        if signer is not None:
+            self._csms.answer_csr(self, call.CertificateSigned(certificate_chain=signer(csr)))
+
 
 def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
@@ -204,6 +222,11 @@ class CsmsSimulator:
         self.reports: dict[int, list[dict[str, Any]]] = {}
         #: ReportChargingProfiles parts by requestId (2.0.1 GetChargingProfiles).
         self.profile_reports: dict[int, list[dict[str, Any]]] = {}
+        #: SignCertificate CSRs received, and the CSMS's CA that signs them (None: it refuses them).
+        self.csrs: list[str] = []
+        self.signer: Callable[[str], str] | None = None
+        #: The station's answers to the CertificateSigned the signer sent.
+        self.signed_answers: list[str] = []
         self.security_events: list[str] = []
         self.customer_data: list[tuple[int, str]] = []
         self.reservation_updates: list[tuple[int, str]] = []
@@ -217,6 +240,7 @@ class CsmsSimulator:
         #: The close code of every connection that ended (1000 normal, 1001 going away, 1011 an error, ...).
         self.close_codes: list[int | None] = []
         self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._server: Any = None
 
     def now(self) -> str:
@@ -338,6 +362,16 @@ class CsmsSimulator:
             if message[0] == 2:
                 result.append(message[2])
         return result
+
+    def answer_csr(self, cp: Any, request: Any) -> None:
+        """Send a CertificateSigned (after the SignCertificate answer is on the wire) and keep its answer."""
+        async def send() -> None:
+            result = await cp.call(request)
+            self.signed_answers.append(str(result.status) if result is not None else "CALLERROR")
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def call(self, cp_id: str, request: Any) -> Any:
         """Send any CALL to a connected station; returns its result (None for a CALLERROR)."""

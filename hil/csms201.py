@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ocpp.routing import on
-from ocpp.v201 import ChargePoint, call_result
+from ocpp.routing import after, on
+from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from hil.scripted import ScriptedAnswers
@@ -117,6 +117,18 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
         self._csms.profile_reports.setdefault(request_id, []).append(
             {"evse_id": evse_id, "source": charging_limit_source, "profiles": charging_profile, **kwargs})
         return call_result.ReportChargingProfiles()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        self._csms.csrs.append(csr)
+        return call_result.SignCertificate(status="Accepted" if self._csms.signer else "Rejected")
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, csr: str, **_: Any) -> None:
+        signer = self._csms.signer
+        if signer is not None:
+            self._csms.answer_csr(self, call.CertificateSigned(certificate_chain=signer(csr),
+                                                               certificate_type="ChargingStationCertificate"))
 
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:

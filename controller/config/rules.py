@@ -127,8 +127,25 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     if password and not 16 <= len(password) <= 40:
         problems.append(f"{source}: ocpp.basic_auth_password = ({len(password)} characters): expected 16-40 "
                         "characters (OCPP's passwordString)")
-    if config.ocpp.ca_file and not Path(config.ocpp.ca_file).is_file():
-        problems.append(f"{source}: ocpp.ca_file = {config.ocpp.ca_file!r}: expected a PEM file that exists")
+    for key in ("ca_file", "client_cert_file", "client_key_file"):
+        value = getattr(config.ocpp, key)
+        if value and not Path(value).is_file():
+            problems.append(f"{source}: ocpp.{key} = {value!r}: expected a PEM file that exists")
+    if bool(config.ocpp.client_cert_file) != bool(config.ocpp.client_key_file):
+        problems.append(f"{source}: ocpp.client_key_file = {config.ocpp.client_key_file!r}: expected a key file "
+                        "with ocpp.client_cert_file, and neither without it")
+    wanted = config.ocpp.security_profile
+    scheme = url.split("://", 1)[0] if url else ""
+    if wanted >= 2 and scheme == "ws":
+        problems.append(f"{source}: ocpp.security_profile = {wanted}: expected a wss:// ocpp.csms_url (TLS)")
+    if wanted in (0, 1) and scheme == "wss":
+        problems.append(f"{source}: ocpp.security_profile = {wanted}: expected a ws:// ocpp.csms_url (no TLS)")
+    if wanted in (1, 2) and not password:
+        problems.append(f"{source}: ocpp.security_profile = {wanted}: expected ocpp.basic_auth_password "
+                        "(HTTP Basic)")
+    if wanted == 3 and not config.ocpp.client_cert_file:
+        problems.append(f"{source}: ocpp.security_profile = 3: expected ocpp.client_cert_file and "
+                        "client_key_file (a client certificate)")
     if not config.station.id or len(config.station.id) > 48 or "/" in config.station.id:
         problems.append(f"{source}: station.id = {config.station.id!r}: expected 1-48 characters without '/'")
 

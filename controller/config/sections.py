@@ -52,8 +52,15 @@ class OcppSection:
     #: CSMS may change it (2.0.1 SecurityCtrlr.BasicAuthPassword). Empty: none.
     basic_auth_password: str = ""
     #: Security profile 2: the CA certificate (PEM) a wss:// CSMS's certificate must chain to. Empty: the
-    #: system's trust store.
+    #: system's trust store. CSMS roots the CSMS installs (InstallCertificate) are trusted too.
     ca_file: str = ""
+    #: Security profile 3: the station's first client certificate (PEM chain) and its key. A certificate the
+    #: CSMS signs later (SignCertificate / CertificateSigned) replaces them in the state directory.
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    #: The security profile to connect with: 0-3, or -1 to infer it (2 for wss:// with a password, 3 for
+    #: wss:// with a client certificate, 1 for ws:// with a password, else 0). The CSMS may raise it.
+    security_profile: int = opt(-1, lo=-1, hi=3)
 
 
 @dataclass

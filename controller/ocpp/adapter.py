@@ -122,6 +122,13 @@ class VersionAdapter(Protocol):
         """The last message of a transaction a dead process left open."""
         ...
 
+    #: The security event of a CertificateSigned the station refuses.
+    invalid_station_certificate: str
+
+    def sign_certificate(self, csr: str) -> Message:
+        """SignCertificate of a CSR for the station's own certificate."""
+        ...
+
     def queued(self, message: StoredMessage) -> dict[str, Any]:
         """A queued message as it goes out."""
         ...
@@ -147,6 +154,10 @@ class VersionAdapter(Protocol):
         """The diagnostics status, for TriggerMessage."""
         ...
 
+    def log_status(self) -> Message:
+        """LogStatusNotification, for (Extended)TriggerMessage."""
+        ...
+
 
 REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
 
@@ -160,10 +171,21 @@ def firmware_version() -> str:
 
 
 class SharedSpelling:
-    """What 1.6 and 2.0.1 spell alike: DataTransfer, the boot and heartbeat answers, an idle FirmwareStatus,
-    an expiry's reading."""
+    """What 1.6 and 2.0.1 spell alike: SecurityEventNotification, DataTransfer, the boot and heartbeat answers,
+    an idle FirmwareStatus, an expiry's reading."""
 
     client: OcppClient
+
+    @staticmethod
+    def log_status() -> Message:
+        """LogStatusNotification (2.0.1, and the 1.6 whitepaper's): no upload under way."""
+        return "LogStatusNotification", {"status": "Idle"}
+
+    @staticmethod
+    def security_event(event: dict[str, str]) -> Message:
+        """SecurityEventNotification of a kept event (its type and when it happened): 2.0.1's, and the 1.6
+        security whitepaper's."""
+        return "SecurityEventNotification", {"type": event["type"], "timestamp": event["timestamp"]}
 
     @staticmethod
     def data_transfer(vendor_id: str, message_id: str | None, data: str | None) -> Message:

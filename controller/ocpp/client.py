@@ -40,17 +40,19 @@ from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Connection, Message, Registration, adapter_for
 from controller.ocpp.auth import LocalAuthorization
+from controller.ocpp.certificates import CertificateStore
 from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref
 from controller.ocpp.link import Backoff, Link
-from controller.ocpp.network import NetworkProfile, NetworkProfiles
+from controller.ocpp.network import NetworkProfile, NetworkProfiles, configured_profile
 from controller.ocpp.queue import STOP, Queue
 from controller.ocpp.rpc import CallFailed
 from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
+from controller.ocpp.security import Security
 from controller.ocpp.security_events import SecurityEvents
 from controller.ocpp.smart_charging import SmartCharging
 from controller.ocpp.statuses import StatusReporter, current_status
-from controller.ocpp.variables import standard_variables
+from controller.ocpp.variables import certificates_in, standard_variables
 from controller.station import Station
 from controller.storage import Store, StoredMessage
 from controller.tasks import cancel_and_wait
@@ -76,22 +78,26 @@ class OcppClient:
         self.cp_id = config.station.id
         self.model = DeviceModel(store, standard_variables(config, station, self.clock, store))
         self.auth = LocalAuthorization(store, self.model, self.clock)
+        self.certificates = CertificateStore(store.path.parent, client_cert_file=config.ocpp.client_cert_file,
+                                             client_key_file=config.ocpp.client_key_file)
         self.commands = Commands(self)
+        self.security = Security(self)
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
-        password = config.ocpp.basic_auth_password
-        security = (2 if csms_url.startswith("wss://") else 1) if password else 0
+        security = configured_profile(csms_url, config.ocpp)
         self.network = NetworkProfiles(store, self.model,
                                        NetworkProfile(1, csms_url, security, config.ocpp.response_timeout))
         self.model.provide(dm.SECURITY_PROFILE, lambda: str(self.network.active.security_profile))
+        ca_file = certificates_in(config.ocpp.ca_file)
+        self.model.provide(dm.CERTIFICATE_ENTRIES, lambda: str(ca_file + len(self.certificates.installed())))
         self.link = Link(self.network.order, self.cp_id, self.adapter.subprotocol, config.ocpp,
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff,
                          password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_connected=self.network.connected,
-                         on_security_event=self.security_event)
+                         on_security_event=self.security_event, certificates=self.certificates)
         self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
         self.smart = SmartCharging(station, store, self.clock, ZoneInfo(config.station.timezone))
         self.model.provide(dm.SMART_ENTRIES, lambda: str(len(self.smart.profiles)))
-        # 2.0.1 spells SecurityEventNotification; 1.6 has no such message and keeps none.
+        # 2.0.1 and the 1.6 security whitepaper spell SecurityEventNotification.
         self.security_events = SecurityEvents(store, self.clock, getattr(self.adapter, "security_event", None),
                                               self.send)
         self.statuses = StatusReporter(self.model, self.queue, self._send_status)

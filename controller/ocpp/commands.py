@@ -27,6 +27,7 @@ from controller.tasks import until
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
+    from controller.ocpp.security import Security
     from controller.ocpp.smart_charging import SmartCharging
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class Trigger(enum.Enum):
     TRANSACTION_EVENT = "transaction event"
     FIRMWARE_STATUS = "firmware status"
     DIAGNOSTICS_STATUS = "diagnostics status"
+    #: The security whitepaper's and 2.0.1's LogStatusNotification.
+    LOG_STATUS = "log status"
+    #: A CSR for a new station certificate (1.6 SignChargePointCertificate, 2.0.1 SignChargingStationCertificate).
+    SIGN_CERTIFICATE = "sign certificate"
 
 
 class Commands:
@@ -63,6 +68,11 @@ class Commands:
     def now(self) -> datetime:
         """The station's UTC time (following the CSMS's clock)."""
         return self.client.clock.utcnow()
+
+    @property
+    def security(self) -> Security:
+        """Certificates and the security profile (the certificate messages go straight there)."""
+        return self.client.security
 
     @property
     def smart(self) -> SmartCharging:
@@ -153,7 +163,8 @@ class Commands:
             problem: str | None = f"slot {slot} is the configured CSMS's, in use, or not one of 2-{SLOTS[-1]}"
         else:
             problem = profile_problem(url, security_profile, current=current.security_profile,
-                                      has_password=bool(client.model.get(dm.BASIC_AUTH_PASSWORD)))
+                                      has_password=bool(client.model.get(dm.BASIC_AUTH_PASSWORD)),
+                                      has_client_certificate=client.certificates.has_client_certificate())
         if problem is not None:
             log.info("SetNetworkProfile for slot %d refused: %s", slot, problem)
             return Answer.REJECTED
@@ -296,3 +307,7 @@ class Commands:
             client.spawn(client.send(adapter.firmware_status()))
         elif what == Trigger.DIAGNOSTICS_STATUS:
             client.spawn(client.send(adapter.diagnostics_status()))
+        elif what == Trigger.LOG_STATUS:
+            client.spawn(client.send(adapter.log_status()))
+        elif what == Trigger.SIGN_CERTIFICATE:
+            client.security.sign_request()

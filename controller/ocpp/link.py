@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from controller.config import OcppSection, redact
+from controller.ocpp.certificates import CertificateStore, Kind
 from controller.ocpp.network import NetworkProfile
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class Link:
                  settings: OcppSection, ping_interval: Callable[[], int], backoff: Callable[[], Backoff], *,
                  password: Callable[[], str] | None = None,
                  on_connected: Callable[[NetworkProfile], None] | None = None,
-                 on_security_event: Callable[[str], None] | None = None) -> None:
+                 on_security_event: Callable[[str], None] | None = None,
+                 certificates: CertificateStore | None = None) -> None:
         #: The network profiles to try, in order (:mod:`controller.ocpp.network`); the first is tried first.
         self._profiles = profiles
         self.profile = profiles()[0]
@@ -76,6 +78,7 @@ class Link:
         self._on_connected = on_connected
         #: Told InvalidCsmsCertificate, InvalidTLSVersion or FailedToAuthenticateAtCsms (2.0.1 security events).
         self._security_event = on_security_event
+        self._certificates = certificates
         self._ws: Any = None
         self.subprotocol = Subprotocol(subprotocol)
         self.settings = settings
@@ -169,11 +172,19 @@ class Link:
         return {"Authorization": f"Basic {token}"}
 
     def _tls(self) -> dict[str, Any]:
-        # Security profile 2: the CSMS's certificate must chain to ocpp.ca_file (or the system's CAs).
+        # Security profile 2: the CSMS's certificate must chain to ocpp.ca_file or an installed CSMS root (with
+        # neither: the system's CAs). Profile 3 shows the station's own certificate as well.
         if not self.url.startswith("wss://"):
             return {}
-        context = ssl.create_default_context(cafile=self.settings.ca_file or None)
+        certificates = self._certificates
+        roots = certificates.roots_pem(Kind.CSMS) if certificates is not None else ""
+        if self.settings.ca_file or roots:
+            context = ssl.create_default_context(cafile=self.settings.ca_file or None, cadata=roots or None)
+        else:
+            context = ssl.create_default_context()
         context.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security: TLS 1.2 or higher, whatever the system allows
+        if self.profile.security_profile >= 3 and certificates is not None and certificates.has_client_certificate():
+            context.load_cert_chain(certificates.station_cert, certificates.station_key)
         return {"ssl": context}
 
     def reconnect(self) -> None:

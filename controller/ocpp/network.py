@@ -14,6 +14,7 @@ import logging
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from controller.config import OcppSection
 from controller.ocpp import device_model as dm
 from controller.ocpp.device_model import DeviceModel
 from controller.storage import Store
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 #: Slots a CSMS may fill (slot 1 is the configured CSMS's).
 SLOTS = tuple(range(1, 9))
 _KEY = "network.profile.{}"
-#: The highest profile this station can do: 3 needs a client certificate (certificate management comes next).
-HIGHEST_PROFILE = 2
+#: The highest profile there is: 3, TLS with the station's client certificate.
+HIGHEST_PROFILE = 3
 
 
 @dataclass(frozen=True)
@@ -33,25 +34,41 @@ class NetworkProfile:
 
     slot: int
     url: str
-    #: 0: none, 1: HTTP Basic, 2: HTTP Basic over TLS (the CSMS's certificate checked against ocpp.ca_file).
+    #: 0: none, 1: HTTP Basic, 2: HTTP Basic over TLS (the CSMS's certificate checked against ocpp.ca_file and
+    #: the installed CSMS roots), 3: TLS with the station's client certificate.
     security_profile: int
     #: Seconds an answer may take on this connection (its messageTimeout).
     message_timeout: float
 
 
-def profile_problem(url: str, security_profile: int, *, current: int, has_password: bool) -> str | None:
-    """What makes a profile unusable here (B09.FR.02 / .04), or None."""
+def configured_profile(url: str, ocpp: OcppSection) -> int:
+    """The security profile the configured CSMS is used with (``ocpp.security_profile``, or inferred)."""
+    if ocpp.security_profile >= 0:
+        return ocpp.security_profile
+    tls = url.startswith("wss://")
+    if tls and ocpp.client_cert_file:
+        return 3
+    if ocpp.basic_auth_password:
+        return 2 if tls else 1
+    return 0
+
+
+def profile_problem(url: str, security_profile: int, *, current: int, has_password: bool,
+                    has_client_certificate: bool) -> str | None:
+    """What makes a profile unusable here (B09.FR.02 / .04, the 1.6 whitepaper's prerequisites), or None."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         return f"ocppCsmsUrl {url[:80]!r} is not a ws:// or wss:// URL"
-    if security_profile > HIGHEST_PROFILE:
-        return f"security profile {security_profile} needs a client certificate, which this station does not have"
+    if not 0 <= security_profile <= HIGHEST_PROFILE:
+        return f"security profile {security_profile} is not 0-{HIGHEST_PROFILE}"
     if security_profile < current:
         return f"security profile {security_profile} is lower than the one in use ({current})"
-    if (security_profile == 2) != (parts.scheme == "wss"):
-        return f"security profile {security_profile} goes with {'wss' if security_profile == 2 else 'ws'}://"
-    if security_profile >= 1 and not has_password:
+    if (security_profile >= 2) != (parts.scheme == "wss"):
+        return f"security profile {security_profile} goes with {'wss' if security_profile >= 2 else 'ws'}://"
+    if security_profile in (1, 2) and not has_password:
         return f"security profile {security_profile} needs SecurityCtrlr.BasicAuthPassword"
+    if security_profile == 3 and not has_client_certificate:
+        return "security profile 3 needs a client certificate (ocpp.client_cert_file, or one the CSMS signed)"
     return None
 
 
@@ -79,6 +96,13 @@ class NetworkProfiles:
         self.store.set_setting(_KEY.format(profile.slot), json.dumps(asdict(profile)))
         log.info("network profile %d stored: %s (security profile %d)", profile.slot, profile.url,
                  profile.security_profile)
+
+    def prefer(self, slot: int, *, fallback: int) -> None:
+        """Try ``slot`` first from now on (and after restarts), ``fallback`` when it does not connect: a raised
+        security profile (1.6 SecurityProfile) that has never connected falls back to the one before."""
+        priority = [str(slot), str(fallback)] + [s for s in self._priority if s not in (str(slot), str(fallback))]
+        self.model.set(dm.NETWORK_PRIORITY, ",".join(priority))
+        self._priority = priority
 
     def order(self) -> list[NetworkProfile]:
         """The profiles to try, in NetworkConfigurationPriority order; those below the highest security profile

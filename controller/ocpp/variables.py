@@ -17,6 +17,7 @@ from controller.clock import Clock, iso_utc
 from controller.config import Config
 from controller.ocpp import device_model as dm
 from controller.ocpp import smart_charging as smart
+from controller.ocpp.certificates import MAX_ROOTS
 from controller.ocpp.device_model import (
     BOOLEAN,
     DATE_TIME,
@@ -35,7 +36,8 @@ from controller.ocpp.device_model import (
     measurand_problem,
     split,
 )
-from controller.ocpp.network import SLOTS
+from controller.ocpp.network import SLOTS, configured_profile
+from controller.ocpp.security import MAX_CHAIN
 from controller.ocpp.v201.codes import CONNECTOR_STATUS
 from controller.storage import Store
 
@@ -56,7 +58,7 @@ def _password_problem(value: str) -> str | None:
     return None if 16 <= len(value) <= 40 else "expected 16-40 characters"
 
 
-def _certificates(ca_file: str) -> int:
+def certificates_in(ca_file: str) -> int:
     """How many certificates the configured CA file holds (the CSMS roots this station trusts)."""
     if not ca_file:
         return 0
@@ -95,7 +97,7 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
         return Variable(ref, MEMBER_LIST, default, allow_empty=False, values=dm.TX_POINTS)
 
     password = ocpp.basic_auth_password
-    profile = (2 if ocpp.csms_url.startswith("wss://") else 1) if password else 0
+    profile = configured_profile(ocpp.csms_url, ocpp)
     # The reconnect back-off's defaults keep the config's: from reconnect_min, doubling up to reconnect_max.
     doublings = int(math.log2(ocpp.reconnect_max / ocpp.reconnect_min)) if ocpp.reconnect_max > ocpp.reconnect_min \
         else 0
@@ -104,9 +106,14 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
         Variable(dm.BASIC_AUTH_PASSWORD, STRING, password, WRITE_ONLY, check=_password_problem),
         Variable(dm.SECURITY_PROFILE, INTEGER, str(profile), READ_ONLY, 0, 3),
         Variable(dm.IDENTITY, STRING, config.station.id, READ_ONLY),
-        # Goes into the certificate signing request of security profile 3 (the fleet issue).
+        # The O of the station's certificate signing requests (1.6 CpoName).
         Variable(dm.ORGANIZATION_NAME, STRING, ""),
-        number(dm.CERTIFICATE_ENTRIES, _certificates(ocpp.ca_file), mutability=READ_ONLY),
+        # The certificates in ocpp.ca_file and the installed roots (the client provides the count of the moment).
+        Variable(dm.CERTIFICATE_ENTRIES, INTEGER, str(certificates_in(ocpp.ca_file)), READ_ONLY,
+                 max_items=MAX_ROOTS),
+        number(dm.MAX_CERTIFICATE_CHAIN_SIZE, MAX_CHAIN, mutability=READ_ONLY),
+        # No root replaces another by a check against the one before (the whitepaper's optional rule).
+        flag(dm.ADDITIONAL_ROOT_CHECK, False, READ_ONLY),
         number(dm.HEARTBEAT_INTERVAL, ocpp.heartbeat_interval, lo=1),
         number(dm.WEBSOCKET_PING_INTERVAL, 60, hi=3600),
         Variable(dm.FILE_TRANSFER_PROTOCOLS, MEMBER_LIST, "", READ_ONLY, values=FILE_TRANSFER_PROTOCOLS),

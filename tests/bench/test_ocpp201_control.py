@@ -44,7 +44,7 @@ async def test_TC_F_11_CS_trigger_message_status_and_meter_values(station201: Ap
     await wait_until(lambda: calls(csms, "MeterValues"), what="the triggered MeterValues")
     value = calls(csms, "MeterValues")[0]
     assert value["evseId"] == 1 and value["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
-    answer = await csms.call(CP, call.TriggerMessage(requested_message="SignChargingStationCertificate"))
+    answer = await csms.call(CP, call.TriggerMessage(requested_message="SignV2GCertificate"))
     assert answer.status == "NotImplemented"
     assert station201.platform is not None
     station201.platform.meters[1].refuse = ExcCodes.DEVICE_FAILURE  # the meter stops answering

@@ -34,9 +34,18 @@ class Ocpp16Adapter(SharedSpelling):
     subprotocol = "ocpp1.6"
     rules = RULES
 
+    #: The security event of a CertificateSigned the station refuses (the whitepaper's name).
+    invalid_station_certificate = "InvalidChargePointCertificate"
+
     def __init__(self, client: OcppClient) -> None:
         self.client = client
-        self.keys = ConfigurationKeys(client.model)
+        self.keys = ConfigurationKeys(client.model, {"SecurityProfile": lambda value: client.security.raise_profile(
+            value)})
+
+    @staticmethod
+    def sign_certificate(csr: str) -> Message:
+        """SignCertificate (the security whitepaper's A02/A03)."""
+        return "SignCertificate", {"csr": csr}
 
     def connection(self, ws: Any) -> StationChargePoint:
         """The 1.6 handlers of one websocket connection."""

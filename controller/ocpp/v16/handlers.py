@@ -32,6 +32,7 @@ from controller.ocpp.v16.codes import (
 )
 from controller.ocpp.v16.keys import ConfigurationKeys
 from controller.ocpp.v16.profiles import Unreadable, composite_payload, profile_from, purpose_from
+from controller.ocpp.v16.security import SecurityHandlers16
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _status(answer: Answer) -> str:
     return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
 
-class StationChargePoint(Connection, ChargePoint):
+class StationChargePoint(SecurityHandlers16, Connection, ChargePoint):
     """The 1.6 handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, commands: Commands, keys: ConfigurationKeys) -> None:

@@ -7,11 +7,12 @@ the variable, with its checks. No key needs a restart, so none answers RebootReq
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.domain.types import Answer
 from controller.ocpp import device_model as dm
-from controller.ocpp.device_model import READ_ONLY, DeviceModel, Ref, split
+from controller.ocpp.device_model import READ_ONLY, WRITE_ONLY, DeviceModel, Ref, split
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ ALIASES: list[Alias] = [
     Alias("ChargingScheduleMaxPeriods", dm.PERIODS_PER_SCHEDULE),
     Alias("MaxChargingProfilesInstalled", dm.SMART_ENTRIES, limit=True),
     Alias("ConnectorSwitch3to1PhaseSupported", dm.PHASES_3TO1),
+    # The security whitepaper's keys.
+    Alias("AuthorizationKey", dm.BASIC_AUTH_PASSWORD),
+    Alias("SecurityProfile", dm.SECURITY_PROFILE),
+    Alias("CpoName", dm.ORGANIZATION_NAME),
+    Alias("CertificateSignedMaxChainSize", dm.MAX_CERTIFICATE_CHAIN_SIZE),
+    Alias("CertificateStoreMaxLength", dm.CERTIFICATE_ENTRIES, limit=True),
+    Alias("AdditionalRootCertificateCheck", dm.ADDITIONAL_ROOT_CHECK),
 ]
 _BY_KEY = {a.key: a for a in ALIASES}
 
@@ -75,8 +83,10 @@ _BY_KEY = {a.key: a for a in ALIASES}
 class ConfigurationKeys:
     """The station's configuration as a 1.6 CSMS sees it: keys over the device model."""
 
-    def __init__(self, model: DeviceModel) -> None:
+    def __init__(self, model: DeviceModel, writers: dict[str, Callable[[str], Answer]] | None = None) -> None:
         self.model = model
+        #: Keys whose change is an operation, not a variable write (1.6 SecurityProfile raises the profile).
+        self.writers = writers or {}
 
     def value(self, alias: Alias) -> str:
         """A key's 1.6 value."""
@@ -88,14 +98,21 @@ class ConfigurationKeys:
             return ",".join(names.get(member, member) for member in split(value))
         return value
 
+    def _write_only(self, alias: Alias) -> bool:
+        return not alias.limit and self.model.variables[alias.ref].mutability == WRITE_ONLY
+
     def readonly(self, alias: Alias) -> bool:
         """Whether ChangeConfiguration may write the key."""
+        if alias.key in self.writers:
+            return False
         return alias.limit or self.model.variables[alias.ref].mutability == READ_ONLY
 
     def get(self, names: list[str] | None) -> tuple[list[dict[str, object]], list[str]]:
         """GetConfiguration: (configurationKey entries, unknownKey names)."""
         wanted = names or [a.key for a in ALIASES]
-        known = [{"key": n, "readonly": self.readonly(_BY_KEY[n]), "value": self.value(_BY_KEY[n])}
+        # A write-only key (AuthorizationKey) is listed without its value.
+        known = [{"key": n, "readonly": self.readonly(_BY_KEY[n]),
+                  **({} if self._write_only(_BY_KEY[n]) else {"value": self.value(_BY_KEY[n])})}
                  for n in wanted if n in _BY_KEY]
         return known, [n for n in wanted if n not in _BY_KEY]
 
@@ -104,6 +121,8 @@ class ConfigurationKeys:
         alias = _BY_KEY.get(key)
         if alias is None:
             return Answer.NOT_SUPPORTED
+        if key in self.writers:
+            return self.writers[key](value)
         if alias.limit:
             return Answer.REJECTED
         answer = self.model.set(alias.ref, value)

@@ -95,8 +95,9 @@ class Ocpp201Adapter(SharedSpelling):
 
     @staticmethod
     def diagnostics_status() -> Message:
-        """LogStatusNotification: nothing to report (log uploads are not handled yet)."""
-        return "LogStatusNotification", {"status": "Idle"}
+        """2.0.1's diagnostics status is LogStatusNotification: nothing to report (log uploads are not handled
+        yet)."""
+        return SharedSpelling.log_status()
 
     # ------------------------------------------------------------------ boot
 
@@ -124,11 +125,13 @@ class Ocpp201Adapter(SharedSpelling):
         return "ReservationStatusUpdate", {"reservationId": event.reservation_id,
                                            "reservationUpdateStatus": "Expired" if event.expired else "Removed"}
 
-    @staticmethod
-    def security_event(event: dict[str, str]) -> Message:
-        """SecurityEventNotification of a kept event (its type and when it happened)."""
-        return "SecurityEventNotification", {"type": event["type"], "timestamp": event["timestamp"]}
+    #: The security event of a CertificateSigned the station refuses.
+    invalid_station_certificate = "InvalidChargingStationCertificate"
 
+    @staticmethod
+    def sign_certificate(csr: str) -> Message:
+        """SignCertificate of a new station certificate (A02/A03)."""
+        return "SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"}
 
     def status(self, event: StatusChanged) -> Message | None:
         """StatusNotification of an EVSE's connector (None for the station: 2.0.1 has no such report)."""

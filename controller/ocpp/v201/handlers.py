@@ -31,6 +31,7 @@ from controller.ocpp.v201.codes import (
     spell,
     token_type,
 )
+from controller.ocpp.v201.security import SecurityHandlers201
 from controller.ocpp.v201.smart import SmartChargingHandlers, Unreadable, profile_from
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 _TRIGGERS = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT,
              "StatusNotification": Trigger.STATUS, "MeterValues": Trigger.METER_VALUES,
              "TransactionEvent": Trigger.TRANSACTION_EVENT,
-             "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS, "LogStatusNotification": Trigger.DIAGNOSTICS_STATUS}
+             "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS, "LogStatusNotification": Trigger.DIAGNOSTICS_STATUS,
+             "SignChargingStationCertificate": Trigger.SIGN_CERTIFICATE}
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it, with exact decimals
 #: Requests DeviceDataCtrlr limits: (items variable, bytes variable, the list they count).
 _LIMITS = {"GetVariables": (dm.GET_VARIABLES_ITEMS, dm.GET_VARIABLES_BYTES, "getVariableData"),
@@ -49,7 +51,7 @@ def _status(answer: Answer) -> str:
     return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
 
-class StationChargePoint201(SmartChargingHandlers, Connection, ChargePoint):
+class StationChargePoint201(SmartChargingHandlers, SecurityHandlers201, Connection, ChargePoint):
     """The 2.0.1 handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, commands: Commands, model: DeviceModel) -> None:

@@ -222,6 +222,8 @@ class CsmsSimulator:
         self.reports: dict[int, list[dict[str, Any]]] = {}
         #: ReportChargingProfiles parts by requestId (2.0.1 GetChargingProfiles).
         self.profile_reports: dict[int, list[dict[str, Any]]] = {}
+        #: (station id, CN) of every client certificate a TLS handshake showed (security profile 3).
+        self.client_certificates: list[tuple[str, str | None]] = []
         #: SignCertificate CSRs received, and the CSMS's CA that signs them (None: it refuses them).
         self.csrs: list[str] = []
         self.signer: Callable[[str], str] | None = None
@@ -292,6 +294,13 @@ class CsmsSimulator:
     def _authenticate(self, connection: Any, request: Any) -> Any:
         """HTTP Basic for the stations that have a password: 401 without it, or with another one."""
         cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        peer = connection.transport.get_extra_info("peercert") if self.ssl_context is not None else None
+        if peer:
+            # Security profile 3: the TLS handshake checked the client certificate; its CN names the station.
+            names = dict(pair for rdn in peer.get("subject", ()) for pair in rdn)
+            self.client_certificates.append((cp_id, names.get("commonName")))
+            if names.get("commonName") == cp_id:
+                return None
         wanted = self.passwords.get(cp_id)
         if wanted is None:
             return None

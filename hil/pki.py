@@ -94,14 +94,14 @@ class BenchCa:
         """Put a certificate this CA issued on its CRL."""
         self.revoked.append(x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number)
 
-    def server_context(self, *, client_certificates: bool = False) -> ssl.SSLContext:
-        """A TLS server context for a CSMS on 127.0.0.1 (``client_certificates``: required, checked against
-        this CA and its CRL: security profile 3)."""
+    def server_context(self, client_certificates: ssl.VerifyMode = ssl.CERT_NONE) -> ssl.SSLContext:
+        """A TLS server context for a CSMS on 127.0.0.1. ``client_certificates`` CERT_REQUIRED: security profile 3
+        only; CERT_OPTIONAL: profile 2 too, but a certificate shown must pass (this CA and its CRL)."""
         cert, key = self.pair("csms", "127.0.0.1", server=True)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        if client_certificates:
-            context.verify_mode = ssl.CERT_REQUIRED
+        if client_certificates != ssl.CERT_NONE:
+            context.verify_mode = client_certificates
             context.load_verify_locations(cadata=self.pem)
             now = datetime.datetime.now(datetime.UTC)
             crl = x509.CertificateRevocationListBuilder().issuer_name(self.subject).last_update(now - _DAY) \
@@ -109,7 +109,9 @@ class BenchCa:
             for serial in self.revoked:
                 crl = crl.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
                                                   .revocation_date(now - _DAY).build())
-            context.load_verify_locations(cadata=crl.sign(self.key, hashes.SHA256()).public_bytes(
-                serialization.Encoding.PEM).decode())
+            # A CRL loads from a file (OpenSSL reads certificates and CRLs there; cadata takes certificates only).
+            crl_file = self.folder / "crl.pem"
+            crl_file.write_bytes(crl.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+            context.load_verify_locations(cafile=crl_file)
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         return context

@@ -91,6 +91,19 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def _reaches(cert: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]) -> bool:
+    """Whether ``cert`` leads, through ``intermediates``, to a certificate of ``roots`` that signed the last step."""
+    current: x509.Certificate | None = cert
+    for _ in range(len(intermediates) + 1):
+        step = current
+        if step is None:
+            return False
+        if any(signed_by(step, root) for root in roots):
+            return True
+        current = next((c for c in intermediates if c is not step and signed_by(step, c)), None)
+    return False
+
+
 def valid_now(cert: x509.Certificate, now: datetime | None = None) -> bool:
     """Whether ``now`` (the station's UTC time) lies within the certificate's validity."""
     moment = now or datetime.now(UTC)
@@ -191,9 +204,11 @@ class CertificateStore:
                                                          serialization.NoEncryption()), 0o600)
         return request.public_bytes(serialization.Encoding.PEM).decode()
 
-    def accept_signed(self, pem: str, now: datetime, *, max_chain: int = 10_000) -> None:
+    def accept_signed(self, pem: str, now: datetime, *, max_chain: int = 10_000,
+                      trusted: list[x509.Certificate] | None = None) -> None:
         """CertificateSigned: take the chain for the pending key; CertificateProblem when it is not usable (no CSR
-        pending, not for that key, not valid now, or not issued by the chain it came with or a CSMS root)."""
+        pending, not for that key, not valid now, or not leading through the chain it came with to a CSMS root or
+        one of ``trusted``, the configured CA file's)."""
         if len(pem) > max_chain:
             raise CertificateProblem(f"a chain of {len(pem)} characters, more than CertificateSignedMaxChainSize")
         if not self._pending_key.exists():
@@ -207,9 +222,8 @@ class CertificateStore:
             raise CertificateProblem("the certificate is not for the key of the pending request")
         if not valid_now(leaf, now):
             raise CertificateProblem("the certificate is not valid now")
-        issuers = chain[1:] + self.roots(Kind.CSMS)
-        if not any(signed_by(leaf, issuer) for issuer in issuers):
-            raise CertificateProblem("no certificate of the chain or CSMS root issued it")
+        if not _reaches(leaf, chain[1:], self.roots(Kind.CSMS) + (trusted or [])):
+            raise CertificateProblem("its chain does not lead to an installed CSMS root or the configured CA")
         self._write(self.station_cert, pem.encode(), 0o644)
         self._pending_key.replace(self.station_key)
         log.info("new station certificate: %s, valid to %s", leaf.subject.rfc4514_string(),

@@ -79,6 +79,8 @@ class Link:
         #: Told InvalidCsmsCertificate, InvalidTLSVersion or FailedToAuthenticateAtCsms (2.0.1 security events).
         self._security_event = on_security_event
         self._certificates = certificates
+        #: Set by :meth:`reconnect`: the next attempt starts from the first profile (a new one may lead now).
+        self._from_top = False
         self._ws: Any = None
         self.subprotocol = Subprotocol(subprotocol)
         self.settings = settings
@@ -101,8 +103,8 @@ class Link:
         failures = -1  # the wait after the first failed attempt is the first retry's
         while True:
             candidates = self._profiles()
-            if self.profile not in candidates:
-                self.profile = candidates[0]
+            if self.profile not in candidates or self._from_top:
+                self.profile, self._from_top = candidates[0], False
             ws = None
             try:
                 ping = self._ping_interval() or None
@@ -193,6 +195,7 @@ class Link:
         A moment later, not now: the answer to the request that changed the credentials goes out first.
         """
         ws = self._ws
+        self._from_top = True
         if ws is not None:
             loop = asyncio.get_running_loop()
             loop.call_later(RECONNECT_DELAY, lambda: loop.create_task(_close(ws, NORMAL, "credentials changed")))

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 #: Slots a CSMS may fill (slot 1 is the configured CSMS's).
 SLOTS = tuple(range(1, 9))
 _KEY = "network.profile.{}"
+#: The slot of a raised security profile that has not connected yet (1.6 SecurityProfile).
+_RAISED = "network.raised"
 #: The highest profile there is: 3, TLS with the station's client certificate.
 HIGHEST_PROFILE = 3
 
@@ -103,6 +105,7 @@ class NetworkProfiles:
         priority = [str(slot), str(fallback)] + [s for s in self._priority if s not in (str(slot), str(fallback))]
         self.model.set(dm.NETWORK_PRIORITY, ",".join(priority))
         self._priority = priority
+        self.store.set_setting(_RAISED, str(slot))
 
     def order(self) -> list[NetworkProfile]:
         """The profiles to try, in NetworkConfigurationPriority order; those below the highest security profile
@@ -113,8 +116,18 @@ class NetworkProfiles:
         return usable or [self.configured]
 
     def connected(self, profile: NetworkProfile) -> None:
-        """The link connected with ``profile``: it is the active one, and no lower security follows it."""
+        """The link connected with ``profile``: it is the active one, and no lower security follows it. When a
+        raised profile is still on trial and another one connected, the raise is given up."""
         self.active = profile
+        raised = self.store.get_setting(_RAISED)
+        if raised is not None:
+            with self.store.atomic() as db:
+                Store.drop_setting(db, _RAISED)
+            if int(raised) != profile.slot:
+                log.warning("the raised security profile (slot %s) never connected: back to profile %d for good",
+                            raised, profile.security_profile)
+                self._priority = [s for s in self._priority if s != raised] or ["1"]
+                self.model.set(dm.NETWORK_PRIORITY, ",".join(self._priority))
         floor = int(self.store.get_setting("network.security_floor") or "0")
         if profile.security_profile > floor:
             self.store.set_setting("network.security_floor", str(profile.security_profile))

@@ -9,11 +9,12 @@ connection), and raising the security profile (1.6 SecurityProfile key; 2.0.1 A0
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller.domain.types import Answer
 from controller.ocpp import device_model as dm
-from controller.ocpp.certificates import CertificateProblem, HashData, Kind
+from controller.ocpp.certificates import CertificateProblem, HashData, Kind, load_chain
 from controller.ocpp.network import NetworkProfile, profile_problem
 
 if TYPE_CHECKING:
@@ -85,8 +86,10 @@ class Security:
         """CertificateSigned: ACCEPTED (used from the next connection, which follows at once with profile 3) or
         REJECTED (a security event says so)."""
         try:
-            self.store.accept_signed(pem, self.client.clock.utcnow(), max_chain=MAX_CHAIN)
-        except (CertificateProblem, ValueError) as exc:
+            ca_file = self.client.config.ocpp.ca_file
+            trusted = load_chain(Path(ca_file).read_text()) if ca_file else []
+            self.store.accept_signed(pem, self.client.clock.utcnow(), max_chain=MAX_CHAIN, trusted=trusted)
+        except (CertificateProblem, ValueError, OSError) as exc:
             log.warning("CertificateSigned refused: %s", exc)
             self.client.security_event(self.client.adapter.invalid_station_certificate)
             return Answer.REJECTED

@@ -30,12 +30,17 @@ frame_log = logging.getLogger("controller.ocpp.frames")
 
 _VALUE = re.compile(r'("attributeValue"\s*:\s*|\battribute_value\W+)("(?:[^"\\]|\\.)*"|\'[^\']*\')')
 _BASIC = re.compile(r"(Authorization:\s*Basic\s+)\S+", re.IGNORECASE)
+#: 1.6 ChangeConfiguration of AuthorizationKey: its value, in a frame and in the ocpp package's own logs.
+_KEY_VALUE = re.compile(r'(["\']value["\']\s*:\s*)("(?:[^"\\]|\\.)*"|\'[^\']*\')')
 
 
 def redact_secrets(text: str) -> str:
-    """``text`` fit for a log: no BasicAuthPassword value (a frame that names it) and no Basic credentials."""
+    """``text`` fit for a log: no BasicAuthPassword or AuthorizationKey value (a frame that names it) and no
+    Basic credentials."""
     if "BasicAuthPassword" in text:
         text = _VALUE.sub(r'\1"***"', text)
+    if "AuthorizationKey" in text:
+        text = _KEY_VALUE.sub(r'\1"***"', text)
     return _BASIC.sub(r"\1***", text)
 
 

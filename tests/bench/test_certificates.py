@@ -1,5 +1,5 @@
-"""Certificate management and security profile 3, on both versions (OCTT 1.6 TC_074-078, 083, 084, 087;
-2.0.1 M_01-05 style, A_02/A_03 and profile 3)."""
+"""Certificate management and security profile 3, on both versions (OCTT 1.6 TC_074-077, 083, 084, 087;
+2.0.1 M_01, 02, 07, 12, 17-20, 22 and A_07, 11, 14)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def delete(csms: CsmsSimulator, app: App, data: dict[str, str]) -> str:
 
 
 @both()
-async def test_TC_075_076_M_03_04_05_CS_install_list_and_delete_roots(station: App, csms: CsmsSimulator,
+async def test_TC_075_076_M_01_02_12_17_18_20_22_CS_install_list_and_delete_roots(station: App, csms: CsmsSimulator,
                                                                       tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     assert await installed(csms, station) == ("NotFound", [])
@@ -86,6 +86,11 @@ async def test_TC_075_076_M_03_04_05_CS_install_list_and_delete_roots(station: A
     assert await install(csms, station, maker.pem, "ManufacturerRootCertificate") == "Accepted"
     status, found = await installed(csms, station)
     assert status == "Accepted" and found == [expected_hash(ca.pem)]  # the CSMS roots only
+    if version(station) == "2.0.1":  # M_17/M_18: several types, or all of them
+        result = await csms.call(CP, call201.GetInstalledCertificateIds())
+        assert [c["certificate_type"] for c in result.certificate_hash_data_chain] == \
+            ["CSMSRootCertificate", "ManufacturerRootCertificate"]
+        assert result.certificate_hash_data_chain[1]["certificate_hash_data"] == expected_hash(maker.pem)
     assert station.ocpp is not None and station.ocpp.model.get(dm.CERTIFICATE_ENTRIES) == "2"
     assert await delete(csms, station, found[0]) == "Accepted"
     assert await delete(csms, station, found[0]) == "NotFound"
@@ -93,7 +98,7 @@ async def test_TC_075_076_M_03_04_05_CS_install_list_and_delete_roots(station: A
 
 
 @both()
-async def test_install_certificate_refuses_what_is_no_usable_root(station: App, csms: CsmsSimulator,
+async def test_TC_M_07_CS_install_certificate_refuses_what_is_no_usable_root(station: App, csms: CsmsSimulator,
                                                                   tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     leaf, _ = ca.pair("leaf", "not a root")
@@ -108,7 +113,7 @@ async def test_install_certificate_refuses_what_is_no_usable_root(station: App, 
 
 
 @both()
-async def test_TC_074_A_02_CS_the_csms_renews_the_station_certificate(station: App, csms: CsmsSimulator,
+async def test_TC_074_A_11_CS_the_csms_renews_the_station_certificate(station: App, csms: CsmsSimulator,
                                                                       tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     csms.signer = ca.sign_csr
@@ -131,7 +136,7 @@ async def test_TC_074_A_02_CS_the_csms_renews_the_station_certificate(station: A
 
 
 @both()
-async def test_TC_077_CS_a_certificate_for_another_key_is_refused_with_a_security_event(
+async def test_TC_077_A_14_CS_a_certificate_for_another_key_is_refused_with_a_security_event(
         station: App, csms: CsmsSimulator, tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     other, _ = ca.pair("other", CP)  # the right name, but not the key of the station's CSR
@@ -157,7 +162,7 @@ async def tls_csms(ca: BenchCa, client_certificates: ssl.VerifyMode) -> CsmsSimu
 
 
 @pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
-async def test_TC_087_CS_profile_3_a_client_certificate_is_accepted_an_expired_or_revoked_one_refused(
+async def test_TC_087_A_07_CS_profile_3_a_client_certificate_is_accepted_an_expired_or_revoked_one_refused(
         tmp_path: Path, ocpp_version: str) -> None:
     ca = BenchCa(tmp_path / "pki")
     good = ca.pair("good", CP)

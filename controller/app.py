@@ -14,6 +14,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,7 @@ class App:
         assert self.store is not None
         self.ocpp = OcppClient(self.config, self.station, self.store, csms_url=url, clock=self.clock)
         self.ocpp.on_reset = self._on_reset
+        self.ocpp.diagnostics.faults = self._fault_report
         self.ocpp.recover_power_loss()
         self.ocpp.meter_serial = await self._meter_serial()
         for poller in self.meters.values():
@@ -273,6 +275,15 @@ class App:
             self._tasks.append(asyncio.create_task(guard.run(), name=f"temperature-{guard.evse.id}"))
         for cid, poller in self.meters.items():
             self._tasks.append(asyncio.create_task(poller.run(), name=f"meter-{cid}"))
+
+    def _fault_report(self) -> dict[str, Any]:
+        """The supervisor's fault history (with wall times) and the faults active now, for a diagnostics upload."""
+        mono, wall = self.clock.monotonic(), self.clock.utcnow()
+        history = [{"at": iso_utc(wall - timedelta(seconds=mono - t)), "connector": evse_id, "fault": fault.info.code}
+                   for t, evse_id, fault in list(self.supervisor.history)]
+        active = {str(e.id): {f.info.code: detail for f, detail in e.faults.items()}
+                  for e in self.station.evses.values() if e.faults}
+        return {"history": history, "active": active}
 
     def _on_reset(self, hard: bool) -> None:
         self.restart = "hard" if hard else "soft"

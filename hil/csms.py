@@ -157,6 +157,21 @@ class _CentralChargePoint(ScriptedAnswers, ChargePoint):
             tx.meter_values.extend(meter_value)
         return call_result.MeterValues()
 
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **_: Any) -> Any:
+        self._csms.file_statuses.append(("DiagnosticsStatusNotification", status, None))
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> Any:
+        self._csms.file_statuses.append(("FirmwareStatusNotification", status, None))
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
+        self._csms.file_statuses.append(("LogStatusNotification", status, request_id))
+        return call_result.LogStatusNotification()
+
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:
         self._csms.security_events.append(type)
@@ -224,6 +239,8 @@ class CsmsSimulator:
         self.profile_reports: dict[int, list[dict[str, Any]]] = {}
         #: (station id, CN) of every client certificate a TLS handshake showed (security profile 3).
         self.client_certificates: list[tuple[str, str | None]] = []
+        #: (action, status, requestId) of every Diagnostics/Firmware/LogStatusNotification, in order.
+        self.file_statuses: list[tuple[str, str, int | None]] = []
         #: SignCertificate CSRs received, and the CSMS's CA that signs them (None: it refuses them).
         self.csrs: list[str] = []
         self.signer: Callable[[str], str] | None = None

@@ -83,11 +83,13 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
         return call_result.DataTransfer(status="Accepted", data=data)
 
     @on(Action.firmware_status_notification)
-    def on_firmware_status(self, status: str, **_: Any) -> Any:
+    def on_firmware_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
+        self._csms.file_statuses.append(("FirmwareStatusNotification", status, request_id))
         return call_result.FirmwareStatusNotification()
 
     @on(Action.log_status_notification)
-    def on_log_status(self, status: str, **_: Any) -> Any:
+    def on_log_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
+        self._csms.file_statuses.append(("LogStatusNotification", status, request_id))
         return call_result.LogStatusNotification()
 
     @on(Action.notify_event)

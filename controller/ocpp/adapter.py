@@ -23,6 +23,7 @@ from controller.domain.events import (
 )
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
+from controller.ocpp.diagnostics import LogRequest, Upload
 from controller.ocpp.queue import TxMessage
 from controller.ocpp.sampling import MeterValue
 from controller.storage import StoredMessage, StoredTransaction
@@ -158,6 +159,10 @@ class VersionAdapter(Protocol):
         """LogStatusNotification, for (Extended)TriggerMessage."""
         ...
 
+    def log_status_of(self, state: Upload, request: LogRequest) -> Message | None:
+        """The notification of a log upload's progress (None: the version tells none of this state)."""
+        ...
+
 
 REGISTRATIONS = {"Accepted": Registration.ACCEPTED, "Pending": Registration.PENDING, "Rejected": Registration.REJECTED}
 
@@ -176,10 +181,23 @@ class SharedSpelling:
 
     client: OcppClient
 
-    @staticmethod
-    def log_status() -> Message:
-        """LogStatusNotification (2.0.1, and the 1.6 whitepaper's): no upload under way."""
+    def log_status(self) -> Message:
+        """LogStatusNotification (2.0.1, and the 1.6 whitepaper's) of the moment, for a trigger: Uploading with
+        its requestId while a GetLog upload runs, else Idle."""
+        diagnostics = self.client.diagnostics
+        request = diagnostics.current
+        if diagnostics.state == Upload.UPLOADING and request is not None and request.request_id is not None:
+            return "LogStatusNotification", {"status": "Uploading", "requestId": request.request_id}
         return "LogStatusNotification", {"status": "Idle"}
+
+    def log_status_of(self, state: Upload, request: LogRequest) -> Message | None:
+        """LogStatusNotification of a GetLog upload (1.6 GetDiagnostics: DiagnosticsStatusNotification)."""
+        if request.request_id is None:
+            status = {Upload.UPLOADING: "Uploading", Upload.UPLOADED: "Uploaded", Upload.FAILED: "UploadFailed"}
+            return "DiagnosticsStatusNotification", {"status": status.get(state, "Idle")}
+        status = {Upload.UPLOADING: "Uploading", Upload.UPLOADED: "Uploaded", Upload.FAILED: "UploadFailure",
+                  Upload.BAD_LOCATION: "BadMessage"}
+        return "LogStatusNotification", {"status": status.get(state, "Idle"), "requestId": request.request_id}
 
     @staticmethod
     def security_event(event: dict[str, str]) -> Message:

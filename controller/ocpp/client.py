@@ -43,6 +43,7 @@ from controller.ocpp.auth import LocalAuthorization
 from controller.ocpp.certificates import CertificateStore
 from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref
+from controller.ocpp.diagnostics import Diagnostics
 from controller.ocpp.link import Backoff, Link
 from controller.ocpp.network import NetworkProfile, NetworkProfiles, configured_profile
 from controller.ocpp.queue import STOP, Queue
@@ -82,6 +83,7 @@ class OcppClient:
                                              client_key_file=config.ocpp.client_key_file)
         self.commands = Commands(self)
         self.security = Security(self)
+        self.diagnostics = Diagnostics(self)
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         security = configured_profile(csms_url, config.ocpp)
@@ -166,6 +168,7 @@ class OcppClient:
             await self.link.run(self._session)
         finally:
             await cancel_and_wait([aligned, limits, *self._tasks])
+            await self.diagnostics.close()
             await self.sampler.close()
 
     async def _session(self, ws: Any) -> None:

@@ -27,6 +27,7 @@ from controller.tasks import until
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
+    from controller.ocpp.diagnostics import Diagnostics
     from controller.ocpp.security import Security
     from controller.ocpp.smart_charging import SmartCharging
 
@@ -68,6 +69,11 @@ class Commands:
     def now(self) -> datetime:
         """The station's UTC time (following the CSMS's clock)."""
         return self.client.clock.utcnow()
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """Log and diagnostics uploads (GetDiagnostics / GetLog go straight there)."""
+        return self.client.diagnostics
 
     @property
     def security(self) -> Security:

@@ -17,7 +17,9 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,8 @@ from controller.ocpp.framing import CALL, CALLERROR, CallError, Frame, Rules, bo
 log = logging.getLogger(__name__)
 # Every frame, both ways; quiet unless debugging.
 frame_log = logging.getLogger("controller.ocpp.frames")
+#: The last frames both ways, (wall time, "in"/"out", text), for the diagnostics upload (secrets masked there).
+RECENT_FRAMES: deque[tuple[float, str, str]] = deque(maxlen=2000)
 
 
 _VALUE = re.compile(r'("attributeValue"\s*:\s*|\battribute_value\W+)("(?:[^"\\]|\\.)*"|\'[^\']*\')')
@@ -83,6 +87,7 @@ class Connection:
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Check one frame from the CSMS, then route, answer or drop it."""
         frame_log.debug("received %.1000s", raw_msg)
+        RECENT_FRAMES.append((time.time(), "in", str(raw_msg)[:4000]))
         checked = self.rules.inspect(raw_msg, set(self.route_map))
         if checked is None:
             log.warning("ignoring a frame of unknown message type (or unreadable id) from the CSMS: %.200s", raw_msg)
@@ -118,6 +123,7 @@ class Connection:
 
     async def _send(self, message: str) -> None:
         frame_log.debug("send %.1000s", message)
+        RECENT_FRAMES.append((time.time(), "out", message[:4000]))
         await self._connection.send(message)
 
     async def request(self, action: str, payload: dict[str, Any], *, unique_id: str | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from controller.storage import Store
 if TYPE_CHECKING:
     from controller.station import Station
 
-#: What the file transfers of firmware updates and log uploads will speak (they come with the fleet issue).
+#: What the file transfers speak (log uploads: controller/ocpp/diagnostics.py).
 FILE_TRANSFER_PROTOCOLS = ("HTTP", "HTTPS", "FTP")
 #: ClockCtrlr.TimeSource members: the CSMS's time in Heartbeat answers, or the system clock (kept by the OS).
 TIME_SOURCES = ("Heartbeat", "RealTimeClock")
@@ -116,7 +116,8 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
         flag(dm.ADDITIONAL_ROOT_CHECK, False, READ_ONLY),
         number(dm.HEARTBEAT_INTERVAL, ocpp.heartbeat_interval, lo=1),
         number(dm.WEBSOCKET_PING_INTERVAL, 60, hi=3600),
-        Variable(dm.FILE_TRANSFER_PROTOCOLS, MEMBER_LIST, "", READ_ONLY, values=FILE_TRANSFER_PROTOCOLS),
+        Variable(dm.FILE_TRANSFER_PROTOCOLS, MEMBER_LIST, ",".join(FILE_TRANSFER_PROTOCOLS), READ_ONLY,
+                 values=FILE_TRANSFER_PROTOCOLS),
         number(dm.MESSAGE_TIMEOUT, max(1, round(ocpp.response_timeout)), lo=1, mutability=READ_ONLY),
         # Slot 1 is the configured CSMS; SetNetworkProfile fills others (controller/ocpp/network.py).
         Variable(dm.NETWORK_PRIORITY, SEQUENCE_LIST, "1", values=tuple(str(s) for s in SLOTS), reboot=True,

@@ -14,6 +14,7 @@ from controller.domain.types import AuthDecision, AuthSource, IdToken, StopReaso
 from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
+from controller.ocpp.diagnostics import Upload
 from controller.ocpp.queue import START, STOP, TxMessage
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, RULES, auth_status
@@ -39,8 +40,18 @@ class Ocpp16Adapter(SharedSpelling):
 
     def __init__(self, client: OcppClient) -> None:
         self.client = client
+        #: What started this run (a CSMS reset or a power-up), for the whitepaper's first security event.
+        self._reset = client.take_boot_cause() is not None
+        self._first_connection = True
         self.keys = ConfigurationKeys(client.model, {"SecurityProfile": lambda value: client.security.raise_profile(
             value)})
+
+    def booted(self) -> None:
+        """After each accepted boot: the first of a run is the whitepaper's StartupOfTheDevice (ResetOrReboot
+        after a CSMS reset) security event."""
+        if self._first_connection:
+            self._first_connection = False
+            self.client.security_event("ResetOrReboot" if self._reset else "StartupOfTheDevice")
 
     @staticmethod
     def sign_certificate(csr: str) -> Message:
@@ -53,10 +64,12 @@ class Ocpp16Adapter(SharedSpelling):
         cp.setup(self.client.network.active.message_timeout, self.client.silenced)
         return cp
 
-    @staticmethod
-    def diagnostics_status() -> Message:
-        """DiagnosticsStatusNotification: nothing to report (diagnostics uploads are not handled yet)."""
-        return "DiagnosticsStatusNotification", {"status": "Idle"}
+    def diagnostics_status(self) -> Message:
+        """DiagnosticsStatusNotification of the moment: Uploading while a GetDiagnostics upload runs, else Idle."""
+        diagnostics = self.client.diagnostics
+        uploading = diagnostics.state == Upload.UPLOADING and diagnostics.current is not None \
+            and diagnostics.current.request_id is None
+        return "DiagnosticsStatusNotification", {"status": "Uploading" if uploading else "Idle"}
 
     # ------------------------------------------------------------------ boot
 

@@ -30,6 +30,7 @@ from controller.ocpp.v16.codes import (
     auth_status,
     spell,
 )
+from controller.ocpp.v16.files import FileHandlers16
 from controller.ocpp.v16.keys import ConfigurationKeys
 from controller.ocpp.v16.profiles import Unreadable, composite_payload, profile_from, purpose_from
 from controller.ocpp.v16.security import SecurityHandlers16
@@ -49,7 +50,7 @@ def _status(answer: Answer) -> str:
     return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
 
-class StationChargePoint(SecurityHandlers16, Connection, ChargePoint):
+class StationChargePoint(SecurityHandlers16, FileHandlers16, Connection, ChargePoint):
     """The 1.6 handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, commands: Commands, keys: ConfigurationKeys) -> None:

@@ -93,11 +93,9 @@ class Ocpp201Adapter(SharedSpelling):
             Store.drop_setting(db, key)
         return stamped
 
-    @staticmethod
-    def diagnostics_status() -> Message:
-        """2.0.1's diagnostics status is LogStatusNotification: nothing to report (log uploads are not handled
-        yet)."""
-        return SharedSpelling.log_status()
+    def diagnostics_status(self) -> Message:
+        """2.0.1's diagnostics status is LogStatusNotification."""
+        return self.log_status()
 
     # ------------------------------------------------------------------ boot
 

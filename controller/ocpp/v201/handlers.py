@@ -31,6 +31,7 @@ from controller.ocpp.v201.codes import (
     spell,
     token_type,
 )
+from controller.ocpp.v201.files import FileHandlers201
 from controller.ocpp.v201.security import SecurityHandlers201
 from controller.ocpp.v201.smart import SmartChargingHandlers, Unreadable, profile_from
 
@@ -51,7 +52,8 @@ def _status(answer: Answer) -> str:
     return "Accepted" if answer == Answer.ACCEPTED else "Rejected"
 
 
-class StationChargePoint201(SmartChargingHandlers, SecurityHandlers201, Connection, ChargePoint):
+class StationChargePoint201(SmartChargingHandlers, SecurityHandlers201, FileHandlers201, Connection,
+                             ChargePoint):
     """The 2.0.1 handlers of one connection."""
 
     def __init__(self, cp_id: str, connection: Any, commands: Commands, model: DeviceModel) -> None:

@@ -1,0 +1,43 @@
+"""2.0.1 file transfers: GetLog (N01, DiagnosticsLog and SecurityLog).
+
+:class:`FileHandlers201` is mixed into the 2.0.1 charge point; :mod:`controller.ocpp.diagnostics` does the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import call_result
+from ocpp.v201.enums import Action
+
+from controller.ocpp.commands import Commands
+from controller.ocpp.diagnostics import get_log_request
+
+logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
+
+_CHECKED = {"skip_schema_validation": True}  # framing.py checked it
+
+
+class FileHandlers201:
+    """GetLog of one 2.0.1 connection."""
+
+    commands: Commands
+
+    @on(Action.get_log, **_CHECKED)
+    def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None = None,
+                   retry_interval: int | None = None, **_: Any) -> Any:
+        diagnostics = self.commands.diagnostics
+        try:
+            request = get_log_request(log, log_type, request_id, retries, retry_interval)
+        except ValueError as exc:
+            logger.info("GetLog refused: %s", exc)
+            return call_result.GetLog(status="Rejected", status_info={"reason_code": "InvalidTimestamp",
+                                                                      "additional_info": str(exc)[:512]})
+        problem = diagnostics.problem(request.location)
+        if problem is not None:
+            return call_result.GetLog(status="Rejected", status_info={"reason_code": "InvalidURL",
+                                                                      "additional_info": problem[:512]})
+        name, cancelled = diagnostics.start(request)
+        return call_result.GetLog(status="AcceptedCanceled" if cancelled else "Accepted", filename=name)

@@ -6,6 +6,7 @@ certificates (valid, expired, revoked with a CRL that says so), and the CSMS's s
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import itertools
@@ -89,6 +90,12 @@ class BenchCa:
         assert isinstance(key, ec.EllipticCurvePublicKey)
         common_name = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         return _pem(self.issue(str(common_name), key)).decode()
+
+    def sign_image(self, image: bytes, key_file: Path) -> str:
+        """A firmware signature as SignedUpdateFirmware carries it: base64 of ECDSA/SHA-256 over ``image``."""
+        key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
 
     def revoke(self, cert_file: Path) -> None:
         """Put a certificate this CA issued on its CRL."""

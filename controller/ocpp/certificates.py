@@ -91,7 +91,7 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _reaches(cert: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]) -> bool:
+def reaches(cert: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]) -> bool:
     """Whether ``cert`` leads, through ``intermediates``, to a certificate of ``roots`` that signed the last step."""
     current: x509.Certificate | None = cert
     for _ in range(len(intermediates) + 1):
@@ -222,7 +222,7 @@ class CertificateStore:
             raise CertificateProblem("the certificate is not for the key of the pending request")
         if not valid_now(leaf, now):
             raise CertificateProblem("the certificate is not valid now")
-        if not _reaches(leaf, chain[1:], self.roots(Kind.CSMS) + (trusted or [])):
+        if not reaches(leaf, chain[1:], self.roots(Kind.CSMS) + (trusted or [])):
             raise CertificateProblem("its chain does not lead to an installed CSMS root or the configured CA")
         self._write(self.station_cert, pem.encode(), 0o644)
         self._pending_key.replace(self.station_key)

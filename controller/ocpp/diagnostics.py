@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import ftplib
 import io
 import json
 import logging
@@ -24,26 +23,25 @@ import shutil
 import subprocess
 import tarfile
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from controller.clock import iso_utc, parse_time
 from controller.config import redact
 from controller.ocpp.device_model import WRITE_ONLY
 from controller.ocpp.rpc import RECENT_FRAMES, redact_secrets
+from controller.ocpp.transfer import SCHEMES, TransferError, upload
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("ftp", "http", "https")
 #: The unit whose journal is uploaded (systemd/evse.service).
 UNIT = "evse.service"
-UPLOAD_TIMEOUT = 60.0
+UPLOAD_TIMEOUT = 120.0
 _SECRET_KEYS = {"basic_auth_password", "client_key_file"}
 
 
@@ -132,7 +130,7 @@ class Diagnostics:
         for attempt in range(request.retries + 1):
             try:
                 await asyncio.wait_for(asyncio.to_thread(upload, request.location, name, data), UPLOAD_TIMEOUT)
-            except (OSError, TimeoutError, ftplib.Error, ValueError) as exc:
+            except (TransferError, TimeoutError) as exc:
                 log.warning("log upload to %s failed (attempt %d of %d): %s", redact(request.location), attempt + 1,
                             request.retries + 1, redact_secrets(str(exc)))
                 if attempt < request.retries:
@@ -198,23 +196,3 @@ def journal(since: datetime | None, until: datetime | None) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"journalctl failed: {exc}\n"
     return redact_secrets(done.stdout or done.stderr or "the journal has nothing for this window\n")
-
-
-def upload(location: str, name: str, data: bytes) -> None:
-    """Put ``data`` as ``name`` at ``location`` (blocking: run it in a thread)."""
-    parts = urlsplit(location)
-    if parts.scheme == "ftp":
-        with ftplib.FTP(timeout=UPLOAD_TIMEOUT) as ftp:
-            ftp.connect(parts.hostname or "", parts.port or 21)
-            ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
-            folder = parts.path.strip("/")
-            if folder:
-                ftp.cwd(folder)
-            ftp.storbinary(f"STOR {name}", io.BytesIO(data))
-        return
-    url = location if location.endswith("/") else location + "/"
-    request = urllib.request.Request(url + name, data=data, method="PUT",
-                                     headers={"Content-Type": "application/gzip"})
-    with urllib.request.urlopen(request, timeout=UPLOAD_TIMEOUT) as answer:
-        if answer.status >= 300:
-            raise OSError(f"HTTP {answer.status}")

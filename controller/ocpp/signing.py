@@ -1,0 +1,61 @@
+"""Firmware signatures (1.6 SignedUpdateFirmware, 2.0.1 L01): is this image the manufacturer's, unchanged?
+
+The signing certificate must be valid now and lead to an installed manufacturer root (InvalidCertificate
+otherwise); the signature, base64 of a DER ECDSA or an RSA PKCS#1 v1.5 signature over the image's SHA-256 (what
+``openssl dgst -sha256 -sign`` makes), must verify with its key (InvalidSignature otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from controller.ocpp.certificates import CertificateProblem, load_chain, reaches, valid_now
+
+
+class ImageRefused(Exception):
+    """An image that must not be installed; ``status`` is the notification's word for why."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+INVALID_CERTIFICATE, INVALID_SIGNATURE = "InvalidCertificate", "InvalidSignature"
+
+
+def verify_image(image: bytes, signature: str, signing_certificate: str, roots: list[x509.Certificate],
+                 now: datetime) -> str:
+    """Check a signed image; returns its SHA-256 (hex) or raises :class:`ImageRefused`."""
+    try:
+        chain = load_chain(signing_certificate)
+    except CertificateProblem as exc:
+        raise ImageRefused(INVALID_CERTIFICATE, f"signing certificate: {exc}") from exc
+    signer = chain[0]
+    if not valid_now(signer, now):
+        raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate is not valid now")
+    if not reaches(signer, chain[1:], roots):
+        raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate does not lead to an installed "
+                                                "ManufacturerRootCertificate")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageRefused(INVALID_SIGNATURE, "the signature is not base64") from exc
+    key = signer.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(raw, image, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(raw, image, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise ImageRefused(INVALID_CERTIFICATE, "the signing key is neither EC nor RSA")
+    except InvalidSignature as exc:
+        raise ImageRefused(INVALID_SIGNATURE, "the signature does not match the image") from exc
+    return hashlib.sha256(image).hexdigest()

@@ -104,6 +104,20 @@ class Diagnostics:
             return f"{redact(location)[:80]!r} is not an ftp://, http:// or https:// URL"
         return None
 
+    def get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None,
+                retry_interval: int | None) -> tuple[str, str | None, str | None]:
+        """GetLog (2.0.1, and the 1.6 whitepaper's): (Accepted, AcceptedCanceled or Rejected; the file name; why
+        it was rejected, as (reason code, text) joined by a colon)."""
+        try:
+            request = get_log_request(log, log_type, request_id, retries, retry_interval)
+        except ValueError as exc:
+            return "Rejected", None, f"InvalidTimestamp: {exc}"
+        problem = self.problem(request.location)
+        if problem is not None:
+            return "Rejected", None, f"InvalidURL: {problem}"
+        name, cancelled = self.start(request)
+        return ("AcceptedCanceled" if cancelled else "Accepted"), name, None
+
     def start(self, request: LogRequest) -> tuple[str, bool]:
         """Begin an upload (after the request's answer); returns (the file name, whether one under way was
         cancelled for it: 2.0.1 AcceptedCanceled)."""

@@ -14,7 +14,7 @@ from ocpp.v16.enums import Action
 
 from controller.clock import parse_time
 from controller.ocpp.commands import Commands
-from controller.ocpp.diagnostics import LogRequest, get_log_request
+from controller.ocpp.diagnostics import LogRequest
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -48,13 +48,7 @@ class FileHandlers16:
     @on(Action.get_log, **_CHECKED)
     def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None = None,
                    retry_interval: int | None = None, **_: Any) -> Any:
-        diagnostics = self.commands.diagnostics
-        try:
-            request = get_log_request(log, log_type, request_id, retries, retry_interval)
-        except ValueError as exc:
-            logger.info("GetLog refused: %s", exc)
-            return call_result.GetLog(status="Rejected")
-        if diagnostics.problem(request.location) is not None:
-            return call_result.GetLog(status="Rejected")
-        name, cancelled = diagnostics.start(request)
-        return call_result.GetLog(status="AcceptedCanceled" if cancelled else "Accepted", filename=name)
+        status, name, refused = self.commands.diagnostics.get_log(log, log_type, request_id, retries, retry_interval)
+        if refused is not None:
+            logger.info("GetLog refused: %s", refused)
+        return call_result.GetLog(status=status, filename=name)

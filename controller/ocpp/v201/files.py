@@ -13,7 +13,6 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from controller.ocpp.commands import Commands
-from controller.ocpp.diagnostics import get_log_request
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -28,16 +27,9 @@ class FileHandlers201:
     @on(Action.get_log, **_CHECKED)
     def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None = None,
                    retry_interval: int | None = None, **_: Any) -> Any:
-        diagnostics = self.commands.diagnostics
-        try:
-            request = get_log_request(log, log_type, request_id, retries, retry_interval)
-        except ValueError as exc:
-            logger.info("GetLog refused: %s", exc)
-            return call_result.GetLog(status="Rejected", status_info={"reason_code": "InvalidTimestamp",
-                                                                      "additional_info": str(exc)[:512]})
-        problem = diagnostics.problem(request.location)
-        if problem is not None:
-            return call_result.GetLog(status="Rejected", status_info={"reason_code": "InvalidURL",
-                                                                      "additional_info": problem[:512]})
-        name, cancelled = diagnostics.start(request)
-        return call_result.GetLog(status="AcceptedCanceled" if cancelled else "Accepted", filename=name)
+        status, name, refused = self.commands.diagnostics.get_log(log, log_type, request_id, retries, retry_interval)
+        if refused is None:
+            return call_result.GetLog(status=status, filename=name)
+        logger.info("GetLog refused: %s", refused)
+        reason, detail = refused.split(": ", 1)
+        return call_result.GetLog(status=status, status_info={"reason_code": reason, "additional_info": detail[:512]})

@@ -1,5 +1,5 @@
 """Certificate management and security profile 3, on both versions (OCTT 1.6 TC_074-077, 083, 084, 087;
-2.0.1 M_01, 02, 07, 12, 17-20, 22 and A_07, 11, 14)."""
+2.0.1 M_01, 02, 07, 12, 13, 17-20, 22 and A_07, 11, 14)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def delete(csms: CsmsSimulator, app: App, data: dict[str, str]) -> str:
 
 
 @both()
-async def test_TC_075_076_M_01_02_12_17_18_20_22_CS_install_list_and_delete_roots(station: App, csms: CsmsSimulator,
+async def test_TC_075_076_M_01_02_12_13_17_18_19_20_22_CS_install_list_and_delete_roots(station: App, csms: CsmsSimulator,
                                                                       tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     assert await installed(csms, station) == ("NotFound", [])
@@ -91,6 +91,9 @@ async def test_TC_075_076_M_01_02_12_17_18_20_22_CS_install_list_and_delete_root
         assert [c["certificate_type"] for c in result.certificate_hash_data_chain] == \
             ["CSMSRootCertificate", "ManufacturerRootCertificate"]
         assert result.certificate_hash_data_chain[1]["certificate_hash_data"] == expected_hash(maker.pem)
+        makers = await csms.call(CP, call201.GetInstalledCertificateIds(  # M_13
+            certificate_type=["ManufacturerRootCertificate"]))
+        assert [c["certificate_hash_data"] for c in makers.certificate_hash_data_chain] == [expected_hash(maker.pem)]
     assert station.ocpp is not None and station.ocpp.model.get(dm.CERTIFICATE_ENTRIES) == "2"
     assert await delete(csms, station, found[0]) == "Accepted"
     assert await delete(csms, station, found[0]) == "NotFound"

@@ -77,8 +77,8 @@ async def delete(csms: CsmsSimulator, app: App, data: dict[str, str]) -> str:
 
 
 @both()
-async def test_TC_075_076_M_01_02_12_13_17_18_19_20_22_CS_install_list_and_delete_roots(station: App, csms: CsmsSimulator,
-                                                                      tmp_path: Path) -> None:
+async def test_TC_075_076_M_01_02_12_13_17_18_19_20_22_CS_install_list_and_delete_roots(
+        station: App, csms: CsmsSimulator, tmp_path: Path) -> None:
     ca = BenchCa(tmp_path / "pki")
     assert await installed(csms, station) == ("NotFound", [])
     assert await install(csms, station, ca.pem) == "Accepted"

@@ -397,11 +397,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
                        (r.reservation_id, r.connector_id, r.id_tag, r.id_type, r.group_tag, r.expires_at))
 
-    def charging_profiles(self) -> list[str]:
-        """The installed charging profiles, as the JSON :mod:`controller.ocpp.charging_profiles` wrote."""
+    def charging_profiles(self) -> list[tuple[int, str]]:
+        """The installed charging profiles: (id, the JSON :mod:`controller.ocpp.charging_profiles` wrote)."""
         with self._lock:
-            rows = self._db.execute("SELECT profile FROM charging_profiles ORDER BY profile_id").fetchall()
-        return [row[0] for row in rows]
+            rows = self._db.execute("SELECT profile_id, profile FROM charging_profiles ORDER BY profile_id").fetchall()
+        return [(int(row[0]), row[1]) for row in rows]
 
     def put_charging_profile(self, profile_id: int, profile: str) -> None:
         """Keep (or replace) one charging profile."""

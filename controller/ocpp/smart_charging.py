@@ -91,15 +91,21 @@ class SmartCharging:
         self.clock = clock
         self.zone = zone
         self.profiles: dict[int, ChargingProfile] = {}
-        for text in store.charging_profiles():
-            profile = ChargingProfile.from_json(json.loads(text))
-            if profile.purpose == Purpose.TX:
-                continue  # its transaction ended with the process that ran it (a power loss or a restart)
-            self.profiles[profile.id] = profile
-        self._drop([pid for pid in (json.loads(t)["id"] for t in store.charging_profiles())
-                    if pid not in self.profiles])
         self._pending: list[_Pending] = []
         self._changed = asyncio.Event()
+        stale = []
+        for pid, text in store.charging_profiles():
+            try:
+                profile = ChargingProfile.from_json(json.loads(text))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("stored charging profile %d is unreadable (%r); it is dropped", pid, exc)
+                stale.append(pid)
+                continue
+            if profile.purpose == Purpose.TX:
+                stale.append(pid)  # its transaction ended with the process that ran it (a power loss or a restart)
+                continue
+            self.profiles[profile.id] = profile
+        self._drop(stale)
         station.subscribe(self._on_event)
 
     # ------------------------------------------------------------- installing

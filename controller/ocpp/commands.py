@@ -279,6 +279,8 @@ class Commands:
         if what == Trigger.METER_VALUES and not any(e.reading is not None for e in self.client.station.evses.values()
                                                     if evse_id in (None, e.id)):
             return Answer.REJECTED  # no reading yet (a meter not answering): nothing could be sent
+        if what == Trigger.SIGN_CERTIFICATE and not self.booted():
+            return Answer.REJECTED  # the CSR goes out in SignCertificate: not before an Accepted boot
         if what == Trigger.TRANSACTION_EVENT and not any(
                 e.transaction is not None for e in self.client.station.evses.values() if evse_id in (None, e.id)):
             return Answer.REJECTED  # no transaction there to tell of

@@ -67,15 +67,10 @@ class Security:
         self.store.delete(data)
         return Answer.ACCEPTED
 
-    def sign_request(self) -> Answer:
-        """A CSR for a new station certificate, sent in SignCertificate (after the trigger's answer).
-
-        REJECTED when there is no connection to send it on."""
-        if not self.client.commands.booted():
-            return Answer.REJECTED
+    def sign_request(self) -> None:
+        """A CSR for a new station certificate, sent in SignCertificate (after the trigger's answer)."""
         csr = self.store.csr(self.client.model.get(dm.IDENTITY), self.client.model.get(dm.ORGANIZATION_NAME))
         self.client.spawn(self._send_csr(csr))
-        return Answer.ACCEPTED
 
     async def _send_csr(self, csr: str) -> None:
         answer = await self.client.send(self.client.adapter.sign_certificate(csr))

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from controller.clock import Clock
@@ -266,9 +266,6 @@ class SmartCharging:
                 evse.refresh()  # the same watts, perhaps other amps (volts, phases in use)
             if limits.until is not None and (next_change is None or limits.until < next_change):
                 next_change = limits.until
-        if not self.station.evses:
-            station = limits_at(list(self.profiles.values()), 0, now, anchor=now, transaction_id=None,
-                                zone=self.zone).station
         self.station.set_station_limit(None if station is None else _power(station))
         return next_change
 
@@ -307,9 +304,7 @@ class SmartCharging:
                 self._pending.remove(pending)
                 profile = pending.profile
                 self._drop([profile.id])
-                self._put(ChargingProfile(profile.id, tx.evse_id, profile.stack_level, Purpose.TX, profile.kind,
-                                          profile.schedule, profile.recurrency, profile.valid_from,
-                                          profile.valid_to, tx.local_id, profile.source))
+                self._put(replace(profile, evse_id=tx.evse_id, transaction_id=tx.local_id, wire_transaction_id=None))
                 log.info("remote start's charging profile %d applies to transaction %s", profile.id, tx.local_id)
                 return
 

@@ -22,11 +22,10 @@ log = logging.getLogger(__name__)
 KINDS = {"CentralSystemRootCertificate": Kind.CSMS, "ManufacturerRootCertificate": Kind.MANUFACTURER}
 _NAMES = {v: k for k, v in KINDS.items()}
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it
-#: ExtendedTriggerMessage's messages beside the station certificate's CSR.
+#: ExtendedTriggerMessage's messages.
 _EXTENDED = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT, "StatusNotification": Trigger.STATUS,
              "MeterValues": Trigger.METER_VALUES, "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS,
-             "LogStatusNotification": Trigger.LOG_STATUS}
-SIGN = "SignChargePointCertificate"
+             "LogStatusNotification": Trigger.LOG_STATUS, "SignChargePointCertificate": Trigger.SIGN_CERTIFICATE}
 
 
 class SecurityHandlers16:
@@ -62,22 +61,15 @@ class SecurityHandlers16:
     @on(Action.extended_trigger_message, **_CHECKED)
     def on_extended_trigger_message(self, requested_message: str, connector_id: int | None = None,
                                     **_: Any) -> Any:
-        if requested_message == SIGN:
-            ok = self.commands.booted()
-        else:
-            what = _EXTENDED.get(requested_message)
-            if what is None:
-                return call_result.ExtendedTriggerMessage(status="NotImplemented")
-            ok = self.commands.trigger(what, connector_id) == Answer.ACCEPTED
+        what = _EXTENDED.get(requested_message)
+        if what is None:
+            return call_result.ExtendedTriggerMessage(status="NotImplemented")
+        ok = self.commands.trigger(what, connector_id) == Answer.ACCEPTED
         return call_result.ExtendedTriggerMessage(status="Accepted" if ok else "Rejected")
 
     @after(Action.extended_trigger_message)
     def after_extended_trigger_message(self, requested_message: str, connector_id: int | None = None,
                                        **_: Any) -> None:
-        if requested_message == SIGN:
-            if self.commands.booted():
-                self.commands.security.sign_request()
-            return
         what = _EXTENDED.get(requested_message)
         if what is not None and self.commands.trigger(what, connector_id) == Answer.ACCEPTED:
             self.commands.after_trigger(what, connector_id)

@@ -179,14 +179,11 @@ class _CentralChargePoint(ScriptedAnswers, ChargePoint):
 
     @on(Action.sign_certificate)
     def on_sign_certificate(self, csr: str, **_: Any) -> Any:
-        self._csms.csrs.append(csr)
-        return call_result.SignCertificate(status="Accepted" if self._csms.signer else "Rejected")
+        return call_result.SignCertificate(status=self._csms.csr_received(csr))
 
     @after(Action.sign_certificate)
     def after_sign_certificate(self, csr: str, **_: Any) -> None:
-        signer = self._csms.signer
-        if signer is not None:
-            self._csms.answer_csr(self, call.CertificateSigned(certificate_chain=signer(csr)))
+        self._csms.answer_csr(self, csr, lambda chain: call.CertificateSigned(certificate_chain=chain))
 
 
 def _now() -> str:
@@ -389,8 +386,18 @@ class CsmsSimulator:
                 result.append(message[2])
         return result
 
-    def answer_csr(self, cp: Any, request: Any) -> None:
-        """Send a CertificateSigned (after the SignCertificate answer is on the wire) and keep its answer."""
+    def csr_received(self, csr: str) -> str:
+        """Keep a SignCertificate's CSR; the answer's status (Accepted when a signer is set)."""
+        self.csrs.append(csr)
+        return "Accepted" if self.signer else "Rejected"
+
+    def answer_csr(self, cp: Any, csr: str, signed: Callable[[str], Any]) -> None:
+        """With a signer: send ``signed(chain)``, the version's CertificateSigned (after the SignCertificate answer
+        is on the wire), and keep its answer."""
+        if self.signer is None:
+            return
+        request = signed(self.signer(csr))
+
         async def send() -> None:
             result = await cp.call(request)
             self.signed_answers.append(str(result.status) if result is not None else "CALLERROR")

@@ -122,15 +122,12 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
 
     @on(Action.sign_certificate)
     def on_sign_certificate(self, csr: str, **_: Any) -> Any:
-        self._csms.csrs.append(csr)
-        return call_result.SignCertificate(status="Accepted" if self._csms.signer else "Rejected")
+        return call_result.SignCertificate(status=self._csms.csr_received(csr))
 
     @after(Action.sign_certificate)
     def after_sign_certificate(self, csr: str, **_: Any) -> None:
-        signer = self._csms.signer
-        if signer is not None:
-            self._csms.answer_csr(self, call.CertificateSigned(certificate_chain=signer(csr),
-                                                               certificate_type="ChargingStationCertificate"))
+        self._csms.answer_csr(self, csr, lambda chain: call.CertificateSigned(
+            certificate_chain=chain, certificate_type="ChargingStationCertificate"))
 
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, **_: Any) -> Any:

@@ -54,6 +54,13 @@ def version(app: App) -> str:
     return app.config.ocpp.version
 
 
+def sign_trigger(app: App) -> Any:
+    """The trigger that makes the station send a CSR: 1.6 ExtendedTriggerMessage, 2.0.1 TriggerMessage."""
+    if version(app) == "1.6":
+        return call16.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")
+    return call201.TriggerMessage(requested_message="SignChargingStationCertificate")
+
+
 async def install(csms: CsmsSimulator, app: App, pem: str, kind: str | None = None) -> str:
     calls = call16 if version(app) == "1.6" else call201
     result = await csms.call(CP, calls.InstallCertificate(certificate_type=kind or ROOT[version(app)],
@@ -121,11 +128,7 @@ async def test_TC_074_A_11_CS_the_csms_renews_the_station_certificate(station: A
     ca = BenchCa(tmp_path / "pki")
     csms.signer = ca.sign_csr
     assert await install(csms, station, ca.pem) == "Accepted"  # the CSMS root the new certificate leads to
-    if version(station) == "1.6":
-        trigger: Any = call16.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")
-    else:
-        trigger = call201.TriggerMessage(requested_message="SignChargingStationCertificate")
-    assert (await csms.call(CP, trigger)).status == "Accepted"
+    assert (await csms.call(CP, sign_trigger(station))).status == "Accepted"
     await wait_until(lambda: csms.signed_answers, 5, "CertificateSigned answered")
     assert csms.signed_answers == ["Accepted"]
     csr = x509.load_pem_x509_csr(csms.csrs[0].encode())
@@ -145,13 +148,8 @@ async def test_TC_077_A_14_CS_a_certificate_for_another_key_is_refused_with_a_se
     other, _ = ca.pair("other", CP)  # the right name, but not the key of the station's CSR
     assert await install(csms, station, ca.pem) == "Accepted"
     csms.signer = lambda _csr: other.read_text()
-    if version(station) == "1.6":
-        trigger: Any = call16.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")
-        event = "InvalidChargePointCertificate"
-    else:
-        trigger = call201.TriggerMessage(requested_message="SignChargingStationCertificate")
-        event = "InvalidChargingStationCertificate"
-    assert (await csms.call(CP, trigger)).status == "Accepted"
+    event = "InvalidChargePointCertificate" if version(station) == "1.6" else "InvalidChargingStationCertificate"
+    assert (await csms.call(CP, sign_trigger(station))).status == "Accepted"
     await wait_until(lambda: csms.signed_answers, 5, "CertificateSigned answered")
     assert csms.signed_answers == ["Rejected"]
     await wait_until(lambda: event in csms.security_events, 5, f"the {event} security event")

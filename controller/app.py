@@ -88,7 +88,8 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
         self._stop_event: asyncio.Event | None = None
-        #: Set when a CSMS Reset asked for a restart ("hard" or "soft"); the CLI re-executes the daemon.
+        #: Set when a CSMS Reset asked for a restart ("hard" or "soft") or a firmware update for one into another
+        #: release ("firmware"); the CLI re-executes the daemon.
         self.restart: str | None = None
 
     # ------------------------------------------------------------- building
@@ -236,6 +237,7 @@ class App:
         assert self.store is not None
         self.ocpp = OcppClient(self.config, self.station, self.store, csms_url=url, clock=self.clock)
         self.ocpp.on_reset = self._on_reset
+        self.ocpp.on_firmware_restart = self._on_firmware_restart
         self.ocpp.diagnostics.faults = self._fault_report
         self.ocpp.recover_power_loss()
         self.ocpp.meter_serial = await self._meter_serial()
@@ -287,6 +289,11 @@ class App:
 
     def _on_reset(self, hard: bool) -> None:
         self.restart = "hard" if hard else "soft"
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _on_firmware_restart(self) -> None:
+        self.restart = "firmware"
         if self._stop_event is not None:
             self._stop_event.set()
 

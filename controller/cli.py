@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -46,6 +47,31 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _firmware_pack(args: argparse.Namespace) -> int:
+    from controller.ocpp.signing import sign_image
+    from controller.releases import ImageProblem, pack, read_image
+
+    if bool(args.key) != bool(args.cert):
+        print("evse firmware pack: --key and --cert go together", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        image = pack(out, source=Path(args.source) if args.source else None,
+                     wheels=Path(args.wheels) if args.wheels else None, extras=args.extras)
+        signature = sign_image(image, Path(args.key).read_bytes()) if args.key else None
+        cert = Path(args.cert).read_text() if args.cert else ""
+    except (ImageProblem, OSError, ValueError) as exc:
+        print(f"evse firmware pack: {exc}", file=sys.stderr)
+        return 2
+    wheels, version = read_image(image)[:2]
+    print(f"{out}: evse-controller {version}, {len(wheels)} wheels, {len(image)} bytes")
+    if signature is not None:
+        sidecar = out.with_name(out.name + ".sig")
+        sidecar.write_text(json.dumps({"signature": signature, "signingCertificate": cert}))
+        print(f"{sidecar}: signature (for 1.6 UpdateFirmware; SignedUpdateFirmware and 2.0.1 carry it): {signature}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
@@ -65,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     from controller.app import App
     from controller.hardware import PlatformError
+    from controller.releases import Releases
     from controller.storage import StorageError
 
     state_dir = Path(args.state_dir or config.station.state_dir)
@@ -92,6 +119,13 @@ def _run(args: argparse.Namespace) -> int:
         # The outputs are already safe (App.start makes everything built so far safe on any failure).
         print(f"evse: not starting: {exc}", file=sys.stderr)
         return 2
+    if app.restart == "firmware":
+        # Into the release a firmware update switched to (or back from one on trial), through the guard that
+        # counts its starts; the same process slot, so systemd keeps its watchdog and notify socket.
+        logging.getLogger(__name__).warning("restarting through the release guard")
+        logging.shutdown()
+        command = Releases(config.firmware.releases_dir).guard_command(sys.argv[1:])
+        os.execv(command[0], command)
     if app.restart:
         # A CSMS Reset: the outputs are safe and the transactions ended; start afresh in this process slot.
         logging.getLogger(__name__).warning("restarting after a %s reset", app.restart)
@@ -134,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     chk = check.add_parser("check", help="validate a config file: prints OK or every problem (exit 2)")
     chk.add_argument("file")
     chk.set_defaults(func=_config_check)
+    firmware = sub.add_parser("firmware", help="firmware images (releases of this package)").add_subparsers(
+        dest="action", required=True)
+    pack = firmware.add_parser("pack", help="make a firmware image of this package and its dependencies")
+    pack.add_argument("out", help="the image file to write (a .tar)")
+    pack.add_argument("--source", help="the source tree to build (default: the current directory)")
+    pack.add_argument("--wheels", help="take the wheels in this folder instead of building them")
+    pack.add_argument("--extras", default="", help="extras the station installs, e.g. pi")
+    pack.add_argument("--key", help="the manufacturer's signing key (PEM): also write OUT.sig")
+    pack.add_argument("--cert", help="the signing certificate (PEM) that goes with --key")
+    pack.set_defaults(func=_firmware_pack)
     for command in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         command.load()(sub)
     return parser

@@ -167,6 +167,11 @@ class _CentralChargePoint(ScriptedAnswers, ChargePoint):
         self._csms.file_statuses.append(("FirmwareStatusNotification", status, None))
         return call_result.FirmwareStatusNotification()
 
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
+        self._csms.file_statuses.append(("SignedFirmwareStatusNotification", status, request_id))
+        return call_result.SignedFirmwareStatusNotification()
+
     @on(Action.log_status_notification)
     def on_log_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
         self._csms.file_statuses.append(("LogStatusNotification", status, request_id))

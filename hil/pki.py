@@ -6,7 +6,6 @@ certificates (valid, expired, revoked with a CRL that says so), and the CSMS's s
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import itertools
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from controller.ocpp.signing import sign_image
 
 _DAY = datetime.timedelta(days=1)
 
@@ -93,9 +94,7 @@ class BenchCa:
 
     def sign_image(self, image: bytes, key_file: Path) -> str:
         """A firmware signature as SignedUpdateFirmware carries it: base64 of ECDSA/SHA-256 over ``image``."""
-        key = serialization.load_pem_private_key(key_file.read_bytes(), None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return base64.b64encode(key.sign(image, ec.ECDSA(hashes.SHA256()))).decode()
+        return sign_image(image, key_file.read_bytes())
 
     def revoke(self, cert_file: Path) -> None:
         """Put a certificate this CA issued on its CRL."""

@@ -21,6 +21,7 @@ from controller.config.sections import (
     Config,
     ConnectorSection,
     ContactorSection,
+    FirmwareSection,
     LedSection,
     LockSection,
     MeterSection,
@@ -35,9 +36,9 @@ from controller.config.sections import (
 
 __all__ = [
     "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection", "DcIoSection", "DcPowerSection",
-    "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection", "ProximitySection",
-    "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "csms_url_problem", "default_config",
-    "load_config", "parse_config", "redact",
+    "FirmwareSection", "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection",
+    "ProximitySection", "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "csms_url_problem",
+    "default_config", "load_config", "parse_config", "redact",
 ]
 
 

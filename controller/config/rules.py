@@ -118,6 +118,10 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     except (ValueError, ZoneInfoNotFoundError):
         problems.append(f"{source}: station.timezone = {config.station.timezone!r}: expected an IANA time zone "
                         "such as 'Europe/Berlin' or 'UTC' (see /usr/share/zoneinfo)")
+    releases = config.firmware.releases_dir
+    if releases and not releases.startswith("/"):
+        problems.append(f"{source}: firmware.releases_dir = {releases!r}: expected an absolute path such as "
+                        "'/opt/evse' (the service starts from it whatever its working directory)")
     if config.ocpp.reconnect_max < config.ocpp.reconnect_min:
         problems.append(
             f"{source}: ocpp.reconnect_max = {config.ocpp.reconnect_max:g}: expected at least "

@@ -64,6 +64,17 @@ class OcppSection:
 
 
 @dataclass
+class FirmwareSection:
+    """[firmware]: how the CSMS's firmware updates install (releases of this package, see the README)."""
+
+    #: Where releases live: ``releases/<name>/`` virtual environments, the ``current`` link the service starts
+    #: and the guard that rolls a failed one back (the installer sets /opt/evse). Empty: updates are refused.
+    releases_dir: str = ""
+    #: How long a new release has to reach an Accepted BootNotification before it is rolled back.
+    trial_seconds: float = opt(600.0, lo=30, hi=86400)
+
+
+@dataclass
 class RfidSection:
     """[rfid]: the card reader shared by all connectors."""
 
@@ -250,6 +261,7 @@ class Config:
     station: StationSection = opt(StationSection())
     ocpp: OcppSection = opt(OcppSection())
     rfid: RfidSection = opt(RfidSection())
+    firmware: FirmwareSection = opt(FirmwareSection())
     connector: list[ConnectorSection] = opt([])
     #: Where the config came from (not a key in the file).
     source: str = field(default="<defaults>", metadata={"internal": True})

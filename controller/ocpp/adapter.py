@@ -24,6 +24,7 @@ from controller.domain.events import (
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
 from controller.ocpp.diagnostics import LogRequest, Upload
+from controller.ocpp.firmware import FirmwareRequest, FwStatus
 from controller.ocpp.queue import TxMessage
 from controller.ocpp.sampling import MeterValue
 from controller.storage import StoredMessage, StoredTransaction
@@ -147,8 +148,12 @@ class VersionAdapter(Protocol):
         """A DataTransfer."""
         ...
 
-    def firmware_status(self) -> Message:
-        """The firmware status, for TriggerMessage."""
+    def firmware_status(self, *, signed: bool = False) -> Message:
+        """The firmware status, for TriggerMessage (``signed``: 1.6 ExtendedTriggerMessage's)."""
+        ...
+
+    def firmware_status_of(self, status: FwStatus, request: FirmwareRequest) -> Message | None:
+        """The notification of a firmware update's progress (None: the version tells none of this state)."""
         ...
 
     def diagnostics_status(self) -> Message:
@@ -177,7 +182,7 @@ def firmware_version() -> str:
 
 class SharedSpelling:
     """What 1.6 and 2.0.1 spell alike: SecurityEventNotification, DataTransfer, the boot and heartbeat answers,
-    an idle FirmwareStatus, an expiry's reading."""
+    an expiry's reading."""
 
     client: OcppClient
 
@@ -214,11 +219,6 @@ class SharedSpelling:
         if data is not None:
             payload["data"] = data
         return "DataTransfer", payload
-
-    @staticmethod
-    def firmware_status() -> Message:
-        """FirmwareStatusNotification: nothing to report (firmware updates are not handled yet)."""
-        return "FirmwareStatusNotification", {"status": "Idle"}
 
     @staticmethod
     def boot_answer(result: dict[str, Any]) -> tuple[Registration, int, str]:

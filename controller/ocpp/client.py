@@ -44,6 +44,7 @@ from controller.ocpp.certificates import CertificateStore
 from controller.ocpp.commands import Commands
 from controller.ocpp.device_model import DeviceModel, Ref
 from controller.ocpp.diagnostics import Diagnostics
+from controller.ocpp.firmware import Firmware
 from controller.ocpp.link import Backoff, Link
 from controller.ocpp.network import NetworkProfile, NetworkProfiles, configured_profile
 from controller.ocpp.queue import STOP, Queue
@@ -84,6 +85,7 @@ class OcppClient:
         self.commands = Commands(self)
         self.security = Security(self)
         self.diagnostics = Diagnostics(self)
+        self.firmware = Firmware(self)
         self.adapter = adapter_for(config.ocpp.version, self)
         self.queue = Queue(store, self.adapter.version, getattr(self.adapter, "stamp", None))
         security = configured_profile(csms_url, config.ocpp)
@@ -107,6 +109,8 @@ class OcppClient:
         self.meter_serial: str | None = None
         #: Called with hard=True/False once a Reset has ended the transactions: the app restarts.
         self.on_reset: Callable[[bool], None] | None = None
+        #: Called when a firmware update (or its rollback) needs the station started anew through the guard.
+        self.on_firmware_restart: Callable[[], None] | None = None
         #: The last BootNotification answer (None before one).
         self.registration: Registration | None = None
         self.connected = asyncio.Event()
@@ -164,11 +168,13 @@ class OcppClient:
         """Connect, boot and serve until cancelled."""
         aligned = asyncio.create_task(self.sampler.run_aligned(), name="ocpp-clock-aligned")
         limits = asyncio.create_task(self.smart.run(), name="ocpp-smart-charging")
+        self.firmware.start()
         try:
             await self.link.run(self._session)
         finally:
             await cancel_and_wait([aligned, limits, *self._tasks])
             await self.diagnostics.close()
+            await self.firmware.close()
             await self.sampler.close()
 
     async def _session(self, ws: Any) -> None:
@@ -205,6 +211,7 @@ class OcppClient:
                        *(current_status(e) for e in self.station.evses.values())):
             if every or self._told.get(status.evse_id) != status:
                 await self._send_status(status)
+        await self.firmware.booted()  # after the statuses, as L01 orders Installed
         await asyncio.gather(self._heartbeat(conn), self._drain(conn), self.statuses.run(self.station.evses))
 
     async def _boot(self, conn: Connection) -> None:
@@ -442,6 +449,12 @@ class OcppClient:
         self.store.set_setting(BOOT_CAUSE, "scheduled_reset" if scheduled else "reset")
         if self.on_reset is not None:
             self.on_reset(hard)
+
+    def restart_for_firmware(self) -> None:
+        """Start anew through the release guard: into a new release, or back from one on trial."""
+        self.store.set_setting(BOOT_CAUSE, "firmware")  # the next BootNotification says FirmwareUpdate
+        if self.on_firmware_restart is not None:
+            self.on_firmware_restart()
 
     def take_boot_cause(self) -> str | None:
         """Why this start happened, as the last run recorded it ("reset", "scheduled_reset"), once; None: a

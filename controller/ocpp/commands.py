@@ -28,6 +28,7 @@ from controller.tasks import until
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
     from controller.ocpp.diagnostics import Diagnostics
+    from controller.ocpp.firmware import Firmware
     from controller.ocpp.security import Security
     from controller.ocpp.smart_charging import SmartCharging
 
@@ -48,6 +49,8 @@ class Trigger(enum.Enum):
     #: 2.0.1: a TransactionEvent Updated (triggerReason Trigger) of each ongoing transaction.
     TRANSACTION_EVENT = "transaction event"
     FIRMWARE_STATUS = "firmware status"
+    #: 1.6 ExtendedTriggerMessage's FirmwareStatusNotification: the signed update's SignedFirmwareStatusNotification.
+    SIGNED_FIRMWARE_STATUS = "signed firmware status"
     DIAGNOSTICS_STATUS = "diagnostics status"
     #: The security whitepaper's and 2.0.1's LogStatusNotification.
     LOG_STATUS = "log status"
@@ -74,6 +77,11 @@ class Commands:
     def diagnostics(self) -> Diagnostics:
         """Log and diagnostics uploads (GetDiagnostics / GetLog go straight there)."""
         return self.client.diagnostics
+
+    @property
+    def firmware(self) -> Firmware:
+        """Firmware updates (UpdateFirmware and SignedUpdateFirmware go straight there)."""
+        return self.client.firmware
 
     @property
     def security(self) -> Security:
@@ -313,6 +321,8 @@ class Commands:
                     client.queue.put(triggered(evse))  # a transaction's message: in its order, with its seqNo
         elif what == Trigger.FIRMWARE_STATUS:
             client.spawn(client.send(adapter.firmware_status()))
+        elif what == Trigger.SIGNED_FIRMWARE_STATUS:
+            client.spawn(client.send(adapter.firmware_status(signed=True)))
         elif what == Trigger.DIAGNOSTICS_STATUS:
             client.spawn(client.send(adapter.diagnostics_status()))
         elif what == Trigger.LOG_STATUS:

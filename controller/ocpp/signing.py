@@ -14,7 +14,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from controller.ocpp.certificates import CertificateProblem, load_chain, reaches, valid_now
@@ -31,9 +31,9 @@ class ImageRefused(Exception):
 INVALID_CERTIFICATE, INVALID_SIGNATURE = "InvalidCertificate", "InvalidSignature"
 
 
-def verify_image(image: bytes, signature: str, signing_certificate: str, roots: list[x509.Certificate],
-                 now: datetime) -> str:
-    """Check a signed image; returns its SHA-256 (hex) or raises :class:`ImageRefused`."""
+def check_signer(signing_certificate: str, roots: list[x509.Certificate], now: datetime) -> x509.Certificate:
+    """The signing certificate, when it is valid now and leads to an installed manufacturer root; raises
+    :class:`ImageRefused` (InvalidCertificate) otherwise."""
     try:
         chain = load_chain(signing_certificate)
     except CertificateProblem as exc:
@@ -44,6 +44,13 @@ def verify_image(image: bytes, signature: str, signing_certificate: str, roots: 
     if not reaches(signer, chain[1:], roots):
         raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate does not lead to an installed "
                                                 "ManufacturerRootCertificate")
+    return signer
+
+
+def verify_image(image: bytes, signature: str, signing_certificate: str, roots: list[x509.Certificate],
+                 now: datetime) -> str:
+    """Check a signed image; returns its SHA-256 (hex) or raises :class:`ImageRefused`."""
+    signer = check_signer(signing_certificate, roots, now)
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -59,3 +66,16 @@ def verify_image(image: bytes, signature: str, signing_certificate: str, roots: 
     except InvalidSignature as exc:
         raise ImageRefused(INVALID_SIGNATURE, "the signature does not match the image") from exc
     return hashlib.sha256(image).hexdigest()
+
+
+def sign_image(image: bytes, key_pem: bytes) -> str:
+    """The signature a CSMS sends with ``image``: base64 of ECDSA or RSA PKCS#1 v1.5 over its SHA-256, made with
+    the manufacturer's signing key (PEM, unencrypted)."""
+    key = serialization.load_pem_private_key(key_pem, None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        raw = key.sign(image, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(key, rsa.RSAPrivateKey):
+        raw = key.sign(image, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise ValueError("the signing key is neither EC nor RSA")
+    return base64.b64encode(raw).decode()

@@ -13,6 +13,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from controller.app import App
+from controller.ocpp.rpc import RECENT_FRAMES
 from hil.csms import CsmsSimulator
 from tests.conftest import wait_until
 from tests.fileservers import ftp_server, http_server
@@ -76,6 +77,7 @@ async def test_TC_079_CS_get_security_log_over_http(charger: App, csms: CsmsSimu
 
 async def test_TC_N_25_35_CS_get_log_diagnostics_and_security_logs(station201: App, csms: CsmsSimulator,
                                                                    tmp_path: Path) -> None:
+    RECENT_FRAMES.clear()  # the frame log is the process's: an earlier test's transactions are not this one's
     with http_server(tmp_path / "http") as url:
         result = await csms.call(CP, call201.GetLog(log={"remoteLocation": url}, log_type="DiagnosticsLog",
                                                     request_id=11))

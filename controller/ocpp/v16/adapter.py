@@ -15,9 +15,18 @@ from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
 from controller.ocpp.diagnostics import Upload
+from controller.ocpp.firmware import FirmwareRequest, FwStatus
 from controller.ocpp.queue import START, STOP, TxMessage
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
-from controller.ocpp.v16.codes import CSMS_TOKEN, ERROR_CODES, REASONS, RULES, auth_status
+from controller.ocpp.v16.codes import (
+    CSMS_TOKEN,
+    ERROR_CODES,
+    PLAIN_FIRMWARE,
+    PLAIN_SO_FAR,
+    REASONS,
+    RULES,
+    auth_status,
+)
 from controller.ocpp.v16.handlers import StationChargePoint
 from controller.ocpp.v16.keys import ConfigurationKeys
 from controller.storage import StoredMessage, StoredTransaction
@@ -70,6 +79,30 @@ class Ocpp16Adapter(SharedSpelling):
         uploading = diagnostics.state == Upload.UPLOADING and diagnostics.current is not None \
             and diagnostics.current.request_id is None
         return "DiagnosticsStatusNotification", {"status": "Uploading" if uploading else "Idle"}
+
+    def firmware_status_of(self, status: FwStatus, request: FirmwareRequest) -> Message | None:
+        """A signed update's SignedFirmwareStatusNotification; a plain UpdateFirmware's FirmwareStatusNotification,
+        in its smaller vocabulary (None: a state it has no word for)."""
+        if request.request_id is not None:
+            payload: dict[str, Any] = {"status": status.value}
+            if status != FwStatus.IDLE:
+                payload["requestId"] = request.request_id
+            return "SignedFirmwareStatusNotification", payload
+        word = PLAIN_FIRMWARE.get(status)
+        return None if word is None else ("FirmwareStatusNotification", {"status": word})
+
+    def firmware_status(self, *, signed: bool = False) -> Message:
+        """The firmware status of the moment for a trigger: TriggerMessage's plain FirmwareStatusNotification, or
+        ExtendedTriggerMessage's SignedFirmwareStatusNotification (``signed``)."""
+        firmware = self.client.firmware
+        request = firmware.current
+        if signed:
+            if request is None or request.request_id is None or firmware.status == FwStatus.IDLE:
+                return "SignedFirmwareStatusNotification", {"status": "Idle"}
+            return "SignedFirmwareStatusNotification", {"status": firmware.status.value,
+                                                         "requestId": request.request_id}
+        word = PLAIN_FIRMWARE.get(firmware.status) or PLAIN_SO_FAR.get(firmware.status, "Idle")
+        return "FirmwareStatusNotification", {"status": word}
 
     # ------------------------------------------------------------------ boot
 

@@ -6,6 +6,7 @@ from ocpp.v16.enums import Action
 
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, AuthStatus, IdTokenType, StopReason
+from controller.ocpp.firmware import FwStatus
 from controller.ocpp.framing import CODES_16, Rules
 
 #: 1.6's frame rules: its actions, the ocpp package's 1.6 schemas, the 1.6 CALLERROR spellings.
@@ -89,3 +90,14 @@ CONFIGURATION = {Answer.ACCEPTED: "Accepted", Answer.REJECTED: "Rejected", Answe
 def spell(table: dict[Answer, str], answer: Answer, default: str = "Rejected") -> str:
     """The 1.6 status for a command's answer."""
     return table.get(answer, default)
+
+#: 1.6 FirmwareStatusNotification's words for an update's states (a refused signature is an InstallationFailed;
+#: the states it has no word for are not told).
+PLAIN_FIRMWARE = {FwStatus.IDLE: "Idle", FwStatus.DOWNLOADING: "Downloading", FwStatus.DOWNLOADED: "Downloaded",
+                  FwStatus.DOWNLOAD_FAILED: "DownloadFailed", FwStatus.INVALID_SIGNATURE: "InstallationFailed",
+                  FwStatus.INSTALLING: "Installing", FwStatus.INSTALLED: "Installed",
+                  FwStatus.INSTALLATION_FAILED: "InstallationFailed",
+                  FwStatus.INSTALL_VERIFICATION_FAILED: "InstallationFailed"}
+#: What a trigger says in the states without a word: the last one told.
+PLAIN_SO_FAR = {FwStatus.SIGNATURE_VERIFIED: "Downloaded", FwStatus.INSTALL_SCHEDULED: "Downloaded",
+                FwStatus.INSTALL_REBOOTING: "Installing"}

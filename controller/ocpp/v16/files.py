@@ -1,6 +1,8 @@
-"""1.6 file transfers: GetDiagnostics (FirmwareManagement) and the security whitepaper's GetLog.
+"""1.6 file transfers: GetDiagnostics and UpdateFirmware (FirmwareManagement), and the security whitepaper's GetLog
+and SignedUpdateFirmware.
 
-:class:`FileHandlers16` is mixed into the 1.6 charge point; :mod:`controller.ocpp.diagnostics` does the work.
+:class:`FileHandlers16` is mixed into the 1.6 charge point; :mod:`controller.ocpp.diagnostics` and
+:mod:`controller.ocpp.firmware` do the work.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ocpp.v16.enums import Action
 from controller.clock import parse_time
 from controller.ocpp.commands import Commands
 from controller.ocpp.diagnostics import LogRequest
+from controller.ocpp.firmware import FirmwareRequest, FwStatus
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -22,7 +25,7 @@ _CHECKED = {"skip_schema_validation": True}  # framing.py checked it
 
 
 class FileHandlers16:
-    """GetDiagnostics and GetLog of one 1.6 connection."""
+    """GetDiagnostics, GetLog, UpdateFirmware and SignedUpdateFirmware of one 1.6 connection."""
 
     commands: Commands
 
@@ -52,3 +55,26 @@ class FileHandlers16:
         if refused is not None:
             logger.info("GetLog refused: %s", refused)
         return call_result.GetLog(status=status, filename=name)
+
+    @on(Action.update_firmware, **_CHECKED)
+    def on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                           retry_interval: int | None = None, **_: Any) -> Any:
+        request = FirmwareRequest(location, parse_time(retrieve_date), retries=retries or 0,
+                                  retry_interval=30.0 if retry_interval is None else float(retry_interval))
+        firmware = self.commands.firmware
+        if firmware.request(request) not in ("Accepted", "AcceptedCanceled"):
+            # UpdateFirmware.conf has no status: the refusal is told as the installation's failure.
+            client = self.commands.client
+            client.spawn(client.send(client.adapter.firmware_status_of(FwStatus.INSTALLATION_FAILED, request)
+                                     or ("FirmwareStatusNotification", {"status": "InstallationFailed"})))
+        return call_result.UpdateFirmware()
+
+    @on(Action.signed_update_firmware, **_CHECKED)
+    def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
+                                  retry_interval: int | None = None, **_: Any) -> Any:
+        install = firmware.get("install_date_time")
+        request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
+                                  parse_time(install) if install else None, retries or 0,
+                                  30.0 if retry_interval is None else float(retry_interval), request_id,
+                                  firmware.get("signature"), firmware.get("signing_certificate"))
+        return call_result.SignedUpdateFirmware(status=self.commands.firmware.request(request))

@@ -24,7 +24,7 @@ _NAMES = {v: k for k, v in KINDS.items()}
 _CHECKED = {"skip_schema_validation": True}  # framing.py checked it
 #: ExtendedTriggerMessage's messages.
 _EXTENDED = {"BootNotification": Trigger.BOOT, "Heartbeat": Trigger.HEARTBEAT, "StatusNotification": Trigger.STATUS,
-             "MeterValues": Trigger.METER_VALUES, "FirmwareStatusNotification": Trigger.FIRMWARE_STATUS,
+             "MeterValues": Trigger.METER_VALUES, "FirmwareStatusNotification": Trigger.SIGNED_FIRMWARE_STATUS,
              "LogStatusNotification": Trigger.LOG_STATUS, "SignChargePointCertificate": Trigger.SIGN_CERTIFICATE}
 
 

@@ -36,6 +36,7 @@ from controller.evse.machine import Evse
 from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SessionEdge, SharedSpelling, firmware_version
+from controller.ocpp.firmware import FirmwareRequest, FwStatus
 from controller.ocpp.queue import START, STOP, UPDATE, TxMessage
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.smart_charging import NOMINAL_VOLTS
@@ -70,7 +71,8 @@ class Ocpp201Adapter(SharedSpelling):
     def __init__(self, client: OcppClient) -> None:
         self.client = client
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
-        self.boot_reason = {"reset": "RemoteReset", "scheduled_reset": "ScheduledReset"}.get(
+        self.boot_reason = {"reset": "RemoteReset", "scheduled_reset": "ScheduledReset",
+                            "firmware": "FirmwareUpdate"}.get(
             client.take_boot_cause() or "", "PowerUp")
         self._faults: dict[int, Fault | None] = {}
         self._first_connection = True
@@ -96,6 +98,21 @@ class Ocpp201Adapter(SharedSpelling):
     def diagnostics_status(self) -> Message:
         """2.0.1's diagnostics status is LogStatusNotification."""
         return self.log_status()
+
+    @staticmethod
+    def firmware_status_of(status: FwStatus, request: FirmwareRequest) -> Message:
+        """FirmwareStatusNotification of an update's state, with its requestId."""
+        payload: dict[str, Any] = {"status": status.value}
+        if status != FwStatus.IDLE and request.request_id is not None:
+            payload["requestId"] = request.request_id
+        return "FirmwareStatusNotification", payload
+
+    def firmware_status(self, *, signed: bool = False) -> Message:
+        """FirmwareStatusNotification of the moment, for TriggerMessage (Idle with no update under way)."""
+        firmware = self.client.firmware
+        if firmware.current is None or firmware.status == FwStatus.IDLE:
+            return "FirmwareStatusNotification", {"status": "Idle"}
+        return self.firmware_status_of(firmware.status, firmware.current)
 
     # ------------------------------------------------------------------ boot
 

@@ -1,6 +1,7 @@
-"""2.0.1 file transfers: GetLog (N01, DiagnosticsLog and SecurityLog).
+"""2.0.1 file transfers: GetLog (N01, DiagnosticsLog and SecurityLog) and UpdateFirmware (L01).
 
-:class:`FileHandlers201` is mixed into the 2.0.1 charge point; :mod:`controller.ocpp.diagnostics` does the work.
+:class:`FileHandlers201` is mixed into the 2.0.1 charge point; :mod:`controller.ocpp.diagnostics` and
+:mod:`controller.ocpp.firmware` do the work.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
+from controller.clock import parse_time
 from controller.ocpp.commands import Commands
+from controller.ocpp.firmware import FirmwareRequest
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -20,7 +23,7 @@ _CHECKED = {"skip_schema_validation": True}  # framing.py checked it
 
 
 class FileHandlers201:
-    """GetLog of one 2.0.1 connection."""
+    """GetLog and UpdateFirmware of one 2.0.1 connection."""
 
     commands: Commands
 
@@ -33,3 +36,13 @@ class FileHandlers201:
         logger.info("GetLog refused: %s", refused)
         reason, detail = refused.split(": ", 1)
         return call_result.GetLog(status=status, status_info={"reason_code": reason, "additional_info": detail[:512]})
+
+    @on(Action.update_firmware, **_CHECKED)
+    def on_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
+                           retry_interval: int | None = None, **_: Any) -> Any:
+        install = firmware.get("install_date_time")
+        request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
+                                  parse_time(install) if install else None, retries or 0,
+                                  30.0 if retry_interval is None else float(retry_interval), request_id,
+                                  firmware.get("signature"), firmware.get("signing_certificate"))
+        return call_result.UpdateFirmware(status=self.commands.firmware.request(request))

@@ -1,0 +1,345 @@
+"""Firmware updates for every OCPP version: 1.6 UpdateFirmware, the 1.6 whitepaper's SignedUpdateFirmware and
+2.0.1 UpdateFirmware (L01). The firmware is a release of this package (:mod:`controller.releases`).
+
+One update at a time, in the order L01 gives: (DownloadScheduled until retrieveDateTime) Downloading, with the
+request's retries, Downloaded, the signature checked against an installed ManufacturerRootCertificate
+(SignatureVerified, or InvalidSignature and nothing installed), (InstallScheduled until installDateTime)
+Installing into a new environment while charging goes on, then, once no transaction runs (idle EVSEs are made
+Unavailable meanwhile, L01.FR.07), InstallRebooting and a restart into the new release through the guard. The new
+release reports Installed (and the security event FirmwareUpdated) after its BootNotification is Accepted; one
+that does not get that far within ``firmware.trial_seconds`` is rolled back, and the old release reports
+InstallationFailed.
+
+1.6's plain UpdateFirmware carries no signature: the station fetches ``<location>.sig``, a JSON object with the
+same ``signature`` and ``signingCertificate`` as a signed request (``evse firmware pack --key`` writes it), and
+refuses an image without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from controller import firmware_guard
+from controller.clock import iso_utc, parse_time
+from controller.config import redact
+from controller.domain.types import EvseStatus
+from controller.ocpp.certificates import Kind
+from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, check_signer, verify_image
+from controller.ocpp.transfer import SCHEMES, TransferError, download
+from controller.releases import ImageProblem, Releases, VerifyFailed, running_release
+from controller.tasks import until
+
+if TYPE_CHECKING:
+    from controller.ocpp.client import OcppClient
+
+log = logging.getLogger(__name__)
+
+#: The setting that keeps the update under way across restarts (and tells the new release what it was).
+JOB = "firmware.job"
+DOWNLOAD_TIMEOUT = 900.0
+
+
+class FwStatus(enum.Enum):
+    """Where an update stands, in 2.0.1's words (the adapters spell them for 1.6)."""
+
+    IDLE = "Idle"
+    DOWNLOAD_SCHEDULED = "DownloadScheduled"
+    DOWNLOADING = "Downloading"
+    DOWNLOADED = "Downloaded"
+    DOWNLOAD_FAILED = "DownloadFailed"
+    INVALID_SIGNATURE = "InvalidSignature"
+    SIGNATURE_VERIFIED = "SignatureVerified"
+    INSTALL_SCHEDULED = "InstallScheduled"
+    INSTALLING = "Installing"
+    INSTALL_REBOOTING = "InstallRebooting"
+    INSTALLED = "Installed"
+    INSTALLATION_FAILED = "InstallationFailed"
+    INSTALL_VERIFICATION_FAILED = "InstallVerificationFailed"
+
+
+@dataclasses.dataclass(frozen=True)
+class FirmwareRequest:
+    """One update as the CSMS asked for it. ``request_id`` None: 1.6's plain UpdateFirmware."""
+
+    location: str
+    retrieve_at: datetime
+    install_at: datetime | None = None
+    retries: int = 0
+    retry_interval: float = 30.0
+    request_id: int | None = None
+    signature: str | None = None
+    signing_certificate: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as the job setting keeps it."""
+        return {**dataclasses.asdict(self), "retrieve_at": iso_utc(self.retrieve_at),
+                "install_at": iso_utc(self.install_at) if self.install_at else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FirmwareRequest:
+        """The request :meth:`to_json` kept."""
+        install = data.get("install_at")
+        return cls(**{**data, "retrieve_at": parse_time(data["retrieve_at"]),
+                       "install_at": parse_time(install) if install else None})
+
+
+class Firmware:
+    """Runs the station's firmware updates."""
+
+    def __init__(self, client: OcppClient) -> None:
+        self.client = client
+        self.status = FwStatus.IDLE
+        self.current: FirmwareRequest | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._installing = False
+        self._blocked: list[int] = []  # EVSEs made Unavailable while the restart waits for transactions
+        self._report: FwStatus | None = None  # what the last run's update ended as, told after the boot
+        job = self._job()
+        # The restart into a new release (or back) counts as a firmware update's boot (2.0.1 FirmwareUpdate).
+        self.rebooted = job is not None and job.get("phase") == "rebooting"
+
+    @property
+    def releases(self) -> Releases:
+        """The station's releases (``firmware.releases_dir``)."""
+        return Releases(self.client.config.firmware.releases_dir)
+
+    # -------------------------------------------------------------- requests
+
+    def request(self, request: FirmwareRequest) -> str:
+        """An update request: Accepted, AcceptedCanceled (one under way was cancelled for it), Rejected or
+        InvalidCertificate (the signing certificate cannot be trusted: nothing is downloaded)."""
+        problem = self.releases.problem() or _location_problem(request.location)
+        if problem is not None:
+            log.warning("firmware update refused: %s", problem)
+            return "Rejected"
+        if request.signing_certificate:
+            try:
+                check_signer(request.signing_certificate, self._roots(), self.client.clock.utcnow())
+            except ImageRefused as exc:
+                log.warning("firmware update refused: %s", exc)
+                self.client.security_event("InvalidFirmwareSigningCertificate")
+                return "InvalidCertificate"
+        answer = "Accepted"
+        if self._task is not None and not self._task.done():
+            if self._installing:
+                log.warning("firmware update refused: the one under way is installing and cannot be cancelled")
+                return "Rejected"
+            self._task.cancel()
+            self._restore_availability()
+            answer = "AcceptedCanceled"
+            log.info("firmware update %s cancelled for a new request", self.current and self.current.request_id)
+        self._start(request)
+        return answer
+
+    def _start(self, request: FirmwareRequest) -> None:
+        self.current = request
+        self._save({"request": request.to_json(), "phase": "download"})
+        self._task = asyncio.get_running_loop().create_task(self._run(request), name="ocpp-firmware")
+
+    def start(self) -> None:
+        """At start: resume an update a restart interrupted, or settle the one that restarted into a release."""
+        job = self._job()
+        if job is None:
+            return
+        request = FirmwareRequest.from_json(job["request"])
+        self.current = request
+        if job.get("phase") != "rebooting":
+            log.info("firmware update from %s resumed after the restart", redact(request.location))
+            self._start(request)
+            return
+        root, running = self.releases.root, running_release(self.releases.root)
+        if running == job.get("release"):
+            self._report = FwStatus.INSTALLED
+            trial = firmware_guard.read_json(root / firmware_guard.TRIAL)
+            if trial is not None and trial.get("release") == running:
+                seconds = max(0.0, float(trial.get("deadline", 0)) - self.client.clock.utcnow().timestamp())
+                self._task = asyncio.get_running_loop().create_task(self._trial(seconds), name="firmware-trial")
+        else:
+            outcome = firmware_guard.read_json(root / firmware_guard.OUTCOME) or {}
+            log.error("firmware update to release %s failed: %s; running release %s again", job.get("release"),
+                      outcome.get("why", "it did not start"), running)
+            self._report = FwStatus.INSTALLATION_FAILED
+
+    async def booted(self) -> None:
+        """After an Accepted BootNotification: end the new release's trial and report how the update ended."""
+        if self._report is None or self.current is None:
+            return
+        root, running = self.releases.root, running_release(self.releases.root)
+        if self._report == FwStatus.INSTALLED and running is not None:
+            trial = firmware_guard.read_json(root / firmware_guard.TRIAL) or {}
+            if firmware_guard.confirm(root, running):
+                gone = self.releases.prune({running, str(trial.get("previous", ""))})
+                log.info("release %s confirmed (Accepted by the CSMS); removed old releases: %s", running,
+                         ", ".join(gone) or "none")
+            self.client.security_event("FirmwareUpdated")
+        report, self._report = self._report, None
+        await self._tell(report, self.current)
+        (root / firmware_guard.OUTCOME).unlink(missing_ok=True)
+        self._clear()
+
+    async def close(self) -> None:
+        """Stop an update under way (shutdown); a download starts again at the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -------------------------------------------------------------- the update
+
+    async def _run(self, request: FirmwareRequest) -> None:
+        clock = self.client.clock
+        wait = (request.retrieve_at - clock.utcnow()).total_seconds()
+        if wait > 0:
+            await self._tell(FwStatus.DOWNLOAD_SCHEDULED, request)
+            await asyncio.sleep(wait)
+        image = await self._download(request)
+        if image is None:
+            return
+        if not await self._verify(request, image):
+            return
+        wait = (request.install_at - clock.utcnow()).total_seconds() if request.install_at else 0.0
+        if wait > 0:
+            await self._tell(FwStatus.INSTALL_SCHEDULED, request)
+            await asyncio.sleep(wait)
+        await self._install(request, image)
+
+    async def _download(self, request: FirmwareRequest) -> bytes | None:
+        for attempt in range(request.retries + 1):
+            await self._tell(FwStatus.DOWNLOADING, request)
+            try:
+                image = await asyncio.wait_for(asyncio.to_thread(download, request.location), DOWNLOAD_TIMEOUT)
+            except (TransferError, TimeoutError) as exc:
+                log.warning("firmware download from %s failed (attempt %d of %d): %s", redact(request.location),
+                            attempt + 1, request.retries + 1, exc)
+                if attempt < request.retries:
+                    await asyncio.sleep(request.retry_interval)
+                continue
+            log.info("firmware image downloaded: %d bytes from %s", len(image), redact(request.location))
+            await self._tell(FwStatus.DOWNLOADED, request)
+            return image
+        await self._tell(FwStatus.DOWNLOAD_FAILED, request)
+        self._clear()
+        return None
+
+    async def _verify(self, request: FirmwareRequest, image: bytes) -> bool:
+        signature, certificate = request.signature, request.signing_certificate
+        why = ""
+        if request.request_id is None:  # 1.6 UpdateFirmware: the signature comes beside the image
+            try:
+                sidecar = json.loads(await asyncio.to_thread(download, request.location + ".sig"))
+                signature, certificate = str(sidecar["signature"]), str(sidecar["signingCertificate"])
+            except (TransferError, ValueError, KeyError, TypeError) as exc:
+                why = f"{redact(request.location)}.sig is missing or unreadable ({exc})"
+        if not why and not (signature and certificate):
+            why = "the request carries no signature and signing certificate"
+        if not why:
+            try:
+                digest = verify_image(image, str(signature), str(certificate), self._roots(),
+                                      self.client.clock.utcnow())
+                log.info("firmware image signature verified (SHA-256 %s)", digest)
+                await self._tell(FwStatus.SIGNATURE_VERIFIED, request)
+                return True
+            except ImageRefused as exc:
+                why = str(exc)
+                if exc.status == INVALID_CERTIFICATE:
+                    self.client.security_event("InvalidFirmwareSigningCertificate")
+        log.error("firmware image refused, nothing installed: %s", why)
+        self.client.security_event("InvalidFirmwareSignature")
+        await self._tell(FwStatus.INVALID_SIGNATURE, request)
+        self._clear()
+        return False
+
+    async def _install(self, request: FirmwareRequest, image: bytes) -> None:
+        self._installing = True
+        await self._tell(FwStatus.INSTALLING, request)
+        config = self.client.config.source
+        try:
+            name = await asyncio.to_thread(self.releases.install, image, hashlib.sha256(image).hexdigest(),
+                                           config if config.startswith("/") else None)
+        except (ImageProblem, VerifyFailed, OSError) as exc:
+            log.error("firmware installation failed: %s", exc)
+            self._installing = False
+            await self._tell(FwStatus.INSTALL_VERIFICATION_FAILED if isinstance(exc, VerifyFailed)
+                             else FwStatus.INSTALLATION_FAILED, request)
+            self._clear()
+            return
+        log.info("release %s installed", name)
+        commands = self.client.commands
+        if commands.busy():
+            log.info("the restart into release %s waits for the running transactions to end", name)
+            self._block_new_sessions()
+            await until(lambda: not commands.busy(), math.inf, 1.0)
+        previous = self.releases.switch_to(name, self.client.config.firmware.trial_seconds)
+        self._save({"request": request.to_json(), "phase": "rebooting", "release": name, "previous": previous})
+        await self._tell(FwStatus.INSTALL_REBOOTING, request)
+        log.warning("restarting into release %s (on trial for %g s; %s is kept to go back to)", name,
+                    self.client.config.firmware.trial_seconds, previous)
+        self.client.restart_for_firmware()
+
+    async def _trial(self, seconds: float) -> None:
+        """The new release's bound: an Accepted BootNotification within its trial, or back to the old one."""
+        await asyncio.sleep(seconds)
+        if self._report == FwStatus.INSTALLED:
+            log.error("release on trial: no Accepted BootNotification in time; restarting into the previous one")
+            self.client.restart_for_firmware()
+
+    def _block_new_sessions(self) -> None:
+        for evse in self.client.station.evses.values():
+            if evse.state != EvseStatus.UNAVAILABLE.value and not evse.inoperative_pending:
+                evse.set_operative(False)  # Unavailable now, or when its transaction ends; not persisted
+                self._blocked.append(evse.id)
+
+    def _restore_availability(self) -> None:
+        for evse_id in self._blocked:
+            self.client.station.evses[evse_id].set_operative(True)
+        self._blocked.clear()
+
+    # -------------------------------------------------------------- state
+
+    async def _tell(self, status: FwStatus, request: FirmwareRequest) -> None:
+        self.status = status
+        message = self.client.adapter.firmware_status_of(status, request)
+        if message is not None:
+            await self.client.send(message)
+
+    def _roots(self) -> list[Any]:
+        return self.client.certificates.roots(Kind.MANUFACTURER)
+
+    def _job(self) -> dict[str, Any] | None:
+        raw = self.client.store.get_setting(JOB)
+        try:
+            job = json.loads(raw) if raw else None
+            if job is not None:
+                FirmwareRequest.from_json(job["request"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("the stored firmware update cannot be read (%s); it is dropped", exc)
+            self._clear()
+            return None
+        return job if isinstance(job, dict) else None
+
+    def _save(self, job: dict[str, Any]) -> None:
+        self.client.store.set_setting(JOB, json.dumps(job))
+
+    def _clear(self) -> None:
+        self.status = FwStatus.IDLE  # what a trigger reports once an update has ended (2.0.1 F06)
+        self._installing = False
+        self._restore_availability()
+        with self.client.store.atomic() as db:
+            self.client.store.drop_setting(db, JOB)
+
+
+def _location_problem(location: str) -> str | None:
+    parts = urlsplit(location)
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        return f"{redact(location)[:80]!r} is not an ftp://, http:// or https:// URL"
+    return None

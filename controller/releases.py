@@ -94,11 +94,12 @@ class Releases:
             return "firmware.releases_dir is not set: this station was not installed as releases"
         return None
 
-    def install(self, image: bytes, digest: str, config_file: str | None) -> str:
+    def install(self, image: bytes, digest: str, config_file: str | None, *, first: bool = False) -> str:
         """Install ``image`` (runs for minutes: call it in a thread); returns the new release's name. Raises
-        :class:`ImageProblem` or :class:`VerifyFailed`, leaving nothing behind."""
+        :class:`ImageProblem` or :class:`VerifyFailed`, leaving nothing behind. ``first``: the installer's
+        first release, from outside any release."""
         wheels, version, requirement = read_image(image)
-        if running_release(self.root) is None:
+        if not first and running_release(self.root) is None:
             # The guard could not start it, nor bring this one back: a station run from a checkout or a
             # hand-made environment updates by hand.
             raise ImageProblem(f"this station does not run from a release under {self.root} (it runs from "

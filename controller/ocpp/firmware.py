@@ -101,6 +101,7 @@ class Firmware:
         self.status = FwStatus.IDLE
         self.current: FirmwareRequest | None = None
         self._task: asyncio.Task[None] | None = None
+        self._trial_task: asyncio.Task[None] | None = None  # the new release's bound, until it is confirmed
         self._installing = False
         self._blocked: list[int] = []  # EVSEs made Unavailable while the restart waits for transactions
         self._report: FwStatus | None = None  # what the last run's update ended as, told after the boot
@@ -163,7 +164,8 @@ class Firmware:
             trial = firmware_guard.read_json(root / firmware_guard.TRIAL)
             if trial is not None and trial.get("release") == running:
                 seconds = max(0.0, float(trial.get("deadline", 0)) - self.client.clock.utcnow().timestamp())
-                self._task = asyncio.get_running_loop().create_task(self._trial(seconds), name="firmware-trial")
+                self._trial_task = asyncio.get_running_loop().create_task(self._trial(seconds),
+                                                                          name="firmware-trial")
         else:
             outcome = firmware_guard.read_json(root / firmware_guard.OUTCOME) or {}
             log.error("firmware update to release %s failed: %s; running release %s again", job.get("release"),
@@ -177,11 +179,18 @@ class Firmware:
         root, running = self.releases.root, running_release(self.releases.root)
         if self._report == FwStatus.INSTALLED and running is not None:
             trial = firmware_guard.read_json(root / firmware_guard.TRIAL) or {}
+            if self._trial_task is not None:
+                self._trial_task.cancel()
             if firmware_guard.confirm(root, running):
                 gone = self.releases.prune({running, str(trial.get("previous", ""))})
                 log.info("release %s confirmed (Accepted by the CSMS); removed old releases: %s", running,
                          ", ".join(gone) or "none")
             self.client.security_event("FirmwareUpdated")
+        elif running is not None:
+            # Back on the release that was confirmed before: the failed one (and what it would have fallen back
+            # to) is not needed any more.
+            gone = self.releases.prune({running})
+            log.info("removed releases after the failed update: %s", ", ".join(gone) or "none")
         report, self._report = self._report, None
         await self._tell(report, self.current)
         (root / firmware_guard.OUTCOME).unlink(missing_ok=True)
@@ -189,10 +198,11 @@ class Firmware:
 
     async def close(self) -> None:
         """Stop an update under way (shutdown); a download starts again at the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._trial_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -------------------------------------------------------------- the update
 
@@ -289,7 +299,7 @@ class Firmware:
     async def _trial(self, seconds: float) -> None:
         """The new release's bound: an Accepted BootNotification within its trial, or back to the old one."""
         await asyncio.sleep(seconds)
-        if self._report == FwStatus.INSTALLED:
+        if self._report == FwStatus.INSTALLED:  # not yet told: no Accepted boot so far
             log.error("release on trial: no Accepted BootNotification in time; restarting into the previous one")
             self.client.restart_for_firmware()
 

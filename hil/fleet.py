@@ -1,10 +1,12 @@
-"""What the bench CSMS runs on a station, in either OCPP version: charging limits (and, as they come, firmware
-updates and log uploads). The ``csms`` script steps and the tests call these; each returns the station's answer.
+"""What the bench CSMS runs on a station, in either OCPP version: charging limits, firmware updates and log
+uploads. The ``csms`` script steps and the tests call these; each returns the station's answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from controller.clock import iso_utc
+from controller.ocpp.transfer import download
 from hil.csms import CsmsSimulator
 
 _PURPOSES = {"1.6": {"max": "ChargePointMaxProfile", "default": "TxDefaultProfile", "tx": "TxProfile"},
@@ -82,6 +85,38 @@ class Fleet:
         if result.status != "Accepted":
             raise RuntimeError(f"GetCompositeSchedule for connector {connector}: {result.status}")
         return [(p["start_period"], float(p["limit"])) for p in schedule["charging_schedule_period"]]
+
+    async def update(self, location: str, *, signed: bool = True, retries: int = 1) -> str:
+        """Update the station's firmware from ``location`` (an image from ``evse firmware pack --key``). The
+        signature and signing certificate come from ``<location>.sig``; ``signed`` False on 1.6 sends the plain
+        UpdateFirmware, whose station fetches them itself. Returns the answer (1.6 UpdateFirmware has none:
+        Accepted)."""
+        now = iso_utc(datetime.now(UTC))
+        if self.version == "1.6" and not signed:
+            await self.csms.call(self.cp_id, call16.UpdateFirmware(location=location, retrieve_date=now,
+                                                                   retries=retries, retry_interval=10))
+            return "Accepted"
+        sidecar = json.loads(await asyncio.to_thread(download, location + ".sig"))
+        firmware = {"location": location, "retrieveDateTime": now, "signature": sidecar["signature"],
+                    "signingCertificate": sidecar["signingCertificate"]}
+        request_id = next(self._ids)
+        if self.version == "1.6":
+            request: Any = call16.SignedUpdateFirmware(request_id=request_id, firmware=firmware, retries=retries,
+                                                       retry_interval=10)
+        else:
+            request = call201.UpdateFirmware(request_id=request_id, firmware=firmware, retries=retries,
+                                             retry_interval=10)
+        return str((await self.csms.call(self.cp_id, request)).status)
+
+    async def logs(self, location: str, kind: str = "DiagnosticsLog") -> tuple[str, str | None]:
+        """Ask for a log upload to ``location`` (``kind`` DiagnosticsLog or SecurityLog): (answer, file name)."""
+        request_id = next(self._ids)
+        if self.version == "1.6":
+            request: Any = call16.GetLog(log={"remoteLocation": location}, log_type=kind, request_id=request_id)
+        else:
+            request = call201.GetLog(log={"remoteLocation": location}, log_type=kind, request_id=request_id)
+        result = await self.csms.call(self.cp_id, request)
+        return str(result.status), result.filename
 
     def _running_transaction(self, connector: int) -> Any:
         if self.version == "1.6":

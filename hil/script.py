@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from controller.config import redact
 from controller.domain.types import EvseStatus
+from controller.ocpp.transfer import TransferError
 from hil.fleet import Fleet
 from hil.kinds import FAULT_KINDS
 
@@ -28,7 +30,8 @@ STEPS = {
     "fault": "fault " + "|".join(FAULT_KINDS) + " [N]",
     "clear": "clear " + "|".join(FAULT_KINDS) + " [N]",
     # The bench CSMS's side (evse-hil run with the built-in CSMS): N 0 is the whole station.
-    "csms": "csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N]",
+    "csms": "csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N] | csms update URL | "
+            "csms logs URL [security]",
 }
 DEFAULT_WITHIN = 5.0
 
@@ -142,10 +145,18 @@ def _parse_step(words: list[str], text: str) -> Step:
 
 
 def _parse_csms(rest: list[str], text: str, usage: str) -> Step:
-    """csms limit 16 [N] [for SECONDS], csms limit 7400W ..., csms unlimit [N]."""
-    if not rest or rest[0].lower() not in ("limit", "unlimit"):
+    """csms limit 16 [N] [for SECONDS], csms limit 7400W ..., csms unlimit [N], csms update URL, csms logs URL
+    [security]."""
+    if not rest or rest[0].lower() not in ("limit", "unlimit", "update", "logs"):
         raise ScriptError(f"step {text!r}: {usage}")
     action, tail = rest[0].lower(), rest[1:]
+    if action in ("update", "logs"):
+        kinds = {"security": "SecurityLog", "diagnostics": "DiagnosticsLog"}
+        if not tail or "://" not in tail[0] or len(tail) > (1 if action == "update" else 2) \
+                or (len(tail) == 2 and tail[1].lower() not in kinds):
+            raise ScriptError(f"step {text!r}: {usage}")
+        kind = kinds[tail[1].lower()] if len(tail) == 2 else "DiagnosticsLog"
+        return Step("csms", (action, tail[0], kind), text)
     value, unit = 0.0, "A"
     if action == "limit":
         if not tail:
@@ -242,12 +253,21 @@ async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
     return True, ""
 
 
-async def _csms_step(bench: Bench, action: str, value: float, unit: str, connector: int | None,
-                     seconds: int | None) -> tuple[bool, str]:
+async def _csms_step(bench: Bench, action: str, *args: Any) -> tuple[bool, str]:
     csms = getattr(bench, "csms", None)
     if csms is None:
         return False, "csms steps need the built-in CSMS (evse-hil run without --csms)"
     fleet = Fleet(csms)
+    if action == "update":
+        try:
+            status = await fleet.update(args[0])
+        except (TransferError, ValueError, KeyError) as exc:
+            return False, f"cannot read the image's signature {redact(args[0])}.sig: {exc}"
+        return status == "Accepted", f"the station answered {status}"
+    if action == "logs":
+        status, name = await fleet.logs(args[0], args[1])
+        return status == "Accepted", f"the station answered {status}" + (f"; it uploads {name}" if name else "")
+    value, unit, connector, seconds = args
     if action == "limit":
         status = await fleet.limit(0 if connector is None else connector, value, unit, seconds=seconds)
     else:

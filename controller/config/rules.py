@@ -135,6 +135,9 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
         value = getattr(config.ocpp, key)
         if value and not Path(value).is_file():
             problems.append(f"{source}: ocpp.{key} = {value!r}: expected a PEM file that exists")
+    root = config.firmware.manufacturer_root_file
+    if root and not Path(root).is_file():
+        problems.append(f"{source}: firmware.manufacturer_root_file = {root!r}: expected a PEM file that exists")
     if bool(config.ocpp.client_cert_file) != bool(config.ocpp.client_key_file):
         problems.append(f"{source}: ocpp.client_key_file = {config.ocpp.client_key_file!r}: expected a key file "
                         "with ocpp.client_cert_file, and neither without it")

@@ -72,6 +72,9 @@ class FirmwareSection:
     releases_dir: str = ""
     #: How long a new release has to reach an Accepted BootNotification before it is rolled back.
     trial_seconds: float = opt(600.0, lo=30, hi=86400)
+    #: The manufacturer's root certificate (PEM) firmware signing certificates must lead to, provisioned with
+    #: the station; roots the CSMS installs (ManufacturerRootCertificate) count too. Empty: only those.
+    manufacturer_root_file: str = ""
 
 
 @dataclass

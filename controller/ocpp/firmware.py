@@ -26,14 +26,17 @@ import json
 import logging
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from cryptography import x509
 
 from controller import firmware_guard
 from controller.clock import iso_utc, parse_time
 from controller.config import redact
 from controller.domain.types import EvseStatus
-from controller.ocpp.certificates import Kind
+from controller.ocpp.certificates import CertificateProblem, Kind, load_chain
 from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, check_signer, verify_image
 from controller.ocpp.transfer import SCHEMES, TransferError, download
 from controller.releases import ImageProblem, Releases, VerifyFailed, running_release
@@ -322,8 +325,16 @@ class Firmware:
         if message is not None:
             await self.client.send(message)
 
-    def _roots(self) -> list[Any]:
-        return self.client.certificates.roots(Kind.MANUFACTURER)
+    def _roots(self) -> list[x509.Certificate]:
+        roots = self.client.certificates.roots(Kind.MANUFACTURER)
+        provisioned = self.client.config.firmware.manufacturer_root_file
+        if provisioned:
+            try:
+                roots += load_chain(Path(provisioned).read_text())
+            except (OSError, CertificateProblem) as exc:
+                log.error("firmware.manufacturer_root_file %s cannot be read (%s): only installed roots count",
+                          provisioned, exc)
+        return roots
 
     def _job(self) -> dict[str, Any] | None:
         raw = self.client.store.get_setting(JOB)

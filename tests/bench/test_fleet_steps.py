@@ -1,7 +1,9 @@
-"""The bench CSMS's fleet steps in scripts (``csms limit`` / ``csms unlimit``), on both OCPP versions."""
+"""The bench CSMS's fleet steps in scripts (``csms limit`` / ``unlimit`` / ``update`` / ``logs``), on both OCPP
+versions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,10 @@ async def test_csms_steps_limit_and_release_a_session(tmp_path: Path, version: s
 def test_csms_steps_are_parsed_strictly() -> None:
     assert parse_script("csms limit 7400W 0 for 600")[0].args == ("limit", 7400.0, "W", 0, 600)
     assert parse_script("csms unlimit")[0].args == ("unlimit", 0.0, "A", None, None)
-    for bad in ("csms", "csms limit", "csms limit x", "csms limit 10 one", "csms unlimit 1 for 5", "csms fly"):
+    assert parse_script("csms update http://h/fw.tar")[0].args == ("update", "http://h/fw.tar", "DiagnosticsLog")
+    assert parse_script("csms logs ftp://h/up security")[0].args == ("logs", "ftp://h/up", "SecurityLog")
+    for bad in ("csms", "csms limit", "csms limit x", "csms limit 10 one", "csms unlimit 1 for 5", "csms fly",
+                "csms update", "csms update fw.tar", "csms update http://h/a http://h/b", "csms logs http://h/ x"):
         with pytest.raises(ScriptError, match="csms"):
             parse_script(bad)
 
@@ -40,3 +45,31 @@ async def test_a_csms_step_without_the_built_in_csms_says_so() -> None:
 
     results = await run_steps(parse_script("csms unlimit"), ExternalCsms())  # type: ignore[arg-type]
     assert not results[0].ok and results[0].detail == "csms steps need the built-in CSMS (evse-hil run without --csms)"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_csms_steps_start_an_update_and_a_log_upload(tmp_path: Path, version: str) -> None:
+    from hil.pki import BenchCa
+    from tests.bench.test_firmware import not_a_release
+    from tests.fileservers import http_server
+
+    served = tmp_path / "http"
+    served.mkdir()
+    maker = BenchCa(tmp_path / "maker", name="manufacturer CA")
+    cert, key = maker.pair("signer", "firmware signer")
+    (served / "fw.tar").write_bytes(not_a_release())
+    (served / "fw.tar.sig").write_text(json.dumps({"signature": maker.sign_image(not_a_release(), key),
+                                                   "signingCertificate": cert.read_text()}))
+    config = sim_config(version=version)
+    config.ocpp.csms_url = ""
+    config.firmware.releases_dir = str(tmp_path / "opt")
+    config.firmware.manufacturer_root_file = str(maker.ca_file)  # provisioned with the station
+    with http_server(served) as url:
+        steps = parse_script(f"csms update {url}/fw.tar; csms logs {url}/ security; wait 1; "
+                             f"csms update {url}/missing.tar")
+        summary = await run_script(config, steps, state_dir=tmp_path / "state")
+    details = [s["detail"] for s in summary["steps"] if s["step"].startswith("csms")]
+    assert details[0] == "the station answered Accepted"
+    assert details[1].startswith("the station answered Accepted; it uploads TEST-CP-security-")
+    assert details[2].startswith(f"cannot read the image's signature {url}/missing.tar.sig: HTTP Error 404")
+    assert any(p.name.startswith("TEST-CP-security-") for p in served.iterdir())

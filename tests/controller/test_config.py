@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import firmware_guard
 from controller.cli import main
 from controller.config import ConfigError, default_config, load_config
 
@@ -156,12 +157,16 @@ def test_real_hardware_without_a_gpio_backend_says_what_is_missing(tmp_path: Pat
     assert not (tmp_path / "state").exists()  # nothing created before the check passed
 
 
-def test_the_systemd_unit_runs_in_its_state_directory_and_does_not_loop_on_a_bad_config() -> None:
+def test_the_systemd_unit_starts_the_current_release_through_the_guard_and_stops_looping_on_a_bad_config() -> None:
     unit = (ROOT / "systemd" / "evse.service").read_text()
     settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
     assert settings["StateDirectory"] == "evse" and settings["WorkingDirectory"] == "/var/lib/evse"
-    assert settings["ExecStart"].endswith("--state-dir ${STATE_DIRECTORY}")
-    assert settings["RestartPreventExitStatus"] == "2" and settings["ProtectSystem"] == "strict"
+    assert settings["ExecStart"] == ("/usr/bin/python3 /opt/evse/guard.py /opt/evse start -- run --config "
+                                     "/etc/evse/config.toml --state-dir ${STATE_DIRECTORY}")
+    # A bad config is said a few times, not forever; a release on trial gets the restarts that roll it back.
+    assert "RestartPreventExitStatus" not in settings and settings["Restart"] == "always"
+    assert int(settings["StartLimitBurst"]) > firmware_guard.MAX_TRIAL_STARTS
+    assert settings["ProtectSystem"] == "strict" and settings["ReadWritePaths"] == "/opt/evse"
 
 
 def test_a_csms_url_that_cannot_work_is_refused_without_showing_its_password(tmp_path: Path) -> None:

@@ -140,11 +140,14 @@ def test_an_update_installs_only_into_a_station_that_runs_from_a_release(tmp_pat
     assert not (tmp_path / guard.RELEASES).exists()
 
 
-def test_a_relative_releases_dir_is_named_in_the_config_check() -> None:
+def test_a_relative_releases_dir_and_a_missing_manufacturer_root_are_named_in_the_config_check() -> None:
     with pytest.raises(ConfigError) as bad:
-        parse_config({"firmware": {"releases_dir": "opt/evse"}, "connector": [{"id": 1}]}, "charger.toml")
-    assert bad.value.problems == ["charger.toml: firmware.releases_dir = 'opt/evse': expected an absolute path such "
-                                  "as '/opt/evse' (the service starts from it whatever its working directory)"]
+        parse_config({"firmware": {"releases_dir": "opt/evse", "manufacturer_root_file": "/nowhere/maker.pem"},
+                      "connector": [{"id": 1}]}, "charger.toml")
+    assert bad.value.problems == [
+        "charger.toml: firmware.releases_dir = 'opt/evse': expected an absolute path such as '/opt/evse' (the "
+        "service starts from it whatever its working directory)",
+        "charger.toml: firmware.manufacturer_root_file = '/nowhere/maker.pem': expected a PEM file that exists"]
 
 
 def test_the_switch_is_one_rename(tmp_path: Path) -> None:

@@ -205,7 +205,7 @@ RATE_UNIT = Ref(SMART, "RateUnit")
 PHASES_3TO1 = Ref(SMART, "Phases3to1")
 AC_PHASE_SWITCHING = Ref(SMART, "ACPhaseSwitchingSupported")
 
-PROFILES = "Core,LocalAuthListManagement,Reservation,RemoteTrigger,SmartCharging"
+PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,RemoteTrigger,SmartCharging"
 LOCAL_LIST_MAX = 1000
 SEND_LOCAL_LIST_MAX = 250
 GET_VARIABLES_MAX = 50

@@ -1,6 +1,6 @@
 """Firmware updates up to the install, on a simulated charger in this process (which runs from no release, so
-nothing installs here: ``test_firmware_releases.py`` installs and restarts for real). 2.0.1 L01 (TC_L_02, 03, 05,
-06, 07, 10, 18; F_18, F_19) and 1.6 (TC_044_2, TC_044_3, TC_081)."""
+nothing installs here: ``test_firmware_releases.py`` installs and restarts for real). 2.0.1 L01 (TC_L_02, 03,
+05, 06, 07, 08, 10, 18; F_18, F_19) and 1.6 (TC_044_2, TC_044_3, TC_081)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def update201(url: str, served: dict[str, str], request_id: int = 1, **firmware:
 # ----------------------------------------------------------------------- 2.0.1
 
 
-async def test_TC_L_02_03_CS_a_scheduled_download_and_install_wait_for_their_times(
+async def test_TC_L_02_03_08_CS_a_scheduled_download_and_install_wait_for_their_times_then_fail(
         station201: App, csms: CsmsSimulator, maker: BenchCa, served: dict[str, str], tmp_path: Path) -> None:
     await install_root(station201, csms, maker, tmp_path)
     with http_server(Path(served["root"])) as url:

@@ -243,3 +243,12 @@ async def test_TC_081_CS_secure_firmware_update_invalid_signature(charger: App, 
                                                                   "Idle"]
     assert {rid for name, _, rid in csms.file_statuses if name == "SignedFirmwareStatusNotification"} == {5, None}
     assert "InvalidFirmwareSignature" in csms.security_events
+
+
+async def test_an_unreadable_retrieve_time_is_refused_without_a_download(
+        station201: App, csms: CsmsSimulator, maker: BenchCa, served: dict[str, str], tmp_path: Path) -> None:
+    await install_root(station201, csms, maker, tmp_path)
+    with http_server(Path(served["root"])) as url:
+        answer = await csms.call(CP, update201(url, served, retrieve_date_time="next tuesday"))
+    assert answer.status == "Rejected" and answer.status_info["reason_code"] == "InvalidTimestamp"
+    assert statuses(csms) == []

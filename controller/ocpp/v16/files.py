@@ -17,7 +17,7 @@ from ocpp.v16.enums import Action
 from controller.clock import parse_time
 from controller.ocpp.commands import Commands
 from controller.ocpp.diagnostics import LogRequest
-from controller.ocpp.firmware import FirmwareRequest, FwStatus
+from controller.ocpp.firmware import FirmwareRequest
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -59,22 +59,28 @@ class FileHandlers16:
     @on(Action.update_firmware, **_CHECKED)
     def on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
                            retry_interval: int | None = None, **_: Any) -> Any:
-        request = FirmwareRequest(location, parse_time(retrieve_date), retries=retries or 0,
-                                  retry_interval=30.0 if retry_interval is None else float(retry_interval))
-        firmware = self.commands.firmware
-        if firmware.request(request) not in ("Accepted", "AcceptedCanceled"):
+        try:
+            request = FirmwareRequest(location, parse_time(retrieve_date), retries=retries or 0,
+                                      retry_interval=30.0 if retry_interval is None else float(retry_interval))
+        except ValueError as exc:
+            logger.info("UpdateFirmware refused: unreadable retrieveDate (%s)", exc)
+            request = None
+        if request is None or self.commands.firmware.request(request) not in ("Accepted", "AcceptedCanceled"):
             # UpdateFirmware.conf has no status: the refusal is told as the installation's failure.
             client = self.commands.client
-            client.spawn(client.send(client.adapter.firmware_status_of(FwStatus.INSTALLATION_FAILED, request)
-                                     or ("FirmwareStatusNotification", {"status": "InstallationFailed"})))
+            client.spawn(client.send(("FirmwareStatusNotification", {"status": "InstallationFailed"})))
         return call_result.UpdateFirmware()
 
     @on(Action.signed_update_firmware, **_CHECKED)
     def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
                                   retry_interval: int | None = None, **_: Any) -> Any:
         install = firmware.get("install_date_time")
-        request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
-                                  parse_time(install) if install else None, retries or 0,
-                                  30.0 if retry_interval is None else float(retry_interval), request_id,
-                                  firmware.get("signature"), firmware.get("signing_certificate"))
+        try:
+            request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
+                                      parse_time(install) if install else None, retries or 0,
+                                      30.0 if retry_interval is None else float(retry_interval), request_id,
+                                      firmware.get("signature"), firmware.get("signing_certificate"))
+        except ValueError as exc:
+            logger.info("SignedUpdateFirmware refused: unreadable time (%s)", exc)
+            return call_result.SignedUpdateFirmware(status="Rejected")
         return call_result.SignedUpdateFirmware(status=self.commands.firmware.request(request))

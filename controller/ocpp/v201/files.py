@@ -41,8 +41,13 @@ class FileHandlers201:
     def on_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
                            retry_interval: int | None = None, **_: Any) -> Any:
         install = firmware.get("install_date_time")
-        request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
-                                  parse_time(install) if install else None, retries or 0,
-                                  30.0 if retry_interval is None else float(retry_interval), request_id,
-                                  firmware.get("signature"), firmware.get("signing_certificate"))
+        try:
+            request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
+                                      parse_time(install) if install else None, retries or 0,
+                                      30.0 if retry_interval is None else float(retry_interval), request_id,
+                                      firmware.get("signature"), firmware.get("signing_certificate"))
+        except ValueError as exc:
+            logger.info("UpdateFirmware refused: unreadable time (%s)", exc)
+            return call_result.UpdateFirmware(status="Rejected", status_info={"reason_code": "InvalidTimestamp",
+                                                                              "additional_info": str(exc)[:512]})
         return call_result.UpdateFirmware(status=self.commands.firmware.request(request))

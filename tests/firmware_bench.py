@@ -27,31 +27,36 @@ def _pip_wheel(*args: str) -> None:
 
 
 def build_wheels(folder: Path, versions: dict[str, bool]) -> dict[str, Path]:
-    """The dependency wheels (``deps/``) and one folder of wheels per version (``True``: the crashing one);
-    returns each version's folder (the dependencies included)."""
+    """One folder of wheels per version (``True``: the crashing one), each with every dependency. Built from
+    copies of this tree, so that setuptools' build folders never land in the checkout."""
     deps = folder / "deps"
-    _pip_wheel("-w", str(deps), str(ROOT))
-    for ours in deps.glob("evse_controller-*.whl"):
-        ours.unlink()
     made = {}
     for version, crashes in versions.items():
-        source = folder / f"src-{version}"
-        for part in ("controller", "hal", "hil"):
-            shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "README.md", source / "README.md")
-        project = (ROOT / "pyproject.toml").read_text()
-        (source / "pyproject.toml").write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', project))
-        if crashes:
-            app = source / "controller" / "app.py"
-            text = app.read_text()
-            marker = "        self._stop_event = stop\n"
-            assert marker in text
-            app.write_text(text.replace(marker, CRASH + marker))
+        source = _source(folder / f"src-{version}", version, crashes)
         wheels = folder / f"wheels-{version}"
+        if not deps.exists():
+            _pip_wheel("-w", str(deps), str(source))  # the dependencies, once
+            for ours in deps.glob("evse_controller-*.whl"):
+                ours.unlink()
         shutil.copytree(deps, wheels)
         _pip_wheel("--no-deps", "-w", str(wheels), str(source))
         made[version] = wheels
     return made
+
+
+def _source(source: Path, version: str, crashes: bool) -> Path:
+    for part in ("controller", "hal", "hil"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "README.md", source / "README.md")
+    project = (ROOT / "pyproject.toml").read_text()
+    (source / "pyproject.toml").write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', project))
+    if crashes:
+        app = source / "controller" / "app.py"
+        text = app.read_text()
+        marker = "        self._stop_event = stop\n"
+        assert marker in text
+        app.write_text(text.replace(marker, CRASH + marker))
+    return source
 
 
 def first_release(root: Path, wheels: Path) -> str:

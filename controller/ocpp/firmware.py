@@ -108,9 +108,6 @@ class Firmware:
         self._installing = False
         self._blocked: list[int] = []  # EVSEs made Unavailable while the restart waits for transactions
         self._report: FwStatus | None = None  # what the last run's update ended as, told after the boot
-        job = self._job()
-        # The restart into a new release (or back) counts as a firmware update's boot (2.0.1 FirmwareUpdate).
-        self.rebooted = job is not None and job.get("phase") == "rebooting"
 
     @property
     def releases(self) -> Releases:

@@ -35,6 +35,7 @@ from controller.hardware import OutletDrivers, Platform, build_outlet, build_rea
 from controller.indicator import Indicator
 from controller.metering import MeterPoller
 from controller.ocpp.client import OcppClient
+from controller.releases import restore_after_rollback
 from controller.safety.dc import DcGuards
 from controller.safety.lock import LockControl
 from controller.safety.overcurrent import OvercurrentGuard
@@ -102,6 +103,7 @@ class App:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.platform.state_dir = self.state_dir
         try:
+            restore_after_rollback(self.config.firmware.releases_dir, self.state_dir)
             self.store = Store(self.state_dir)
             await self.platform.start()
             for conn in self.config.connector:

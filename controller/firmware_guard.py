@@ -46,6 +46,7 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(part, path)
+    _sync(path.parent)
 
 
 def current(root: Path) -> str | None:

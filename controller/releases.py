@@ -13,18 +13,28 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import lzma
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
 from controller import firmware_guard
+from controller.storage import DB_NAME, SCHEMA_VERSION, stored_schema
+
+log = logging.getLogger(__name__)
 
 DIST = "evse-controller"
+#: The database as it was before a switch to a new release, in the state directory (the new release may migrate
+#: it to a schema the old one cannot open).
+SNAPSHOT = "before-update.sqlite3"
 _WHEEL = re.compile(r"^evse_controller-(?P<version>[^-]+)-.+\.whl$")
 #: How long creating the environment and installing into it may take (a Pi 3 installs cryptography in ~1 min).
 INSTALL_TIMEOUT = 900.0
@@ -58,7 +68,7 @@ def read_image(image: bytes) -> tuple[dict[str, bytes], str, str]:
                     raise ImageProblem(f"{name} is in the image twice")
                 else:
                     wheels[name] = data
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise ImageProblem(f"not a readable tar archive ({exc})") from exc
     ours = [m for m in (_WHEEL.match(n) for n in wheels) if m is not None]
     if len(ours) != 1:
@@ -132,8 +142,12 @@ class Releases:
         firmware_guard.switch(self.root, name)
 
     def _write_guard(self) -> None:
-        shutil.copyfile(firmware_guard.__file__, self.root / "guard.part")
-        (self.root / "guard.part").replace(self.root / "guard.py")
+        # The unit's ExecStart: a power cut while it is written must leave the old one or the new one whole.
+        part = self.root / "guard.part"
+        shutil.copyfile(firmware_guard.__file__, part)
+        with open(part, "rb") as written:
+            os.fsync(written.fileno())
+        part.replace(self.root / "guard.py")
 
     def switch_to(self, name: str, trial_seconds: float) -> str:
         """Make ``name`` the release the next start runs, on trial; returns the release it replaces. The guard
@@ -181,6 +195,28 @@ def pack(out: Path, *, source: Path | None = None, wheels: Path | None = None, e
     read_image(image)  # an image this station would refuse is not written
     out.write_bytes(image)
     return image
+
+
+def restore_after_rollback(root: str | Path, state_dir: Path) -> bool:
+    """At start, after a rollback: when the release rolled back from migrated the database to a schema this one
+    cannot open, put back the copy taken before the switch (:data:`SNAPSHOT`); the migrated database is kept
+    beside it. True when it did."""
+    snapshot = state_dir / SNAPSHOT
+    if not str(root) or not (Path(root) / firmware_guard.OUTCOME).exists() or not snapshot.exists():
+        return False
+    schema = stored_schema(state_dir)
+    if schema is None or schema <= SCHEMA_VERSION:
+        return False
+    database = state_dir / DB_NAME
+    aside = f".rolled-back-{int(time.time())}"
+    for suffix in ("", "-wal", "-shm"):
+        part = database.with_name(database.name + suffix)
+        if part.exists():
+            part.replace(part.with_name(part.name + aside))
+    shutil.copyfile(snapshot, database)
+    log.error("the release rolled back from had migrated the database to schema %d; restored the copy taken "
+              "before the update (what it recorded since is in %s%s)", schema, database, aside)
+    return True
 
 
 def _run(command: list[str], what: str, error: type[Exception], timeout: float = INSTALL_TIMEOUT) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -182,6 +183,20 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def backup(self, path: Path) -> None:
+        """A consistent copy of the database at ``path`` (one file, written aside and renamed into place)."""
+        part = path.with_name(path.name + ".part")
+        part.unlink(missing_ok=True)
+        copy = sqlite3.connect(part)
+        try:
+            with self._lock:
+                self._db.backup(copy)
+        finally:
+            copy.close()
+        with open(part, "rb") as written:
+            os.fsync(written.fileno())
+        part.replace(path)
 
     def schema_version(self) -> int:
         """The schema this database is in (after any migration)."""
@@ -417,6 +432,22 @@ class Store:
         """A connector's reservation ended (used, cancelled or expired)."""
         with self.atomic() as db:
             db.execute("DELETE FROM reservations WHERE connector_id = ?", (connector_id,))
+
+
+def stored_schema(state_dir: str | Path) -> int | None:
+    """The schema of the database in ``state_dir`` as it is on disk (None: no database yet), read without
+    migrating anything."""
+    path = Path(state_dir) / DB_NAME
+    if not path.exists():
+        return None
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return int(row[0]) if row else None
 
 
 def _tx(row: tuple[Any, ...]) -> StoredTransaction:

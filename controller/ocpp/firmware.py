@@ -39,7 +39,7 @@ from controller.domain.types import EvseStatus
 from controller.ocpp.certificates import CertificateProblem, Kind, load_chain
 from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, check_signer, verify_image
 from controller.ocpp.transfer import SCHEMES, TransferError, download
-from controller.releases import ImageProblem, Releases, VerifyFailed, running_release
+from controller.releases import SNAPSHOT, ImageProblem, Releases, VerifyFailed, running_release
 from controller.tasks import until
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 #: The setting that keeps the update under way across restarts (and tells the new release what it was).
 JOB = "firmware.job"
 DOWNLOAD_TIMEOUT = 900.0
+#: A retrieve or install time less than this ahead is now: the station's clock follows the CSMS's currentTime,
+#: which has whole seconds, so a CSMS's "now" can be up to a second ahead of the station's.
+NOW_WITHIN = 1.0
 
 
 class FwStatus(enum.Enum):
@@ -109,6 +112,12 @@ class Firmware:
         self._blocked: list[int] = []  # EVSEs made Unavailable while the restart waits for transactions
         self._report: FwStatus | None = None  # what the last run's update ended as, told after the boot
 
+    def switched(self) -> bool:
+        """This start follows a switch to a new release (into it, or back from it): a firmware update's boot
+        (2.0.1 reason FirmwareUpdate), however many starts it took."""
+        job = self._job()
+        return job is not None and job.get("phase") == "rebooting"
+
     @property
     def releases(self) -> Releases:
         """The station's releases (``firmware.releases_dir``)."""
@@ -119,7 +128,7 @@ class Firmware:
     def request(self, request: FirmwareRequest) -> str:
         """An update request: Accepted, AcceptedCanceled (one under way was cancelled for it), Rejected or
         InvalidCertificate (the signing certificate cannot be trusted: nothing is downloaded)."""
-        problem = self.releases.problem() or _location_problem(request.location)
+        problem = self.releases.problem() or _location_problem(request.location) or self._settling()
         if problem is not None:
             log.warning("firmware update refused: %s", problem)
             return "Rejected"
@@ -141,6 +150,16 @@ class Firmware:
             log.info("firmware update %s cancelled for a new request", self.current and self.current.request_id)
         self._start(request)
         return answer
+
+    def _settling(self) -> str | None:
+        """Why no update can start now: the last one is not told yet, or this release is still on trial (an
+        update from it would lose the way back to the confirmed one)."""
+        running = running_release(self.releases.root)
+        trial = firmware_guard.read_json(self.releases.root / firmware_guard.TRIAL)
+        if self._report is not None or (trial is not None and running is not None
+                                        and trial.get("release") == running):
+            return "the last update has not ended yet (its release awaits an Accepted BootNotification)"
+        return None
 
     def _start(self, request: FirmwareRequest) -> None:
         self.current = request
@@ -174,17 +193,21 @@ class Firmware:
 
     async def booted(self) -> None:
         """After an Accepted BootNotification: end the new release's trial and report how the update ended."""
-        if self._report is None or self.current is None:
-            return
+        if self.releases.problem() is not None:
+            return  # not installed as releases: nothing is on trial, nothing was updated
         root, running = self.releases.root, running_release(self.releases.root)
-        if self._report == FwStatus.INSTALLED and running is not None:
-            trial = firmware_guard.read_json(root / firmware_guard.TRIAL) or {}
+        trial = firmware_guard.read_json(root / firmware_guard.TRIAL) or {}
+        if running is not None and firmware_guard.confirm(root, running):
+            # Whatever the job says (a power cut may have lost it): this release came up.
             if self._trial_task is not None:
                 self._trial_task.cancel()
-            if firmware_guard.confirm(root, running):
-                gone = self.releases.prune({running, str(trial.get("previous", ""))})
-                log.info("release %s confirmed (Accepted by the CSMS); removed old releases: %s", running,
-                         ", ".join(gone) or "none")
+            gone = self.releases.prune({running, str(trial.get("previous", ""))})
+            log.info("release %s confirmed (Accepted by the CSMS); removed old releases: %s", running,
+                     ", ".join(gone) or "none")
+        if self._report is None or self.current is None:
+            return
+        (self.client.store.path.parent / SNAPSHOT).unlink(missing_ok=True)
+        if self._report == FwStatus.INSTALLED:
             self.client.security_event("FirmwareUpdated")
         elif running is not None:
             # Back on the release that was confirmed before: the failed one (and what it would have fallen back
@@ -209,7 +232,7 @@ class Firmware:
     async def _run(self, request: FirmwareRequest) -> None:
         clock = self.client.clock
         wait = (request.retrieve_at - clock.utcnow()).total_seconds()
-        if wait > 0:
+        if wait > NOW_WITHIN:
             await self._tell(FwStatus.DOWNLOAD_SCHEDULED, request)
             await asyncio.sleep(wait)
         image = await self._download(request)
@@ -218,7 +241,7 @@ class Firmware:
         if not await self._verify(request, image):
             return
         wait = (request.install_at - clock.utcnow()).total_seconds() if request.install_at else 0.0
-        if wait > 0:
+        if wait > NOW_WITHIN:
             await self._tell(FwStatus.INSTALL_SCHEDULED, request)
             await asyncio.sleep(wait)
         await self._install(request, image)
@@ -278,7 +301,6 @@ class Firmware:
                                            config if config.startswith("/") else None)
         except (ImageProblem, VerifyFailed, OSError) as exc:
             log.error("firmware installation failed: %s", exc)
-            self._installing = False
             await self._tell(FwStatus.INSTALL_VERIFICATION_FAILED if isinstance(exc, VerifyFailed)
                              else FwStatus.INSTALLATION_FAILED, request)
             self._clear()
@@ -289,17 +311,35 @@ class Firmware:
             log.info("the restart into release %s waits for the running transactions to end", name)
             self._block_new_sessions()
             await until(lambda: not commands.busy(), math.inf, 1.0)
-        previous = self.releases.switch_to(name, self.client.config.firmware.trial_seconds)
-        self._save({"request": request.to_json(), "phase": "rebooting", "release": name, "previous": previous})
+        try:
+            previous = await asyncio.to_thread(self._switch, request, name)
+        except Exception as exc:  # any failure here must end in a report and the EVSEs back in use
+            log.error("the switch to release %s failed, staying on this one: %s", name, exc)
+            await self._tell(FwStatus.INSTALLATION_FAILED, request)
+            self._clear()
+            return
         await self._tell(FwStatus.INSTALL_REBOOTING, request)
         log.warning("restarting into release %s (on trial for %g s; %s is kept to go back to)", name,
                     self.client.config.firmware.trial_seconds, previous)
         self.client.restart_for_firmware()
 
+    def _switch(self, request: FirmwareRequest, name: str) -> str:
+        """Snapshot the database, record the job, then switch (in this order: a power cut between any two steps
+        leaves a station that starts, and a new release that knows it is the update's)."""
+        root = self.releases.root
+        previous = firmware_guard.current(root) or running_release(root) or ""
+        self.client.store.backup(self.client.store.path.parent / SNAPSHOT)
+        self._save({"request": request.to_json(), "phase": "rebooting", "release": name, "previous": previous})
+        self.releases.switch_to(name, self.client.config.firmware.trial_seconds)
+        return previous
+
     async def _trial(self, seconds: float) -> None:
-        """The new release's bound: an Accepted BootNotification within its trial, or back to the old one."""
+        """The new release's bound: an Accepted BootNotification within its trial, or back to the old one (once
+        no transaction runs: a charge is not cut for it)."""
         await asyncio.sleep(seconds)
         if self._report == FwStatus.INSTALLED:  # not yet told: no Accepted boot so far
+            commands = self.client.commands
+            await until(lambda: not commands.busy(), math.inf, 1.0)
             log.error("release on trial: no Accepted BootNotification in time; restarting into the previous one")
             self.client.restart_for_firmware()
 

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from controller.ocpp.certificates import CertificateProblem, load_chain, reaches, valid_now
 
@@ -41,10 +42,37 @@ def check_signer(signing_certificate: str, roots: list[x509.Certificate], now: d
     signer = chain[0]
     if not valid_now(signer, now):
         raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate is not valid now")
+    for intermediate in chain[1:]:
+        if not valid_now(intermediate, now) or not _is_ca(intermediate):
+            raise ImageRefused(INVALID_CERTIFICATE, f"{intermediate.subject.rfc4514_string()} in the signing chain "
+                                                    "is not a CA certificate valid now")
+    if not _may_sign_code(signer):
+        raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate's key usage does not allow signing code")
     if not reaches(signer, chain[1:], roots):
         raise ImageRefused(INVALID_CERTIFICATE, "the signing certificate does not lead to an installed "
                                                 "ManufacturerRootCertificate")
     return signer
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _may_sign_code(cert: x509.Certificate) -> bool:
+    """No key usage or extended key usage that rules signing firmware out (a TLS server certificate does)."""
+    try:
+        if not cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CODE_SIGNING in usages or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages
 
 
 def verify_image(image: bytes, signature: str, signing_certificate: str, roots: list[x509.Certificate],

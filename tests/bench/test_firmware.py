@@ -89,8 +89,8 @@ async def test_TC_L_02_03_08_CS_a_scheduled_download_and_install_wait_for_their_
         station201: App, csms: CsmsSimulator, maker: BenchCa, served: dict[str, str], tmp_path: Path) -> None:
     await install_root(station201, csms, maker, tmp_path)
     with http_server(Path(served["root"])) as url:
-        answer = await csms.call(CP, update201(url, served, retrieve_date_time=soon(1.5),
-                                               install_date_time=soon(3.0)))
+        answer = await csms.call(CP, update201(url, served, retrieve_date_time=soon(2.0),
+                                               install_date_time=soon(3.5)))
         assert answer.status == "Accepted"
         await wait_until(lambda: "DownloadScheduled" in statuses(csms), 5, "DownloadScheduled")
         await csms.call(CP, call201.TriggerMessage(requested_message="FirmwareStatusNotification"))
@@ -252,3 +252,35 @@ async def test_an_unreadable_retrieve_time_is_refused_without_a_download(
         answer = await csms.call(CP, update201(url, served, retrieve_date_time="next tuesday"))
     assert answer.status == "Rejected" and answer.status_info["reason_code"] == "InvalidTimestamp"
     assert statuses(csms) == []
+
+
+async def test_the_release_rolled_back_to_reports_the_failure_and_takes_no_update_before_it_has(
+        tmp_path: Path, csms: CsmsSimulator, maker: BenchCa, served: dict[str, str]) -> None:
+    from controller.storage import Store
+    from tests.conftest import sim_config
+
+    state = tmp_path / "state"
+    store = Store(state)  # what the release that switched left: the job, at its restart
+    request = {"location": "http://127.0.0.1:1/fw.tar", "retrieve_at": soon(), "install_at": None, "retries": 0,
+               "retry_interval": 30.0, "request_id": 31, "signature": "c2ln", "signing_certificate": "pem"}
+    store.set_setting(JOB, json.dumps({"request": request, "phase": "rebooting", "release": "9.9.9-0123456789ab",
+                                       "previous": "0.1.0-a"}))
+    store.close()
+    config = sim_config(version="2.0.1")
+    config.firmware.releases_dir = str(tmp_path / "opt")
+    config.firmware.manufacturer_root_file = str(maker.ca_file)
+    csms.boot_answers = ["Pending"]
+    app = App(config, state_dir=state, csms_url=csms.url)
+    await app.start()
+    try:
+        await wait_until(lambda: csms.boots, 10, "the Pending boot")
+        await wait_until(lambda: CP in csms.connections, 5, "the connection")
+        with http_server(Path(served["root"])) as url:
+            assert (await csms.call(CP, update201(url, served, 32))).status == "Rejected"
+        await csms.call(CP, call201.TriggerMessage(requested_message="BootNotification"))
+        await wait_until(lambda: ("FirmwareStatusNotification", "InstallationFailed", 31) in csms.file_statuses, 10,
+                         "the failed update's report")
+        assert app.ocpp is not None and app.ocpp.store.get_setting(JOB) is None
+    finally:
+        await app.stop()
+    assert csms.boot_reasons[0] == "FirmwareUpdate" and statuses(csms) == ["InstallationFailed"]

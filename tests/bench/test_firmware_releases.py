@@ -124,9 +124,15 @@ async def test_TC_L_01_13_CS_an_update_installs_waits_for_the_transaction_and_re
             await wait_until(lambda: "waits for the running transactions" in log.read_text(), 120,
                              "the installed release waiting for the transaction")
             assert statuses(csms, "FirmwareStatusNotification")[-1] == "Installing"
+            waiting = len(csms.statuses)
             assert (await send_script(short / "state", "unplug"))["ok"]
             await wait_until(lambda: "Installed" in statuses(csms, "FirmwareStatusNotification"), 120,
                              "Installed from the new release")
+    # L01.FR.07: once its transaction ended the EVSE went Unavailable (after the instant's Available of the unplug
+    # that a scheduled Inoperative passes through) and stayed so until the restart; the new release reports it
+    # Available.
+    after = [status for _, cp, _, status, _ in csms.statuses[waiting:] if cp == CP]
+    assert after[-2:] == ["Unavailable", "Available"], after
     assert statuses(csms, "FirmwareStatusNotification") == ["Downloading", "Downloaded", "SignatureVerified",
                                                             "Installing", "InstallRebooting", "Installed"]
     assert {rid for name, _, rid in csms.file_statuses if name == "FirmwareStatusNotification"} == {21}

@@ -188,3 +188,29 @@ def test_evse_firmware_pack_writes_an_image_and_its_signature(tmp_path: Path, ca
     (wheels / "evse_controller-2.0.0-py3-none-any.whl").unlink()
     assert main(["firmware", "pack", str(tmp_path / "none.tar"), "--wheels", str(wheels)]) == 2
     assert "expected one evse_controller wheel" in capsys.readouterr().err and not (tmp_path / "none.tar").exists()
+
+
+def test_after_a_rollback_a_database_the_new_release_migrated_is_put_back_as_it_was(tmp_path: Path) -> None:
+    from controller.releases import SNAPSHOT, restore_after_rollback
+    from controller.storage import DB_NAME, SCHEMA_VERSION, Store, stored_schema
+
+    root, state = tmp_path / "opt", tmp_path / "state"
+    root.mkdir()
+    store = Store(state)
+    store.set_setting("before", "the update")
+    store.backup(state / SNAPSHOT)
+    store.set_setting("during", "the trial")
+    store.close()
+    assert not restore_after_rollback(root, state)  # no rollback happened: nothing to do
+    guard.write_json(root / guard.OUTCOME, {"release": "9.9-x", "why": "did not come up"})
+    assert not restore_after_rollback(root, state)  # a schema this release opens: it is kept as it is
+    import sqlite3
+
+    with sqlite3.connect(state / DB_NAME) as db:  # what a newer release's migration would leave
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    assert restore_after_rollback(root, state)
+    assert stored_schema(state) == SCHEMA_VERSION
+    again = Store(state)
+    assert again.get_setting("before") == "the update" and again.get_setting("during") is None
+    again.close()
+    assert [p.name for p in state.iterdir() if ".rolled-back-" in p.name]  # the migrated one, kept aside

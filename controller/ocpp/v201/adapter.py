@@ -71,9 +71,9 @@ class Ocpp201Adapter(SharedSpelling):
     def __init__(self, client: OcppClient) -> None:
         self.client = client
         #: What the next BootNotification says caused it (PowerUp, RemoteReset, ...).
-        self.boot_reason = {"reset": "RemoteReset", "scheduled_reset": "ScheduledReset",
-                            "firmware": "FirmwareUpdate"}.get(
-            client.take_boot_cause() or "", "PowerUp")
+        cause = client.take_boot_cause() or ""
+        self.boot_reason = "FirmwareUpdate" if cause == "firmware" or client.firmware.switched() else {
+            "reset": "RemoteReset", "scheduled_reset": "ScheduledReset"}.get(cause, "PowerUp")
         self._faults: dict[int, Fault | None] = {}
         self._first_connection = True
         self._event_ids = 0

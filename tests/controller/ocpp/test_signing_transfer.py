@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import socket
 from datetime import UTC, datetime
@@ -69,3 +70,39 @@ def test_a_server_that_is_not_there_is_a_transfer_error_without_the_password() -
     assert "s3cret-pass" not in str(failed.value)
     with pytest.raises(TransferError, match="not FTP or HTTP"):
         download("file:///etc/passwd")
+
+
+def test_a_tls_certificate_or_a_chain_through_a_non_ca_cannot_sign_firmware(maker: BenchCa) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def cert(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey,
+             *extensions: x509.ExtensionType) -> x509.Certificate:
+        now = datetime.now(UTC)
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now.replace(year=now.year - 1)).not_valid_after(now.replace(year=now.year + 1)))
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def pem(*certs: x509.Certificate) -> str:
+        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    tls = cert("csms.example", tls_key, maker.subject, maker.key,
+               x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]))
+    signature = base64.b64encode(tls_key.sign(IMAGE, ec.ECDSA(hashes.SHA256()))).decode()
+    with pytest.raises(ImageRefused, match="does not allow signing code") as server:
+        verify_image(IMAGE, signature, pem(tls), [maker.cert], datetime.now(UTC))
+    assert server.value.status == INVALID_CERTIFICATE
+    # An end-entity certificate under the root minting signers of its own: refused.
+    leaf_key, signer_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    leaf = cert("some device", leaf_key, maker.subject, maker.key)
+    signer = cert("rogue signer", signer_key, leaf.subject, leaf_key,
+                  x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]))
+    signature = base64.b64encode(signer_key.sign(IMAGE, ec.ECDSA(hashes.SHA256()))).decode()
+    with pytest.raises(ImageRefused, match="is not a CA certificate"):
+        verify_image(IMAGE, signature, pem(signer, leaf), [maker.cert], datetime.now(UTC))

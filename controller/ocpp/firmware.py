@@ -99,6 +99,17 @@ class FirmwareRequest:
                        "install_at": parse_time(install) if install else None})
 
 
+def signed_request(firmware: dict[str, Any], request_id: int, retries: int | None,
+                   retry_interval: int | None) -> FirmwareRequest:
+    """A 2.0.1 UpdateFirmware or 1.6 SignedUpdateFirmware request (one shape, snake_case from the ``ocpp``
+    package); ValueError for an unreadable time."""
+    install = firmware.get("install_date_time")
+    return FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
+                           parse_time(install) if install else None, retries or 0,
+                           30.0 if retry_interval is None else float(retry_interval), request_id,
+                           firmware.get("signature"), firmware.get("signing_certificate"))
+
+
 class Firmware:
     """Runs the station's firmware updates."""
 

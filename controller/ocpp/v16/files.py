@@ -17,7 +17,7 @@ from ocpp.v16.enums import Action
 from controller.clock import parse_time
 from controller.ocpp.commands import Commands
 from controller.ocpp.diagnostics import LogRequest
-from controller.ocpp.firmware import FirmwareRequest
+from controller.ocpp.firmware import FirmwareRequest, signed_request
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 
@@ -74,12 +74,8 @@ class FileHandlers16:
     @on(Action.signed_update_firmware, **_CHECKED)
     def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
                                   retry_interval: int | None = None, **_: Any) -> Any:
-        install = firmware.get("install_date_time")
         try:
-            request = FirmwareRequest(firmware["location"], parse_time(firmware["retrieve_date_time"]),
-                                      parse_time(install) if install else None, retries or 0,
-                                      30.0 if retry_interval is None else float(retry_interval), request_id,
-                                      firmware.get("signature"), firmware.get("signing_certificate"))
+            request = signed_request(firmware, request_id, retries, retry_interval)
         except ValueError as exc:
             logger.info("SignedUpdateFirmware refused: unreadable time (%s)", exc)
             return call_result.SignedUpdateFirmware(status="Rejected")

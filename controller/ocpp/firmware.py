@@ -120,6 +120,7 @@ class Firmware:
         self._task: asyncio.Task[None] | None = None
         self._trial_task: asyncio.Task[None] | None = None  # the new release's bound, until it is confirmed
         self._installing = False
+        self._ended = False  # the current update has ended (its last status may still be on its way)
         self._blocked: list[int] = []  # EVSEs made Unavailable while the restart waits for transactions
         self._report: FwStatus | None = None  # what the last run's update ended as, told after the boot
 
@@ -151,7 +152,7 @@ class Firmware:
                 self.client.security_event("InvalidFirmwareSigningCertificate")
                 return "InvalidCertificate"
         answer = "Accepted"
-        if self._task is not None and not self._task.done():
+        if self._task is not None and not self._task.done() and not self._ended:
             if self._installing:
                 log.warning("firmware update refused: the one under way is installing and cannot be cancelled")
                 return "Rejected"
@@ -174,6 +175,7 @@ class Firmware:
 
     def _start(self, request: FirmwareRequest) -> None:
         self.current = request
+        self._ended = False
         self._save({"request": request.to_json(), "phase": "download"})
         self._task = asyncio.get_running_loop().create_task(self._run(request), name="ocpp-firmware")
 
@@ -226,9 +228,8 @@ class Firmware:
             gone = self.releases.prune({running})
             log.info("removed releases after the failed update: %s", ", ".join(gone) or "none")
         report, self._report = self._report, None
-        await self._tell(report, self.current)
         (root / firmware_guard.OUTCOME).unlink(missing_ok=True)
-        self._clear()
+        await self._finish(report, self.current)
 
     async def close(self) -> None:
         """Stop an update under way (shutdown); a download starts again at the next start."""
@@ -271,8 +272,7 @@ class Firmware:
             log.info("firmware image downloaded: %d bytes from %s", len(image), redact(request.location))
             await self._tell(FwStatus.DOWNLOADED, request)
             return image
-        await self._tell(FwStatus.DOWNLOAD_FAILED, request)
-        self._clear()
+        await self._finish(FwStatus.DOWNLOAD_FAILED, request)
         return None
 
     async def _verify(self, request: FirmwareRequest, image: bytes) -> bool:
@@ -299,8 +299,7 @@ class Firmware:
                     self.client.security_event("InvalidFirmwareSigningCertificate")
         log.error("firmware image refused, nothing installed: %s", why)
         self.client.security_event("InvalidFirmwareSignature")
-        await self._tell(FwStatus.INVALID_SIGNATURE, request)
-        self._clear()
+        await self._finish(FwStatus.INVALID_SIGNATURE, request)
         return False
 
     async def _install(self, request: FirmwareRequest, image: bytes) -> None:
@@ -312,9 +311,8 @@ class Firmware:
                                            config if config.startswith("/") else None)
         except (ImageProblem, VerifyFailed, OSError) as exc:
             log.error("firmware installation failed: %s", exc)
-            await self._tell(FwStatus.INSTALL_VERIFICATION_FAILED if isinstance(exc, VerifyFailed)
-                             else FwStatus.INSTALLATION_FAILED, request)
-            self._clear()
+            await self._finish(FwStatus.INSTALL_VERIFICATION_FAILED if isinstance(exc, VerifyFailed)
+                               else FwStatus.INSTALLATION_FAILED, request)
             return
         log.info("release %s installed", name)
         commands = self.client.commands
@@ -326,8 +324,7 @@ class Firmware:
             previous = await asyncio.to_thread(self._switch, request, name)
         except Exception as exc:  # any failure here must end in a report and the EVSEs back in use
             log.error("the switch to release %s failed, staying on this one: %s", name, exc)
-            await self._tell(FwStatus.INSTALLATION_FAILED, request)
-            self._clear()
+            await self._finish(FwStatus.INSTALLATION_FAILED, request)
             return
         await self._tell(FwStatus.INSTALL_REBOOTING, request)
         log.warning("restarting into release %s (on trial for %g s; %s is kept to go back to)", name,
@@ -392,15 +389,25 @@ class Firmware:
                 FirmwareRequest.from_json(job["request"])
         except (ValueError, KeyError, TypeError) as exc:
             log.error("the stored firmware update cannot be read (%s); it is dropped", exc)
-            self._clear()
+            self._settle()
             return None
         return job if isinstance(job, dict) else None
 
     def _save(self, job: dict[str, Any]) -> None:
         self.client.store.set_setting(JOB, json.dumps(job))
 
-    def _clear(self) -> None:
-        self.status = FwStatus.IDLE  # what a trigger reports once an update has ended (2.0.1 F06)
+    async def _finish(self, status: FwStatus, request: FirmwareRequest) -> None:
+        """The update ended as ``status``: settled first (a request arriving while this is told starts afresh),
+        then told."""
+        self._settle()
+        self._ended = True
+        message = self.client.adapter.firmware_status_of(status, request)
+        if self.current is request:
+            self.status = FwStatus.IDLE  # what a trigger reports once the end is on its way (2.0.1 F06)
+        if message is not None:
+            await self.client.send(message)
+
+    def _settle(self) -> None:
         self._installing = False
         self._restore_availability()
         with self.client.store.atomic() as db:

@@ -24,7 +24,7 @@ from controller.domain.events import (
 from controller.domain.types import AuthDecision, IdToken
 from controller.evse.machine import Evse
 from controller.ocpp.diagnostics import LogRequest, Upload
-from controller.ocpp.firmware import FirmwareRequest, FwStatus
+from controller.ocpp.firmware_request import FirmwareRequest, FwStatus
 from controller.ocpp.queue import TxMessage
 from controller.ocpp.sampling import MeterValue
 from controller.storage import StoredMessage, StoredTransaction

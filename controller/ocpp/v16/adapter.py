@@ -15,7 +15,7 @@ from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SharedSpelling, firmware_version
 from controller.ocpp.diagnostics import Upload
-from controller.ocpp.firmware import FirmwareRequest, FwStatus
+from controller.ocpp.firmware_request import FirmwareRequest, FwStatus
 from controller.ocpp.queue import START, STOP, TxMessage
 from controller.ocpp.sampling import BEGIN, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.v16.codes import (

@@ -6,7 +6,7 @@ from ocpp.v16.enums import Action
 
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, AuthStatus, IdTokenType, StopReason
-from controller.ocpp.firmware import FwStatus
+from controller.ocpp.firmware_request import FwStatus
 from controller.ocpp.framing import CODES_16, Rules
 
 #: 1.6's frame rules: its actions, the ocpp package's 1.6 schemas, the 1.6 CALLERROR spellings.

@@ -17,7 +17,7 @@ from ocpp.v16.enums import Action
 from controller.clock import parse_time
 from controller.ocpp.commands import Commands
 from controller.ocpp.diagnostics import LogRequest
-from controller.ocpp.firmware import FirmwareRequest, signed_request
+from controller.ocpp.firmware_request import FirmwareRequest, signed_request
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 

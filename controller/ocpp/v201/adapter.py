@@ -36,7 +36,7 @@ from controller.evse.machine import Evse
 from controller.evse.port import VehicleStatus
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Message, SessionEdge, SharedSpelling, firmware_version
-from controller.ocpp.firmware import FirmwareRequest, FwStatus
+from controller.ocpp.firmware_request import FirmwareRequest, FwStatus
 from controller.ocpp.queue import START, STOP, UPDATE, TxMessage
 from controller.ocpp.sampling import BEGIN, CLOCK, END, TRIGGER, MeterValue, meter_value
 from controller.ocpp.smart_charging import NOMINAL_VOLTS

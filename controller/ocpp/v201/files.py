@@ -14,7 +14,7 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from controller.ocpp.commands import Commands
-from controller.ocpp.firmware import signed_request
+from controller.ocpp.firmware_request import signed_request
 
 logger = logging.getLogger(__name__)  # not `log`: GetLog's field is
 

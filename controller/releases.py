@@ -149,13 +149,11 @@ class Releases:
             os.fsync(written.fileno())
         part.replace(self.root / "guard.py")
 
-    def switch_to(self, name: str, trial_seconds: float) -> str:
-        """Make ``name`` the release the next start runs, on trial; returns the release it replaces. The guard
-        that starts it is this release's (known to work)."""
-        previous = firmware_guard.current(self.root) or running_release(self.root) or ""
+    def switch_to(self, name: str, previous: str, trial_seconds: float) -> None:
+        """Make ``name`` the release the next start runs, on trial against ``previous``. The guard that starts it
+        is this release's (known to work)."""
         self._write_guard()
         firmware_guard.begin_trial(self.root, name, previous, trial_seconds)
-        return previous
 
     def prune(self, keep: set[str]) -> list[str]:
         """Remove every release but ``keep`` (the one running and the one it replaced); returns what went."""

@@ -26,13 +26,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from controller.clock import iso_utc, parse_time
 from controller.config import redact
 from controller.ocpp.device_model import WRITE_ONLY
 from controller.ocpp.rpc import RECENT_FRAMES, redact_secrets
-from controller.ocpp.transfer import SCHEMES, TransferError, upload
+from controller.ocpp.transfer import TransferError, location_problem, upload
 
 if TYPE_CHECKING:
     from controller.ocpp.client import OcppClient
@@ -99,10 +98,7 @@ class Diagnostics:
 
     def problem(self, location: str) -> str | None:
         """What keeps ``location`` from being uploaded to (None: nothing)."""
-        parts = urlsplit(location)
-        if parts.scheme not in SCHEMES or not parts.hostname:
-            return f"{redact(location)[:80]!r} is not an ftp://, http:// or https:// URL"
-        return None
+        return location_problem(location)
 
     def get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None,
                 retry_interval: int | None) -> tuple[str, str | None, str | None]:

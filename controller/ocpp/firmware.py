@@ -25,7 +25,6 @@ import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -35,7 +34,7 @@ from controller.domain.types import EvseStatus
 from controller.ocpp.certificates import CertificateProblem, Kind, load_chain
 from controller.ocpp.firmware_request import FirmwareRequest, FwStatus
 from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, check_signer, verify_image
-from controller.ocpp.transfer import SCHEMES, TransferError, download
+from controller.ocpp.transfer import TransferError, download, location_problem
 from controller.releases import SNAPSHOT, ImageProblem, Releases, VerifyFailed, running_release
 from controller.tasks import until
 
@@ -82,7 +81,7 @@ class Firmware:
     def request(self, request: FirmwareRequest) -> str:
         """An update request: Accepted, AcceptedCanceled (one under way was cancelled for it), Rejected or
         InvalidCertificate (the signing certificate cannot be trusted: nothing is downloaded)."""
-        problem = self.releases.problem() or _location_problem(request.location) or self._settling()
+        problem = self.releases.problem() or location_problem(request.location) or self._settling()
         if problem is not None:
             log.warning("firmware update refused: %s", problem)
             return "Rejected"
@@ -280,7 +279,7 @@ class Firmware:
         previous = firmware_guard.current(root) or running_release(root) or ""
         self.client.store.backup(self.client.store.path.parent / SNAPSHOT)
         self._save({"request": request.to_json(), "phase": "rebooting", "release": name, "previous": previous})
-        self.releases.switch_to(name, self.client.config.firmware.trial_seconds)
+        self.releases.switch_to(name, previous, self.client.config.firmware.trial_seconds)
         return previous
 
     async def _trial(self, seconds: float) -> None:
@@ -355,9 +354,3 @@ class Firmware:
         with self.client.store.atomic() as db:
             self.client.store.drop_setting(db, JOB)
 
-
-def _location_problem(location: str) -> str | None:
-    parts = urlsplit(location)
-    if parts.scheme not in SCHEMES or not parts.hostname:
-        return f"{redact(location)[:80]!r} is not an ftp://, http:// or https:// URL"
-    return None

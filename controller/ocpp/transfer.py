@@ -21,6 +21,14 @@ TIMEOUT = 60.0
 MAX_DOWNLOAD = 512 * 1024 * 1024
 
 
+def location_problem(location: str) -> str | None:
+    """What keeps ``location`` from being a place to transfer to or from (None: nothing)."""
+    parts = urlsplit(location)
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        return f"{redact(location)[:80]!r} is not an ftp://, http:// or https:// URL"
+    return None
+
+
 class TransferError(Exception):
     """A transfer that failed; the message says why (without a password)."""
 

@@ -13,23 +13,31 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from controller.config import Config, ConfigError, csms_url_problem, default_config, load_config, redact
+from controller.logsetup import LogLevelError, parse_levels, setup_logging, toggle_frame_log
 from hal.errors import HalError
 
 #: Installed packages add ``evse`` subcommands here (the bench adds ``demo``): name -> "module:register".
 COMMANDS_GROUP = "evse_controller.commands"
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level``; library chatter only at debug."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from controller.ocpp.rpc import SecretFilter
+def log_levels(value: str) -> str:
+    """argparse type of ``--log-level``: a level, COMPONENT=LEVEL pairs, or both, comma-separated."""
+    try:
+        parse_levels(value)
+    except LogLevelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(SecretFilter())  # a password never reaches a log, at any level
-    if level != "debug":
-        # Frame-by-frame and state-machine chatter only when debugging.
-        for noisy in ("controller.ocpp.frames", "transitions", "ocpp", "websockets", "pymodbus"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+def version() -> str:
+    """This package's version, as installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("evse-controller")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _load(path: str | None) -> Config:
@@ -111,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, toggle_frame_log)
         await app.run(stop)
 
     try:
@@ -155,6 +164,7 @@ OCPP_VERSIONS = ("1.6", "2.0.1")
 def build_parser() -> argparse.ArgumentParser:
     """The ``evse`` argument parser."""
     parser = argparse.ArgumentParser(prog="evse", description="On-charger EV charging controller")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the charger (under systemd on a real build)")
     run.add_argument("--config", help="TOML config file (default: built-in simulated charger)")
@@ -162,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--id", help="charge point id (default: from config)")
     run.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     run.add_argument("--state-dir", help="state directory (default: station.state_dir)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-level", default="info", type=log_levels, metavar="LEVELS",
+                     help="debug, info, warning or error, and/or COMPONENT=LEVEL pairs, comma-separated "
+                     "(e.g. warning,controller.ocpp=debug); SIGUSR1 switches the OCPP frame log on and off")
     run.set_defaults(func=_run)
     check = sub.add_parser("config", help="configuration tools").add_subparsers(dest="action", required=True)
     chk = check.add_parser("check", help="validate a config file: prints OK or every problem (exit 2)")

@@ -9,8 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.cli import OCPP_VERSIONS, setup_logging
+from controller.cli import OCPP_VERSIONS, log_levels
 from controller.config import Config, ConfigError, default_config, load_config
+from controller.logsetup import setup_logging
 from hil.script import ScriptError, parse_script
 
 
@@ -144,7 +145,8 @@ def _car(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``evse-hil`` argument parser."""
     parser = argparse.ArgumentParser(prog="evse-hil", description="Hardware-in-the-loop bench for the controller")
-    parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default="error", type=log_levels, metavar="LEVELS",
+                      help="a level, and/or COMPONENT=LEVEL pairs, comma-separated")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a script against the controller on simulated hardware")
     run.add_argument("--script", required=True, help='steps separated by ";" or newlines, e.g. "plug; tap 04A1B2C3"')

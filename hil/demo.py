@@ -13,8 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from controller.cli import OCPP_VERSIONS, setup_logging
+from controller.cli import OCPP_VERSIONS, log_levels
 from controller.config import Config, default_config, load_config
+from controller.logsetup import setup_logging
 
 DEMO_TAG = "04A1B2C3"
 DEMO_SCRIPT = (
@@ -35,7 +36,8 @@ def register(sub: Any) -> None:
     demo.add_argument("--config", help="a sim config (default: built-in; a DC one runs a DC session)")
     demo.add_argument("--json", action="store_true", help="print the full JSON summary")
     demo.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
-    demo.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    demo.add_argument("--log-level", default="error", type=log_levels, metavar="LEVELS",
+                      help="a level, and/or COMPONENT=LEVEL pairs, comma-separated")
     demo.set_defaults(func=_demo)
 
 

@@ -206,3 +206,32 @@ def test_evse_hil_run_drives_a_dc_charger_with_the_same_script_steps() -> None:
     assert {"can", "dc", "contactor", "fault"} <= kinds
     frames = [o["value"] for o in summary["timeline"] if o["kind"] == "can"]
     assert any(f.startswith("tx 108 ") for f in frames) and any(f.startswith("rx 100 ") for f in frames)
+
+
+async def test_sigusr1_switches_the_ocpp_frame_log_on_in_a_running_daemon(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    daemon = await start_daemon(tmp_path, csms, "--id", "LOG-1")
+    assert daemon.stderr is not None
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert daemon.stderr is not None
+        async for line in daemon.stderr:
+            lines.append(line.decode())
+
+    reader = asyncio.create_task(read())
+    try:
+        await wait_until(lambda: (tmp_path / "bench.sock").exists(), timeout=20, what="the daemon to start")
+        assert not any("controller.ocpp.frames" in line for line in lines)  # off at --log-level warning
+        daemon.send_signal(signal.SIGUSR1)
+        await wait_until(lambda: any("OCPP frame log on" in line for line in lines), what="the switch")
+        ctl = await asyncio.create_subprocess_exec(PY, "-m", "hil.cli", "ctl", "--state-dir", str(tmp_path), "plug")
+        assert await ctl.wait() == 0
+        await wait_until(lambda: any("controller.ocpp.frames: send" in line and "StatusNotification" in line
+                                     for line in lines), what="the frame of the plug's StatusNotification")
+    finally:
+        daemon.terminate()
+        await daemon.wait()
+        reader.cancel()
+        await csms.stop()

@@ -26,6 +26,7 @@ from controller.charging.iec61851 import Iec61851
 from controller.charging.outletvoltage import OutletVoltage
 from controller.clock import Clock, iso_utc, parse_time
 from controller.config import Config, ConnectorSection
+from controller.config.rules import BUILTIN_CSMS
 from controller.domain.faults import Fault
 from controller.domain.types import Answer, IdToken, IdTokenType, PowerLimit, StopReason, TriggerReason
 from controller.evse.machine import Evse
@@ -234,6 +235,8 @@ class App:
 
     async def _start_ocpp(self) -> None:
         url = self.csms_url or await self.platform.csms_url()
+        if url == BUILTIN_CSMS:
+            url = await self.platform.builtin_csms()
         if not url:
             raise RuntimeError("no CSMS: set ocpp.csms_url (or --csms)")
         assert self.store is not None

@@ -40,8 +40,8 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def _load(path: str | None) -> Config:
-    return load_config(path) if path else default_config()
+def _load(path: str | None, csms_url: str | None = None) -> Config:
+    return load_config(path, csms_url=csms_url) if path else default_config()
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -82,8 +82,12 @@ def _firmware_pack(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    bad_url = csms_url_problem(args.csms) if args.csms else None
+    if bad_url:
+        print(f"evse: not starting: --csms {redact(args.csms)}: {bad_url}", file=sys.stderr)
+        return 2
     try:
-        config = _load(args.config)
+        config = _load(args.config, args.csms)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -93,10 +97,6 @@ def _run(args: argparse.Namespace) -> int:
         config.station.id = args.id
     if args.ocpp_version:
         config.ocpp.version = args.ocpp_version
-    bad_url = csms_url_problem(args.csms) if args.csms else None
-    if bad_url:
-        print(f"evse: not starting: --csms {redact(args.csms)}: {bad_url}", file=sys.stderr)
-        return 2
     from controller.app import App
     from controller.hardware import PlatformError
     from controller.releases import Releases
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the charger (under systemd on a real build)")
     run.add_argument("--config", help="TOML config file (default: built-in simulated charger)")
-    run.add_argument("--csms", help="CSMS base URL; the station appends /<id> (default: from config)")
+    run.add_argument("--csms", help="CSMS base URL; the station appends /<id> (default: from config); "
+                     "'builtin' for a test charge against the built-in CSMS")
     run.add_argument("--id", help="charge point id (default: from config)")
     run.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     run.add_argument("--state-dir", help="state directory (default: station.state_dir)")

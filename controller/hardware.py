@@ -52,6 +52,8 @@ from hal.temperature import Thermometer
 log = logging.getLogger(__name__)
 
 PLATFORM_GROUP = "evse_controller.platforms"
+#: Installed packages offer a CSMS the station can bring along (``ocpp.csms_url = "builtin"``): the bench's.
+CSMS_GROUP = "evse_controller.csms"
 
 
 class PlatformError(Exception):
@@ -96,11 +98,27 @@ class Platform:
         """A CSMS the platform brings along, for a config that names none."""
         return None
 
+    async def builtin_csms(self) -> str:
+        """Start the CSMS an installed package offers (``ocpp.csms_url = "builtin"``), on 127.0.0.1; its URL."""
+        found = [e for e in entry_points(group=CSMS_GROUP) if e.name == "builtin"]
+        if not found:
+            raise PlatformError('ocpp.csms_url = "builtin": no built-in CSMS is installed (it comes with this '
+                                "package's hil module; reinstall evse-controller)")
+        self._builtin = found[0].load()()
+        await self._builtin.start()
+        log.warning("test charge: the built-in CSMS at %s accepts every card and keeps its sessions in memory; "
+                    "no real CSMS sees them (set ocpp.csms_url to your CSMS for service)", self._builtin.url)
+        url: str = self._builtin.url
+        return url
+
     async def attach(self, app: Any) -> None:
         """The charger is running: hook in what the platform adds (a bench control socket)."""
 
     async def stop(self) -> None:
-        """Take the buses down (after every driver is closed)."""
+        """Take the buses down (after every driver is closed), and a built-in CSMS."""
+        builtin = getattr(self, "_builtin", None)
+        if builtin is not None:
+            await builtin.stop()
 
 
 def platform_for(config: Config) -> Platform:

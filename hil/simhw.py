@@ -282,6 +282,7 @@ class SimHardware(Platform):
 
     async def stop(self) -> None:
         """Stop every server and close the pty."""
+        await super().stop()
         if self.bench_server is not None:
             await self.bench_server.stop()
         if self.csms is not None:

@@ -9,6 +9,7 @@ collects every problem as ``FILE: key.path = value: expected ...``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -42,8 +43,12 @@ __all__ = [
 ]
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; raises ConfigError listing every problem."""
+def load_config(path: str | Path, *, csms_url: str | None = None) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem.
+
+    ``csms_url`` (``evse run --csms``) stands in for the file's ``ocpp.csms_url``. A file must say what it runs
+    on (``station.hardware``): a real build's config without ``[station]`` would otherwise run simulated.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -55,7 +60,19 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    return parse_config(data, str(path))
+    station, ocpp = data.get("station"), data.get("ocpp", {})
+    if csms_url and isinstance(ocpp, dict):
+        data["ocpp"] = {**ocpp, "csms_url": csms_url}
+    unsaid = [] if isinstance(station, dict) and "hardware" in station else [
+        f'{path}: station.hardware: not set: expected "pi" for a real charger or "sim" for simulated buses '
+        "(a config file says which; [station] hardware = ...)"]
+    try:
+        config = parse_config(data, str(path))
+    except ConfigError as exc:
+        raise ConfigError(unsaid + exc.problems) from None
+    if unsaid:
+        raise ConfigError(unsaid)
+    return config
 
 
 def parse_config(data: dict[str, Any], source: str) -> Config:
@@ -66,8 +83,24 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     if not problems:
         check_rules(config, source, problems)
     if problems:
-        raise ConfigError(problems)
+        labels = _connector_labels(data)
+        raise ConfigError([CONNECTOR_KEY.sub(lambda m: labels.get(m[1], m[0]), p) for p in problems])
     return config
+
+
+#: A connector in a problem's key as the checks write it: by its place in the file, from 0.
+CONNECTOR_KEY = re.compile(r"\bconnector\[(\d+)\]")
+
+
+def _connector_labels(data: dict[str, Any]) -> dict[str, str]:
+    """Connector position -> how a problem names it: ``connector[id=2]``, or ``connector[#3]`` (the third
+    [[connector]] table) where its id is missing, not a number or used twice."""
+    tables = data.get("connector")
+    if not isinstance(tables, list):
+        return {}
+    ids = [t.get("id") if isinstance(t, dict) else None for t in tables]
+    usable = [i if isinstance(i, int) and not isinstance(i, bool) and ids.count(i) == 1 else None for i in ids]
+    return {str(n): f"connector[id={i}]" if i is not None else f"connector[#{n + 1}]" for n, i in enumerate(usable)}
 
 
 def _build(cls: type, data: Any, prefix: str, source: str, problems: list[str], base: Any = None) -> Any:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.dc import PROTOCOL_BITRATE
 from controller.config.sections import Config, ConnectorSection
+from controller.config.wiring import connector_pins, reader_baud_problem, wiring_rules
 from hal.errors import HalConfigError
 from hal.meter.regmap import load_register_map
 
@@ -35,8 +36,14 @@ def redact(url: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+#: ``ocpp.csms_url`` (or ``--csms``) for a test charge against the CSMS an installed package brings along.
+BUILTIN_CSMS = "builtin"
+
+
 def csms_url_problem(url: str) -> str | None:
     """What keeps ``url`` from being a CSMS URL the station can connect to (None: nothing)."""
+    if url == BUILTIN_CSMS:
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -64,12 +71,12 @@ def check_rules(config: Config, source: str, problems: list[str]) -> None:
         if conn.id in seen_ids:
             bad(f"{where}.id", conn.id, "a connector id not used before")
         seen_ids.add(conn.id)
-        for key, pin in _pins(conn):
+        for key, pin in connector_pins(conn):
             if pin is None:
                 continue
-            if pin in pins:
+            if pin in pins and not (key == W1 and pins[pin].endswith(W1)):  # sensors share one 1-Wire bus
                 bad(f"{where}.{key}", pin, f"a GPIO not already used by {pins[pin]}")
-            pins[pin] = f"{where}.{key}"
+            pins.setdefault(pin, f"{where}.{key}")
         for key, pin, active_high in _active_high_inputs(conn):
             if active_high and pin in FIXED_PULL_UP:
                 bad(f"{where}.{key}", pin, "a GPIO without a fixed pull-up "
@@ -102,13 +109,19 @@ def check_rules(config: Config, source: str, problems: list[str]) -> None:
         "connector id" in p for p in problems
     ):
         bad("connector ids", sorted(seen_ids), f"1..{len(seen_ids)} (OCPP numbers connectors from 1)")
+    if config.station.hardware == "pi":
+        wiring_rules(config, [f"connector[{i}]" for i in range(len(config.connector))], bad)
+    baud = reader_baud_problem(config)
+    if baud:
+        bad("rfid.baudrate", config.rfid.baudrate, baud)
 
 
 def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     if not config.connector:
         problems.append(f"{source}: connector: at least one [[connector]] table is required")
     if config.station.hardware != "sim" and not config.ocpp.csms_url:
-        problems.append(f"{source}: ocpp.csms_url = '': expected a ws:// or wss:// URL (required on real hardware)")
+        problems.append(f"{source}: ocpp.csms_url = '': expected a ws:// or wss:// URL, or 'builtin' for a test "
+                        "charge against the built-in CSMS (required on real hardware; --csms gives one too)")
     url = config.ocpp.csms_url
     problem = csms_url_problem(url) if url else None
     if problem:
@@ -153,8 +166,13 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     if wanted == 3 and not config.ocpp.client_cert_file:
         problems.append(f"{source}: ocpp.security_profile = 3: expected ocpp.client_cert_file and "
                         "client_key_file (a client certificate)")
-    if not config.station.id or len(config.station.id) > 48 or "/" in config.station.id:
-        problems.append(f"{source}: station.id = {config.station.id!r}: expected 1-48 characters without '/'")
+    station_id = config.station.id
+    if not STATION_ID.fullmatch(station_id):
+        problems.append(f"{source}: station.id = {station_id!r}: expected 1-48 of the characters A-Z a-z 0-9 "
+                        "* - _ = : + | @ . (OCPP's identifierString: the id is the last segment of the CSMS URL)")
+    elif ":" in station_id and password:
+        problems.append(f"{source}: station.id = {station_id!r}: expected no ':' with ocpp.basic_auth_password "
+                        "(HTTP Basic sends the id as the user name, which ends at the first ':')")
 
 
 def _ac_rules(conn: ConnectorSection, where: str, bad: Problem) -> None:
@@ -200,36 +218,13 @@ def _dc_rules(conn: ConnectorSection, where: str, buses: dict[tuple[str, str], s
             f"less than prewarning_kohm ({conn.imd.prewarning_kohm})")
 
 
+W1 = "temperature.w1_pin"
+#: What a station id may be: OCPP 2.0.1's identifierString (1.6's security whitepaper asks the same), at most
+#: 48 characters; all of them are unreserved or allowed in a URL path segment.
+STATION_ID = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{1,48}")
 #: Raspberry Pi GPIOs with fixed 1.8 kOhm pull-ups (I2C1 SDA/SCL).
 FIXED_PULL_UP = (2, 3)
 PROTOCOL_NAMES = {"chademo": "CHAdeMO", "gbt": "GB/T 27930", "infypower": "InfyPower"}
-
-
-def _pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
-    """Every GPIO a connector's config uses, with its key."""
-    pins: list[tuple[str, int | None]] = [
-        ("contactor.pin", conn.contactor.pin),
-        ("contactor.mirror_pin", conn.contactor.mirror_pin),
-    ]
-    io = conn.dc_io
-    if conn.kind == "ac":
-        pins.insert(0, ("pilot.pwm_pin", conn.pilot.pwm_pin))
-    elif conn.kind == "chademo":
-        pins += [("dc_io.d1_pin", io.d1_pin), ("dc_io.d2_pin", io.d2_pin), ("dc_io.k_pin", io.k_pin),
-                 ("dc_io.plug_pin", io.plug_pin)]
-    else:
-        pins += [("dc_io.aux_pin", io.aux_pin)]
-    if conn.dc:
-        pins += [("dc_io.bleed_pin", io.bleed_pin), ("dc_io.estop_pin", io.estop_pin)]
-    if conn.rcm.driver != "none":
-        pins += [("rcm.fault_pin", conn.rcm.fault_pin), ("rcm.test_pin", conn.rcm.test_pin)]
-    if conn.lock.driver != "none":
-        pins += [("lock.lock_pin", conn.lock.lock_pin), ("lock.unlock_pin", conn.lock.unlock_pin),
-                 ("lock.feedback_pin", conn.lock.feedback_pin)]
-    if conn.led.driver != "none":
-        pins += [("led.red_pin", conn.led.red_pin), ("led.green_pin", conn.led.green_pin),
-                 ("led.blue_pin", conn.led.blue_pin)]
-    return pins
 
 
 def _active_high_inputs(conn: ConnectorSection) -> list[tuple[str, int, bool]]:

@@ -91,9 +91,16 @@ class RfidSection:
 class PilotSection:
     """[connector.pilot]: PWM pin and the ADC that reads the pilot voltage."""
 
-    driver: str = opt("gpio", choices=("gpio",))
+    #: "pwm": the SoC's hardware PWM through the kernel's pwm class (GPIO12/13/18/19, dtoverlay=pwm or
+    #: pwm-2chan); "gpio": gpiozero's PWM, timed in software, on any pin (the pilot's duty jitters with load).
+    driver: str = opt("gpio", choices=("gpio", "pwm"))
     pwm_pin: int = opt(18, lo=0, hi=27)
     pwm_active_high: bool = True
+    #: Hardware PWM: the pwmchip and channel under /sys/class/pwm. The channel defaults to the pin's on a
+    #: Pi 4 or earlier (GPIO12/18: 0, GPIO13/19: 1); a Pi 5 on a kernel before 6.12 has the chip at 2, and
+    #: its GPIO18/19 are channels 2/3.
+    pwm_chip: int = opt(0, lo=0, hi=15)
+    pwm_channel: int | None = opt(None, lo=0, hi=3)
     adc_channel: int = opt(0, lo=0, hi=7)
     #: MCP3008 channel on the low-half (negative peak) detector; the diode check needs it.
     adc_low_channel: int | None = opt(None, lo=0, hi=7)
@@ -192,6 +199,8 @@ class TemperatureSection:
 
     driver: str = opt("none", choices=("none", "w1"))
     path: str = "/sys/bus/w1/devices/28-000000000000/temperature"
+    #: The GPIO of the 1-Wire bus (dtoverlay=w1-gpio,gpiopin=N; 4 unless the overlay says otherwise).
+    w1_pin: int = opt(4, lo=0, hi=27)
     poll_interval: float = opt(5.0, lo=0.01, hi=600)
     #: At or above ``derate_at`` the offer drops to ``derate_current``; at ``stop_at`` charging stops.
     derate_at: float = opt(60.0, lo=-40, hi=150)

@@ -235,3 +235,21 @@ async def test_sigusr1_switches_the_ocpp_frame_log_on_in_a_running_daemon(tmp_pa
         await daemon.wait()
         reader.cancel()
         await csms.stop()
+
+
+async def test_a_test_charge_runs_against_the_built_in_csms_and_says_so(tmp_path: Path) -> None:
+    daemon = await asyncio.create_subprocess_exec(
+        PY, "-m", "controller.cli", "run", "--config", str(ROOT / "config" / "sim.toml"), "--csms", "builtin",
+        "--state-dir", str(tmp_path), "--log-level", "warning", stderr=subprocess.PIPE)
+    try:
+        await wait_until(lambda: (tmp_path / "bench.sock").exists(), timeout=20, what="the daemon to start")
+        ctl = await asyncio.create_subprocess_exec(
+            PY, "-m", "hil.cli", "ctl", "--state-dir", str(tmp_path), "plug; tap 04A1B2C3; expect Charging",
+            stdout=subprocess.PIPE)
+        out, _ = await ctl.communicate()
+        assert ctl.returncode == 0 and json.loads(out)["ok"] is True, out
+    finally:
+        daemon.terminate()
+        _, err = await daemon.communicate()
+    assert "test charge: the built-in CSMS at ws://127.0.0.1:" in err.decode()
+    assert "accepts every card" in err.decode()

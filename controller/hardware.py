@@ -188,6 +188,8 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     """Every driver one ``[[connector]]`` names, on the platform's buses (a DC outlet's still to be opened)."""
     cid, p = conn.id, conn.pilot
     pins = platform.driver_args("pilot", cid)
+    if p.driver == "pwm":
+        pins = {"pwm_chip": p.pwm_chip, "pwm_channel": p.pwm_channel, **pins}
     pilot = None
     if not conn.dc:
         pilot = PILOTS.resolve(p.driver)(

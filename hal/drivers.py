@@ -18,7 +18,7 @@ from hal.rfid import CardReader
 from hal.temperature import Thermometer
 
 PILOTS: DriverRegistry[ControlPilot] = DriverRegistry(
-    "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot"}
+    "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot", "pwm": "hal.gpio_pilot:HardwarePwmPilot"}
 )
 CONTACTORS: DriverRegistry[Contactor] = DriverRegistry(
     "contactor", Contactor, {"gpio": "hal.gpio_contactor:GpioContactor"}

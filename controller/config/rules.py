@@ -104,7 +104,7 @@ def check_rules(config: Config, source: str, problems: list[str]) -> None:
         if conn.dc:
             _dc_rules(conn, where, buses, bad)
         else:
-            _ac_rules(conn, where, bad)
+            _ac_rules(conn, where, bad, config.station.hardware)
     if sorted(seen_ids) != list(range(1, len(seen_ids) + 1)) and not any(
         "connector id" in p for p in problems
     ):
@@ -175,7 +175,10 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
                         "(HTTP Basic sends the id as the user name, which ends at the first ':')")
 
 
-def _ac_rules(conn: ConnectorSection, where: str, bad: Problem) -> None:
+def _ac_rules(conn: ConnectorSection, where: str, bad: Problem, hardware: str) -> None:
+    if conn.pilot.driver == "pwm" and hardware == "sim":
+        # The simulated pilot is a mock gpiozero pin; the hardware PWM driver is tested on a fake sysfs tree.
+        bad(f"{where}.pilot.driver", "'pwm'", "'gpio' on simulated hardware (it has no PWM block)")
     if not 6 <= conn.max_current <= 80:
         bad(f"{where}.max_current", f"{conn.max_current:g}", "a number from 6 to 80 (amps per phase on AC)")
     if conn.pilot.adc_volts_at_full <= conn.pilot.adc_volts_at_zero:

@@ -218,8 +218,12 @@ def restore_after_rollback(root: str | Path, state_dir: Path) -> bool:
 
 
 def _run(command: list[str], what: str, error: type[Exception], timeout: float = INSTALL_TIMEOUT) -> None:
+    # Not the caller's PYTHONPATH nor its working directory: a source tree on either (the installer runs from a
+    # clone) would make pip take this package as installed already and skip it.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env,
+                              cwd=tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise error(f"{what} failed: {exc}") from exc
     if done.returncode != 0:

@@ -17,6 +17,10 @@ class StatusLed(ABC):
     def show(self, colour: Colour, blink: float | None = None, times: int | None = None) -> None:
         """Light ``colour``; with ``blink`` (s) alternate it with off, ``times`` times or forever."""
 
+    @abstractmethod
+    def shown(self) -> Colour:
+        """The colour the outputs drive now (each 0 or 1), read back from the pins."""
+
     def close(self) -> None:
         """Switch off and release the hardware."""
 
@@ -36,6 +40,10 @@ class GpioStatusLed(StatusLed):
         else:
             self._led.blink(on_time=blink, off_time=blink, on_color=colour, off_color=(0, 0, 0), n=times,
                             background=True)
+
+    def shown(self) -> Colour:
+        red, green, blue = (round(v) for v in self._led.value)
+        return red, green, blue
 
     def close(self) -> None:
         try:

@@ -173,6 +173,14 @@ class ControlPilot(ABC):
         self._level = 1.0
         self._offered = None
 
+    def write_duty(self, fraction: float) -> None:
+        """Any duty (0.0-1.0), for bring-up (``evse probe pilot --duty``); charging uses :meth:`offer_current`."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"duty must be 0.0-1.0, got {fraction}")
+        self._write_duty(fraction)
+        self._level = fraction
+        self._offered = None
+
     def set_unavailable(self) -> None:
         """Steady -12 V: state F, the EVSE is not available (also the safe output)."""
         self._write_duty(0.0)

@@ -18,10 +18,11 @@ from hal.rfid import CardReader
 from hal.temperature import Thermometer
 
 PILOTS: DriverRegistry[ControlPilot] = DriverRegistry(
-    "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot", "pwm": "hal.gpio_pilot:HardwarePwmPilot"}
+    "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot", "pwm": "hal.gpio_pilot:HardwarePwmPilot",
+                                  "evsewb": "hal.evsewb:EvseWbPilot"}
 )
 CONTACTORS: DriverRegistry[Contactor] = DriverRegistry(
-    "contactor", Contactor, {"gpio": "hal.gpio_contactor:GpioContactor"}
+    "contactor", Contactor, {"gpio": "hal.gpio_contactor:GpioContactor", "evsewb": "hal.evsewb:EvseWbContactor"}
 )
 CARD_READERS: DriverRegistry[CardReader] = DriverRegistry(
     "card reader",
@@ -35,7 +36,7 @@ PROXIMITY: DriverRegistry[ProximityInput] = DriverRegistry(
     "proximity", ProximityInput, {"mcp3008": "hal.proximity:AdcProximity"}
 )
 RCMS: DriverRegistry[ResidualCurrentMonitor] = DriverRegistry(
-    "rcm", ResidualCurrentMonitor, {"gpio": "hal.rcm:GpioRcm"}
+    "rcm", ResidualCurrentMonitor, {"gpio": "hal.rcm:GpioRcm", "evsewb": "hal.evsewb:EvseWbRcm"}
 )
 LOCKS: DriverRegistry[CableLock] = DriverRegistry("cable lock", CableLock, {"gpio": "hal.lock:GpioCableLock"})
 LEDS: DriverRegistry[StatusLed] = DriverRegistry("status LED", StatusLed, {"gpio": "hal.led:GpioStatusLed"})

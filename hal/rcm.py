@@ -23,6 +23,8 @@ class ResidualCurrentMonitor(ABC):
 
     #: Set by the controller; drivers call it on every edge of the fault output.
     on_trip: TripCallback | None = None
+    #: The module tests itself (an EVSE board's RCD): the controller's self-test only checks it is not tripped.
+    tests_itself: bool = False
 
     @property
     @abstractmethod

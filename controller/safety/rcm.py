@@ -102,6 +102,11 @@ class RcmControl:
         if self.supervisor.closed(self.id):
             return False  # never while energy flows: the test trip would look like a real one
         s = self.settings
+        if self.rcm.tests_itself:
+            # An EVSE board's RCD: the board tests it at power-up and reports a failure as an RCD error.
+            tripped, released, trip_time = True, not self.rcm.tripped, 0.0
+            self.last_test_at = time.monotonic()
+            return self._tested(tripped, released, trip_time)
         self.testing = True
         try:
             started = time.monotonic()
@@ -114,10 +119,15 @@ class RcmControl:
             self.rcm.set_test(False)
             self.testing = False
         self.last_test_at = time.monotonic()
+        return self._tested(tripped, released, trip_time)
+
+    def _tested(self, tripped: bool, released: bool, trip_time: float) -> bool:
+        s = self.settings
         if not tripped:
             detail = f"no trip within {s.test_timeout:g} s of the test input"
         elif not released:
-            detail = f"still tripped {s.release_timeout:g} s after the test input was released"
+            detail = "the board reports an RCD error" if self.rcm.tests_itself else \
+                f"still tripped {s.release_timeout:g} s after the test input was released"
         else:
             self.last_trip_time = trip_time
             log.info("connector %d: RCM self-test passed (tripped after %.0f ms)", self.id, trip_time * 1000)

@@ -18,7 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from controller import systemd
+from controller import systemd, version
+from controller.api import StatusApi, StatusPublisher
 from controller.charging.chademo.protocol import Chademo
 from controller.charging.dcoutlet import HOLD_LIMIT, DcOutlet, current_safe
 from controller.charging.gbt.protocol import Gbt
@@ -37,6 +38,7 @@ from controller.indicator import Indicator
 from controller.metering import MeterPoller
 from controller.ocpp.client import OcppClient
 from controller.releases import restore_after_rollback
+from controller.runlock import RunLock
 from controller.safety.dc import DcGuards
 from controller.safety.lock import LockControl
 from controller.safety.overcurrent import OvercurrentGuard
@@ -66,8 +68,10 @@ class App:
     """One charger: drivers, supervisor, EVSEs, card reader, meters and the OCPP client."""
 
     def __init__(self, config: Config, *, state_dir: str | Path | None = None, csms_url: str | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, api_listen: str | None = None) -> None:
         self.config = config
+        #: "HOST:PORT" of the status API (``--api``, else ``api.listen``; empty: none).
+        self.api_listen = api_listen or config.api.listen
         self.state_dir = Path(state_dir or config.station.state_dir)
         self.csms_url = csms_url or config.ocpp.csms_url
         self.clock = clock or Clock()
@@ -86,6 +90,9 @@ class App:
         self.meters: dict[int, MeterPoller] = {}
         self._persisted_at: dict[int, float] = {}
         self.reader: CardReader | None = None
+        self.run_lock = RunLock(self.state_dir)
+        self.publisher: StatusPublisher | None = None
+        self.api: StatusApi | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
@@ -102,6 +109,7 @@ class App:
         self._loop = asyncio.get_running_loop()
         self.platform.check()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.run_lock.acquire()  # one charger per state directory (a second daemon, a probe: refused)
         self.platform.state_dir = self.state_dir
         try:
             restore_after_rollback(self.config.firmware.releases_dir, self.state_dir)
@@ -114,6 +122,11 @@ class App:
             self.station.rebalance()
             self._build_reader()
             await self._start_ocpp()
+            self.publisher = StatusPublisher(self, version())
+            self.publisher.start()
+            if self.api_listen:
+                self.api = StatusApi(self.publisher, self.api_listen, self.config.api.token)
+                await self.api.start()
             self.supervisor.listeners.append(self._on_faults)
             for protocol in self.protocols.values():
                 protocol.start()
@@ -356,6 +369,10 @@ class App:
             # Give queued transaction messages a moment to reach the CSMS before the link goes.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ocpp.queue.drained(), SHUTDOWN_DRAIN)
+        if self.api is not None:
+            await self.api.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         device_tasks = [t for r in self.rcms.values() for t in r.tasks()]
@@ -365,6 +382,7 @@ class App:
         await self.platform.stop()
         if self.store is not None:
             self.store.close()
+        self.run_lock.release()
         systemd.notify("STOPPING=1")
 
     def _dc_outlets(self) -> list[DcOutlet]:
@@ -389,26 +407,8 @@ class App:
             log.warning("shutdown: a DC outlet is still at 60 V or more (a car's contactors closed?)")
 
     async def _close_drivers(self) -> None:
-        for cid, d in self.drivers.items():
-            with contextlib.suppress(Exception):
-                await d.meter.close()
-            # Inputs first (the contactor is open already): a lock or RCM edge arriving now must not reach a
-            # contactor that is being released.
-            for part in (d.rcm, d.lock, d.led, d.proximity):
-                if part is not None:
-                    with contextlib.suppress(Exception):
-                        part.close()
-            if d.dc is not None:
-                d.dc.close_inputs()
-            try:
-                d.contactor.shutdown()
-            except Exception:
-                log.exception("connector %d: contactor release failed", cid)
-            if d.dc is not None:
-                await d.dc.close()
-            if d.pilot is not None:
-                with contextlib.suppress(Exception):
-                    d.pilot.close()
+        for cid, drivers in self.drivers.items():
+            await drivers.close(cid)
         self.drivers.clear()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -12,7 +12,9 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from controller import version
 from controller.config import Config, ConfigError, csms_url_problem, default_config, load_config, redact
+from controller.config.rules import api_listen_problem
 from controller.logsetup import LogLevelError, parse_levels, setup_logging, toggle_frame_log
 from hal.errors import HalError
 
@@ -29,17 +31,6 @@ def log_levels(value: str) -> str:
     return value
 
 
-def version() -> str:
-    """This package's version, as installed."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("evse-controller")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def _load(path: str | None, csms_url: str | None = None) -> Config:
     return load_config(path, csms_url=csms_url) if path else default_config()
 
@@ -53,6 +44,12 @@ def _config_check(args: argparse.Namespace) -> int:
         return 2
     print("OK")
     return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from controller.installer import main as install
+
+    return install(args.options)
 
 
 def _firmware_pack(args: argparse.Namespace) -> int:
@@ -86,6 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     if bad_url:
         print(f"evse: not starting: --csms {redact(args.csms)}: {bad_url}", file=sys.stderr)
         return 2
+    bad_api = api_listen_problem(args.api) if args.api else None
+    if bad_api:
+        print(f"evse: not starting: --api {args.api}: {bad_api}", file=sys.stderr)
+        return 2
     try:
         config = _load(args.config, args.csms)
     except ConfigError as exc:
@@ -108,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evse: not starting: {unusable}", file=sys.stderr)
         return 2
     try:
-        app = App(config, state_dir=state_dir, csms_url=args.csms)
+        app = App(config, state_dir=state_dir, csms_url=args.csms, api_listen=args.api)
         app.platform.check()  # before anything is created: a Pi without GPIO says so in one line
     except PlatformError as exc:
         print(f"evse: not starting: {exc}", file=sys.stderr)
@@ -173,10 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--id", help="charge point id (default: from config)")
     run.add_argument("--ocpp-version", choices=OCPP_VERSIONS, help="OCPP version (default: from config, 1.6)")
     run.add_argument("--state-dir", help="state directory (default: station.state_dir)")
+    run.add_argument("--api", metavar="HOST:PORT", help="serve the status API and page here (default: api.listen)")
     run.add_argument("--log-level", default="info", type=log_levels, metavar="LEVELS",
                      help="debug, info, warning or error, and/or COMPONENT=LEVEL pairs, comma-separated "
                      "(e.g. warning,controller.ocpp=debug); SIGUSR1 switches the OCPP frame log on and off")
     run.set_defaults(func=_run)
+    from controller.probe import add_probe_command
+    from controller.statuscmd import add_status_command
+
+    add_probe_command(sub)
+    install = sub.add_parser("install", help="install this checkout as a systemd service (systemd/install.sh; "
+                             "see `evse install --help`)", add_help=False)
+    install.add_argument("options", nargs=argparse.REMAINDER)
+    install.set_defaults(func=_install)
+
+    add_status_command(sub)
     check = sub.add_parser("config", help="configuration tools").add_subparsers(dest="action", required=True)
     chk = check.add_parser("check", help="validate a config file: prints OK or every problem (exit 2)")
     chk.add_argument("file")

@@ -183,6 +183,27 @@ class OutletDrivers:
     led: StatusLed | None = None
     thermometer: Thermometer | None = None
 
+    async def close(self, cid: int = 0) -> None:
+        """Release every driver, the contactor open (it should be already) and the inputs before it."""
+        with contextlib.suppress(Exception):
+            await self.meter.close()
+        # Inputs first: a lock or RCM edge arriving now must not reach a contactor that is being released.
+        for part in (self.rcm, self.lock, self.led, self.proximity):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+        if self.dc is not None:
+            self.dc.close_inputs()
+        try:
+            self.contactor.shutdown()
+        except Exception:
+            log.exception("connector %d: contactor release failed", cid)
+        if self.dc is not None:
+            await self.dc.close()
+        if self.pilot is not None:
+            with contextlib.suppress(Exception):
+                self.pilot.close()
+
 
 def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     """Every driver one ``[[connector]]`` names, on the platform's buses (a DC outlet's still to be opened)."""
@@ -191,6 +212,12 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     if p.driver == "pwm":
         pins = {"pwm_chip": p.pwm_chip, "pwm_channel": p.pwm_channel, **pins}
     pilot = None
+    if conn.on_board:
+        b = conn.board
+        board = {"transport": b.transport, "port": b.port, "baudrate": b.baudrate, "parity": b.parity,
+                 "address": b.address, "host": b.host, "tcp_port": b.tcp_port, "timeout": b.timeout,
+                 "poll_interval": b.poll_interval, **platform.driver_args("board", cid)}
+        return _build_on_board(conn, platform, board)
     if not conn.dc:
         pilot = PILOTS.resolve(p.driver)(
             pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, adc_low_channel=p.adc_low_channel, spi_port=p.spi_port,
@@ -228,6 +255,20 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     if conn.temperature.driver != "none":
         path = platform.driver_args("temperature", cid).get("path", conn.temperature.path)
         drivers.thermometer = THERMOMETERS.resolve(conn.temperature.driver)(path=path)
+    return drivers
+
+
+def _build_on_board(conn: ConnectorSection, platform: Platform, board: dict[str, Any]) -> OutletDrivers:
+    """An outlet whose EVSE board drives the pilot and the relay (and may watch the RCD); the meter is its own."""
+    m, cid = conn.meter, conn.id
+    meter = METERS.resolve(m.driver)(**{
+        "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate, "parity": m.parity,
+        "stopbits": m.stopbits, "bytesize": m.bytesize, "host": m.host, "tcp_port": m.tcp_port,
+        "address": m.address, "timeout": m.timeout, **platform.driver_args("meter", cid)})
+    drivers = OutletDrivers(PILOTS.resolve(conn.pilot.driver)(board=board),
+                            CONTACTORS.resolve(conn.contactor.driver)(board=board), meter)
+    if conn.rcm.driver != "none":
+        drivers.rcm = RCMS.resolve(conn.rcm.driver)(board=board)
     return drivers
 
 

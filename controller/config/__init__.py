@@ -19,6 +19,7 @@ from typing import Any
 from controller.config.dc import CanSection, DcIoSection, DcPowerSection, ImdSection
 from controller.config.rules import ConfigError, check_rules, csms_url_problem, redact
 from controller.config.sections import (
+    ApiSection,
     Config,
     ConnectorSection,
     ContactorSection,
@@ -36,7 +37,8 @@ from controller.config.sections import (
 )
 
 __all__ = [
-    "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection", "DcIoSection", "DcPowerSection",
+    "ApiSection", "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection", "DcIoSection",
+    "DcPowerSection",
     "FirmwareSection", "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection",
     "ProximitySection", "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "csms_url_problem",
     "default_config", "load_config", "parse_config", "redact",

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.dc import PROTOCOL_BITRATE
-from controller.config.sections import Config, ConnectorSection
+from controller.config.sections import BOARD_DRIVERS, Config, ConnectorSection
 from controller.config.wiring import connector_pins, reader_baud_problem, wiring_rules
 from hal.errors import HalConfigError
 from hal.meter.regmap import load_register_map
@@ -53,6 +53,14 @@ def csms_url_problem(url: str) -> str | None:
         return "expected a ws:// or wss:// URL"
     if parts.fragment or (port is not None and not 0 < port < 65536):
         return "expected a ws:// or wss:// URL without a #fragment"
+    return None
+
+
+def api_listen_problem(listen: str) -> str | None:
+    """What keeps ``listen`` from being a HOST:PORT the status API can serve on (None: nothing)."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "expected HOST:PORT, such as 127.0.0.1:8080 (0.0.0.0:8080 for every interface)"
     return None
 
 
@@ -166,6 +174,9 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     if wanted == 3 and not config.ocpp.client_cert_file:
         problems.append(f"{source}: ocpp.security_profile = 3: expected ocpp.client_cert_file and "
                         "client_key_file (a client certificate)")
+    listen = config.api.listen
+    if listen and api_listen_problem(listen):
+        problems.append(f"{source}: api.listen = {listen!r}: {api_listen_problem(listen)}")
     station_id = config.station.id
     if not STATION_ID.fullmatch(station_id):
         problems.append(f"{source}: station.id = {station_id!r}: expected 1-48 of the characters A-Z a-z 0-9 "
@@ -175,7 +186,30 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
                         "(HTTP Basic sends the id as the user name, which ends at the first ':')")
 
 
+def _board_rules(conn: ConnectorSection, where: str, bad: Problem) -> None:
+    board = conn.on_board
+    drivers = {"pilot": conn.pilot.driver, "contactor": conn.contactor.driver}
+    for role, driver in drivers.items():
+        if (driver in BOARD_DRIVERS) != board or (board and driver != conn.pilot.driver):
+            bad(f"{where}.{role}.driver", repr(driver), f"the board's driver for the pilot and the contactor alike "
+                f"(the board owns both: {conn.pilot.driver!r} and {conn.contactor.driver!r} disagree)")
+            return
+    if conn.rcm.driver in BOARD_DRIVERS and conn.rcm.driver != conn.pilot.driver:
+        bad(f"{where}.rcm.driver", repr(conn.rcm.driver), "an RCM of the connector's own board, or 'gpio'")
+    if board:
+        for key, value in (("proximity.adc_channel", conn.proximity.adc_channel), ("lock.driver", None
+                           if conn.lock.driver == "none" else conn.lock.driver)):
+            if value is not None:
+                bad(f"{where}.{key}", repr(value), "nothing on a board-driven connector (the board reads the "
+                    "cable itself)" if key.startswith("proximity") else "'none' on a board-driven connector")
+
+
 def _ac_rules(conn: ConnectorSection, where: str, bad: Problem, hardware: str) -> None:
+    _board_rules(conn, where, bad)
+    if conn.on_board and hardware == "sim":
+        # The board simulator (hil/evsewb_sim.py) is not wired into the simulated build's EV yet.
+        bad(f"{where}.pilot.driver", repr(conn.pilot.driver), "'gpio' on simulated hardware (a board-driven "
+            "connector runs on real hardware; its simulator serves the bench tests)")
     if conn.pilot.driver == "pwm" and hardware == "sim":
         # The simulated pilot is a mock gpiozero pin; the hardware PWM driver is tested on a fake sysfs tree.
         bad(f"{where}.pilot.driver", "'pwm'", "'gpio' on simulated hardware (it has no PWM block)")
@@ -233,7 +267,7 @@ PROTOCOL_NAMES = {"chademo": "CHAdeMO", "gbt": "GB/T 27930", "infypower": "InfyP
 def _active_high_inputs(conn: ConnectorSection) -> list[tuple[str, int, bool]]:
     """Inputs held inactive by a pull-down (active high): on a pin with a fixed pull-up they would read active."""
     inputs: list[tuple[str, int, bool]] = []
-    if conn.rcm.driver != "none":
+    if conn.rcm.driver == "gpio":
         inputs.append(("rcm.fault_pin", conn.rcm.fault_pin, conn.rcm.fault_active_high))
     if conn.lock.driver != "none":
         inputs.append(("lock.feedback_pin", conn.lock.feedback_pin, conn.lock.feedback_active_high))
@@ -249,7 +283,7 @@ def _adc_channels(conn: ConnectorSection) -> list[tuple[str, tuple[int, int], in
     """Every MCP3008 channel a connector uses, with its key and its chip (SPI port, device)."""
     if conn.kind == "gbt":
         return [("dc_io.cc1_channel", (conn.dc_io.spi_port, conn.dc_io.spi_device), conn.dc_io.cc1_channel)]
-    if conn.dc:
+    if conn.dc or conn.on_board:
         return []
     spi = (conn.pilot.spi_port, conn.pilot.spi_device)
     return [("pilot.adc_channel", spi, conn.pilot.adc_channel), ("pilot.adc_low_channel", spi,

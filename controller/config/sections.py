@@ -78,6 +78,18 @@ class FirmwareSection:
 
 
 @dataclass
+class ApiSection:
+    """[api]: the local status API and page (read-only), and the session history it shows."""
+
+    #: "HOST:PORT" to serve on (empty: no API); 127.0.0.1 keeps it on the charger itself.
+    listen: str = ""
+    #: When set, every request must carry it (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``).
+    token: str = ""
+    #: Ended sessions are kept this many days in <state_dir>/sessions.sqlite3 (API or not).
+    history_days: int = opt(90, lo=1, hi=3650)
+
+
+@dataclass
 class RfidSection:
     """[rfid]: the card reader shared by all connectors."""
 
@@ -93,7 +105,7 @@ class PilotSection:
 
     #: "pwm": the SoC's hardware PWM through the kernel's pwm class (GPIO12/13/18/19, dtoverlay=pwm or
     #: pwm-2chan); "gpio": gpiozero's PWM, timed in software, on any pin (the pilot's duty jitters with load).
-    driver: str = opt("gpio", choices=("gpio", "pwm"))
+    driver: str = opt("gpio", choices=("gpio", "pwm", "evsewb"))
     pwm_pin: int = opt(18, lo=0, hi=27)
     pwm_active_high: bool = True
     #: Hardware PWM: the pwmchip and channel under /sys/class/pwm. The channel defaults to the pin's on a
@@ -122,9 +134,9 @@ class PilotSection:
 
 @dataclass
 class ContactorSection:
-    """[connector.contactor]: coil output and optional mirror contact."""
+    """[connector.contactor]: coil output and optional mirror contact ("evsewb": the board's relay)."""
 
-    driver: str = opt("gpio", choices=("gpio",))
+    driver: str = opt("gpio", choices=("gpio", "evsewb"))
     pin: int = opt(17, lo=0, hi=27)
     active_high: bool = True
     mirror_pin: int | None = opt(None, lo=0, hi=27)
@@ -133,6 +145,27 @@ class ContactorSection:
     feedback_delay: float = opt(0.2, lo=0.02, hi=2)
     #: Close and open once at start-up (only with no vehicle connected) to prove the mirror contact follows.
     self_test: bool = True
+
+
+#: Drivers of EVSE boards that own the pilot and the relay.
+BOARD_DRIVERS = ("evsewb",)
+
+
+@dataclass
+class BoardSection:
+    """[connector.board]: an EVSE board that owns the pilot and the relay (pilot, contactor and rcm driver
+    "evsewb": the Modbus EVSE-WB / EVSE-DIN boards, 9600 8N1 address 1 from the factory)."""
+
+    transport: str = opt("rtu", choices=("rtu", "tcp"))
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = opt(9600, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200))
+    parity: str = opt("N", choices=("N", "E", "O"))
+    address: int = opt(1, lo=1, hi=247)
+    host: str = "127.0.0.1"
+    tcp_port: int = opt(502, lo=1, hi=65535)
+    timeout: float = opt(0.3, lo=0.05, hi=5)
+    #: How often the board's state is read (s); its relay and vehicle state are as fresh as this.
+    poll_interval: float = opt(0.1, lo=0.02, hi=2)
 
 
 @dataclass
@@ -148,9 +181,9 @@ class ProximitySection:
 
 @dataclass
 class RcmSection:
-    """[connector.rcm]: a residual current monitor (6 mA DC / 30 mA AC) on GPIO."""
+    """[connector.rcm]: a residual current monitor (6 mA DC / 30 mA AC) on GPIO, or an EVSE board's RCD input."""
 
-    driver: str = opt("none", choices=("none", "gpio"))
+    driver: str = opt("none", choices=("none", "gpio", "evsewb"))
     fault_pin: int = opt(5, lo=0, hi=27)
     fault_active_high: bool = True
     test_pin: int = opt(6, lo=0, hi=27)
@@ -248,6 +281,7 @@ class ConnectorSection:
     overcurrent_margin: float = opt(2.0, lo=0.5, hi=20)
     overcurrent_grace: float = opt(7.0, lo=0.05, hi=60)
     pilot: PilotSection = opt(PilotSection())
+    board: BoardSection = opt(BoardSection())
     proximity: ProximitySection = opt(ProximitySection())
     contactor: ContactorSection = opt(ContactorSection())
     meter: MeterSection = opt(MeterSection())
@@ -265,6 +299,11 @@ class ConnectorSection:
         """A DC connector (CHAdeMO or GB/T)."""
         return self.kind != "ac"
 
+    @property
+    def on_board(self) -> bool:
+        """An EVSE board owns this connector's pilot and relay (``[connector.board]``)."""
+        return self.pilot.driver in BOARD_DRIVERS
+
 
 @dataclass
 class Config:
@@ -274,6 +313,7 @@ class Config:
     ocpp: OcppSection = opt(OcppSection())
     rfid: RfidSection = opt(RfidSection())
     firmware: FirmwareSection = opt(FirmwareSection())
+    api: ApiSection = opt(ApiSection())
     connector: list[ConnectorSection] = opt([])
     #: Where the config came from (not a key in the file).
     source: str = field(default="<defaults>", metadata={"internal": True})

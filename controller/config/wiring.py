@@ -70,7 +70,7 @@ def _spi_users(config: Config, labels: list[str]) -> dict[tuple[int, int], str]:
     """(SPI bus, chip select) -> the first key that puts an MCP3008 there."""
     users: dict[tuple[int, int], str] = {}
     for conn, where in zip(config.connector, labels, strict=True):
-        if conn.kind == "ac":
+        if conn.kind == "ac" and not conn.on_board:
             users.setdefault((conn.pilot.spi_port, conn.pilot.spi_device), f"{where}.pilot")
         elif conn.kind == "gbt":
             users.setdefault((conn.dc_io.spi_port, conn.dc_io.spi_device), f"{where}.dc_io.cc1_channel")
@@ -79,12 +79,14 @@ def _spi_users(config: Config, labels: list[str]) -> dict[tuple[int, int], str]:
 
 def connector_pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
     """Every GPIO a connector's config uses, with its key."""
-    pins: list[tuple[str, int | None]] = [
+    pins: list[tuple[str, int | None]] = [] if conn.on_board else [
         ("contactor.pin", conn.contactor.pin),
         ("contactor.mirror_pin", conn.contactor.mirror_pin),
     ]
     io = conn.dc_io
-    if conn.kind == "ac":
+    if conn.on_board:
+        pass  # the board's pilot and relay: no GPIO of the Pi's
+    elif conn.kind == "ac":
         pins.insert(0, ("pilot.pwm_pin", conn.pilot.pwm_pin))
     elif conn.kind == "chademo":
         pins += [("dc_io.d1_pin", io.d1_pin), ("dc_io.d2_pin", io.d2_pin), ("dc_io.k_pin", io.k_pin),
@@ -93,7 +95,7 @@ def connector_pins(conn: ConnectorSection) -> list[tuple[str, int | None]]:
         pins += [("dc_io.aux_pin", io.aux_pin)]
     if conn.dc:
         pins += [("dc_io.bleed_pin", io.bleed_pin), ("dc_io.estop_pin", io.estop_pin)]
-    if conn.rcm.driver != "none":
+    if conn.rcm.driver == "gpio":
         pins += [("rcm.fault_pin", conn.rcm.fault_pin), ("rcm.test_pin", conn.rcm.test_pin)]
     if conn.lock.driver != "none":
         pins += [("lock.lock_pin", conn.lock.lock_pin), ("lock.unlock_pin", conn.lock.unlock_pin),
@@ -131,6 +133,8 @@ def _serial_devices(config: Config, labels: list[str]) -> list[tuple[str, str]]:
     for conn, where in zip(config.connector, labels, strict=True):
         if conn.meter.transport == "rtu":
             devices.append((f"{where}.meter.port", conn.meter.port))
+        if conn.on_board and conn.board.transport == "rtu":
+            devices.append((f"{where}.board.port", conn.board.port))
         if conn.dc and conn.imd.transport == "rtu":
             devices.append((f"{where}.imd.port", conn.imd.port))
     return devices

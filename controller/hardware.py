@@ -214,9 +214,9 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     pilot = None
     if conn.on_board:
         b = conn.board
-        board = {"transport": b.transport, "port": b.port, "baudrate": b.baudrate, "parity": b.parity,
-                 "address": b.address, "host": b.host, "tcp_port": b.tcp_port, "timeout": b.timeout,
-                 "poll_interval": b.poll_interval, **platform.driver_args("board", cid)}
+        board = {"transport": b.transport, "port": b.port, "parity": b.parity, "address": b.address,
+                 "host": b.host, "tcp_port": b.tcp_port, "timeout": b.timeout, "poll_interval": b.poll_interval,
+                 **({"baudrate": b.baudrate} if b.baudrate else {}), **platform.driver_args("board", cid)}
         return _build_on_board(conn, platform, board)
     if not conn.dc:
         pilot = PILOTS.resolve(p.driver)(

@@ -19,10 +19,11 @@ from hal.temperature import Thermometer
 
 PILOTS: DriverRegistry[ControlPilot] = DriverRegistry(
     "pilot", ControlPilot, {"gpio": "hal.gpio_pilot:GpioPilot", "pwm": "hal.gpio_pilot:HardwarePwmPilot",
-                                  "evsewb": "hal.evsewb:EvseWbPilot"}
+                                  "evsewb": "hal.evsewb:EvseWbPilot", "rapi": "hal.rapi:RapiPilot"}
 )
 CONTACTORS: DriverRegistry[Contactor] = DriverRegistry(
-    "contactor", Contactor, {"gpio": "hal.gpio_contactor:GpioContactor", "evsewb": "hal.evsewb:EvseWbContactor"}
+    "contactor", Contactor, {"gpio": "hal.gpio_contactor:GpioContactor", "evsewb": "hal.evsewb:EvseWbContactor",
+                  "rapi": "hal.rapi:RapiContactor"}
 )
 CARD_READERS: DriverRegistry[CardReader] = DriverRegistry(
     "card reader",
@@ -36,7 +37,8 @@ PROXIMITY: DriverRegistry[ProximityInput] = DriverRegistry(
     "proximity", ProximityInput, {"mcp3008": "hal.proximity:AdcProximity"}
 )
 RCMS: DriverRegistry[ResidualCurrentMonitor] = DriverRegistry(
-    "rcm", ResidualCurrentMonitor, {"gpio": "hal.rcm:GpioRcm", "evsewb": "hal.evsewb:EvseWbRcm"}
+    "rcm", ResidualCurrentMonitor,
+    {"gpio": "hal.rcm:GpioRcm", "evsewb": "hal.evsewb:EvseWbRcm", "rapi": "hal.rapi:RapiRcm"}
 )
 LOCKS: DriverRegistry[CableLock] = DriverRegistry("cable lock", CableLock, {"gpio": "hal.lock:GpioCableLock"})
 LEDS: DriverRegistry[StatusLed] = DriverRegistry("status LED", StatusLed, {"gpio": "hal.led:GpioStatusLed"})

@@ -194,6 +194,8 @@ def _board_rules(conn: ConnectorSection, where: str, bad: Problem) -> None:
             bad(f"{where}.{role}.driver", repr(driver), f"the board's driver for the pilot and the contactor alike "
                 f"(the board owns both: {conn.pilot.driver!r} and {conn.contactor.driver!r} disagree)")
             return
+    if conn.pilot.driver == "rapi" and conn.board.transport != "rtu":
+        bad(f"{where}.board.transport", repr(conn.board.transport), "'rtu' for an OpenEVSE board (RAPI is serial)")
     if conn.rcm.driver in BOARD_DRIVERS and conn.rcm.driver != conn.pilot.driver:
         bad(f"{where}.rcm.driver", repr(conn.rcm.driver), "an RCM of the connector's own board, or 'gpio'")
     if board:

@@ -105,7 +105,7 @@ class PilotSection:
 
     #: "pwm": the SoC's hardware PWM through the kernel's pwm class (GPIO12/13/18/19, dtoverlay=pwm or
     #: pwm-2chan); "gpio": gpiozero's PWM, timed in software, on any pin (the pilot's duty jitters with load).
-    driver: str = opt("gpio", choices=("gpio", "pwm", "evsewb"))
+    driver: str = opt("gpio", choices=("gpio", "pwm", "evsewb", "rapi"))
     pwm_pin: int = opt(18, lo=0, hi=27)
     pwm_active_high: bool = True
     #: Hardware PWM: the pwmchip and channel under /sys/class/pwm. The channel defaults to the pin's on a
@@ -136,7 +136,7 @@ class PilotSection:
 class ContactorSection:
     """[connector.contactor]: coil output and optional mirror contact ("evsewb": the board's relay)."""
 
-    driver: str = opt("gpio", choices=("gpio", "evsewb"))
+    driver: str = opt("gpio", choices=("gpio", "evsewb", "rapi"))
     pin: int = opt(17, lo=0, hi=27)
     active_high: bool = True
     mirror_pin: int | None = opt(None, lo=0, hi=27)
@@ -148,17 +148,19 @@ class ContactorSection:
 
 
 #: Drivers of EVSE boards that own the pilot and the relay.
-BOARD_DRIVERS = ("evsewb",)
+BOARD_DRIVERS = ("evsewb", "rapi")
 
 
 @dataclass
 class BoardSection:
-    """[connector.board]: an EVSE board that owns the pilot and the relay (pilot, contactor and rcm driver
-    "evsewb": the Modbus EVSE-WB / EVSE-DIN boards, 9600 8N1 address 1 from the factory)."""
+    """[connector.board]: an EVSE board that owns the pilot and the relay: pilot, contactor and rcm driver
+    "evsewb" (the Modbus EVSE-WB / EVSE-DIN boards, 9600 8N1 address 1 from the factory) or "rapi" (OpenEVSE's
+    serial protocol, 115200 8N1)."""
 
     transport: str = opt("rtu", choices=("rtu", "tcp"))
     port: str = "/dev/ttyUSB0"
-    baudrate: int = opt(9600, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200))
+    #: Default: the board's own (9600 for evsewb, 115200 for rapi).
+    baudrate: int | None = opt(None, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200))
     parity: str = opt("N", choices=("N", "E", "O"))
     address: int = opt(1, lo=1, hi=247)
     host: str = "127.0.0.1"
@@ -183,7 +185,7 @@ class ProximitySection:
 class RcmSection:
     """[connector.rcm]: a residual current monitor (6 mA DC / 30 mA AC) on GPIO, or an EVSE board's RCD input."""
 
-    driver: str = opt("none", choices=("none", "gpio", "evsewb"))
+    driver: str = opt("none", choices=("none", "gpio", "evsewb", "rapi"))
     fault_pin: int = opt(5, lo=0, hi=27)
     fault_active_high: bool = True
     test_pin: int = opt(6, lo=0, hi=27)

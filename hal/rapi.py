@@ -1,0 +1,330 @@
+"""OpenEVSE boards over their RAPI serial protocol: pilot, relay and GFCI as the controller's roles.
+
+RAPI (OpenEVSE firmware ``rapi_proc.h``, 115200 8N1): a command is ``$CC p1 p2^XX`` and a carriage return, ``XX`` the
+XOR of every character from ``$`` to before ``^``; the board answers ``$OK ...^XX`` or ``$NK ...^XX``, and sends
+``$AT evsestate pilotstate amps vflags`` (hex, hex, decimal, hex) by itself on every change of state. Used here:
+``$GS`` (state, elapsed, pilot state, vflags), ``$SC amps V`` (current, not saved to EEPROM), ``$FE`` (enable),
+``$FS`` (sleep: +12 V, no PWM), ``$FD`` (disable: -12 V, relay open at once), ``$GV`` (version).
+
+As with the Modbus boards (:mod:`hal.evsewb`), the board closes its relay at state C while enabled; the
+controller's decision is made before it offers current and carried out by ``$FD``. The board's own faults map onto
+the roles: a failed diode check (state 5) is the pilot's low half, a GFCI fault or failed GFCI self-test (6, 9) the
+RCM's trip, a stuck relay (8) the mirror contact reading closed; the others (no ground, over temperature, over
+current, relay closure fault) make the pilot unreadable, which is a fault, and are logged by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from hal.contactor import Contactor
+from hal.errors import HalIOError, HalProtocolError, HalTimeoutError
+from hal.pilot import ControlPilot, current_for_duty
+from hal.rcm import ResidualCurrentMonitor
+
+log = logging.getLogger(__name__)
+
+BAUDRATE = 115200
+#: J1772 pilot states the board reports (pilotstate of $GS/$AT) -> the pilot's high level.
+PILOT_VOLTS = {1: 12.0, 2: 9.0, 3: 6.0, 4: 3.0}
+DIODE_FAILED, GFCI_FAULT, NO_GROUND, STUCK_RELAY, GFI_TEST_FAILED = 5, 6, 7, 8, 9
+OVER_TEMPERATURE, OVER_CURRENT, RELAY_CLOSURE = 10, 11, 14
+#: Board faults no role of the controller carries: the pilot reads as lost (a fault) and the log names them.
+OTHER_FAULTS = {NO_GROUND: "no ground", OVER_TEMPERATURE: "over temperature", OVER_CURRENT: "over current",
+                RELAY_CLOSURE: "relay closure fault"}
+RELAY_CLOSED = 0x0040
+OPEN_GRACE = 1.0
+
+
+def checksum(body: str) -> str:
+    """RAPI's XOR checksum of ``body`` (from ``$`` up to the ``^``), two upper-case hex digits."""
+    value = 0
+    for char in body.encode("ascii"):
+        value ^= char
+    return f"{value:02X}"
+
+
+def frame(command: str) -> bytes:
+    """``$GS`` -> ``b"$GS^30\\r"``."""
+    body = f"${command}"
+    return f"{body}^{checksum(body)}\r".encode("ascii")
+
+
+def parse(line: str) -> list[str]:
+    """A frame's tokens without ``$`` (``["OK", "16"]``); raises HalProtocolError on a bad frame or checksum."""
+    line = line.strip()
+    if not line.startswith("$"):
+        raise HalProtocolError(f"RAPI: not a frame: {line!r}")
+    body, marker, given = line.partition("^")
+    if marker and checksum(body) != given.upper():
+        raise HalProtocolError(f"RAPI: checksum {given} does not match {line!r}")
+    body = body.split(":", 1)[0]  # a sequence id the board echoes
+    return body[1:].split()
+
+
+@dataclass(frozen=True)
+class RapiStatus:
+    """The board's state as last reported."""
+
+    evse_state: int
+    pilot_state: int
+    vflags: int
+    at: float
+
+
+class RapiBoard:
+    """One OpenEVSE board on its serial port: a reader thread for answers and $AT, a worker for commands."""
+
+    _open: dict[str, RapiBoard] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, *, port: str, baudrate: int | None = None, timeout: float = 0.5, poll_interval: float = 0.5,
+                 **_: Any) -> None:
+        self.port = port
+        self.where = f"OpenEVSE on {port}"
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        try:
+            self._serial = serial.Serial(port, baudrate or BAUDRATE, timeout=0.05)
+        except (serial.SerialException, OSError) as exc:
+            raise HalIOError(f"{self.where}: cannot open the port: {exc}") from exc
+        self.status: RapiStatus | None = None
+        self.version: str | None = None
+        self._answers: queue.Queue[list[str]] = queue.Queue()
+        self._orders: queue.Queue[str] = queue.Queue()
+        self._stop = threading.Event()
+        self._users = 0
+        self._reported: int | None = None
+        self._reader = threading.Thread(target=self._read_lines, name="rapi-reader", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="rapi-worker", daemon=True)
+
+    @classmethod
+    def shared(cls, **link: Any) -> RapiBoard:
+        """The board on this port, opened by its first role and closed by its last."""
+        with cls._guard:
+            board = cls._open.get(link["port"])
+            if board is None:
+                board = cls._open[link["port"]] = cls(**link)
+                board._reader.start()
+                board._worker.start()
+            board._users += 1
+            return board
+
+    def release(self) -> None:
+        """A role is done; the last one lets the worker send what is queued, then closes the port."""
+        with self._guard:
+            self._users -= 1
+            if self._users > 0:
+                return
+            self._open.pop(self.port, None)
+        self._stop.set()
+        self._orders.put("")  # wakes the worker
+
+    def order(self, command: str) -> None:
+        """Queue a command for the worker (the caller never waits for the serial line)."""
+        self._orders.put(command)
+
+    def _read_lines(self) -> None:
+        pending = b""
+        while not self._stop.is_set() or not self._serial.closed:
+            try:
+                chunk = self._serial.read(64)
+            except (serial.SerialException, OSError, TypeError, AttributeError):
+                return  # closed under us at release
+            pending += chunk
+            while b"\r" in pending:
+                raw, pending = pending.split(b"\r", 1)
+                self._on_line(raw.decode("ascii", errors="replace"))
+
+    def _on_line(self, line: str) -> None:
+        try:
+            tokens = parse(line)
+        except HalProtocolError as exc:
+            log.warning("%s: %s (ignored)", self.where, exc)
+            return
+        if tokens and tokens[0] == "AT" and len(tokens) >= 5:
+            self._update(tokens[1], tokens[2], tokens[4])
+        elif tokens and tokens[0] in ("OK", "NK"):
+            self._answers.put(tokens)
+
+    def _update(self, state: str, pilot: str, vflags: str) -> None:
+        try:
+            status = RapiStatus(int(state, 16), int(pilot, 16), int(vflags, 16), time.monotonic())
+        except ValueError:
+            log.warning("%s: unreadable state %s %s %s (ignored)", self.where, state, pilot, vflags)
+            return
+        self.status = status
+        name = OTHER_FAULTS.get(status.evse_state)
+        if status.evse_state != self._reported and name:
+            log.error("%s reports a fault: %s (state %d); its pilot reads as lost until it clears", self.where,
+                      name, status.evse_state)
+        self._reported = status.evse_state
+
+    def _ask(self, command: str) -> list[str]:
+        while not self._answers.empty():
+            self._answers.get_nowait()  # a late answer to an earlier command
+        self._serial.write(frame(command))
+        try:
+            answer = self._answers.get(timeout=self.timeout)
+        except queue.Empty:
+            raise HalTimeoutError(f"{self.where}: no answer to ${command}") from None
+        if answer[0] != "OK":
+            raise HalProtocolError(f"{self.where} refused ${command}: {' '.join(answer)}")
+        return answer[1:]
+
+    def _work(self) -> None:
+        next_poll = 0.0
+        while True:
+            try:
+                command = self._orders.get(timeout=max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                command = None
+            try:
+                if command:
+                    self._ask(command)
+                elif command is None:
+                    if self.version is None:
+                        self.version = " ".join(self._ask("GV"))
+                        log.info("%s: firmware %s", self.where, self.version)
+                    reply = self._ask("GS")
+                    if len(reply) >= 4:
+                        self._update(reply[0], reply[2], reply[3])
+                    next_poll = time.monotonic() + self.poll_interval
+            except (HalTimeoutError, HalProtocolError, serial.SerialException, OSError) as exc:
+                log.debug("%s: %s", self.where, exc)
+                next_poll = time.monotonic() + self.poll_interval
+            if self._stop.is_set() and self._orders.empty():
+                self._serial.close()
+                return
+
+    def fresh(self) -> RapiStatus | None:
+        """The last report, or None when the board has been silent for a few polls."""
+        status = self.status
+        if status is None or time.monotonic() - status.at > 3 * self.poll_interval + 2 * self.timeout:
+            return None
+        return status
+
+
+class RapiPilot(ControlPilot):
+    """The board's pilot: ``$SC``/``$FE`` to offer, ``$FS`` for +12 V, ``$FD`` for state F."""
+
+    def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
+        super().__init__()
+        self.board = RapiBoard.shared(**board)
+        self.measures_low = True  # the board's diode check (state 5), as the low half
+        self._unavailable = True
+        self._last_volts = 12.0
+
+    def _write_duty(self, fraction: float) -> None:
+        self._unavailable = fraction <= 0.0
+        if fraction <= 0.0:
+            self.board.order("FD")
+        elif fraction >= 1.0:
+            self.board.order("FS")
+        else:
+            self.board.order(f"SC {int(current_for_duty(fraction * 100) or 6)} V")
+            self.board.order("FE")
+
+    def _status(self) -> RapiStatus:
+        status = self.board.fresh()
+        if status is None:
+            raise HalTimeoutError(f"{self.board.where}: no answer")
+        if status.evse_state in OTHER_FAULTS:
+            raise HalProtocolError(f"{self.board.where}: {OTHER_FAULTS[status.evse_state]}")
+        return status
+
+    def read_voltage(self) -> float:
+        status = self._status()
+        if self._unavailable:
+            return -12.0
+        if status.pilot_state in PILOT_VOLTS:
+            self._last_volts = PILOT_VOLTS[status.pilot_state]
+        return self._last_volts  # a fault state the other roles carry: the car is where it was
+
+    def read_low_voltage(self) -> float:
+        return 0.0 if self._status().evse_state == DIODE_FAILED else -12.0
+
+    def close(self) -> None:
+        self.board.order("FD")
+        self.board.release()
+
+
+class RapiContactor(Contactor):
+    """The board's relay: ``$FD`` opens it at once; vflags bit 0x40 says where it is."""
+
+    def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
+        self.board = RapiBoard.shared(**board)
+        self._closed = False
+        self._opened_at: float | None = None
+
+    def close(self) -> None:
+        self._closed = True
+
+    def open(self) -> None:
+        was_closed, self._closed = self._closed, False
+        if was_closed or self._opened_at is None:
+            self._opened_at = time.monotonic()
+        self.board.order("FD")
+
+    @property
+    def commanded_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def feedback_closed(self) -> bool | None:
+        status = self.board.fresh()
+        if status is None:
+            return None
+        relay = bool(status.vflags & RELAY_CLOSED) or status.evse_state == STUCK_RELAY
+        if self._closed:
+            return relay
+        if self._opened_at is None or time.monotonic() - self._opened_at < OPEN_GRACE:
+            return None  # the board closes its relay itself at C until it is told otherwise
+        return relay
+
+    def shutdown(self) -> None:
+        try:
+            self.open()
+        finally:
+            self.board.release()
+
+
+class RapiRcm(ResidualCurrentMonitor):
+    """The board's GFCI: a GFCI fault or a failed GFCI self-test (states 6, 9) is a trip."""
+
+    tests_itself = True
+
+    def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
+        self.board = RapiBoard.shared(**board)
+        self._last = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rapi-gfci", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            now = self.tripped
+            if now != self._last:
+                self._last = now
+                if self.on_trip is not None:
+                    self.on_trip(now)
+
+    @property
+    def tripped(self) -> bool:
+        status = self.board.fresh()
+        return status is not None and status.evse_state in (GFCI_FAULT, GFI_TEST_FAILED)
+
+    def set_test(self, active: bool) -> None:
+        """Not driven: the board tests its GFCI itself at power-up and before each session."""
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        self.board.release()

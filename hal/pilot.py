@@ -238,11 +238,15 @@ class PilotMonitor:
         clock: Callable[[], float] = time.monotonic,
         diode_callback: DiodeCallback | None = None,
         invalid_samples: int = 10,
+        idle_interval: float | None = None,
     ) -> None:
         self._pilot = pilot
         self._callback = callback
         self._diode_callback = diode_callback if pilot.measures_low else None
         self._interval = poll_interval
+        #: The poll period while nothing can be energised: the pilot in A or F with no PWM running (a vehicle
+        #: arriving is seen within two of them; everything after it at ``poll_interval``).
+        self._idle_interval = max(poll_interval, idle_interval or poll_interval)
         self._debounce = max(1, debounce_samples)
         self._invalid = max(self._debounce, invalid_samples)
         self._clock = clock
@@ -301,7 +305,8 @@ class PilotMonitor:
                     self._report(sample)
             elif sample == self.state:
                 candidate, count = None, 0
-            self._stop.wait(self._interval)
+            idle = self.state in (PilotState.A, PilotState.F) and candidate is None and not pwm_running(level)
+            self._stop.wait(self._idle_interval if idle else self._interval)
 
     def _report(self, state: PilotState | None) -> None:
         try:

@@ -79,6 +79,11 @@ def _kinds(given: str | None, known: tuple[str, ...], what: str) -> tuple[str, .
 def _perf(args: argparse.Namespace) -> int:
     from hil.perf import run_perf
 
+    if args.cpu:
+        from hil.cpuperf import measure_cpu
+
+        print(json.dumps(asyncio.run(measure_cpu(args.window)), indent=2))
+        return 0
     if args.dc:
         from hil.dcperf import KINDS as DC_KINDS
         from hil.dcperf import measure_dc
@@ -176,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "
                            "(--trials each, default 200: give fewer)")
     perf.add_argument("--cycles", type=_count, default=3000, help="with --dc: CHAdeMO cycles (100 ms) for the periods")
+    perf.add_argument("--cpu", action="store_true",
+                      help="instead: the daemon's CPU (idle, charging) and RSS with 1, 2 and 4 connectors")
+    perf.add_argument("--window", type=float, default=10.0, help="with --cpu: seconds each figure is taken over")
     perf.set_defaults(func=_perf)
     car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger")
     car.add_argument("kind", choices=["chademo", "gbt"])

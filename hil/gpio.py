@@ -93,6 +93,20 @@ class BenchFactory(MockFactory):
     of the EV, contactor coil, SPI clock) decides its class, not the device.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The simulated MCP3008 on each SPI0 chip select, answered by :class:`FastSpi` without bit-banging.
+        self.adc_models: dict[int, MockMcp3008] = {}
+
+    def spi(self, **spi_args: Any) -> Any:
+        """An MCP3008 asked for by port and device gets :class:`FastSpi`: the model answers each transfer whole
+        (the bit-banged mock SPI costs the simulated build most of its CPU, which is the bench's, not the
+        controller's). Anything else gets gpiozero's mock SPI."""
+        device = spi_args.get("device", 0)
+        if spi_args.get("port", 0) == 0 and device in self.adc_models and "clock_pin" not in spi_args:
+            return FastSpi(self.adc_models[device])
+        return super().spi(**spi_args)
+
     def pin(self, name: Any, pin_class: Any = None, **kwargs: Any) -> Any:
         if pin_class is None:
             for _header, info in self.board_info.find_pin(name):
@@ -129,6 +143,8 @@ class MockMcp3008(MockSPIDevice):
         self._phase = "idle"
         self._channel: list[int] = []
         self.reads = 0
+        if isinstance(factory, BenchFactory):
+            factory.adc_models[device] = self
 
     def on_start(self) -> None:
         super().on_start()
@@ -150,3 +166,26 @@ class MockMcp3008(MockSPIDevice):
                 self.tx_word(round(level * 1023), 12)
                 self.reads += 1
                 self._phase = "answer"
+
+
+class FastSpi:
+    """gpiozero's SPI interface, as much of it as its MCP3008 uses, answered by a :class:`MockMcp3008` model."""
+
+    bits_per_word = 8
+
+    def __init__(self, model: MockMcp3008) -> None:
+        self.model = model
+        self.closed = False
+
+    def transfer(self, data: list[int]) -> list[int]:
+        """An MCP3008 conversion: start bit in word 0, single/differential and the channel in word 1."""
+        channel = (data[1] >> 4) & 0x07
+        model = self.model
+        level = min(1.0, max(0.0, model.stuck.get(channel, model.inputs[channel])))
+        value = round(level * 1023)
+        model.reads += 1
+        return [0, (value >> 8) & 0x03, value & 0xFF][-len(data):]
+
+    def close(self) -> None:
+        """Nothing to release (no pins are reserved)."""
+        self.closed = True

@@ -33,6 +33,8 @@ from hal.contactor import Contactor
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.005
+#: The watch's period while every contactor is open and settled (a fifth of the CPU of the busy period).
+WATCH_IDLE_INTERVAL = 0.05
 #: How many forced openings and raised faults are kept for benchmarks and diagnosis.
 HISTORY = 1000
 PERMIT = "permit"
@@ -286,10 +288,20 @@ class SafetySupervisor:
             self._watch.join(timeout=2.0)
 
     def _watch_loop(self) -> None:
-        while not self._stop.wait(WATCH_INTERVAL):
+        interval = WATCH_INTERVAL
+        while not self._stop.wait(interval):
             for evse_id, ch in self._channels.items():
                 self.check_feedback(evse_id, ch)
                 self.check_stop_grace(evse_id, ch)
+            interval = WATCH_INTERVAL if any(self._watched(ch) for ch in self._channels.values()) \
+                else WATCH_IDLE_INTERVAL
+
+    def _watched(self, ch: _Channel) -> bool:
+        """A channel the watch must look at every few milliseconds: closed, stopping, or just switched (its mirror
+        contact is due). Every contactor open and settled is looked at less often (a weld appearing on an open,
+        idle contactor is found within WATCH_IDLE_INTERVAL, before anything can close it)."""
+        return ch.contactor.commanded_closed or ch.open_deadline is not None \
+            or self._clock() - ch.switched_at < 2 * ch.feedback_delay
 
     def check_stop_grace(self, evse_id: int, ch: _Channel | None = None) -> None:
         """Open under load a contactor left closed without its graceful conditions or permit past the grace."""

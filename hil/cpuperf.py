@@ -1,0 +1,97 @@
+"""``evse-hil perf --cpu``: the daemon's CPU time and resident memory, idle and charging, with 1, 2 and 4 connectors.
+
+Each case is a real ``evse run`` process on simulated hardware, its CSMS (the bench's) in this process, every
+connector charging at 16 A for the charging figure. CPU is the process's user + system time over a window, from
+``/proc/PID/stat``, as a percentage of one core; RSS is ``VmRSS`` at the end. The simulators that stay in the
+daemon (mock GPIO, the MCP3008 models answering whole transfers, the meters' Modbus servers, the reader's pty) are
+cheap by construction; the CSMS, which is not, runs outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hil.control import send_script
+from hil.csms import CsmsSimulator
+
+TAG = "04A1B2C{}"
+#: Pins per connector i (0-based): PWM, coil, mirror; the MCP3008 channels 2i and 2i+1 on SPI0 CE0.
+PWM_PINS, COILS, MIRRORS = (18, 19, 12, 13), (17, 22, 23, 24), (27, 5, 6, 16)
+
+
+def config_text(connectors: int) -> str:
+    """A simulated build with ``connectors`` AC sockets, each with its own pins, ADC channels and meter."""
+    parts = ['[station]\nhardware = "sim"\nid = "CPU-1"\n'
+             "[ocpp]\nreconnect_min = 0.2\nmeter_value_sample_interval = 60\n"]
+    for i in range(connectors):
+        parts.append(
+            f"[[connector]]\nid = {i + 1}\nmax_current = 16\n"
+            f"[connector.pilot]\npwm_pin = {PWM_PINS[i]}\nadc_channel = {2 * i}\nadc_low_channel = {2 * i + 1}\n"
+            f"[connector.contactor]\npin = {COILS[i]}\nmirror_pin = {MIRRORS[i]}\n")
+    return "".join(parts)
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024, 1)
+
+
+async def _cpu_percent(pid: int, seconds: float) -> float:
+    hz = os.sysconf("SC_CLK_TCK")
+    before, started = _ticks(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return round(100.0 * (_ticks(pid) - before) / hz / (time.monotonic() - started), 2)
+
+
+async def measure_case(connectors: int, window: float) -> dict[str, Any]:
+    """Idle and charging CPU and RSS of one daemon with ``connectors`` sockets."""
+    csms = CsmsSimulator()
+    await csms.start()
+    with tempfile.TemporaryDirectory(prefix="evse-cpu-") as folder:
+        config = Path(folder) / "charger.toml"
+        config.write_text(config_text(connectors))
+        state = Path(folder) / "state"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller.cli", "run", "--config", str(config), "--state-dir", str(state),
+            "--csms", csms.url, "--log-level", "error", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while "CPU-1" not in csms.boots or not (state / "bench.sock").exists():
+                if proc.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("evse run did not come up")
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.0)  # boot self-tests and first status notifications
+            idle = await _cpu_percent(proc.pid, window)
+            steps = "; ".join(f"plug {i}; expect Preparing {i}; tap {TAG.format(i)}; expect Charging {i} within 10"
+                              for i in range(1, connectors + 1))
+            result = await send_script(state, steps)
+            if not result["ok"]:
+                raise RuntimeError(f"charging {connectors} connector(s) failed: {result}")
+            await asyncio.sleep(1.0)
+            charging = await _cpu_percent(proc.pid, window)
+            rss = _rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            await proc.wait()
+            await csms.stop()
+    return {"connectors": connectors, "idle_cpu_pct": idle, "charging_cpu_pct": charging,
+            "idle_cpu_pct_per_connector": round(idle / connectors, 2),
+            "charging_cpu_pct_per_connector": round(charging / connectors, 2), "rss_mb": rss}
+
+
+async def measure_cpu(window: float = 10.0, counts: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+    """Every case, one after the other (each alone on the machine)."""
+    cases = [await measure_case(n, window) for n in counts]
+    return {"window_s": window, "cores": os.cpu_count(), "cases": cases}

@@ -1,0 +1,22 @@
+"""`evse-hil perf --cpu` measures a real daemon: it comes up, charges every connector, and reports figures."""
+
+from __future__ import annotations
+
+import tomllib
+
+from controller.config import parse_config
+from hil.cpuperf import config_text, measure_case
+
+
+def test_the_generated_builds_are_valid_configs() -> None:
+    for n in (1, 2, 4):
+        config = parse_config(tomllib.loads(config_text(n)), f"<{n} connectors>")
+        assert [c.id for c in config.connector] == list(range(1, n + 1))
+
+
+async def test_one_case_charges_its_connectors_and_reports_cpu_and_memory() -> None:
+    case = await measure_case(2, window=0.5)
+    assert case["connectors"] == 2
+    assert 0 <= case["idle_cpu_pct"] < 100 and 0 < case["charging_cpu_pct"] < 200
+    assert case["charging_cpu_pct_per_connector"] == round(case["charging_cpu_pct"] / 2, 2)
+    assert 20 < case["rss_mb"] < 500

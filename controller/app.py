@@ -16,13 +16,11 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import systemd, version
-from controller.api import StatusApi, StatusPublisher
-from controller.charging.chademo.protocol import Chademo
+from controller.api.publisher import StatusPublisher
 from controller.charging.dcoutlet import HOLD_LIMIT, DcOutlet, current_safe
-from controller.charging.gbt.protocol import Gbt
 from controller.charging.iec61851 import Iec61851
 from controller.charging.outletvoltage import OutletVoltage
 from controller.clock import Clock, iso_utc, parse_time
@@ -53,6 +51,9 @@ from hal.dc_power import SAFE_CURRENT
 from hal.errors import HalError
 from hal.meter import MeterReading
 from hal.rfid import CardReader
+
+if TYPE_CHECKING:
+    from controller.api.server import StatusApi
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class App:
         self.reader: CardReader | None = None
         self.run_lock = RunLock(self.state_dir)
         self.publisher: StatusPublisher | None = None
-        self.api: StatusApi | None = None
+        self.api: StatusApi | None = None  # (controller.api.server, imported when there is one)
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
@@ -125,6 +126,8 @@ class App:
             self.publisher = StatusPublisher(self, version())
             self.publisher.start()
             if self.api_listen:
+                from controller.api.server import StatusApi  # aiohttp: only with an API to serve
+
                 self.api = StatusApi(self.publisher, self.api_listen, self.config.api.token)
                 await self.api.start()
             self.supervisor.listeners.append(self._on_faults)
@@ -196,6 +199,10 @@ class App:
             "bus": dc.car_bus, "power": dc.power, "supervisor": self.supervisor, "to_loop": self._to_loop,
             "outlet_voltage": voltage, "imd": dc.imd, "bleeder": dc.bleeder, "lock": self.locks.get(cid),
             "guards": guards, "clock": self.clock, "imd_interval": conn.imd.interval}
+        # The DC protocols load cantools and the J1939 stack (some 20 MB): only a station with a DC outlet does.
+        from controller.charging.chademo.protocol import Chademo
+        from controller.charging.gbt.protocol import Gbt
+
         if isinstance(dc.lines, ChademoLines):
             return Chademo(cid, lines=dc.lines, **common)
         assert isinstance(dc.lines, GbtLines)

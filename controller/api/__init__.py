@@ -1,6 +1,4 @@
-"""The local status API and page, the status file and the session history (read-only views of the charger)."""
+"""The local status API and page, the status file and the session history (read-only views of the charger).
 
-from controller.api.publisher import StatusPublisher
-from controller.api.server import StatusApi
-
-__all__ = ["StatusApi", "StatusPublisher"]
+``controller.api.server`` (aiohttp) is imported only by a charger that serves the API.
+"""

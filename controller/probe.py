@@ -51,6 +51,13 @@ class Bench:
             self.platform.settle()
         return self.drivers
 
+    def device(self, role: str, what: str) -> Any:
+        """The connector's driver of ``role`` (``led``, ``lock``, ``rcm``), or ProbeError when it has none."""
+        found = getattr(self.outlet(), role)
+        if found is None:
+            raise ProbeError(f"connector {self.conn.id} has no {what} ({role}.driver = \"none\")")
+        return found
+
 
 def say(text: str) -> None:
     """One line of a probe's output."""

@@ -66,11 +66,7 @@ async def probe_can(bench: Bench, args: argparse.Namespace) -> bool:
 
 async def probe_leds(bench: Bench, args: argparse.Namespace) -> bool:
     """Light red, green and blue in turn and read each back from the pins."""
-    from controller.probe import ProbeError
-
-    led = bench.outlet().led
-    if led is None:
-        raise ProbeError(f"connector {bench.conn.id} has no status LED (led.driver = \"none\")")
+    led = bench.device("led", "status LED")
     ok = True
     for name, colour in (("red", (1, 0, 0)), ("green", (0, 1, 0)), ("blue", (0, 0, 1))):
         led.show(colour)
@@ -86,11 +82,7 @@ async def probe_leds(bench: Bench, args: argparse.Namespace) -> bool:
 
 async def probe_lock(bench: Bench, args: argparse.Namespace) -> bool:
     """Lock and unlock the cable, reading the position switch after each pulse."""
-    from controller.probe import ProbeError
-
-    lock = bench.outlet().lock
-    if lock is None:
-        raise ProbeError(f"connector {bench.conn.id} has no cable lock (lock.driver = \"none\")")
+    lock = bench.device("lock", "cable lock")
     pulse = bench.conn.lock.pulse
     results = []
     for towards in (True, False):
@@ -111,11 +103,7 @@ async def probe_lock(bench: Bench, args: argparse.Namespace) -> bool:
 
 async def probe_rcm(bench: Bench, args: argparse.Namespace) -> bool:
     """Press the RCM's test input and watch its fault output trip and release."""
-    from controller.probe import ProbeError
-
-    rcm = bench.outlet().rcm
-    if rcm is None:
-        raise ProbeError(f"connector {bench.conn.id} has no RCM (rcm.driver = \"none\")")
+    rcm = bench.device("rcm", "RCM")
     r = bench.conn.rcm
     if rcm.tripped:
         say(f"FAIL: the RCM's fault output (GPIO{r.fault_pin}) is active before the test: a residual current, a "

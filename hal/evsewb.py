@@ -29,10 +29,9 @@ from typing import Any
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from hal.contactor import Contactor
+from hal.board import BoardContactor, BoardPilot, BoardRcm, fresh
 from hal.errors import HalIOError, HalTimeoutError
-from hal.pilot import ControlPilot, current_for_duty
-from hal.rcm import ResidualCurrentMonitor
+from hal.pilot import current_for_duty
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,6 @@ PRECISE_CURRENT = 0x0080
 RELAY_ON, DIODE_FAILED, RCD_ERROR = 0x0001, 0x0002, 0x0020
 #: Vehicle state (1002) -> the pilot's high level the controller's IEC 61851 logic expects.
 VEHICLE_VOLTS = {1: 12.0, 2: 9.0, 3: 6.0, 4: 3.0, 5: 0.0}
-#: How long the board may take to drop its relay after the order.
-OPEN_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -208,23 +205,16 @@ class EvseWbBoard:
         self._flush()  # the last orders (0 A, relay off) before the link closes
         self._client.close()
 
-    def fresh(self) -> BoardStatus | None:
-        """The last poll, or None when it is older than a few polls (the board is lost)."""
-        status = self.status
-        if status is None or time.monotonic() - status.at > 3 * self.poll_interval + 2 * self.timeout:
-            return None
-        return status
+    def fresh(self) -> Any:
+        """The last report, or None when it is older than a few polls (the board is lost)."""
+        return fresh(self.status, self.poll_interval, self.timeout)
 
 
-class EvseWbPilot(ControlPilot):
+class EvseWbPilot(BoardPilot):
     """The board's pilot: current offered through 1000, the vehicle state read back as pilot volts."""
 
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        super().__init__()
-        self.board = EvseWbBoard.shared(**board)
-        self.measures_low = True  # the board's diode check (1007 bit 1), as the low half
-        self._unavailable = True
-        self._last_volts = 12.0
+        super().__init__(EvseWbBoard.shared(**board))
 
     def _write_duty(self, fraction: float) -> None:
         self._unavailable = fraction <= 0.0
@@ -256,82 +246,31 @@ class EvseWbPilot(ControlPilot):
         self.board.release()
 
 
-class EvseWbContactor(Contactor):
-    """The board's relay: closed by the board at state C; opened by withdrawing current and ordering it off."""
+class EvseWbContactor(BoardContactor):
+    """The board's relay (1007 bit 0): opened by withdrawing current and ordering it off (1004 bit 0)."""
 
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        self.board = EvseWbBoard.shared(**board)
-        self._closed = False
-        self._opened_at: float | None = None
+        super().__init__(EvseWbBoard.shared(**board))
 
-    def close(self) -> None:
-        self._closed = True
-
-    def open(self) -> None:
-        was_closed, self._closed = self._closed, False
-        if was_closed or self._opened_at is None:
-            self._opened_at = time.monotonic()
+    def _order_open(self) -> None:
         # Queued for the board's thread, which writes them before its next read (a lost board keeps them until it
         # answers; its pilot reads as lost meanwhile, and that fault stops everything that runs).
         self.board.set_current(0)
         self.board.write(COMMAND, TURN_OFF_NOW)
 
-    @property
-    def commanded_closed(self) -> bool:
-        return self._closed
-
-    @property
-    def feedback_closed(self) -> bool | None:
-        status = self.board.fresh()
-        if status is None or status.status_bits is None:
+    def _relay(self, status: BoardStatus) -> bool | None:
+        if status.status_bits is None:
             return None  # firmware 15 and older report no relay
-        relay = bool(status.status_bits & RELAY_ON)
-        if self._closed:
-            return relay
-        # Open: the board closes its relay itself at C until it has been ordered off; after the order and the
-        # grace for it, a relay still on is what it is.
-        if self._opened_at is None or time.monotonic() - self._opened_at < OPEN_GRACE:
-            return None
-        return relay
-
-    def shutdown(self) -> None:
-        try:
-            self.open()
-        finally:
-            self.board.release()
+        return bool(status.status_bits & RELAY_ON)
 
 
-class EvseWbRcm(ResidualCurrentMonitor):
+class EvseWbRcm(BoardRcm):
     """The RCD input of the board (1007 bit 5). The board tests it at power-up (and on 1004 bit 1, which takes
     half a minute): the controller's self-test only reads it."""
 
-    tests_itself = True
-
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        self.board = EvseWbBoard.shared(**board)
-        self._last = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="evsewb-rcd", daemon=True)
-        self._thread.start()
+        shared = EvseWbBoard.shared(**board)
+        super().__init__(shared, shared.poll_interval, "evsewb-rcd")
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.board.poll_interval):
-            now = self.tripped
-            if now != self._last:
-                self._last = now
-                callback = self.on_trip
-                if callback is not None:
-                    callback(now)
-
-    @property
-    def tripped(self) -> bool:
-        status = self.board.fresh()
-        return bool(status is not None and status.status_bits is not None and status.status_bits & RCD_ERROR)
-
-    def set_test(self, active: bool) -> None:
-        """Not driven: the board tests its RCD itself (:attr:`tests_itself`)."""
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        self.board.release()
+    def _tripped(self, status: BoardStatus) -> bool:
+        return status.status_bits is not None and bool(status.status_bits & RCD_ERROR)

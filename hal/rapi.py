@@ -24,10 +24,9 @@ from typing import Any
 
 import serial
 
-from hal.contactor import Contactor
+from hal.board import BoardContactor, BoardPilot, BoardRcm, fresh
 from hal.errors import HalIOError, HalProtocolError, HalTimeoutError
-from hal.pilot import ControlPilot, current_for_duty
-from hal.rcm import ResidualCurrentMonitor
+from hal.pilot import current_for_duty
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ OVER_TEMPERATURE, OVER_CURRENT, RELAY_CLOSURE = 10, 11, 14
 OTHER_FAULTS = {NO_GROUND: "no ground", OVER_TEMPERATURE: "over temperature", OVER_CURRENT: "over current",
                 RELAY_CLOSURE: "relay closure fault"}
 RELAY_CLOSED = 0x0040
-OPEN_GRACE = 1.0
 
 
 def checksum(body: str) -> str:
@@ -204,23 +202,16 @@ class RapiBoard:
                 self._serial.close()
                 return
 
-    def fresh(self) -> RapiStatus | None:
-        """The last report, or None when the board has been silent for a few polls."""
-        status = self.status
-        if status is None or time.monotonic() - status.at > 3 * self.poll_interval + 2 * self.timeout:
-            return None
-        return status
+    def fresh(self) -> Any:
+        """The last report, or None when it is older than a few polls (the board is lost)."""
+        return fresh(self.status, self.poll_interval, self.timeout)
 
 
-class RapiPilot(ControlPilot):
+class RapiPilot(BoardPilot):
     """The board's pilot: ``$SC``/``$FE`` to offer, ``$FS`` for +12 V, ``$FD`` for state F."""
 
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        super().__init__()
-        self.board = RapiBoard.shared(**board)
-        self.measures_low = True  # the board's diode check (state 5), as the low half
-        self._unavailable = True
-        self._last_volts = 12.0
+        super().__init__(RapiBoard.shared(**board))
 
     def _write_duty(self, fraction: float) -> None:
         self._unavailable = fraction <= 0.0
@@ -256,75 +247,24 @@ class RapiPilot(ControlPilot):
         self.board.release()
 
 
-class RapiContactor(Contactor):
-    """The board's relay: ``$FD`` opens it at once; vflags bit 0x40 says where it is."""
+class RapiContactor(BoardContactor):
+    """The board's relay: ``$FD`` opens it at once; vflags bit 0x40 (or a stuck-relay state) says where it is."""
 
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        self.board = RapiBoard.shared(**board)
-        self._closed = False
-        self._opened_at: float | None = None
+        super().__init__(RapiBoard.shared(**board))
 
-    def close(self) -> None:
-        self._closed = True
-
-    def open(self) -> None:
-        was_closed, self._closed = self._closed, False
-        if was_closed or self._opened_at is None:
-            self._opened_at = time.monotonic()
+    def _order_open(self) -> None:
         self.board.order("FD")
 
-    @property
-    def commanded_closed(self) -> bool:
-        return self._closed
-
-    @property
-    def feedback_closed(self) -> bool | None:
-        status = self.board.fresh()
-        if status is None:
-            return None
-        relay = bool(status.vflags & RELAY_CLOSED) or status.evse_state == STUCK_RELAY
-        if self._closed:
-            return relay
-        if self._opened_at is None or time.monotonic() - self._opened_at < OPEN_GRACE:
-            return None  # the board closes its relay itself at C until it is told otherwise
-        return relay
-
-    def shutdown(self) -> None:
-        try:
-            self.open()
-        finally:
-            self.board.release()
+    def _relay(self, status: RapiStatus) -> bool | None:
+        return bool(status.vflags & RELAY_CLOSED) or status.evse_state == STUCK_RELAY
 
 
-class RapiRcm(ResidualCurrentMonitor):
+class RapiRcm(BoardRcm):
     """The board's GFCI: a GFCI fault or a failed GFCI self-test (states 6, 9) is a trip."""
 
-    tests_itself = True
-
     def __init__(self, *, board: dict[str, Any], **_: Any) -> None:
-        self.board = RapiBoard.shared(**board)
-        self._last = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="rapi-gfci", daemon=True)
-        self._thread.start()
+        super().__init__(RapiBoard.shared(**board), 0.02, "rapi-gfci")
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.02):
-            now = self.tripped
-            if now != self._last:
-                self._last = now
-                if self.on_trip is not None:
-                    self.on_trip(now)
-
-    @property
-    def tripped(self) -> bool:
-        status = self.board.fresh()
-        return status is not None and status.evse_state in (GFCI_FAULT, GFI_TEST_FAILED)
-
-    def set_test(self, active: bool) -> None:
-        """Not driven: the board tests its GFCI itself at power-up and before each session."""
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        self.board.release()
+    def _tripped(self, status: RapiStatus) -> bool:
+        return status.evse_state in (GFCI_FAULT, GFI_TEST_FAILED)

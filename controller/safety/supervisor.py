@@ -33,7 +33,7 @@ from hal.contactor import Contactor
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.005
-#: The watch's period while every contactor is open and settled (a fifth of the CPU of the busy period).
+#: The watch's period while no contactor is switching or stopping (a tenth of the CPU of the busy period).
 WATCH_IDLE_INTERVAL = 0.05
 #: How many forced openings and raised faults are kept for benchmarks and diagnosis.
 HISTORY = 1000
@@ -297,11 +297,13 @@ class SafetySupervisor:
                 else WATCH_IDLE_INTERVAL
 
     def _watched(self, ch: _Channel) -> bool:
-        """A channel the watch must look at every few milliseconds: closed, stopping, or just switched (its mirror
-        contact is due). Every contactor open and settled is looked at less often (a weld appearing on an open,
-        idle contactor is found within WATCH_IDLE_INTERVAL, before anything can close it)."""
-        return ch.contactor.commanded_closed or ch.open_deadline is not None \
-            or self._clock() - ch.switched_at < 2 * ch.feedback_delay
+        """A channel the watch must look at every few milliseconds: closed with a stop grace due or running, or
+        just switched (its mirror contact is due). A contactor settled open, or settled closed with nothing
+        stopping, is looked at every WATCH_IDLE_INTERVAL: a weld on an idle open contactor, or a contactor
+        dropping out under a session, is found within it (neither leaves anything live that should not be)."""
+        with ch.lock:
+            stopping = ch.contactor.commanded_closed and (self._stopping(ch) or not ch.conditions[PERMIT])
+        return stopping or ch.open_deadline is not None or self._clock() - ch.switched_at < 2 * ch.feedback_delay
 
     def check_stop_grace(self, evse_id: int, ch: _Channel | None = None) -> None:
         """Open under load a contactor left closed without its graceful conditions or permit past the grace."""

@@ -23,11 +23,63 @@ from hal.rcm import ResidualCurrentMonitor
 OPEN_GRACE = 1.0
 
 
-def fresh(status: Any, poll_interval: float, timeout: float) -> Any:
-    """``status`` (with its monotonic ``at``), or None when it is older than a few polls: the board is lost."""
-    if status is None or time.monotonic() - status.at > 3 * poll_interval + 2 * timeout:
-        return None
-    return status
+class BoardLink:
+    """One board's link, shared by its roles: opened by the first (:meth:`shared`), closed by the last
+    (:meth:`release`). Subclasses set ``status`` (with a monotonic ``at``), ``poll_interval`` and ``timeout``,
+    start their threads in :meth:`_begin` and wind them down in :meth:`_end`."""
+
+    _open: dict[Any, BoardLink]
+    _guard: threading.Lock
+    status: Any = None
+    _users = 0
+    poll_interval: float
+    timeout: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._open, cls._guard = {}, threading.Lock()  # each kind of board its own
+
+    @classmethod
+    def _key(cls, link: dict[str, Any]) -> Any:
+        """What makes two links the same board."""
+        return tuple(sorted(link.items()))
+
+    @classmethod
+    def shared(cls, **link: Any) -> Any:
+        """The board on this link, opened by its first role."""
+        key = cls._key(link)
+        with cls._guard:
+            board = cls._open.get(key)
+            if board is None:
+                board = cls._open[key] = cls(**link)
+                board._begin()
+            board._users += 1
+            return board
+
+    def release(self) -> None:
+        """A role is done with the board; the last one ends the link."""
+        with self._guard:
+            self._users -= 1
+            if self._users > 0:
+                return
+            for key, board in list(self._open.items()):
+                if board is self:
+                    del self._open[key]
+        self._end()
+
+    def _begin(self) -> None:
+        """Start the link's threads (the first role)."""
+
+    def _end(self) -> None:
+        """Let the threads send what is queued and close the link (the last role); not waited for, so that the
+        caller (the event loop, at shutdown) is not held by a slow serial line."""
+
+    def fresh(self) -> Any:
+        """The last report, or None when it is older than a few polls: the board is lost."""
+        status = self.status
+        if status is None or time.monotonic() - status.at > 3 * self.poll_interval + 2 * self.timeout:
+            return None
+        return status
 
 
 class BoardPilot(ControlPilot):

@@ -29,7 +29,7 @@ from typing import Any
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from hal.board import BoardContactor, BoardPilot, BoardRcm, fresh
+from hal.board import BoardContactor, BoardLink, BoardPilot, BoardRcm
 from hal.errors import HalIOError, HalTimeoutError
 from hal.pilot import current_for_duty
 
@@ -54,11 +54,8 @@ class BoardStatus:
     at: float
 
 
-class EvseWbBoard:
+class EvseWbBoard(BoardLink):
     """One board on its Modbus link, polled in a thread of its own; shared by its three roles."""
-
-    _open: dict[tuple[Any, ...], EvseWbBoard] = {}
-    _guard = threading.Lock()
 
     def __init__(self, *, transport: str = "rtu", port: str = "/dev/ttyUSB0", baudrate: int = 9600,
                  parity: str = "N", stopbits: int = 1, bytesize: int = 8, host: str = "127.0.0.1",
@@ -79,39 +76,15 @@ class EvseWbBoard:
         self.status: BoardStatus | None = None
         self.firmware: int | None = None
         self.precise = False
-        self._users = 0
         self._thread = threading.Thread(target=self._run, name=f"evsewb-{address}", daemon=True)
 
-    @classmethod
-    def shared(cls, **link: Any) -> EvseWbBoard:
-        """The board on this link, opened by its first role and closed by its last."""
-        key = tuple(sorted(link.items()))
-        with cls._guard:
-            board = cls._open.get(key)
-            if board is None:
-                board = cls._open[key] = cls(**link)
-                board._start()
-            board._users += 1
-            return board
+    def _begin(self) -> None:
+        self._thread.start()
 
-    def release(self) -> None:
-        """A role is done with the board; the last one stops the poller and closes the link."""
-        with self._guard:
-            self._users -= 1
-            if self._users > 0:
-                return
-            for key, board in list(self._open.items()):
-                if board is self:
-                    del self._open[key]
-        # The thread writes what is queued (0 A, the relay off), closes the link and ends; not waited for here,
-        # so that the caller (the event loop, at shutdown) is not held by a slow serial line.
+    def _end(self) -> None:
+        # The thread writes what is queued (0 A, the relay off), closes the link and ends.
         self._stop.set()
         self._wake.set()
-        if not self._thread.is_alive():
-            self._client.close()
-
-    def _start(self) -> None:
-        self._thread.start()
 
     def _setup(self) -> bool:
         try:
@@ -204,10 +177,6 @@ class EvseWbBoard:
             self._wake.clear()
         self._flush()  # the last orders (0 A, relay off) before the link closes
         self._client.close()
-
-    def fresh(self) -> Any:
-        """The last report, or None when it is older than a few polls (the board is lost)."""
-        return fresh(self.status, self.poll_interval, self.timeout)
 
 
 class EvseWbPilot(BoardPilot):

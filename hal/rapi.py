@@ -24,7 +24,7 @@ from typing import Any
 
 import serial
 
-from hal.board import BoardContactor, BoardPilot, BoardRcm, fresh
+from hal.board import BoardContactor, BoardLink, BoardPilot, BoardRcm
 from hal.errors import HalIOError, HalProtocolError, HalTimeoutError
 from hal.pilot import current_for_duty
 
@@ -77,11 +77,8 @@ class RapiStatus:
     at: float
 
 
-class RapiBoard:
+class RapiBoard(BoardLink):
     """One OpenEVSE board on its serial port: a reader thread for answers and $AT, a worker for commands."""
-
-    _open: dict[str, RapiBoard] = {}
-    _guard = threading.Lock()
 
     def __init__(self, *, port: str, baudrate: int | None = None, timeout: float = 0.5, poll_interval: float = 0.5,
                  **_: Any) -> None:
@@ -98,32 +95,22 @@ class RapiBoard:
         self._answers: queue.Queue[list[str]] = queue.Queue()
         self._orders: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
-        self._users = 0
         self._reported: int | None = None
         self._reader = threading.Thread(target=self._read_lines, name="rapi-reader", daemon=True)
         self._worker = threading.Thread(target=self._work, name="rapi-worker", daemon=True)
 
     @classmethod
-    def shared(cls, **link: Any) -> RapiBoard:
-        """The board on this port, opened by its first role and closed by its last."""
-        with cls._guard:
-            board = cls._open.get(link["port"])
-            if board is None:
-                board = cls._open[link["port"]] = cls(**link)
-                board._reader.start()
-                board._worker.start()
-            board._users += 1
-            return board
+    def _key(cls, link: dict[str, Any]) -> Any:
+        return link["port"]  # one board per serial port, whatever timings a role asks for
 
-    def release(self) -> None:
-        """A role is done; the last one lets the worker send what is queued, then closes the port."""
-        with self._guard:
-            self._users -= 1
-            if self._users > 0:
-                return
-            self._open.pop(self.port, None)
+    def _begin(self) -> None:
+        self._reader.start()
+        self._worker.start()
+
+    def _end(self) -> None:
+        # The worker sends what is queued ($FD), then closes the port.
         self._stop.set()
-        self._orders.put("")  # wakes the worker
+        self._orders.put("")  # wakes it
 
     def order(self, command: str) -> None:
         """Queue a command for the worker (the caller never waits for the serial line)."""
@@ -201,10 +188,6 @@ class RapiBoard:
             if self._stop.is_set() and self._orders.empty():
                 self._serial.close()
                 return
-
-    def fresh(self) -> Any:
-        """The last report, or None when it is older than a few polls (the board is lost)."""
-        return fresh(self.status, self.poll_interval, self.timeout)
 
 
 class RapiPilot(BoardPilot):

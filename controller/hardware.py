@@ -207,17 +207,13 @@ class OutletDrivers:
 
 def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     """Every driver one ``[[connector]]`` names, on the platform's buses (a DC outlet's still to be opened)."""
+    if conn.on_board:
+        return _build_on_board(conn, platform)
     cid, p = conn.id, conn.pilot
     pins = platform.driver_args("pilot", cid)
     if p.driver == "pwm":
         pins = {"pwm_chip": p.pwm_chip, "pwm_channel": p.pwm_channel, **pins}
     pilot = None
-    if conn.on_board:
-        b = conn.board
-        board = {"transport": b.transport, "port": b.port, "parity": b.parity, "address": b.address,
-                 "host": b.host, "tcp_port": b.tcp_port, "timeout": b.timeout, "poll_interval": b.poll_interval,
-                 **({"baudrate": b.baudrate} if b.baudrate else {}), **platform.driver_args("board", cid)}
-        return _build_on_board(conn, platform, board)
     if not conn.dc:
         pilot = PILOTS.resolve(p.driver)(
             pwm_pin=p.pwm_pin, adc_channel=p.adc_channel, adc_low_channel=p.adc_low_channel, spi_port=p.spi_port,
@@ -226,12 +222,7 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     c = conn.contactor
     contactor = CONTACTORS.resolve(c.driver)(pin=c.pin, active_high=c.active_high, mirror_pin=c.mirror_pin,
                                              mirror_type=c.mirror_type, **platform.driver_args("contactor", cid))
-    m = conn.meter
-    meter_args: dict[str, Any] = {
-        "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate, "parity": m.parity,
-        "stopbits": m.stopbits, "bytesize": m.bytesize, "host": m.host, "tcp_port": m.tcp_port,
-        "address": m.address, "timeout": m.timeout, **platform.driver_args("meter", cid)}
-    drivers = OutletDrivers(pilot, contactor, METERS.resolve(m.driver)(**meter_args))
+    drivers = OutletDrivers(pilot, contactor, _meter(conn, platform))
     if conn.dc:
         drivers.dc = _build_dc(conn, platform)
     if conn.proximity.adc_channel is not None and not conn.dc:
@@ -258,15 +249,22 @@ def build_outlet(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
     return drivers
 
 
-def _build_on_board(conn: ConnectorSection, platform: Platform, board: dict[str, Any]) -> OutletDrivers:
-    """An outlet whose EVSE board drives the pilot and the relay (and may watch the RCD); the meter is its own."""
-    m, cid = conn.meter, conn.id
-    meter = METERS.resolve(m.driver)(**{
+def _meter(conn: ConnectorSection, platform: Platform) -> EnergyMeter:
+    m = conn.meter
+    return METERS.resolve(m.driver)(**{  # the platform's endpoint (a simulated meter) replaces the configured one
         "model": m.model, "transport": m.transport, "port": m.port, "baudrate": m.baudrate, "parity": m.parity,
         "stopbits": m.stopbits, "bytesize": m.bytesize, "host": m.host, "tcp_port": m.tcp_port,
-        "address": m.address, "timeout": m.timeout, **platform.driver_args("meter", cid)})
+        "address": m.address, "timeout": m.timeout, **platform.driver_args("meter", conn.id)})
+
+
+def _build_on_board(conn: ConnectorSection, platform: Platform) -> OutletDrivers:
+    """An outlet whose EVSE board drives the pilot and the relay (and may watch the RCD); the meter is its own."""
+    b = conn.board
+    board = {"transport": b.transport, "port": b.port, "parity": b.parity, "address": b.address,
+             "host": b.host, "tcp_port": b.tcp_port, "timeout": b.timeout, "poll_interval": b.poll_interval,
+             **({"baudrate": b.baudrate} if b.baudrate else {}), **platform.driver_args("board", conn.id)}
     drivers = OutletDrivers(PILOTS.resolve(conn.pilot.driver)(board=board),
-                            CONTACTORS.resolve(conn.contactor.driver)(board=board), meter)
+                            CONTACTORS.resolve(conn.contactor.driver)(board=board), _meter(conn, platform))
     if conn.rcm.driver != "none":
         drivers.rcm = RCMS.resolve(conn.rcm.driver)(board=board)
     return drivers

@@ -146,7 +146,7 @@ async def probe_ports(bench: Bench, args: argparse.Namespace) -> bool:
 def _ports(bench: Bench) -> bool:
     from serial.tools import list_ports
 
-    from controller.system_files import serial_devices
+    from controller.config.wiring import serial_devices
 
     wanted = {d.port: d.key for d in serial_devices(bench.config)}
     aliases: dict[str, list[str]] = {}

@@ -8,38 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from controller.config import Config
 from controller.config.dc import PROTOCOL_BITRATE
-from controller.config.wiring import UART0_PORTS
+from controller.config.wiring import UART0_PORTS, serial_devices
 
 #: Looks a device up in udev: port or interface -> its properties (``udevadm info --query=property``); {} if absent.
 Lookup = Callable[[str], dict[str, str]]
-
-
-@dataclass(frozen=True)
-class SerialDevice:
-    """A device on a serial port, as the config names it."""
-
-    key: str  # the config key, e.g. "connector[id=1].meter.port"
-    role: str  # its stable name under /dev/evse/, e.g. "meter-1"
-    port: str
-
-
-def serial_devices(config: Config) -> list[SerialDevice]:
-    """Every serial device of the config (reader, meters and IMDs on RTU)."""
-    devices = []
-    if config.rfid.driver != "none":
-        devices.append(SerialDevice("rfid.port", "rfid", config.rfid.port))
-    for conn in config.connector:
-        if conn.meter.transport == "rtu":
-            devices.append(SerialDevice(f"connector[id={conn.id}].meter.port", f"meter-{conn.id}", conn.meter.port))
-        if conn.dc and conn.imd.transport == "rtu":
-            devices.append(SerialDevice(f"connector[id={conn.id}].imd.port", f"imd-{conn.id}", conn.imd.port))
-        if conn.on_board and conn.board.transport == "rtu":
-            devices.append(SerialDevice(f"connector[id={conn.id}].board.port", f"board-{conn.id}", conn.board.port))
-    return devices
 
 
 def can_channels(config: Config) -> dict[str, int]:

@@ -175,8 +175,9 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
         problems.append(f"{source}: ocpp.security_profile = 3: expected ocpp.client_cert_file and "
                         "client_key_file (a client certificate)")
     listen = config.api.listen
-    if listen and api_listen_problem(listen):
-        problems.append(f"{source}: api.listen = {listen!r}: {api_listen_problem(listen)}")
+    listen_problem = api_listen_problem(listen) if listen else None
+    if listen_problem:
+        problems.append(f"{source}: api.listen = {listen!r}: {listen_problem}")
     station_id = config.station.id
     if not STATION_ID.fullmatch(station_id):
         problems.append(f"{source}: station.id = {station_id!r}: expected 1-48 of the characters A-Z a-z 0-9 "

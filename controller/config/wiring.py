@@ -8,6 +8,7 @@ sharing a PWM channel, and two devices on one serial port. Pin numbers are BCM G
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from controller.config.sections import Config, ConnectorSection
 
@@ -59,7 +60,7 @@ def _reserved_pins(config: Config, labels: list[str]) -> dict[int, str]:
               f"{user} uses SPI{port})"
         for pin in (*SPI_PINS[port], SPI_CE[port, device]):
             reserved.setdefault(pin, why)
-    uart_user = next((key for key, port in _serial_devices(config, labels) if port in UART0_PORTS), None)
+    uart_user = next((d.key for d in serial_devices(config, labels) if d.port in UART0_PORTS), None)
     if uart_user:
         for pin in UART0_PINS:
             reserved.setdefault(pin, f"UART0's (GPIO14/15; {uart_user} is on it)")
@@ -125,25 +126,36 @@ def _pwm_rules(config: Config, labels: list[str], bad: Problem) -> None:
         channels[channel] = f"{where}.pilot.pwm_pin"
 
 
-def _serial_devices(config: Config, labels: list[str]) -> list[tuple[str, str]]:
-    """(key, port) of every device on a serial port."""
-    devices: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class SerialDevice:
+    """A device on a serial port, as the config names it."""
+
+    key: str  # the config key, e.g. "connector[id=1].meter.port"
+    role: str  # its stable name under /dev/evse/ (the installer's udev rules), e.g. "meter-1"
+    port: str
+
+
+def serial_devices(config: Config, labels: list[str] | None = None) -> list[SerialDevice]:
+    """Every device of the config on a serial port: the reader, meters, IMDs and EVSE boards on RTU. ``labels``
+    names the connectors in the keys (default ``connector[id=N]``)."""
+    labels = labels or [f"connector[id={c.id}]" for c in config.connector]
+    devices = []
     if config.rfid.driver != "none":
-        devices.append(("rfid.port", config.rfid.port))
+        devices.append(SerialDevice("rfid.port", "rfid", config.rfid.port))
     for conn, where in zip(config.connector, labels, strict=True):
         if conn.meter.transport == "rtu":
-            devices.append((f"{where}.meter.port", conn.meter.port))
-        if conn.on_board and conn.board.transport == "rtu":
-            devices.append((f"{where}.board.port", conn.board.port))
+            devices.append(SerialDevice(f"{where}.meter.port", f"meter-{conn.id}", conn.meter.port))
         if conn.dc and conn.imd.transport == "rtu":
-            devices.append((f"{where}.imd.port", conn.imd.port))
+            devices.append(SerialDevice(f"{where}.imd.port", f"imd-{conn.id}", conn.imd.port))
+        if conn.on_board and conn.board.transport == "rtu":
+            devices.append(SerialDevice(f"{where}.board.port", f"board-{conn.id}", conn.board.port))
     return devices
 
 
 def _serial_rules(config: Config, labels: list[str], bad: Problem) -> None:
     owners: dict[str, str] = {}
-    for key, port in _serial_devices(config, labels):
-        if port in owners:
-            bad(key, repr(port), f"a serial port of its own ({owners[port]} is on {port}; each device needs its "
-                "own adapter: the drivers do not share a port)")
-        owners.setdefault(port, key)
+    for device in serial_devices(config, labels):
+        if device.port in owners:
+            bad(device.key, repr(device.port), f"a serial port of its own ({owners[device.port]} is on "
+                f"{device.port}; each device needs its own adapter: the drivers do not share a port)")
+        owners.setdefault(device.port, device.key)

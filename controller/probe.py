@@ -18,14 +18,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from controller.config import Config, ConfigError, ConnectorSection, default_config, load_config
+from controller.config import (
+    INSTALLED_CONFIG,
+    Config,
+    ConfigError,
+    ConnectorSection,
+    config_path,
+    default_config,
+    load_config,
+)
 from controller.hardware import OutletDrivers, Platform, PlatformError, build_outlet, build_reader, platform_for
 from controller.runlock import Locked, RunLock
 from hal.errors import HalError
 from hal.pilot import classify_pilot_voltage
 
 Probe = Callable[["Bench", argparse.Namespace], Awaitable[bool]]
-DEFAULT_CONFIG = "/etc/evse/config.toml"
 #: What a pilot state means, for a person at the bench.
 MEANING = {"A": "no vehicle", "B": "vehicle connected", "C": "vehicle charging", "D": "charging, ventilation",
            "E": "CP shorted to PE", "F": "-12 V: EVSE not available"}
@@ -206,7 +213,7 @@ def add_probe_command(sub: Any) -> None:
     kinds = probe.add_subparsers(dest="kind", required=True)
     for name, (_, text) in {**PROBES, **MORE_PROBES}.items():
         one = kinds.add_parser(name, help=text, description=text)
-        one.add_argument("--config", help=f"the charger's config (default {DEFAULT_CONFIG}, else the simulated one)")
+        one.add_argument("--config", help=f"the charger's config (default {INSTALLED_CONFIG}, else the simulated one)")
         one.add_argument("--connector", type=int, default=1, help="the connector's id (default 1)")
         one.add_argument("--state-dir", help="the charger's state directory (default station.state_dir)")
         one.add_argument("--seconds", type=float, default=2.0 if name != "rfid" else 10.0,
@@ -223,7 +230,7 @@ def _main(args: argparse.Namespace) -> int:
     from controller.probe_more import MORE_PROBES
 
     try:
-        path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+        path = config_path(args.config)
         config = load_config(path) if path else default_config()
     except ConfigError as exc:
         for problem in exc.problems:

@@ -13,16 +13,14 @@ from typing import Any
 
 from controller.api.history import read_sessions
 from controller.api.publisher import STATUS_FILE
-from controller.config import ConfigError, load_config
-
-DEFAULT_CONFIG = "/etc/evse/config.toml"
+from controller.config import INSTALLED_CONFIG, ConfigError, config_path, load_config
 
 
 def add_status_command(sub: Any) -> None:
     """Register ``evse status`` on the ``evse`` subcommand parser."""
     status = sub.add_parser("status", help="what the charger is doing: from its status API, else its state "
                             "directory (exit 1 while a connector is faulted, 2 when no status is found)")
-    status.add_argument("--config", help=f"the charger's config (default: {DEFAULT_CONFIG} where it exists)")
+    status.add_argument("--config", help=f"the charger's config (default: {INSTALLED_CONFIG} where it exists)")
     status.add_argument("--url", help="the status API, e.g. http://127.0.0.1:8080 (default: api.listen)")
     status.add_argument("--token", help="the API's token (default: api.token)")
     status.add_argument("--state-dir", help="read status.json and the session history here instead")
@@ -33,7 +31,7 @@ def add_status_command(sub: Any) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     config = None
-    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+    path = config_path(args.config)
     if path:
         try:
             config = load_config(path)

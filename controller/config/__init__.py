@@ -37,12 +37,21 @@ from controller.config.sections import (
 )
 
 __all__ = [
-    "ApiSection", "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection", "DcIoSection",
-    "DcPowerSection",
+    "INSTALLED_CONFIG", "ApiSection", "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection",
+    "DcIoSection", "DcPowerSection",
     "FirmwareSection", "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection",
-    "ProximitySection", "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "csms_url_problem",
-    "default_config", "load_config", "parse_config", "redact",
+    "ProximitySection", "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "config_path",
+    "csms_url_problem", "default_config", "load_config", "parse_config", "redact",
 ]
+
+
+#: Where the installer puts the charger's config (systemd/install.sh); the tools read it when given none.
+INSTALLED_CONFIG = "/etc/evse/config.toml"
+
+
+def config_path(given: str | None) -> str | None:
+    """``given``, else the installed config where there is one, else None (the tools' default)."""
+    return given or (INSTALLED_CONFIG if Path(INSTALLED_CONFIG).exists() else None)
 
 
 def load_config(path: str | Path, *, csms_url: str | None = None) -> Config:

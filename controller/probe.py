@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.config import (
     INSTALLED_CONFIG,
@@ -27,10 +27,12 @@ from controller.config import (
     default_config,
     load_config,
 )
-from controller.hardware import OutletDrivers, Platform, PlatformError, build_outlet, build_reader, platform_for
 from controller.runlock import Locked, RunLock
 from hal.errors import HalError
 from hal.pilot import classify_pilot_voltage
+
+if TYPE_CHECKING:
+    from controller.hardware import OutletDrivers, Platform
 
 Probe = Callable[["Bench", argparse.Namespace], Awaitable[bool]]
 #: What a pilot state means, for a person at the bench.
@@ -54,6 +56,8 @@ class Bench:
     def outlet(self) -> OutletDrivers:
         """Every driver of the probed connector, built (once) and settled."""
         if self.drivers is None:
+            from controller.hardware import build_outlet
+
             self.drivers = build_outlet(self.conn, self.platform)
             self.platform.settle()
         return self.drivers
@@ -171,6 +175,8 @@ async def probe_meter(bench: Bench, args: argparse.Namespace) -> bool:
 
 async def probe_rfid(bench: Bench, args: argparse.Namespace) -> bool:
     """Run the card reader for ``--seconds`` and print every UID tapped."""
+    from controller.hardware import build_reader
+
     reader = build_reader(bench.config, bench.platform)
     if reader is None:
         raise ProbeError("rfid.driver is \"none\": there is no card reader to probe")
@@ -227,6 +233,8 @@ def add_probe_command(sub: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    # The drivers and their libraries load when a probe runs, not with every `evse` command's parser.
+    from controller.hardware import Platform, PlatformError
     from controller.probe_more import MORE_PROBES
 
     try:
@@ -256,6 +264,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, connector: ConnectorSection, probe: Probe, args: argparse.Namespace) -> bool:
+    from controller.hardware import platform_for
+
     platform = platform_for(config)
     platform.check()
     with tempfile.TemporaryDirectory(prefix="evse-probe-") as scratch:

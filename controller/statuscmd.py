@@ -11,8 +11,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from controller.api.history import read_sessions
-from controller.api.publisher import STATUS_FILE
 from controller.config import INSTALLED_CONFIG, ConfigError, config_path, load_config
 
 
@@ -30,6 +28,9 @@ def add_status_command(sub: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from controller.api.history import read_sessions
+    from controller.api.publisher import STATUS_FILE
+
     config = None
     path = config_path(args.config)
     if path:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from controller import firmware_guard
 from controller.config import Config, ConfigError, load_config
-from controller.releases import ImageProblem, Releases, VerifyFailed, pack
+from controller.releases import ImageProblem, Releases, VerifyFailed, pack, read_image
 from controller.system_files import (
     can_channels,
     missing_boot_lines,
@@ -172,7 +172,7 @@ class Installer:
                 raise InstallError(f"cannot build the release: {exc}") from None
         digest = hashlib.sha256(image).hexdigest()
         current = firmware_guard.current(self.opt)
-        name = f"{_version(image)}-{digest[:12]}"
+        name = f"{read_image(image)[1]}-{digest[:12]}"
         if current == name and (self.opt / "guard.py").exists():
             self.say(f"release: {name} is installed and current: nothing to do")
             return
@@ -257,12 +257,6 @@ class Installer:
             self.say(f"kept {self.etc} and {self.state} (and user evse): --uninstall --purge removes them")
         if self.real:
             _run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
-
-
-def _version(image: bytes) -> str:
-    from controller.releases import read_image
-
-    return read_image(image)[1]
 
 
 def _chown_tree(top: Path, uid: int, gid: int) -> None:

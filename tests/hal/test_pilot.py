@@ -218,3 +218,32 @@ def test_the_diode_check_reads_the_low_half_only_while_the_pwm_runs() -> None:
     finally:
         monitor.stop()
         pilot.close()
+
+
+def test_monitor_polls_slowly_only_while_nothing_can_be_energised() -> None:
+    pilot, _pwm, adc = _bench_pilot()
+    seen: list[PilotState | None] = []
+    monitor = PilotMonitor(pilot, lambda state, _t: seen.append(state), poll_interval=0.002, debounce_samples=2,
+                           idle_interval=0.05)
+    adc.inputs[2] = (12.0 + 15) / 30
+    pilot.stop_offer()  # steady +12 V: no PWM
+    monitor.start()
+    try:
+        time.sleep(0.3)
+        before = adc.reads
+        time.sleep(0.5)
+        idle = adc.reads - before
+        assert seen == [PilotState.A] and idle <= 15  # about 10 at 50 ms, not 250 at 2 ms
+        pilot.offer_current(16)  # PWM running: the fast period
+        before = adc.reads
+        time.sleep(0.5)
+        assert adc.reads - before >= 100
+        pilot.stop_offer()
+        adc.inputs[2] = (9.0 + 15) / 30  # a vehicle arrives while idle: seen within two slow periods and a bit
+        started = time.monotonic()
+        while PilotState.B not in seen and time.monotonic() - started < 1.0:
+            time.sleep(0.005)
+        assert PilotState.B in seen and time.monotonic() - started < 0.2
+    finally:
+        monitor.stop()
+        pilot.close()

@@ -225,6 +225,14 @@ class PilotMonitor:
     half; a result confirmed on ``debounce_samples`` polls is reported
     *before* the state change of the same poll, so the supervisor knows the
     diode is there by the time the EV's request for power reaches it.
+
+    It polls at three rates. Every ``poll_interval`` while anything is
+    unsettled: a new reading waiting for its debounce, an invalid streak, a
+    diode result not yet confirmed for this PWM run. Every ``steady_interval``
+    once everything is confirmed (a change is then seen within one steady
+    period and confirmed at the fast rate). Every ``idle_interval`` in A or F
+    with no PWM running, when nothing can be energised. Waking a thread costs
+    more CPU than a sample, so the period is what the monitor's CPU follows.
     """
 
     def __init__(
@@ -238,15 +246,17 @@ class PilotMonitor:
         clock: Callable[[], float] = time.monotonic,
         diode_callback: DiodeCallback | None = None,
         invalid_samples: int = 10,
+        steady_interval: float | None = None,
         idle_interval: float | None = None,
     ) -> None:
         self._pilot = pilot
         self._callback = callback
         self._diode_callback = diode_callback if pilot.measures_low else None
         self._interval = poll_interval
+        self._steady_interval = max(poll_interval, steady_interval or poll_interval)
         #: The poll period while nothing can be energised: the pilot in A or F with no PWM running (a vehicle
         #: arriving is seen within two of them; everything after it at ``poll_interval``).
-        self._idle_interval = max(poll_interval, idle_interval or poll_interval)
+        self._idle_interval = max(self._steady_interval, idle_interval or poll_interval)
         self._debounce = max(1, debounce_samples)
         self._invalid = max(self._debounce, invalid_samples)
         self._clock = clock
@@ -305,8 +315,18 @@ class PilotMonitor:
                     self._report(sample)
             elif sample == self.state:
                 candidate, count = None, 0
-            idle = self.state in (PilotState.A, PilotState.F) and candidate is None and not pwm_running(level)
-            self._stop.wait(self._idle_interval if idle else self._interval)
+            self._stop.wait(self._next_interval(candidate is not None or invalid > 0, level, epoch))
+
+    def _next_interval(self, unsettled: bool, level: float, epoch: int) -> float:
+        if unsettled or self._diode_candidate is not None:
+            return self._interval
+        pwm = pwm_running(level)
+        if self.state in (PilotState.A, PilotState.F) and not pwm:
+            return self._idle_interval
+        if self._diode_callback is not None and pwm and self.state is not None and self.state.plugged \
+                and (self.diode is None or self.diode[1] != epoch):
+            return self._interval  # this PWM run's diode check is still to come
+        return self._steady_interval
 
     def _report(self, state: PilotState | None) -> None:
         try:

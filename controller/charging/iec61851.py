@@ -37,9 +37,9 @@ DEMAND, OFFER, DIODE = "demand", "offer", "diode"
 CABLE = "cable"
 #: Raising the offered current waits this long after the previous PWM change (IEC 61851-1; EVerest 5000 ms).
 PWM_RAISE_INTERVAL = 5.0
-#: The pilot's poll period while nothing can be energised (A or F, no PWM): a tenth of the CPU of the 2 ms period,
-#: a vehicle seen within 40 ms of plugging in, a dead ADC within 0.2 s (nothing is live meanwhile).
-IDLE_POLL = 0.02
+#: The pilot's poll period while nothing can be energised (A or F, no PWM): a vehicle is seen within 0.1 s of
+#: plugging in, a dead ADC within 50 ms and ``invalid_after`` (nothing is live meanwhile).
+IDLE_POLL = 0.05
 #: State F pulse that wakes an EV asleep in B2 (ISO 15118-3 t_step_EF).
 WAKEUP_PULSE = 4.0
 #: Until smart charging measures the line voltage, a limit in watts is turned into amps at the nominal voltage.
@@ -94,7 +94,7 @@ class Iec61851(ChargingProtocol):
                                     debounce_samples=settings.debounce_samples, name=f"pilot{evse_id}",
                                     diode_callback=self.on_diode,
                                     invalid_samples=round(settings.invalid_after / settings.poll_interval),
-                                    idle_interval=IDLE_POLL)
+                                    steady_interval=settings.steady_interval, idle_interval=IDLE_POLL)
 
     def start(self) -> None:
         """From state F to a steady +12 V (ready), then watch the pilot."""

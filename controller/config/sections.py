@@ -120,7 +120,11 @@ class PilotSection:
     spi_device: int = opt(0, lo=0, hi=1)
     adc_volts_at_zero: float = -15.0
     adc_volts_at_full: float = 15.0
+    #: The pilot's poll period (s) while a reading waits for its debounce or a diode check for its result.
     poll_interval: float = opt(0.002, lo=0.0005, hi=0.05)
+    #: The poll period (s) once the state and the diode check are confirmed: a change (a vehicle stopping, a CP
+    #: short) is seen within one of these and confirmed at ``poll_interval``; never below ``poll_interval``.
+    steady_interval: float = opt(0.02, lo=0.0005, hi=0.05)
     debounce_samples: int = opt(2, lo=1, hi=50)
     #: A pilot read in no state's band, or not read at all, for this long (s) is a fault (a dead or stuck ADC).
     invalid_after: float = opt(0.02, lo=0.002, hi=1.0)

@@ -33,8 +33,11 @@ from hal.contactor import Contactor
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.005
-#: The watch's period while no contactor is switching or stopping (a tenth of the CPU of the busy period).
+#: The watch's period while a contactor is closed and nothing is switching or stopping.
 WATCH_IDLE_INTERVAL = 0.05
+#: The watch's period while every contactor is open and settled: nothing is live, and a mirror contact that
+#: reads closed is still found (each wake-up of a thread costs more CPU than the look itself).
+WATCH_REST_INTERVAL = 0.25
 #: How many forced openings and raised faults are kept for benchmarks and diagnosis.
 HISTORY = 1000
 PERMIT = "permit"
@@ -293,14 +296,20 @@ class SafetySupervisor:
             for evse_id, ch in self._channels.items():
                 self.check_feedback(evse_id, ch)
                 self.check_stop_grace(evse_id, ch)
-            interval = WATCH_INTERVAL if any(self._watched(ch) for ch in self._channels.values()) \
-                else WATCH_IDLE_INTERVAL
+            channels = self._channels.values()
+            if any(self._watched(ch) for ch in channels):
+                interval = WATCH_INTERVAL
+            elif any(ch.contactor.commanded_closed for ch in channels):
+                interval = WATCH_IDLE_INTERVAL
+            else:
+                interval = WATCH_REST_INTERVAL
 
     def _watched(self, ch: _Channel) -> bool:
         """A channel the watch must look at every few milliseconds: closed with a stop grace due or running, or
         just switched (its mirror contact is due). A contactor settled open, or settled closed with nothing
-        stopping, is looked at every WATCH_IDLE_INTERVAL: a weld on an idle open contactor, or a contactor
-        dropping out under a session, is found within it (neither leaves anything live that should not be)."""
+        stopping, is looked at every WATCH_IDLE_INTERVAL (WATCH_REST_INTERVAL when every contactor is open): a
+        weld on an idle open contactor, or a contactor dropping out under a session, is found within it (neither
+        leaves anything live that should not be)."""
         with ch.lock:
             stopping = ch.contactor.commanded_closed and (self._stopping(ch) or not ch.conditions[PERMIT])
         return stopping or ch.open_deadline is not None or self._clock() - ch.switched_at < 2 * ch.feedback_delay

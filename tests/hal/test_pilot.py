@@ -247,3 +247,44 @@ def test_monitor_polls_slowly_only_while_nothing_can_be_energised() -> None:
     finally:
         monitor.stop()
         pilot.close()
+
+
+def test_monitor_polls_at_the_steady_rate_once_state_and_diode_are_confirmed() -> None:
+    factory = make_factory()
+    adc = MockMcp3008(factory)
+    factory.pin(18, pin_class=WatchedPWMPin)
+    pilot = GpioPilot(pwm_pin=18, adc_channel=2, adc_low_channel=3, pin_factory=factory)
+    seen: list[tuple[PilotState | None, float]] = []
+    diode: list[tuple[bool, int, float]] = []
+    monitor = PilotMonitor(pilot, lambda state, t: seen.append((state, t)), poll_interval=0.002,
+                           steady_interval=0.05, idle_interval=0.05,
+                           diode_callback=lambda ok, epoch, t: diode.append((ok, epoch, t)))
+    adc.inputs[2], adc.inputs[3] = (6.0 + 15) / 30, (-12.0 + 15) / 30  # C with a diode
+    pilot.offer_current(16)
+    started = time.monotonic()
+    monitor.start()
+    try:
+        time.sleep(0.3)
+        # The diode check and the state were confirmed at the fast rate, within a few 2 ms polls.
+        assert diode[0][:2] == (True, 1) and diode[0][2] - started < 0.05
+        assert seen[0][0] is PilotState.C and seen[0][1] - started < 0.05
+        before = adc.reads
+        time.sleep(0.5)
+        assert adc.reads - before <= 2 * 14  # two channels every 50 ms, not every 2 ms (500)
+        adc.inputs[2] = (9.0 + 15) / 30  # the EV stops: seen within one steady period, confirmed fast
+        changed = time.monotonic()
+        while seen[-1][0] is not PilotState.B and time.monotonic() - changed < 1.0:
+            time.sleep(0.002)
+        assert seen[-1][0] is PilotState.B and seen[-1][1] - changed < 0.05 + 0.02
+        pilot.offer_current(20)  # the same PWM run: nothing to check again, still steady
+        pilot.stop_offer()
+        adc.inputs[3] = (9.0 + 15) / 30  # B1: no low half to read
+        pilot.offer_current(16)  # a new PWM run, without a diode now: checked at the fast rate
+        adc.inputs[3] = (-9.0 + 15) / 30
+        rerun = time.monotonic()
+        while len(diode) < 2 and time.monotonic() - rerun < 1.0:
+            time.sleep(0.002)
+        assert diode[1][:2] == (False, 2) and diode[1][2] - rerun < 0.05 + 0.02
+    finally:
+        monitor.stop()
+        pilot.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -318,4 +319,42 @@ def test_a_dc_ending_at_5_a_holds_the_contactors_past_the_grace_but_not_past_its
         assert not coil.state  # the hold is bounded
         assert sup.trips[-1][2] == "the protocol's ending held them past the stop grace and its hold; opened"
     finally:
+        contactor.shutdown()
+
+
+class CountingContactor(GpioContactor):
+    """Counts how often the watch reads the mirror contact."""
+
+    reads = 0
+
+    @property
+    def feedback_closed(self) -> bool | None:
+        self.reads += 1
+        return super().feedback_closed
+
+
+def test_the_watch_looks_rarely_while_everything_is_open_and_often_once_a_contactor_is_closed() -> None:
+    factory = make_factory()
+    coil, mirror = factory.pin(17, pin_class=WatchedPin), factory.pin(27, pin_class=WatchedPin)
+    contactor = CountingContactor(pin=17, mirror_pin=27, pin_factory=factory)
+    sup = SafetySupervisor(time.monotonic)
+    mirror.drive_low()  # NC mirror made: contacts open
+    sup.add(1, contactor, 0.02, stop_grace=6.0)
+    sup.start_watch()
+    try:
+        time.sleep(0.2)  # past the first look and the boot's switching window
+        before = contactor.reads
+        time.sleep(1.0)
+        resting = contactor.reads - before
+        assert resting <= 6  # every 0.25 s, not every 50 ms (20) or 5 ms (200)
+        sup.set_condition(1, "permit", True)
+        assert sup.request_close(1) and coil.state
+        mirror.drive_high()  # NC mirror open: the contacts closed
+        time.sleep(0.2)  # the switching window (5 ms looks) ends
+        before = contactor.reads
+        time.sleep(1.0)
+        assert 12 <= contactor.reads - before <= 30  # every 50 ms while closed
+        assert not sup.faults(1)
+    finally:
+        sup.stop_watch()
         contactor.shutdown()

@@ -10,6 +10,9 @@ Kept under ``<state_dir>/certs`` (mode 0700; keys 0600), so only the service use
   the CSR the CSMS has not answered yet.
 
 Certificates are named to the CSMS by OCSP CertID hash data (SHA-256 of the issuer's name and key, the serial).
+
+``cryptography`` is imported by the functions that use it, not with this module: it adds about 8 MB to the daemon's
+resident memory, and a station on plain ``ws://`` with no certificate work never needs it.
 """
 
 from __future__ import annotations
@@ -20,13 +23,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,17 @@ class HashData:
 
 def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) -> HashData:
     """``cert``'s hash data (``issuer`` None: it is its own, a root)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509 import ocsp
+
     request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer or cert, hashes.SHA256()).build()
     return HashData(request.issuer_name_hash.hex(), request.issuer_key_hash.hex(), f"{cert.serial_number:x}")
 
 
 def load_chain(pem: str) -> list[x509.Certificate]:
     """Every certificate of a PEM text, in order; CertificateProblem when there is none or one does not parse."""
+    from cryptography import x509
+
     try:
         chain = x509.load_pem_x509_certificates(pem.encode())
     except ValueError as exc:
@@ -74,6 +79,9 @@ def load_chain(pem: str) -> list[x509.Certificate]:
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether ``issuer``'s key signed ``cert`` (and names it as the issuer)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     if cert.issuer != issuer.subject:
         return False
     key = issuer.public_key()
@@ -102,6 +110,12 @@ def reaches(cert: x509.Certificate, intermediates: list[x509.Certificate], roots
             return True
         current = next((c for c in intermediates if c is not step and signed_by(step, c)), None)
     return False
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def valid_now(cert: x509.Certificate, now: datetime | None = None) -> bool:
@@ -140,7 +154,7 @@ class CertificateStore:
 
     def roots_pem(self, kind: Kind) -> str:
         """The installed roots of ``kind`` as one PEM text ("" when none)."""
-        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in self.roots(kind))
+        return "".join(_pem(c).decode() for c in self.roots(kind))
 
     def install(self, kind: Kind, pem: str, now: datetime) -> None:
         """Install a root; CertificateProblem when it is not one the station will trust."""
@@ -159,7 +173,7 @@ class CertificateStore:
         if sum(len(self.roots(k)) for k in Kind) >= MAX_ROOTS:
             raise CertificateProblem(f"{MAX_ROOTS} roots are installed, the most this station keeps")
         self._write(self.root / kind.value / f"{data.serial_number}-{data.issuer_key_hash[:16]}.pem",
-                    cert.public_bytes(serialization.Encoding.PEM), 0o644)
+                    _pem(cert), 0o644)
         log.info("%s root installed: %s", kind.value, cert.subject.rfc4514_string())
 
     def installed(self, kinds: list[Kind] | None = None) -> list[tuple[Kind, HashData]]:
@@ -194,6 +208,11 @@ class CertificateStore:
 
     def csr(self, common_name: str, organization: str) -> str:
         """A new key (EC P-256, kept as pending) and a PEM CSR for it, CN the station's identity."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         if organization:
@@ -209,6 +228,8 @@ class CertificateStore:
         """CertificateSigned: take the chain for the pending key; CertificateProblem when it is not usable (no CSR
         pending, not for that key, not valid now, or not leading through the chain it came with to a CSMS root or
         one of ``trusted``, the configured CA file's)."""
+        from cryptography.hazmat.primitives import serialization
+
         if len(pem) > max_chain:
             raise CertificateProblem(f"a chain of {len(pem)} characters, more than CertificateSignedMaxChainSize")
         if not self._pending_key.exists():

@@ -26,19 +26,18 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
 from controller import firmware_guard
 from controller.config import redact
 from controller.domain.types import EvseStatus
 from controller.ocpp.certificates import CertificateProblem, Kind, load_chain
 from controller.ocpp.firmware_request import FirmwareRequest, FwStatus
-from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, check_signer, verify_image
 from controller.ocpp.transfer import TransferError, download, location_problem
 from controller.releases import SNAPSHOT, ImageProblem, Releases, VerifyFailed, running_release
 from controller.tasks import until
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from controller.ocpp.client import OcppClient
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,8 @@ class Firmware:
             log.warning("firmware update refused: %s", problem)
             return "Rejected"
         if request.signing_certificate:
+            from controller.ocpp.signing import ImageRefused, check_signer
+
             try:
                 check_signer(request.signing_certificate, self._roots(), self.client.clock.utcnow())
             except ImageRefused as exc:
@@ -228,6 +229,8 @@ class Firmware:
         if not why and not (signature and certificate):
             why = "the request carries no signature and signing certificate"
         if not why:
+            from controller.ocpp.signing import INVALID_CERTIFICATE, ImageRefused, verify_image
+
             try:
                 digest = verify_image(image, str(signature), str(certificate), self._roots(),
                                       self.client.clock.utcnow())

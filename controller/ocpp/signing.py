@@ -3,6 +3,8 @@
 The signing certificate must be valid now and lead to an installed manufacturer root (InvalidCertificate
 otherwise); the signature, base64 of a DER ECDSA or an RSA PKCS#1 v1.5 signature over the image's SHA-256 (what
 ``openssl dgst -sha256 -sign`` makes), must verify with its key (InvalidSignature otherwise).
+
+Imported when a signed update arrives (see :mod:`controller.ocpp.certificates` on ``cryptography``'s memory).
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from controller.ocpp.device_model import (
 )
 from controller.ocpp.network import SLOTS, configured_profile
 from controller.ocpp.security import MAX_CHAIN
-from controller.ocpp.v201.codes import CONNECTOR_STATUS
 from controller.storage import Store
 
 if TYPE_CHECKING:
@@ -190,6 +189,9 @@ def standard_variables(config: Config, station: Station, clock: Clock, store: St
 def _components(config: Config, station: Station) -> list[Variable]:
     """ChargingStation, and an EVSE and a Connector component per outlet: availability, phases, power, type."""
     def state(evse_id: int) -> str:
+        # Read by a 2.0.1 CSMS only: a 1.6 station does not load the 2.0.1 schemas and enums (about 4 MB).
+        from controller.ocpp.v201.codes import CONNECTOR_STATUS
+
         if evse_id == 0:
             return CONNECTOR_STATUS[station.station_status()]
         return CONNECTOR_STATUS[station.evses[evse_id].status]

@@ -6,6 +6,9 @@ connector, a card reader on a pty and a 1-Wire temperature file per connector. :
 tells the app which endpoints to use. It also brings the built-in CSMS (when the config names none) and the
 bench control socket, and is what scripts drive (:class:`hil.script.Bench`). It reaches the controller only
 through the ``evse_controller.platforms`` entry point named ``sim``.
+
+``[sim] external`` leaves the AC meters or the card reader to whatever serves the configured endpoints: a bench's
+simulators in another process (``evse-hil perf --cpu`` measures the daemon that way) or real devices on adapters.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import functools
 import gc
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,10 @@ from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, Rdm6300Simulator
 from hil.simdc import DcCar, DcSimOutlet
 from hil.timeline import Timeline
+
+
+def _not_metered(_amps: float) -> None:
+    """An external meter (``sim.external``) measures what it measures; the EV's draw does not reach it."""
 
 
 class SimHardware(Platform):
@@ -71,10 +79,12 @@ class SimHardware(Platform):
                 await outlet.start()
                 continue
             self._wire(conn)
-            meter = self.meters[conn.id]
-            await meter.start_tcp()
+            if conn.id in self.meters:
+                await self.meters[conn.id].start_tcp()
         driver = self.config.rfid.driver
-        if driver == "pn532":
+        if "rfid" in self.config.sim.external:
+            pass  # the configured reader (a simulator in another process, a real one): nothing to serve here
+        elif driver == "pn532":
             self.reader = Pn532Simulator()
         elif driver == "rdm6300":
             self.reader = Rdm6300Simulator()
@@ -91,9 +101,12 @@ class SimHardware(Platform):
         if conn.contactor.mirror_pin is not None:
             mirror = self.factory.pin(conn.contactor.mirror_pin, pin_class=WatchedPin)
         contactor = ContactorSim(conn.id, coil, self.timeline, mirror, conn.contactor.mirror_type)
-        meter = MeterSimulator(conn.meter.model, phases=conn.phases, unit=conn.meter.address)
+        on_current: Callable[[float], None] = _not_metered
+        if "meter" not in self.config.sim.external:
+            meter = self.meters[conn.id] = MeterSimulator(conn.meter.model, phases=conn.phases,
+                                                          unit=conn.meter.address)
+            on_current = meter.set_current
         self.contactors[conn.id] = contactor
-        self.meters[conn.id] = meter
         self._wire_devices(conn)
         self.evs[conn.id] = AcEvSimulator(
             conn.id,
@@ -105,7 +118,7 @@ class SimHardware(Platform):
             volts_at_full=conn.pilot.adc_volts_at_full,
             phases=conn.phases,
             timeline=self.timeline,
-            on_current=meter.set_current,
+            on_current=on_current,
             adc_low_channel=conn.pilot.adc_low_channel,
             pp_channel=conn.proximity.adc_channel,
             pp_pullup_ohms=conn.proximity.pullup_ohms,
@@ -195,11 +208,10 @@ class SimHardware(Platform):
         if role == "temperature":
             return {"path": self.temperature_path(connector_id or 1)}
         if role == "meter":
-            meter = self.meters[connector_id or 1]
-            return {"transport": "tcp", "host": "127.0.0.1", "tcp_port": meter.port}
+            meter = self.meters.get(connector_id or 1)
+            return {} if meter is None else {"transport": "tcp", "host": "127.0.0.1", "tcp_port": meter.port}
         if role == "rfid":
-            assert self.reader is not None
-            return {"port": self.reader.path}
+            return {} if self.reader is None else {"port": self.reader.path}
         raise ValueError(f"no simulated bus for role {role!r}")
 
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
@@ -226,6 +238,9 @@ class SimHardware(Platform):
         if dc is not None and kind in DC_FAULT_KINDS:
             dc.inject(kind, active)
             return
+        external = {"reader": "rfid", "meter": "meter"}.get(kind)
+        if external in self.config.sim.external and (kind == "reader" or connector_id not in self.dc):
+            raise ValueError(f"fault {kind} needs the simulated {kind}; this charger's is external (sim.external)")
         if kind == "reader":
             if not isinstance(self.reader, Pn532Simulator):
                 raise ValueError("fault reader needs the PN532 reader (an RDM6300 only ever talks when a tag is near)")
@@ -276,7 +291,8 @@ class SimHardware(Platform):
     def tap(self, uid: str, duration: float = 0.5) -> None:
         """Present a card to the simulated reader."""
         if self.reader is None:
-            raise RuntimeError("this charger has no card reader configured")
+            raise RuntimeError("this charger's card reader is external (sim.external): tap a card on it"
+                               if "rfid" in self.config.sim.external else "this charger has no card reader configured")
         self.timeline.record("card", None, uid.upper())
         self.reader.tap(uid, duration)
 

@@ -32,6 +32,7 @@ from controller.config.sections import (
     ProximitySection,
     RcmSection,
     RfidSection,
+    SimSection,
     StationSection,
     TemperatureSection,
 )
@@ -40,7 +41,8 @@ __all__ = [
     "INSTALLED_CONFIG", "ApiSection", "CanSection", "Config", "ConfigError", "ConnectorSection", "ContactorSection",
     "DcIoSection", "DcPowerSection",
     "FirmwareSection", "ImdSection", "LedSection", "LockSection", "MeterSection", "OcppSection", "PilotSection",
-    "ProximitySection", "RcmSection", "RfidSection", "StationSection", "TemperatureSection", "config_path",
+    "ProximitySection", "RcmSection", "RfidSection", "SimSection", "StationSection", "TemperatureSection",
+    "config_path",
     "csms_url_problem", "default_config", "load_config", "parse_config", "redact",
 ]
 

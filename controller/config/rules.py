@@ -130,6 +130,9 @@ def _station_rules(config: Config, source: str, problems: list[str]) -> None:
     if config.station.hardware != "sim" and not config.ocpp.csms_url:
         problems.append(f"{source}: ocpp.csms_url = '': expected a ws:// or wss:// URL, or 'builtin' for a test "
                         "charge against the built-in CSMS (required on real hardware; --csms gives one too)")
+    if config.sim.external and config.station.hardware != "sim":
+        problems.append(f"{source}: sim.external = {config.sim.external!r}: expected [] unless station.hardware = "
+                        "'sim' (on real hardware every bus is the configured one already)")
     url = config.ocpp.csms_url
     problem = csms_url_problem(url) if url else None
     if problem:

@@ -78,6 +78,16 @@ class FirmwareSection:
 
 
 @dataclass
+class SimSection:
+    """[sim]: with ``station.hardware = "sim"``, buses served from outside the daemon instead of by its simulators."""
+
+    #: "meter": every AC connector's meter is the one its [connector.meter] names (a bench's meter simulator in
+    #: another process, or a real meter on an adapter); "rfid": the reader is the one [rfid] names. The pilot,
+    #: the contactor and the other pins stay simulated in the daemon (mock GPIO does not cross processes).
+    external: list[str] = opt([], choices=("meter", "rfid"))
+
+
+@dataclass
 class ApiSection:
     """[api]: the local status API and page (read-only), and the session history it shows."""
 
@@ -320,6 +330,7 @@ class Config:
     rfid: RfidSection = opt(RfidSection())
     firmware: FirmwareSection = opt(FirmwareSection())
     api: ApiSection = opt(ApiSection())
+    sim: SimSection = opt(SimSection())
     connector: list[ConnectorSection] = opt([])
     #: Where the config came from (not a key in the file).
     source: str = field(default="<defaults>", metadata={"internal": True})

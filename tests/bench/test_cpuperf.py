@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 from controller.config import parse_config
-from hil.cpuperf import config_text, measure_case
+from hil.cpuperf import PI_AC_CONFIG, build_memory, config_text, measure_case
 
 
 def test_the_generated_builds_are_valid_configs() -> None:
@@ -20,3 +20,11 @@ async def test_one_case_charges_its_connectors_and_reports_cpu_and_memory() -> N
     assert 0 <= case["idle_cpu_pct"] < 100 and 0 < case["charging_cpu_pct"] < 200
     assert case["charging_cpu_pct_per_connector"] == round(case["charging_cpu_pct"] / 2, 2)
     assert 20 < case["rss_mb"] < 500
+
+
+def test_the_pi_ac_build_loads_none_of_the_heavy_optional_libraries() -> None:
+    # cryptography (certificates, signed firmware), the 2.0.1 schemas, aiohttp (the status API), cantools (DC) and
+    # pymodbus's server load only when a config or a CSMS request needs them: about 12 MB on a plain AC station.
+    figure = build_memory(str(PI_AC_CONFIG))
+    assert figure["heavy_modules"] == []
+    assert 10 < figure["rss_mb"] < 60

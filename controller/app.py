@@ -23,19 +23,19 @@ from controller.api.publisher import StatusPublisher
 from controller.charging.dcoutlet import HOLD_LIMIT, DcOutlet, current_safe
 from controller.charging.iec61851 import Iec61851
 from controller.charging.outletvoltage import OutletVoltage
-from controller.clock import Clock, iso_utc, parse_time
+from controller.clock import Clock, iso_utc
 from controller.config import Config, ConnectorSection
 from controller.config.rules import BUILTIN_CSMS
 from controller.domain.faults import Fault
-from controller.domain.types import Answer, IdToken, IdTokenType, PowerLimit, StopReason, TriggerReason
+from controller.domain.types import IdTokenType, PowerLimit, StopReason, TriggerReason
 from controller.evse.machine import Evse
 from controller.evse.port import ChargingProtocol
-from controller.evse.reservation import Reservation
 from controller.hardware import OutletDrivers, Platform, build_outlet, build_reader, platform_for
 from controller.indicator import Indicator
 from controller.metering import MeterPoller
 from controller.ocpp.client import OcppClient
 from controller.releases import restore_after_rollback
+from controller.restore import restore_station
 from controller.runlock import RunLock
 from controller.safety.dc import DcGuards
 from controller.safety.lock import LockControl
@@ -44,7 +44,7 @@ from controller.safety.rcm import RcmControl
 from controller.safety.supervisor import SafetySupervisor
 from controller.safety.temperature import TemperatureGuard
 from controller.station import Station
-from controller.storage import Store, StoredReservation
+from controller.storage import Store
 from controller.tasks import cancel_and_wait, until
 from hal.dc_io import ChademoLines, GbtLines
 from hal.dc_power import SAFE_CURRENT
@@ -119,7 +119,7 @@ class App:
             for conn in self.config.connector:
                 await self._build_evse(conn)
             self.platform.settle()
-            self._restore_availability(self.store)
+            restore_station(self.station, self.store, self.clock)
             self.station.rebalance()
             self._build_reader()
             await self._start_ocpp()
@@ -207,36 +207,6 @@ class App:
             return Chademo(cid, lines=dc.lines, **common)
         assert isinstance(dc.lines, GbtLines)
         return Gbt(cid, lines=dc.lines, **common)
-
-    def _restore_availability(self, store: Store) -> None:
-        # ChangeAvailability and ReserveNow survive restarts and power loss.
-        for cid, evse in self.station.evses.items():
-            if store.get_setting(f"availability.{cid}") == "Inoperative":
-                evse.set_operative(False)
-        self.station.on_availability = lambda cid, operative: store.set_setting(
-            f"availability.{cid}", "Operative" if operative else "Inoperative")
-        kept = {r.connector_id: r for r in store.reservations()}
-        for cid, evse in self.station.evses.items():
-            evse.reservations.on_change = functools.partial(self._persist_reservation, store)
-            stored = kept.get(cid)
-            if stored is None:
-                continue
-            reservation = Reservation(stored.reservation_id, IdToken(stored.id_tag, IdTokenType(stored.id_type)),
-                                      IdToken(stored.group_tag, IdTokenType.CENTRAL) if stored.group_tag else None,
-                                      parse_time(stored.expires_at))
-            if reservation.expires_at <= self.clock.utcnow() or evse.reserve_for(reservation) != Answer.ACCEPTED:
-                store.drop_reservation(cid)
-                log.info("connector %d: reservation %d not kept across the restart (expired or not free)", cid,
-                         stored.reservation_id)
-
-    @staticmethod
-    def _persist_reservation(store: Store, evse_id: int, reservation: Reservation | None) -> None:
-        if reservation is None:
-            store.drop_reservation(evse_id)
-            return
-        r = reservation
-        store.put_reservation(StoredReservation(r.reservation_id, evse_id, r.id_token.value, r.id_token.type.value,
-                                                r.group.value if r.group else None, iso_utc(r.expires_at)))
 
     def _build_reader(self) -> None:
         self.reader = build_reader(self.config, self.platform)

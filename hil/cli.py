@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -13,6 +14,13 @@ from controller.cli import OCPP_VERSIONS, log_levels
 from controller.config import Config, ConfigError, default_config, load_config
 from controller.logsetup import setup_logging
 from hil.script import ScriptError, parse_script
+
+#: How long a whole script may take unless --timeout says otherwise.
+DEFAULT_TIMEOUT = 600.0
+EXIT_CODES = """exit codes:
+  0  every step passed
+  1  a step failed, the time limit ran out, or the CSMS was never reached
+  2  the script or the config cannot be used (the JSON report says why; nothing ran)"""
 
 
 def _config(path: str | None, station_id: str | None, ocpp_version: str | None = None) -> Config:
@@ -27,25 +35,40 @@ def _config(path: str | None, station_id: str | None, ocpp_version: str | None =
     return config
 
 
-def _run(args: argparse.Namespace) -> int:
-    from hil.runner import run_script
-
+def _script_text(args: argparse.Namespace) -> tuple[str, str]:
+    """(the script's name in the report, its text): ``--script``, a file, or ``-`` for standard input."""
+    if (args.file is None) == (args.script is None):
+        raise ScriptError("give a script: a FILE (- for standard input) or --script TEXT, not both")
+    if args.script is not None:
+        return "<command line>", args.script
+    if args.file == "-":
+        return "<stdin>", sys.stdin.read()
     try:
-        steps = parse_script(args.script)
+        return args.file, Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScriptError(f"{args.file}: cannot read the script: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hil.runner import error_report, run_script
+
+    name, config = "<command line>", None
+    try:
+        name, text = _script_text(args)
         config = _config(args.config, args.id, args.ocpp_version)
-    except ScriptError as exc:
-        print(f"evse-hil: {exc}", file=sys.stderr)
+        steps = parse_script(text)
+    except (ScriptError, ConfigError) as exc:
+        error = "\n".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
+        if isinstance(exc, ScriptError) and not name.startswith("<") and not error.startswith(name):
+            error = f"{name}: {error}"
+        print(json.dumps(error_report(config, name, error), indent=2))
+        print(f"evse-hil: {error}", file=sys.stderr)
         return 2
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        return 2
-    if args.state_dir:
-        summary = asyncio.run(run_script(config, steps, state_dir=Path(args.state_dir), csms_url=args.csms,
-                                         connect_wait=args.csms_wait))
-    else:
-        with tempfile.TemporaryDirectory(prefix="evse-hil-") as state:
-            summary = asyncio.run(run_script(config, steps, state_dir=Path(state), csms_url=args.csms,
-                                             connect_wait=args.csms_wait))
+    with contextlib.ExitStack() as stack:
+        state = Path(args.state_dir) if args.state_dir else Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-hil-")))
+        summary = asyncio.run(run_script(config, steps, state_dir=state, csms_url=args.csms,
+                                         connect_wait=args.csms_wait, timeout=args.timeout, script=name))
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 
@@ -153,8 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="error", type=log_levels, metavar="LEVELS",
                       help="a level, and/or COMPONENT=LEVEL pairs, comma-separated")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a script against the controller on simulated hardware")
-    run.add_argument("--script", required=True, help='steps separated by ";" or newlines, e.g. "plug; tap 04A1B2C3"')
+    run = sub.add_parser("run", help="run a script against the controller on simulated hardware",
+                         description="Start a simulated charger, run a script's steps against it and print a JSON "
+                                     "report: every step with its start, end, duration and detail, the steps after "
+                                     "a failure as skipped.", epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("file", nargs="?", help="a script file (.hil: one step per line or ';', # comments); - reads "
+                                             "standard input")
+    run.add_argument("--script", help='the steps on the command line instead, e.g. "plug; tap 04A1B2C3"')
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                     help=f"seconds the whole script may take (default {DEFAULT_TIMEOUT:g}); the step running when "
+                          "it runs out fails")
     run.add_argument("--csms", help="external CSMS base URL (default: the built-in one)")
     run.add_argument("--csms-wait", type=float, default=15.0,
                      help="seconds to wait for the CSMS before the script starts; a run that never reaches it fails")

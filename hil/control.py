@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +68,7 @@ class BenchControlServer:
         except (ValueError, KeyError, TypeError) as exc:
             return {"ok": False, "error": f"bad request: {exc}" if not isinstance(exc, ScriptError) else str(exc)}
         results = await run_steps(steps, self.bench)
-        return {"ok": all(r.ok for r in results), "steps": [asdict(r) for r in results]}
+        return {"ok": all(r.ok for r in results), "steps": [r.as_json() for r in results]}
 
 
 async def send_script(state_dir: Path, script: str, timeout: float = 600.0) -> dict[str, Any]:

@@ -67,8 +67,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     """A person-readable account of a bench run."""
     lines = ["Demo: one RFID session on simulated hardware against the built-in CSMS", ""]
     for step in summary["steps"]:
-        mark = "ok  " if step["ok"] else "FAIL"
-        lines.append(f"  {step['t']:7.2f} s  {mark} {step['step']:<28} {step['detail']}")
+        mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[step["status"]]
+        lines.append(f"  {step['start']:7.2f} s  {mark} {step['step']:<28} {step['detail']}")
     lines.append("")
     for s in summary["sessions"]:
         lines.append(
@@ -88,7 +88,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             f"CSMS transaction {tx['id']}: {tx['id_tag']}, meterStart {tx['meter_start']} Wh, "
             f"meterStop {tx['meter_stop']} Wh, reason {tx['reason']}, {tx['meter_values']} MeterValues"
         )
-    started = summary["steps"][0]["t"] if summary["steps"] else 0.0
+    started = summary["steps"][0]["start"] if summary["steps"] else 0.0
     contactor = [o for o in summary["timeline"] if o["kind"] == "contactor" and o["t"] >= started]
     self_test = sum(1 for o in summary["timeline"] if o["kind"] == "contactor" and o["t"] < started)
     lines.append(f"Contactor switched {len(contactor)} times during the session: "

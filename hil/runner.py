@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from controller import version
 from controller.app import App
+from controller.clock import iso_utc
 from controller.config import Config
 from controller.domain.events import Event, StatusChanged, TransactionEnded, TransactionStarted
 from hil.csms201 import transaction_summary
-from hil.script import Step, run_steps
+from hil.script import FAILED, PASSED, SKIPPED, Step, run_steps
 from hil.simhw import sim_of
 
 log = logging.getLogger(__name__)
@@ -48,13 +51,30 @@ class SessionRecorder:
                                    reason=tx.stop_reason.value if tx.stop_reason else None)
 
 
+def report_head(config: Config | None, script: str) -> dict[str, Any]:
+    """What every report starts with: which script, config, charger and package version it is about."""
+    charger = None if config is None else {
+        "id": config.station.id, "ocpp": config.ocpp.version,
+        "connectors": [{"id": c.id, "kind": c.kind} for c in config.connector]}
+    return {"script": script, "config": None if config is None else config.source, "charger": charger,
+            "version": version()}
+
+
+def error_report(config: Config | None, script: str, error: str) -> dict[str, Any]:
+    """A script or config that cannot run, in the report's shape (a CI parser always gets the same JSON)."""
+    return {"ok": False, **report_head(config, script), "error": error, "steps": [],
+            "counts": {PASSED: 0, FAILED: 0, SKIPPED: 0}}
+
+
 async def run_script(
     config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None,
-    connect_wait: float = CONNECT_WAIT,
+    connect_wait: float = CONNECT_WAIT, timeout: float | None = None, script: str = "<command line>",
 ) -> dict[str, Any]:
-    """Start the charger, wait for the CSMS link, run the steps, stop, and summarise."""
+    """Start the charger, wait for the CSMS link, run the steps (all of them within ``timeout`` s), stop, and
+    summarise."""
     app = App(config, state_dir=state_dir, csms_url=csms_url)
     recorder = SessionRecorder(app)
+    started_at = app.clock.utcnow()
     await app.start()
     try:
         assert app.ocpp is not None
@@ -66,7 +86,10 @@ async def run_script(
             log.warning("CSMS not reached within %.0f s; running the script offline", connect_wait)
             reached = False
         t0 = sim.timeline.t0
-        results = await run_steps(steps, sim)
+        begun = time.monotonic()
+        deadline = None if timeout is None else begun + timeout
+        results = await run_steps(steps, sim, deadline=deadline)
+        took = time.monotonic() - begun
         reached = reached or app.ocpp.link.connections > 0
     finally:
         await app.stop()
@@ -83,8 +106,12 @@ async def run_script(
             + [transaction_summary(tx_id, events) for tx_id, events in sim.csms.events.items()],
         )
     summary: dict[str, Any] = {
-        "ok": all(r.ok for r in results) and len(results) == len(steps) and reached,
-        "steps": [asdict(r) | {"t": round(r.t - t0, 6)} for r in results],
+        "ok": all(r.ok for r in results) and reached,
+        **report_head(config, script),
+        "started_at": iso_utc(started_at),
+        "duration": round(took, 6),  # the steps' wall time, from the first to the last
+        "counts": {kind: sum(r.status == kind for r in results) for kind in (PASSED, FAILED, SKIPPED)},
+        "steps": [r.as_json(t0) for r in results],
         "sessions": recorder.sessions,
         "energy_wh": sum(s.get("energy_wh", 0) for s in recorder.sessions),
         "statuses": recorder.statuses,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ STEPS = {
             "csms logs URL [security]",
 }
 DEFAULT_WITHIN = 5.0
+#: The longest a ``wait`` or an ``expect ... within`` may be (an hour): a slip of a few extra digits is an error when
+#: the script is read, not a bench that hangs for good.
+MAX_STEP_SECONDS = 3600.0
 
 
 class ScriptError(ValueError):
@@ -61,26 +65,36 @@ def _connector(token: str | None, step: str) -> int:
     return int(token)
 
 
-def _number(token: str, step: str, what: str) -> float:
+def _number(token: str, step: str, what: str, most: float | None = None) -> float:
     try:
         value = float(token)
+        if math.isnan(value):
+            raise ValueError(token)
     except ValueError:
         raise ScriptError(f"step {step!r}: {what} must be a number, got {token!r}") from None
     if value < 0:
         raise ScriptError(f"step {step!r}: {what} must not be negative")
+    if most is not None and value > most:
+        raise ScriptError(f"step {step!r}: {what} must be at most {most:g}, got {token}")
     return value
 
 
 def parse_script(text: str) -> list[Step]:
     """Parse a script; raises ScriptError for the first bad step."""
     steps: list[Step] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         line = line.split("#", 1)[0]
         for chunk in line.split(";"):
             words = chunk.split()
             if not words:
                 continue
-            steps.append(_parse_step(words, " ".join(words)))
+            try:
+                steps.append(_parse_step(words, " ".join(words)))
+            except ScriptError as exc:
+                if len(lines) > 1:  # a file: say where
+                    raise ScriptError(f"line {number}: {exc}") from None
+                raise
     return steps
 
 
@@ -123,7 +137,7 @@ def _parse_step(words: list[str], text: str) -> Step:
     if verb == "wait":
         if len(rest) != 1:
             raise ScriptError(f"step {text!r}: {usage}")
-        return Step(verb, (_number(rest[0], text, "SECONDS"),), text)
+        return Step(verb, (_number(rest[0], text, "SECONDS", MAX_STEP_SECONDS),), text)
     # expect STATUS [N] [within SECONDS]
     if not rest:
         raise ScriptError(f"step {text!r}: {usage}")
@@ -140,7 +154,7 @@ def _parse_step(words: list[str], text: str) -> Step:
     if tail:
         if len(tail) != 2 or tail[0].lower() != "within":
             raise ScriptError(f"step {text!r}: {usage}")
-        within = _number(tail[1], text, "SECONDS")
+        within = _number(tail[1], text, "SECONDS", MAX_STEP_SECONDS)
     return Step(verb, (status, connector, within), text)
 
 
@@ -193,25 +207,50 @@ class Bench(Protocol):
         """Start (or end) an injected fault."""
 
 
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
 @dataclass
 class StepResult:
-    """What happened when a step ran."""
+    """What happened when a step ran (monotonic ``start`` and ``end``), or that it did not (``skipped``)."""
 
     step: str
     ok: bool
-    t: float
+    start: float
+    end: float
     detail: str = ""
+    status: str = PASSED
+
+    @property
+    def duration(self) -> float:
+        """Seconds the step took."""
+        return self.end - self.start
+
+    def as_json(self, t0: float = 0.0) -> dict[str, Any]:
+        """The report's form: times in seconds from ``t0``."""
+        return {"step": self.step, "status": self.status, "ok": self.ok, "start": round(self.start - t0, 6),
+                "end": round(self.end - t0, 6), "duration": round(self.duration, 6), "detail": self.detail}
 
 
-async def run_steps(steps: list[Step], bench: Bench, clock: Callable[[], float] = time.monotonic) -> list[StepResult]:
-    """Run steps in order; stop at the first failing ``expect``."""
+async def run_steps(steps: list[Step], bench: Bench, clock: Callable[[], float] = time.monotonic,
+                    deadline: float | None = None) -> list[StepResult]:
+    """Run steps in order until one fails; the rest are reported as skipped. ``deadline`` (a ``clock`` time)
+    bounds the whole script: the step running when it passes fails, saying so."""
     results: list[StepResult] = []
     for step in steps:
         started = clock()
-        ok, detail = await _run(step, bench)
-        results.append(StepResult(step.text, ok, started, detail))
-        if not ok:
-            break
+        if results and not results[-1].ok:
+            results.append(StepResult(step.text, False, started, started, "not run: an earlier step failed",
+                                      SKIPPED))
+            continue
+        remaining = None if deadline is None else deadline - started
+        try:
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            ok, detail = await asyncio.wait_for(_run(step, bench), remaining)
+        except TimeoutError:
+            ok, detail = False, "the script's time limit (--timeout) ran out during this step"
+        results.append(StepResult(step.text, ok, started, clock(), detail, PASSED if ok else FAILED))
     return results
 
 

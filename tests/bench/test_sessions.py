@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -149,17 +150,31 @@ async def test_shutdown_leaves_outputs_safe(charger: App) -> None:
      ("ev X", "usage: ev B|C|D|E|auto|sleep [N]"),
      ("expect Charged", "unknown status 'Charged'"),
      ("tap 12345", "UID must be hex digits"),
-     ("wait soon", "SECONDS must be a number")],
+     ("wait soon", "SECONDS must be a number"),
+     ("wait nan", "SECONDS must be a number"),
+     ("wait 99999999999", "SECONDS must be at most 3600, got 99999999999"),
+     ("expect Charging within 86400", "SECONDS must be at most 3600"),
+     ("plug\n# a comment\n\nfly away", "line 4: unknown step 'fly away'")],
 )
 def test_bad_script_steps_are_errors_that_say_what_is_valid(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("|", r"\|").replace("[", r"\[").replace("]", r"\]")):
         parse_script(text)
 
 
-async def test_a_failing_expect_stops_the_script_and_says_why(charger: App) -> None:
-    results = await run_steps(parse_script("expect Charging within 0.2; plug"), charger.platform)
-    assert len(results) == 1 and not results[0].ok
+async def test_a_failing_expect_stops_the_script_says_why_and_lists_the_rest_as_skipped(charger: App) -> None:
+    results = await run_steps(parse_script("expect Charging within 0.2; plug; unplug"), charger.platform)
+    assert [r.status for r in results] == ["failed", "skipped", "skipped"]
     assert results[0].detail == "connector 1 is Available, expected Charging within 0.2 s"
+    assert 0.2 <= results[0].duration < 1.0 and results[1].duration == 0
+    assert results[1].detail == "not run: an earlier step failed"
+    assert charger.station.evses[1].status.value == "Available"  # the plug never happened
+
+
+async def test_a_deadline_fails_the_step_it_interrupts(charger: App) -> None:
+    started = time.monotonic()
+    results = await run_steps(parse_script("wait 30; plug"), charger.platform, deadline=started + 0.3)
+    assert [r.status for r in results] == ["failed", "skipped"] and time.monotonic() - started < 2
+    assert results[0].detail == "the script's time limit (--timeout) ran out during this step"
 
 
 async def test_second_card_while_first_is_charging_is_not_given_the_busy_connector(charger: App) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from controller.cli import OCPP_VERSIONS, log_levels
 from controller.config import Config, ConfigError, default_config, load_config
 from controller.logsetup import setup_logging
-from hil.script import ScriptError, parse_script
+from hil.script import ScriptError, check_script, parse_script
 
 #: How long a whole script may take unless --timeout says otherwise.
 DEFAULT_TIMEOUT = 600.0
@@ -57,6 +57,9 @@ def _run(args: argparse.Namespace) -> int:
         name, text = _script_text(args)
         config = _config(args.config, args.id, args.ocpp_version)
         steps = parse_script(text)
+        check_script(steps, config)
+        if args.reject and args.csms:
+            raise ScriptError("--reject steers the built-in CSMS; with --csms the CSMS is another's")
     except (ScriptError, ConfigError) as exc:
         error = "\n".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
         if isinstance(exc, ScriptError) and not name.startswith("<") and not error.startswith(name):
@@ -68,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         state = Path(args.state_dir) if args.state_dir else Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-hil-")))
         summary = asyncio.run(run_script(config, steps, state_dir=state, csms_url=args.csms,
-                                         connect_wait=args.csms_wait, timeout=args.timeout, script=name))
+                                         connect_wait=args.csms_wait, timeout=args.timeout, script=name,
+                                         rejected={tag.upper() for tag in args.reject}))
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 
@@ -188,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"seconds the whole script may take (default {DEFAULT_TIMEOUT:g}); the step running when "
                           "it runs out fails")
     run.add_argument("--csms", help="external CSMS base URL (default: the built-in one)")
+    run.add_argument("--reject", action="append", default=[], metavar="TAG",
+                     help="the built-in CSMS answers Invalid for TAG (repeat for more; `csms reject TAG` in a script)")
     run.add_argument("--csms-wait", type=float, default=15.0,
                      help="seconds to wait for the CSMS before the script starts; a run that never reaches it fails")
     run.add_argument("--id", help="charge point id")

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hil.script import Bench, ScriptError, parse_script, run_steps
+from hil.script import ScriptError, check_script, parse_script
+from hil.steps import Bench, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class BenchControlServer:
             if not isinstance(script, str):
                 raise TypeError("script must be a string")
             steps = parse_script(script)
+            config = getattr(self.bench, "config", None)
+            if config is not None:
+                check_script(steps, config)
         except (ValueError, KeyError, TypeError) as exc:
             return {"ok": False, "error": f"bad request: {exc}" if not isinstance(exc, ScriptError) else str(exc)}
         results = await run_steps(steps, self.bench)

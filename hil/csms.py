@@ -159,6 +159,8 @@ class CsmsSimulator:
         self.slow_answers: dict[str, float] = {}
         #: The close code of every connection that ended (1000 normal, 1001 going away, 1011 an error, ...).
         self.close_codes: list[int | None] = []
+        #: Until this monotonic time the CSMS refuses every handshake (an outage, :meth:`go_offline`).
+        self.offline_until = 0.0
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Any = None
@@ -209,8 +211,19 @@ class CsmsSimulator:
         self._server = None
         self.connections.clear()
 
+    def go_offline(self, seconds: float) -> None:
+        """An outage: every station's connection drops at once (no close handshake, as when a network goes) and
+        handshakes are refused (503) for ``seconds``; state is kept for when they come back."""
+        self.offline_until = time.monotonic() + seconds
+        log.warning("bench CSMS offline for %.1f s", seconds)
+        for ws in list(self._server.connections if self._server is not None else []):
+            ws.transport.abort()
+
     def _authenticate(self, connection: Any, request: Any) -> Any:
-        """HTTP Basic for the stations that have a password: 401 without it, or with another one."""
+        """HTTP Basic for the stations that have a password: 401 without it, or with another one. 503 during an
+        outage (:meth:`go_offline`)."""
+        if time.monotonic() < self.offline_until:
+            return connection.respond(503, "the CSMS is offline (a bench outage)\n")
         cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         peer = connection.transport.get_extra_info("peercert") if self.ssl_context is not None else None
         if peer:

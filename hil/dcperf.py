@@ -34,8 +34,9 @@ from controller.domain.faults import Fault
 from controller.tasks import until
 from hil.benchconfig import dc_config
 from hil.perf import csms_load, summarise
-from hil.script import parse_script, run_steps
+from hil.script import parse_script
 from hil.simhw import sim_of
+from hil.steps import run_steps
 
 FAULTS = {"insulation": Fault.INSULATION_FAULT, "estop": Fault.EMERGENCY_STOP, "overvoltage": Fault.OVER_VOLTAGE}
 KINDS = ("evsilent", *FAULTS)

@@ -1,5 +1,6 @@
-"""What the bench CSMS runs on a station, in either OCPP version: charging limits, firmware updates and log
-uploads. The ``csms`` script steps and the tests call these; each returns the station's answer.
+"""What the bench CSMS runs on a station, in either OCPP version: remote start and stop, reset, availability,
+unlock, configuration, charging limits, firmware updates and log uploads. The ``csms`` script steps and the tests
+call these; each returns the station's answer.
 """
 
 from __future__ import annotations
@@ -40,6 +41,67 @@ class Fleet:
         if connection is None:
             raise RuntimeError(f"{self.cp_id} is not connected to the bench CSMS")
         return "2.0.1" if type(connection).__module__.endswith("csms201") else "1.6"
+
+    async def remote_start(self, connector: int | None, tag: str) -> str:
+        """RemoteStartTransaction (1.6) / RequestStartTransaction (2.0.1) for ``tag`` (on ``connector``)."""
+        if self.version == "1.6":
+            request: Any = call16.RemoteStartTransaction(id_tag=tag, connector_id=connector)
+        else:
+            request = call201.RequestStartTransaction(id_token={"idToken": tag, "type": "ISO14443"},
+                                                      remote_start_id=next(self._ids), evse_id=connector)
+        return await self._status(request)
+
+    async def remote_stop(self, connector: int) -> str:
+        """RemoteStopTransaction / RequestStopTransaction of the transaction running on ``connector``."""
+        if self.version == "1.6":
+            request: Any = call16.RemoteStopTransaction(transaction_id=self._running_transaction(connector))
+        else:
+            request = call201.RequestStopTransaction(transaction_id=self._running_transaction(connector))
+        return await self._status(request)
+
+    async def reset(self, hard: bool) -> str:
+        """Reset Hard/Soft (1.6) or Immediate/OnIdle (2.0.1)."""
+        if self.version == "1.6":
+            request: Any = call16.Reset(type="Hard" if hard else "Soft")
+        else:
+            request = call201.Reset(type="Immediate" if hard else "OnIdle")
+        return await self._status(request)
+
+    async def availability(self, connector: int, operative: bool) -> str:
+        """ChangeAvailability of ``connector`` (0: the station)."""
+        if self.version == "1.6":
+            request: Any = call16.ChangeAvailability(connector_id=connector,
+                                                     type="Operative" if operative else "Inoperative")
+        else:
+            request = call201.ChangeAvailability(operational_status="Operative" if operative else "Inoperative",
+                                                 evse=None if connector == 0 else {"id": connector})
+        return await self._status(request)
+
+    async def unlock(self, connector: int) -> str:
+        """UnlockConnector (2.0.1: the EVSE's connector 1)."""
+        if self.version == "1.6":
+            request: Any = call16.UnlockConnector(connector_id=connector)
+        else:
+            request = call201.UnlockConnector(evse_id=connector, connector_id=1)
+        return await self._status(request)
+
+    async def configure(self, key: str, value: str) -> str:
+        """ChangeConfiguration (1.6, a configuration key) or SetVariables (2.0.1, ``Component.Variable``)."""
+        if self.version == "1.6":
+            return await self._status(call16.ChangeConfiguration(key=key, value=value))
+        component, dot, variable = key.rpartition(".")
+        if not dot or not component or not variable:
+            raise ValueError(f"a 2.0.1 key is Component.Variable (such as OCPPCommCtrlr.HeartbeatInterval), "
+                             f"got {key!r}")
+        result = await self.csms.call(self.cp_id, call201.SetVariables(set_variable_data=[{
+            "attributeValue": value, "component": {"name": component}, "variable": {"name": variable}}]))
+        if result is None:
+            return "CALLERROR"
+        return str(result.set_variable_result[0]["attribute_status"])
+
+    async def _status(self, request: Any) -> str:
+        result = await self.csms.call(self.cp_id, request)
+        return "CALLERROR" if result is None else str(result.status)
 
     async def limit(self, connector: int, value: float, unit: str = "A", *, seconds: int | None = None,
                     purpose: str = "default", stack_level: int = 0, profile_id: int | None = None) -> str:

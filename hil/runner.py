@@ -15,8 +15,9 @@ from controller.clock import iso_utc
 from controller.config import Config
 from controller.domain.events import Event, StatusChanged, TransactionEnded, TransactionStarted
 from hil.csms201 import transaction_summary
-from hil.script import FAILED, PASSED, SKIPPED, Step, run_steps
+from hil.script import Step
 from hil.simhw import sim_of
+from hil.steps import FAILED, PASSED, SKIPPED, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,10 @@ def error_report(config: Config | None, script: str, error: str) -> dict[str, An
 async def run_script(
     config: Config, steps: list[Step], *, state_dir: Path, csms_url: str | None = None,
     connect_wait: float = CONNECT_WAIT, timeout: float | None = None, script: str = "<command line>",
+    rejected: set[str] | None = None,
 ) -> dict[str, Any]:
     """Start the charger, wait for the CSMS link, run the steps (all of them within ``timeout`` s), stop, and
-    summarise."""
+    summarise. The built-in CSMS answers Invalid for the ``rejected`` tags."""
     app = App(config, state_dir=state_dir, csms_url=csms_url)
     recorder = SessionRecorder(app)
     started_at = app.clock.utcnow()
@@ -79,6 +81,8 @@ async def run_script(
     try:
         assert app.ocpp is not None
         sim = sim_of(app)
+        if sim.csms is not None:
+            sim.csms.rejected_tags |= rejected or set()
         reached = True
         try:
             await asyncio.wait_for(app.ocpp.connected.wait(), connect_wait)

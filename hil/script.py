@@ -5,18 +5,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from controller.config import redact
+from controller.config import Config, ConnectorSection
 from controller.domain.types import EvseStatus
-from controller.ocpp.transfer import TransferError
-from hil.fleet import Fleet
-from hil.kinds import FAULT_KINDS
+from hil.kinds import AC_FAULT_KINDS, DC_FAULT_KINDS, FAULT_KINDS
 
 STEPS = {
     "plug": "plug [N]",
@@ -27,13 +23,21 @@ STEPS = {
     "overdraw": "overdraw AMPS [N]",
     "tap": "tap UID",
     "wait": "wait SECONDS",
-    "expect": "expect STATUS [N] [within SECONDS]",
+    "expect": "expect STATUS [N] [within SECONDS] | expect csms ACTION [within SECONDS]",
     "fault": "fault " + "|".join(FAULT_KINDS) + " [N]",
     "clear": "clear " + "|".join(FAULT_KINDS) + " [N]",
     # The bench CSMS's side (evse-hil run with the built-in CSMS): N 0 is the whole station.
-    "csms": "csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N] | csms update URL | "
-            "csms logs URL [security]",
+    "csms": "csms reject|accept TAG | csms remote-start [N] TAG | csms remote-stop [N] | csms reset soft|hard | "
+            "csms availability N operative|inoperative | csms unlock N | csms set KEY VALUE | "
+            "csms offline SECONDS | csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N] | "
+            "csms update URL | csms logs URL [security]",
 }
+#: ``expect csms ACTION [within SECONDS]``: a CALL the CSMS received (after the one the last such step matched).
+EXPECT_CSMS = "expect csms ACTION [within SECONDS]"
+CSMS_ACTIONS = ("reject", "accept", "remote-start", "remote-stop", "reset", "availability", "unlock", "set",
+                "offline", "limit", "unlimit", "update", "logs")
+#: The longest id a tag step takes (OCPP 2.0.1's IdToken is 36 characters; 1.6's idTag 20).
+MAX_TAG = 36
 DEFAULT_WITHIN = 5.0
 #: The longest a ``wait`` or an ``expect ... within`` may be (an hour): a slip of a few extra digits is an error when
 #: the script is read, not a bench that hangs for good.
@@ -51,6 +55,8 @@ class Step:
     verb: str
     args: tuple[Any, ...]
     text: str
+    #: Its line in a multi-line script (0: a one-line script).
+    line: int = 0
 
 
 def _valid() -> str:
@@ -90,11 +96,12 @@ def parse_script(text: str) -> list[Step]:
             if not words:
                 continue
             try:
-                steps.append(_parse_step(words, " ".join(words)))
+                step = _parse_step(words, " ".join(words))
             except ScriptError as exc:
                 if len(lines) > 1:  # a file: say where
                     raise ScriptError(f"line {number}: {exc}") from None
                 raise
+            steps.append(dataclasses.replace(step, line=number if len(lines) > 1 else 0))
     return steps
 
 
@@ -138,9 +145,11 @@ def _parse_step(words: list[str], text: str) -> Step:
         if len(rest) != 1:
             raise ScriptError(f"step {text!r}: {usage}")
         return Step(verb, (_number(rest[0], text, "SECONDS", MAX_STEP_SECONDS),), text)
-    # expect STATUS [N] [within SECONDS]
+    # expect STATUS [N] [within SECONDS], or expect csms ACTION [within SECONDS]
     if not rest:
         raise ScriptError(f"step {text!r}: {usage}")
+    if rest[0].lower() == "csms":
+        return _parse_expect_csms(rest[1:], text)
     statuses = {s.value.lower(): s.value for s in EvseStatus}
     status = statuses.get(rest[0].lower())
     if status is None:
@@ -158,12 +167,66 @@ def _parse_step(words: list[str], text: str) -> Step:
     return Step(verb, (status, connector, within), text)
 
 
+def _tag(token: str, text: str) -> str:
+    if not 1 <= len(token) <= MAX_TAG or not token.isprintable():
+        raise ScriptError(f"step {text!r}: a tag is 1-{MAX_TAG} printable characters, got {token!r}")
+    return token.upper()
+
+
+def _parse_station_command(action: str, tail: list[str], text: str, usage: str) -> Step:
+    """The CSMS's commands to the station and its own switches: reject/accept, remote-start/-stop, reset,
+    availability, unlock, set, offline."""
+    def need(count: int | tuple[int, int]) -> None:
+        low, high = count if isinstance(count, tuple) else (count, count)
+        if not low <= len(tail) <= high:
+            raise ScriptError(f"step {text!r}: {usage}")
+
+    if action in ("reject", "accept"):
+        need(1)
+        return Step("csms", (action, _tag(tail[0], text)), text)
+    if action == "remote-start":
+        need((1, 2))
+        connector = _connector(tail[0], text) if len(tail) == 2 else None
+        return Step("csms", (action, connector, _tag(tail[-1], text)), text)
+    if action in ("remote-stop", "unlock"):
+        need((0, 1) if action == "remote-stop" else 1)
+        return Step("csms", (action, _connector(tail[0] if tail else None, text)), text)
+    if action == "reset":
+        need(1)
+        if tail[0].lower() not in ("soft", "hard"):
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step("csms", (action, tail[0].lower() == "hard"), text)
+    if action == "availability":
+        need(2)
+        if not tail[0].isdigit() or tail[1].lower() not in ("operative", "inoperative"):
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step("csms", (action, int(tail[0]), tail[1].lower() == "operative"), text)
+    if action == "set":
+        if len(tail) < 2:
+            raise ScriptError(f"step {text!r}: {usage}")
+        return Step("csms", (action, tail[0], " ".join(tail[1:])), text)
+    need(1)  # offline SECONDS
+    return Step("csms", (action, _number(tail[0], text, "SECONDS", MAX_STEP_SECONDS)), text)
+
+
+def _parse_expect_csms(rest: list[str], text: str) -> Step:
+    usage = f"usage: {EXPECT_CSMS}"
+    if len(rest) not in (1, 3) or (len(rest) == 3 and rest[1].lower() != "within"):
+        raise ScriptError(f"step {text!r}: {usage}")
+    action = rest[0]
+    if not action.isalpha() or not action[0].isupper():
+        raise ScriptError(f"step {text!r}: ACTION is an OCPP action name such as StartTransaction, got {action!r}")
+    within = _number(rest[2], text, "SECONDS", MAX_STEP_SECONDS) if len(rest) == 3 else DEFAULT_WITHIN
+    return Step("expect_csms", (action, within), text)
+
+
 def _parse_csms(rest: list[str], text: str, usage: str) -> Step:
-    """csms limit 16 [N] [for SECONDS], csms limit 7400W ..., csms unlimit [N], csms update URL, csms logs URL
-    [security]."""
-    if not rest or rest[0].lower() not in ("limit", "unlimit", "update", "logs"):
+    """The ``csms`` steps (:data:`STEPS`)."""
+    if not rest or rest[0].lower() not in CSMS_ACTIONS:
         raise ScriptError(f"step {text!r}: {usage}")
     action, tail = rest[0].lower(), rest[1:]
+    if action not in ("limit", "unlimit", "update", "logs"):
+        return _parse_station_command(action, tail, text, usage)
     if action in ("update", "logs"):
         kinds = {"security": "SecurityLog", "diagnostics": "DiagnosticsLog"}
         if not tail or "://" not in tail[0] or len(tail) > (1 if action == "update" else 2) \
@@ -191,125 +254,56 @@ def _parse_csms(rest: list[str], text: str, usage: str) -> Step:
     return Step("csms", (action, value, unit, connector, seconds), text)
 
 
-class Bench(Protocol):
-    """What a script drives: the simulators and the controller's reported status."""
-
-    def ev(self, connector_id: int) -> Any:
-        """The EV simulator of a connector."""
-
-    def tap(self, uid: str) -> None:
-        """Present a card."""
-
-    def status(self, connector_id: int) -> str:
-        """The connector's current status."""
-
-    def inject(self, kind: str, connector_id: int, active: bool) -> None:
-        """Start (or end) an injected fault."""
-
-
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-
-
-@dataclass
-class StepResult:
-    """What happened when a step ran (monotonic ``start`` and ``end``), or that it did not (``skipped``)."""
-
-    step: str
-    ok: bool
-    start: float
-    end: float
-    detail: str = ""
-    status: str = PASSED
-
-    @property
-    def duration(self) -> float:
-        """Seconds the step took."""
-        return self.end - self.start
-
-    def as_json(self, t0: float = 0.0) -> dict[str, Any]:
-        """The report's form: times in seconds from ``t0``."""
-        return {"step": self.step, "status": self.status, "ok": self.ok, "start": round(self.start - t0, 6),
-                "end": round(self.end - t0, 6), "duration": round(self.duration, 6), "detail": self.detail}
-
-
-async def run_steps(steps: list[Step], bench: Bench, clock: Callable[[], float] = time.monotonic,
-                    deadline: float | None = None) -> list[StepResult]:
-    """Run steps in order until one fails; the rest are reported as skipped. ``deadline`` (a ``clock`` time)
-    bounds the whole script: the step running when it passes fails, saying so."""
-    results: list[StepResult] = []
+def check_script(steps: list[Step], config: Config) -> None:
+    """Refuse, before anything runs, a step the configured charger cannot do: a connector it does not have, a fault
+    kind it has no device for (an RCM fault without an RCM, a DC fault on an AC connector, ...)."""
+    connectors = {c.id: c for c in config.connector}
     for step in steps:
-        started = clock()
-        if results and not results[-1].ok:
-            results.append(StepResult(step.text, False, started, started, "not run: an earlier step failed",
-                                      SKIPPED))
-            continue
-        remaining = None if deadline is None else deadline - started
-        try:
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError
-            ok, detail = await asyncio.wait_for(_run(step, bench), remaining)
-        except TimeoutError:
-            ok, detail = False, "the script's time limit (--timeout) ran out during this step"
-        results.append(StepResult(step.text, ok, started, clock(), detail, PASSED if ok else FAILED))
-    return results
+        where = f"line {step.line}: " if step.line else ""
+        for number in _connectors_of(step):
+            if number not in connectors:
+                raise ScriptError(f"{where}step {step.text!r}: the charger has no connector {number} (it has "
+                                  f"{', '.join(str(i) for i in sorted(connectors))})")
+        if step.verb in ("fault", "clear"):
+            problem = _fault_problem(step.args[0], connectors[step.args[1]], config)
+            if problem:
+                raise ScriptError(f"{where}step {step.text!r}: {problem}")
+        if step.verb == "tap" and (config.rfid.driver == "none" or "rfid" in config.sim.external):
+            raise ScriptError(f"{where}step {step.text!r}: the charger has no simulated card reader "
+                              f"(rfid.driver = {config.rfid.driver!r}, sim.external = {config.sim.external!r})")
 
 
-async def _run(step: Step, bench: Bench) -> tuple[bool, str]:
-    verb, args = step.verb, step.args
-    try:
-        if verb == "plug":
-            bench.ev(args[0]).plug()
-        elif verb == "unplug":
-            bench.ev(args[0]).unplug()
-        elif verb == "ev":
-            bench.ev(args[1]).set_mode(args[0])
-        elif verb == "draw":
-            bench.ev(args[1]).draw(args[0])
-        elif verb == "lag":
-            bench.ev(args[1]).set_behaviour(lag=args[0])
-        elif verb == "overdraw":
-            bench.ev(args[1]).set_behaviour(overdraw=args[0])
-        elif verb in ("fault", "clear"):
-            bench.inject(args[0], args[1], verb == "fault")
-        elif verb == "tap":
-            bench.tap(args[0])
-        elif verb == "csms":
-            return await _csms_step(bench, *args)
-        elif verb == "wait":
-            await asyncio.sleep(args[0])
-        elif verb == "expect":
-            status, connector, within = args
-            deadline = time.monotonic() + within
-            while True:
-                now_status = bench.status(connector)
-                if now_status == status:
-                    return True, f"connector {connector} is {status}"
-                if time.monotonic() >= deadline:
-                    return False, f"connector {connector} is {now_status}, expected {status} within {within:g} s"
-                await asyncio.sleep(0.01)
-    except (KeyError, RuntimeError, ValueError) as exc:
-        return False, f"cannot run: {exc}"
-    return True, ""
+def _connectors_of(step: Step) -> list[int]:
+    if step.verb in ("plug", "unplug"):
+        return [step.args[0]]
+    if step.verb in ("ev", "draw", "lag", "overdraw", "fault", "clear", "expect"):
+        return [step.args[1]]
+    if step.verb != "csms" or step.args[0] not in ("remote-stop", "unlock", "remote-start", "availability"):
+        return []
+    number = step.args[1]  # None: remote-start on any connector; 0: the whole station's availability
+    return [] if number in (None, 0) else [number]
 
 
-async def _csms_step(bench: Bench, action: str, *args: Any) -> tuple[bool, str]:
-    csms = getattr(bench, "csms", None)
-    if csms is None:
-        return False, "csms steps need the built-in CSMS (evse-hil run without --csms)"
-    fleet = Fleet(csms)
-    if action == "update":
-        try:
-            status = await fleet.update(args[0])
-        except (TransferError, ValueError, KeyError) as exc:
-            return False, f"cannot read the image's signature {redact(args[0])}.sig: {exc}"
-        return status == "Accepted", f"the station answered {status}"
-    if action == "logs":
-        status, name = await fleet.logs(args[0], args[1])
-        return status == "Accepted", f"the station answered {status}" + (f"; it uploads {name}" if name else "")
-    value, unit, connector, seconds = args
-    if action == "limit":
-        status = await fleet.limit(0 if connector is None else connector, value, unit, seconds=seconds)
-    else:
-        status = await fleet.unlimit(connector)
-    # Clearing where nothing was set is no failure (ClearChargingProfile answers Unknown).
-    return status == "Accepted" or (action == "unlimit" and status == "Unknown"), f"the station answered {status}"
+def _fault_problem(kind: str, conn: ConnectorSection, config: Config) -> str | None:
+    """Why ``kind`` cannot be injected on ``conn``, or None."""
+    name = f"connector {conn.id}"
+    if kind in DC_FAULT_KINDS and not conn.dc:
+        return f"fault {kind} needs a DC connector; {name} is AC"
+    if kind in AC_FAULT_KINDS and conn.dc:
+        return f"fault {kind} needs an AC connector; {name} is {conn.kind}"
+    needs = {
+        "rcm": (conn.rcm.driver != "none", "an RCM ([connector.rcm] driver)"),
+        "rcmdead": (conn.rcm.driver != "none", "an RCM ([connector.rcm] driver)"),
+        "lock": (conn.lock.driver != "none", "a cable lock ([connector.lock] driver)"),
+        "temp": (conn.temperature.driver != "none", "a temperature sensor ([connector.temperature] driver)"),
+        "pp": (conn.proximity.driver != "none", "a PP input ([connector.proximity] driver)"),
+        "weld": (conn.contactor.mirror_pin is not None, "a mirror contact (contactor.mirror_pin)"),
+        "stuck": (conn.contactor.mirror_pin is not None, "a mirror contact (contactor.mirror_pin)"),
+        "diode": (conn.dc or conn.pilot.adc_low_channel is not None,
+                  "the pilot's low half read (pilot.adc_low_channel)"),
+        "meter": (conn.dc or "meter" not in config.sim.external, "a simulated meter (sim.external names it)"),
+        "reader": (config.rfid.driver == "pn532" and "rfid" not in config.sim.external,
+                   "the simulated PN532 ([rfid] driver = 'pn532', not in sim.external)"),
+    }
+    present, device = needs.get(kind, (True, ""))
+    return None if present else f"fault {kind} needs {device}; {name} has none"

@@ -17,8 +17,9 @@ from ocpp.v16 import call
 from controller.app import App
 from hil.benchconfig import dc_config
 from hil.csms import CsmsSimulator
-from hil.script import parse_script, run_steps
+from hil.script import parse_script
 from hil.simhw import SimHardware
+from hil.steps import run_steps
 from tests.bench.test_ocpp16_core import TAG, calls, script
 from tests.conftest import wait_until
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hil.runner import run_script
-from hil.script import ScriptError, parse_script, run_steps
+from hil.script import ScriptError, parse_script
+from hil.steps import run_steps
 from tests.conftest import sim_config
 
 

@@ -19,7 +19,8 @@ from controller.app import App
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Registration
 from hil.csms import CsmsSimulator
-from hil.script import parse_script, run_steps
+from hil.script import parse_script
+from hil.steps import run_steps
 from tests.conftest import sim_config, wait_until
 
 TAG = "04A1B2C3"

@@ -11,7 +11,8 @@ import pytest
 
 from controller.app import App
 from hil.csms import CsmsSimulator
-from hil.script import parse_script, run_steps
+from hil.script import parse_script
+from hil.steps import run_steps
 from tests.conftest import wait_until
 
 TAG = "04A1B2C3"

@@ -11,7 +11,8 @@ from controller.config import ConfigError, parse_config
 from hil.csms import CsmsSimulator
 from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator
-from hil.script import parse_script, run_steps
+from hil.script import parse_script
+from hil.steps import run_steps
 from tests.conftest import wait_until
 
 TAG = "04A1B2C3"

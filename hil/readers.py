@@ -30,9 +30,10 @@ def pn532_frame(data: bytes, tfi: int = TO_HOST) -> bytes:
 
 
 def host_commands(buffer: bytearray) -> list[bytes]:
-    """Take every complete host information frame out of ``buffer``; returns their data (command code first).
+    """Take every complete host information frame out of ``buffer``; returns their data (command code first), and
+    ``b""`` for each ACK from the host (it ends the command running).
 
-    Wake-up bytes, the host's ACKs and anything that fails a checksum are dropped; a partial frame stays.
+    Wake-up bytes and anything that fails a checksum are dropped; a partial frame stays.
     """
     commands: list[bytes] = []
     while True:
@@ -44,8 +45,12 @@ def host_commands(buffer: bytearray) -> list[bytes]:
             del buffer[:start]
             return commands
         length, lcs = buffer[start + 2], buffer[start + 3]
-        if (length, lcs) == (0x00, 0xFF) or (length + lcs) & 0xFF or length == 0:
-            del buffer[:start + 2]  # an ACK, or not a frame start after all
+        if (length, lcs) == (0x00, 0xFF):
+            del buffer[:start + 4]
+            commands.append(b"")  # the host's ACK
+            continue
+        if (length + lcs) & 0xFF or length == 0:
+            del buffer[:start + 2]  # not a frame start after all
             continue
         end = start + 4 + length + 1
         if len(buffer) < end:
@@ -103,9 +108,15 @@ class _CardField:
 class Pn532Simulator:
     """Answers a PN532 host over HSU: ACK, then the response, for the commands a reader driver uses.
 
+    InListPassiveTarget with no card in the field waits for one while RFConfiguration's MxRtyPassiveActivation is
+    0xFF (the PN532's default): the answer goes out when a card is tapped, and an ACK from the host ends the wait.
+    A bounded count answers "no card" at once.
+
     Faults for tests: ``garbage`` bytes sent before the next response,
     ``corrupt_next`` spoils the next response's data checksum, ``split``
-    sends responses in two writes, ``silent`` ignores every command.
+    sends responses in two writes, ``silent`` ignores every command,
+    ``answer_late`` holds a card that comes during a wait until the host has
+    ended that wait, then sends the answer anyway (the race of a card and an abort).
     """
 
     def __init__(self) -> None:
@@ -117,6 +128,14 @@ class Pn532Simulator:
         self.corrupt_next = False
         self.split = False
         self.silent = False
+        self.answer_late = False
+        #: MxRtyPassiveActivation as the host last set it.
+        self.passive_retries = 0xFF
+        #: InListPassiveTarget waits for a card now; how many waits began, and how many the host ended.
+        self.waiting = False
+        self.waits = 0
+        self.aborted = 0
+        self._late: bytes | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -132,6 +151,13 @@ class Pn532Simulator:
     def tap(self, uid_hex: str, duration: float = 0.5) -> None:
         """Hold a card (ISO 14443A UID, 4/7/10 bytes hex) in the field for ``duration`` s."""
         self.field.tap(uid_hex, duration)
+        if self.waiting:
+            uid = bytes.fromhex(uid_hex)
+            if self.answer_late:
+                self._late = uid  # sent when the host ends the wait
+            else:
+                self.waiting = False
+                self.port.write(_target_response(uid))
 
     def _on_readable(self) -> None:
         try:
@@ -142,19 +168,35 @@ class Pn532Simulator:
             data = b""  # the controller closed its side; keep listening for the reopen
         self._received.extend(data)
         for command in host_commands(self._received):
-            if not self.silent:
-                self.commands.append(command[0])
-                self._answer(command[0], command[1:])
+            if self.silent:
+                continue
+            if not command:  # the host's ACK: it ends a wait for a card
+                if self.waiting:
+                    self.waiting = False
+                    self.aborted += 1
+                    if self._late is not None:
+                        self.port.write(_target_response(self._late))
+                        self._late = None
+                continue
+            self.commands.append(command[0])
+            self._answer(command[0], command[1:])
 
     def _answer(self, code: int, params: bytes) -> None:
         payload: bytes | None
         if code == 0x02:
             payload = bytes([0x32, 0x01, 0x06, 0x07])
         elif code in (0x14, 0x32):
+            if code == 0x32 and len(params) == 4 and params[0] == 0x05:
+                self.passive_retries = params[3]
             payload = b""
         elif code == 0x4A and len(params) >= 2:
             uid = self.field.current()
-            payload = b"\x00" if uid is None else bytes([1, 1, 0x00, 0x04, 0x08, len(uid)]) + uid
+            if uid is None and self.passive_retries == 0xFF:
+                self.port.write(ACK_FRAME)  # the answer comes with a card, or never (the host ends the wait)
+                self.waiting = True
+                self.waits += 1
+                return
+            payload = b"\x00" if uid is None else _target_data(uid)
         else:
             payload = None
         self.port.write(ACK_FRAME)
@@ -180,6 +222,15 @@ class Pn532Simulator:
         if self._loop is not None:
             self._loop.remove_reader(self.port.master)
         self.port.close()
+
+
+def _target_data(uid: bytes) -> bytes:
+    """InListPassiveTarget's answer for one ISO 14443A card: NbTg, Tg, SENS_RES, SEL_RES, NFCID length, NFCID1."""
+    return bytes([1, 1, 0x00, 0x04, 0x08, len(uid)]) + uid
+
+
+def _target_response(uid: bytes) -> bytes:
+    return pn532_frame(bytes([0x4B]) + _target_data(uid))
 
 
 class Rdm6300Simulator:

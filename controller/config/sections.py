@@ -106,6 +106,8 @@ class RfidSection:
     driver: str = opt("pn532", choices=("pn532", "rdm6300", "none"))
     port: str = "/dev/serial0"
     baudrate: int | None = opt(None, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400))
+    #: PN532: how often the field is polled while a card stays in it (its leaving is seen within one poll);
+    #: with no card the PN532 itself waits for one.
     poll_interval: float = opt(0.1, lo=0.01, hi=5)
 
 

@@ -35,7 +35,7 @@ def test_encode_matches_the_datasheet_bytes() -> None:
 def test_the_simulated_pn532_frames_by_the_datasheet() -> None:
     assert pn532_frame(bytes.fromhex("0332010607")) == FIRMWARE_RESPONSE
     received = bytearray(b"\x55\x55" + bytes(14) + GET_FIRMWARE + ACK_FRAME + GET_FIRMWARE[:5])
-    assert host_commands(received) == [b"\x02"]
+    assert host_commands(received) == [b"\x02", b""]  # the command, then the host's ACK
     received.extend(GET_FIRMWARE[5:])  # the rest of a split frame
     assert host_commands(received) == [b"\x02"]
 
@@ -122,6 +122,58 @@ async def test_driver_wakes_configures_and_reports_a_card_once_per_tap() -> None
         sim.tap("04112233445566", duration=0.2)
         await _until(lambda: len(cards) == 2)
         assert cards[1] == "04112233445566"
+
+
+async def test_with_no_card_the_pn532_waits_and_a_tap_is_answered_at_once() -> None:
+    sim = Pn532Simulator()
+    reader = Pn532Reader(port=sim.path, poll_interval=0.05, card_wait=0.4)
+    cards: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    await sim.start()
+    task = asyncio.create_task(reader.run(lambda uid: cards.append((uid, loop.time()))))
+    try:
+        await _until(lambda: sim.waiting)
+        assert sim.passive_retries == 0xFF  # the driver asked the PN532 to wait for a card
+        before = sim.commands.count(0x4A)
+        await asyncio.sleep(1.0)
+        # One InListPassiveTarget per card_wait (0.4 s), each ended by the host's ACK: not one per 50 ms poll.
+        assert sim.commands.count(0x4A) - before <= 4 and sim.aborted >= 2 and reader.healthy
+        await _until(lambda: sim.waiting)
+        tapped = loop.time()
+        sim.tap("04A1B2C3", duration=0.3)
+        await _until(lambda: cards)
+        assert cards[0][0] == "04A1B2C3" and cards[0][1] - tapped < 0.05  # the waiting PN532 answered at once
+        # While the card stays, the field is polled with bounded retries; its leaving is seen within a poll,
+        # and the same card tapped again right after is a new presentation.
+        await _until(lambda: sim.passive_retries == reader.activation_retries)
+        await _until(lambda: sim.waiting, timeout=2.0)
+        sim.tap("04A1B2C3", duration=0.2)
+        await _until(lambda: len(cards) == 2)
+        assert [uid for uid, _ in cards] == ["04A1B2C3", "04A1B2C3"] and reader.failures == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
+
+
+async def test_an_answer_that_comes_as_the_host_ends_the_wait_is_skipped_and_the_card_still_counts() -> None:
+    sim = Pn532Simulator()
+    sim.answer_late = True
+    reader = Pn532Reader(port=sim.path, poll_interval=0.05, card_wait=0.3)
+    cards: list[str] = []
+    await sim.start()
+    task = asyncio.create_task(reader.run(cards.append))
+    try:
+        await _until(lambda: sim.waiting)
+        sim.tap("04A1B2C3", duration=1.0)  # held back until the host ends this wait, then sent late
+        await _until(lambda: cards)
+        assert cards == ["04A1B2C3"] and reader.stale_frames == 1 and reader.failures == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
 
 
 async def test_driver_survives_corrupted_split_and_garbage_responses() -> None:

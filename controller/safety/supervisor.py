@@ -352,7 +352,8 @@ class SafetySupervisor:
                     self.clear_fault(evse_id, fault)
 
     def self_test(self, evse_id: int) -> bool:
-        """Boot self-test with no vehicle: close, check the mirror, open, check again. True when it passed."""
+        """Boot self-test with no vehicle: close, check the mirror, open, check again. True when it passed; False
+        when it failed (and the fault is raised) or when something opened the contactor during it (no verdict)."""
         ch = self._channels[evse_id]
         if ch.contactor.feedback_closed is None or ch.vehicle is not False:
             # Nothing to read, or a vehicle connected, or nobody knows yet (the pilot reads E, F or nothing):
@@ -361,6 +362,12 @@ class SafetySupervisor:
         with ch.lock:
             self._switch(ch, close=True)
         time.sleep(ch.feedback_delay)
+        with ch.lock:
+            interrupted = not ch.contactor.commanded_closed
+        if interrupted:
+            # Opened meanwhile (a fault, a condition lost): safe, and no verdict on the contacts.
+            log.info("connector %d: contactor self-test interrupted (opened during it); not judged", evse_id)
+            return False
         closed_ok = ch.contactor.feedback_closed is True
         with ch.lock:
             self._switch(ch, close=False)

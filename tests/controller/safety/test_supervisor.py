@@ -358,3 +358,21 @@ def test_the_watch_looks_rarely_while_everything_is_open_and_often_once_a_contac
     finally:
         sup.stop_watch()
         contactor.shutdown()
+
+
+def test_a_self_test_opened_by_the_supervisor_midway_is_no_verdict_on_the_contacts() -> None:
+    ch = Channel(mirror=True)
+    try:
+        ch.mirror.drive_low()  # NC mirror made: contacts open
+        sup = ch.supervisor
+        sup.set_vehicle(1, False)
+        # A real mirror follows the coil; here a condition is withdrawn (another thread) while the test waits.
+        ch.coil.observers.append(lambda _t, v: ch.mirror.drive_high() if v else ch.mirror.drive_low())
+        withdraw = threading.Timer(0.01, lambda: sup.set_condition(1, "rcm", False))
+        withdraw.start()
+        assert sup.self_test(1) is False
+        withdraw.join()
+        assert not ch.coil.state and not sup.faults(1)  # open, and no ContactorFailedToClose for a good contactor
+        assert sup.self_test(1) is True  # undisturbed, the same contactor passes
+    finally:
+        ch.close()

@@ -77,6 +77,45 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _suite(args: argparse.Namespace) -> int:
+    from hil.junit import junit_xml
+    from hil.report import html_report
+    from hil.suite import SuiteError, run_shared, run_suite, summary_table
+
+    paths = [Path(p) for p in args.paths]
+    extra = [*(["--config", args.config] if args.config else []), "--timeout", str(args.timeout)]
+    try:
+        result = asyncio.run(run_shared(paths, config=args.config) if args.shared
+                             else run_suite(paths, jobs=args.jobs, extra=extra))
+    except SuiteError as exc:
+        print(f"evse-hil: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(result))
+    for path, text in ((args.junit, lambda: junit_xml(result)), (args.html, lambda: html_report(result)),
+                       (args.json, lambda: json.dumps(result.as_json(), indent=2))):
+        if path:
+            Path(path).write_text(text(), encoding="utf-8")
+    return 0 if result.ok else 1
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from hil import plot
+
+    if not plot.available():
+        print("evse-hil: plots need matplotlib: pip install 'evse-controller[report]'", file=sys.stderr)
+        return 2
+    try:
+        report = json.loads(Path(args.report).read_text(encoding="utf-8") if args.report != "-" else sys.stdin.read())
+    except (OSError, ValueError) as exc:
+        print(f"evse-hil: {args.report}: not an evse-hil run report ({exc})", file=sys.stderr)
+        return 2
+    if not isinstance(report, dict) or "timeline" not in report:
+        print(f"evse-hil: {args.report}: not an evse-hil run report (no timeline)", file=sys.stderr)
+        return 2
+    Path(args.output).write_text(plot.timeline_svg(report, title=str(report.get("script", ""))), encoding="utf-8")
+    return 0
+
+
 def _ctl(args: argparse.Namespace) -> int:
     from hil.control import send_script
 
@@ -201,6 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="a sim config (default: built-in)")
     run.add_argument("--state-dir", help="state directory (default: a temporary one)")
     run.set_defaults(func=_run)
+    suite = sub.add_parser("suite", help="run every .hil script of a folder, each on a fresh simulated charger",
+                           description="Run every .hil script under PATH (each on its own simulated charger and "
+                                       "built-in CSMS, in parallel), print a summary table, and write JUnit XML, "
+                                       "an HTML report and the JSON reports where asked. A script's first comment "
+                                       "lines may set '# config: FILE', '# ocpp: 2.0.1', '# reject: TAG' and "
+                                       "'# timeout: SECONDS'.",
+                           epilog="exit codes:\n  0  every script passed\n  1  a script failed or could not run\n"
+                                  "  2  no scripts, or a header the suite does not understand",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    suite.add_argument("paths", nargs="+", metavar="PATH", help="folders (searched for *.hil) and script files")
+    suite.add_argument("--jobs", type=_count, help="scripts at a time (default: the machine's cores)")
+    suite.add_argument("--shared", action="store_true",
+                       help="one charger for all, the scripts one after the other (each finds it as the last left it)")
+    suite.add_argument("--config", help="a sim config for every script without its own '# config:'")
+    suite.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds each script may take")
+    suite.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per script)")
+    suite.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    suite.add_argument("--json", metavar="FILE", help="write every script's JSON report")
+    suite.set_defaults(func=_suite)
+    plotter = sub.add_parser("plot", help="draw a run report's timeline as SVG (the report extra)")
+    plotter.add_argument("report", help="an `evse-hil run` JSON report (- for standard input)")
+    plotter.add_argument("-o", "--output", required=True, help="the SVG file to write")
+    plotter.set_defaults(func=_plot)
     ctl = sub.add_parser("ctl", help="run steps against a running `evse run` with simulated hardware")
     ctl.add_argument("--state-dir", required=True, help="the running charger's state directory")
     ctl.add_argument("script")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -14,10 +16,13 @@ from controller.app import App
 from controller.clock import iso_utc
 from controller.config import Config
 from controller.domain.events import Event, StatusChanged, TransactionEnded, TransactionStarted
+from hal.meter import MeterReading
+from hil.csms import Frame
 from hil.csms201 import transaction_summary
 from hil.script import Step
 from hil.simhw import sim_of
 from hil.steps import FAILED, PASSED, SKIPPED, run_steps
+from hil.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,8 @@ async def run_script(
         sim = sim_of(app)
         if sim.csms is not None:
             sim.csms.rejected_tags |= rejected or set()
+        for cid, poller in app.meters.items():
+            poller.listeners.append(functools.partial(_record_reading, sim.timeline, cid))
         reached = True
         try:
             await asyncio.wait_for(app.ocpp.connected.wait(), connect_wait)
@@ -104,6 +111,7 @@ async def run_script(
     if sim.csms is not None:
         csms.update(
             frames=len(sim.csms.frames),
+            messages=ocpp_messages(sim.csms.frames, t0),
             timestamp_errors=sim.csms.timestamp_errors,
             # 1.6 transactions by the CSMS's id, 2.0.1 ones by the station's.
             transactions=[asdict(t) | {"meter_values": len(t.meter_values)} for t in sim.csms.transactions.values()]
@@ -125,3 +133,23 @@ async def run_script(
     if not reached:
         summary["error"] = f"never reached the CSMS at {app.ocpp.display_url}"
     return summary
+
+
+def _record_reading(timeline: Timeline, connector: int, _evse: Any, reading: MeterReading) -> None:
+    """A meter reading on the timeline (``meter``: the highest phase current in A and the power in W)."""
+    amps = max((a for a in reading.current if a is not None), default=None)
+    timeline.record("meter", connector, {"A": amps, "W": reading.power_w},
+                    t=reading.taken_at or None)
+
+
+def ocpp_messages(frames: list[Frame], t0: float) -> list[dict[str, Any]]:
+    """Every CALL the bench CSMS received or sent: time from ``t0``, ``in`` (from the station) or ``out``, action."""
+    messages = []
+    for frame in frames:
+        try:
+            message = json.loads(frame.raw)
+        except ValueError:
+            continue
+        if isinstance(message, list) and len(message) >= 3 and message[0] == 2:
+            messages.append({"t": round(frame.t - t0, 6), "dir": frame.direction, "action": str(message[2])})
+    return messages

@@ -128,7 +128,7 @@ def test_steps_the_charger_cannot_do_are_refused_when_the_script_is_read() -> No
                            .replace("[", r"\[").replace("]", r"\]")):
             check_script(parse_script(text), config)
     # Multi-line scripts say where.
-    with pytest.raises(ScriptError, match="^line 2: step 'fault rcm'"):
+    with pytest.raises(ScriptError, match=r"^line 2: step 'fault rcm'"):
         check_script(parse_script("plug\nfault rcm\n"), plain)
     # The socket build has every device: all its AC kinds pass.
     socket = socket_config()

@@ -1,0 +1,113 @@
+"""`evse-hil suite` and `evse-hil plot` as a CI and a bench engineer use them: a folder of scripts in parallel,
+a summary table, JUnit XML a CI server reads, one HTML page with the timelines drawn, and the shipped acceptance
+suite passing whole."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def hil(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "hil.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_a_folder_runs_in_parallel_with_a_summary_junit_and_an_html_report(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    write(scripts, "a-charges.hil", "# A car charges.\nplug\ntap 04A1B2C3\nexpect Charging\nwait 1.2\n")
+    write(scripts, "b-no-card.hil", "plug\nexpect Charging within 0.5\nunplug\n")
+    write(scripts, "c-typo.hil", "plug\nfly\n")
+    write(scripts, "d-socket.hil", f"# config: {ROOT / 'config' / 'sim-two-socket.toml'}\n# ocpp: 2.0.1\n"
+                                   "# The two-socket build, its second connector.\nplug 2\nexpect Preparing 2\n")
+    junit, page, report = tmp_path / "junit.xml", tmp_path / "report.html", tmp_path / "suite.json"
+    proc = hil("suite", str(scripts), "--jobs", "2", "--junit", str(junit), "--html", str(page), "--json", str(report))
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["script", "result", "steps", "time", "detail"]
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert rows["a-charges.hil"].split()[1:3] == ["PASS", "4/4"]
+    assert "FAIL" in rows["b-no-card.hil"] and "expect Charging within 0.5: connector 1 is Preparing" in \
+        rows["b-no-card.hil"]
+    assert "ERROR" in rows["c-typo.hil"] and "line 2: unknown step 'fly'" in rows["c-typo.hil"]
+    assert rows["d-socket.hil"].split()[1] == "PASS"
+    assert lines[-1].startswith("4 scripts: 2 passed, 1 failed, 1 in error;") and "with 2 job(s)" in lines[-1]
+
+    root = ET.parse(junit).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"a-charges", "b-no-card", "c-typo", "d-socket"}
+    failure = cases["b-no-card"].find("failure")
+    assert failure is not None and failure.get("message") == \
+        "expect Charging within 0.5: connector 1 is Preparing, expected Charging within 0.5 s"
+    assert "skipped unplug" in (failure.text or "")  # the step list, the rest skipped
+    error = cases["c-typo"].find("error")
+    assert error is not None and "unknown step 'fly'" in (error.get("message") or "")
+    assert cases["a-charges"].find("failure") is None and float(cases["a-charges"].get("time") or 0) >= 1.2
+    assert "charger: TEST" not in (cases["d-socket"].findtext("system-out") or "") and \
+        "OCPP 2.0.1" in (cases["d-socket"].findtext("system-out") or "")
+
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.split("<body>")[0]
+    for name in ("a-charges.hil", "b-no-card.hil", "c-typo.hil", "d-socket.hil"):
+        assert name in html
+    assert html.count("<svg") == 3  # a timeline per script that ran (the typo never started a charger)
+    document = json.loads(report.read_text())
+    assert (document["scripts"], document["passed"], document["failed"], document["errors"]) == (4, 2, 1, 1)
+
+
+def test_a_shared_charger_runs_the_scripts_one_after_the_other(tmp_path: Path) -> None:
+    write(tmp_path, "1-plug.hil", "plug\nexpect Preparing\n")
+    write(tmp_path, "2-still-plugged.hil", "expect Preparing within 0.5\ntap 04A1B2C3\nexpect Charging\n")
+    proc = hil("suite", str(tmp_path), "--shared")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("2 scripts: 2 passed") and "on one shared charger" in proc.stdout
+
+
+def test_suites_that_cannot_run_say_why(tmp_path: Path) -> None:
+    empty = hil("suite", str(tmp_path))
+    assert empty.returncode == 2 and f"no .hil scripts in {tmp_path}" in empty.stderr
+    write(tmp_path, "x.hil", "# colour: blue\nplug\n")
+    header = hil("suite", str(tmp_path))
+    assert header.returncode == 2 and "x.hil: unknown header 'colour:'; expected one of config, ocpp, reject, " \
+        "timeout" in header.stderr
+
+
+def test_plot_draws_a_run_report_as_svg(tmp_path: Path) -> None:
+    run = hil("run", "--script", "plug; tap 04A1B2C3; expect Charging; wait 1.2; fault short; expect Faulted",
+              "--config", str(ROOT / "config" / "sim-two-socket.toml"))
+    assert run.returncode == 0, run.stderr
+    (tmp_path / "run.json").write_text(run.stdout)
+    proc = hil("plot", str(tmp_path / "run.json"), "-o", str(tmp_path / "run.svg"))
+    assert proc.returncode == 0, proc.stderr
+    svg = (tmp_path / "run.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    for label in ("pilot", "PWM %", "contactor", "OCPP", "fault short", "StartTransaction"):
+        assert label in svg, label
+    bad = hil("plot", str(tmp_path / "run.svg"), "-o", str(tmp_path / "x.svg"))
+    assert bad.returncode == 2 and "not an evse-hil run report" in bad.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_acceptance_suite_passes_whole(tmp_path: Path) -> None:
+    scripts = sorted((ROOT / "suites" / "acceptance").glob("*.hil"))
+    assert len(scripts) >= 20
+    proc = hil("suite", str(ROOT / "suites" / "acceptance"), "--jobs", "2", "--junit", str(tmp_path / "j.xml"),
+               timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

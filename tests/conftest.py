@@ -14,6 +14,7 @@ from controller.app import App
 from controller.config import Config, parse_config
 from hil.benchconfig import socket_config
 from hil.csms import CsmsSimulator
+from hil.pytest_plugin import bench_app
 
 
 def sim_config(**ocpp: Any) -> Config:
@@ -48,33 +49,22 @@ async def csms() -> AsyncIterator[CsmsSimulator]:
     await server.stop()
 
 
-async def _booted(app: App) -> AsyncIterator[App]:
-    """Start ``app``, wait for the CSMS link, forget the start-up on the timeline; stop it afterwards."""
-    await app.start()
-    assert app.ocpp is not None and app.platform is not None
-    await asyncio.wait_for(app.ocpp.connected.wait(), 10)
-    # The boot self-tests switched the contactor (and tested the RCM); tests look at what happens after.
-    app.platform.timeline.clear()
-    yield app
-    await app.stop()
-
-
 @pytest.fixture
 async def socket(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """The socket build's connector 1 (diode check, PP, RCM, lock, LED, temperature), booted to the bench CSMS."""
-    async for app in _booted(App(socket_config(), state_dir=tmp_path, csms_url=csms.url)):
+    async with bench_app(socket_config(), csms, tmp_path) as app:
         yield app
 
 
 @pytest.fixture
 async def charger(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """A simulated charger connected and booted to the bench CSMS."""
-    async for app in _booted(App(sim_config(), state_dir=tmp_path, csms_url=csms.url)):
+    async with bench_app(sim_config(), csms, tmp_path) as app:
         yield app
 
 
 @pytest.fixture
 async def station201(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """A simulated charger speaking OCPP 2.0.1, connected and booted to the bench CSMS."""
-    async for app in _booted(App(sim_config(version="2.0.1"), state_dir=tmp_path, csms_url=csms.url)):
+    async with bench_app(sim_config(version="2.0.1"), csms, tmp_path) as app:
         yield app

@@ -116,7 +116,10 @@ async def _run(step: Step, bench: Bench, run: _Run) -> tuple[bool, str]:
         elif verb == "tap":
             bench.tap(args[0])
         elif verb == "csms":
-            return await _csms_step(bench, *args)
+            try:
+                return await _csms_step(bench, *args)
+            except TimeoutError:  # the ocpp call's own wait (not the script's limit, which cancels us instead)
+                return False, "the station did not answer the CSMS in time"
         elif verb == "expect_csms":
             return await _expect_csms(bench, run, *args)
         elif verb == "wait":

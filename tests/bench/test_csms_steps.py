@@ -13,6 +13,7 @@ from controller.config import parse_config
 from hil.benchconfig import socket_config
 from hil.runner import run_script
 from hil.script import ScriptError, check_script, parse_script
+from hil.steps import run_steps
 from tests.conftest import sim_config
 
 TAG = "04A1B2C3"
@@ -139,3 +140,19 @@ def test_steps_the_charger_cannot_do_are_refused_when_the_script_is_read() -> No
                              "<no reader>")
     with pytest.raises(ScriptError, match="no simulated card reader"):
         check_script(parse_script("tap 04A1B2C3"), no_reader)
+
+
+async def test_a_station_that_does_not_answer_the_csms_fails_the_step_saying_so() -> None:
+    class SilentLink:
+        frames: list[object] = []
+        connections = {"CP": object()}
+
+        async def call(self, _cp_id: str, _request: object) -> object:
+            raise TimeoutError  # what the ocpp package raises when no CALLRESULT comes
+
+    class Bench:
+        csms = SilentLink()
+
+    results = await run_steps(parse_script("csms unlock 1; csms reset soft"), Bench())  # type: ignore[arg-type]
+    assert [(r.status, r.detail) for r in results] == [
+        ("failed", "the station did not answer the CSMS in time"), ("skipped", "not run: an earlier step failed")]

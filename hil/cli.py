@@ -49,8 +49,40 @@ def _script_text(args: argparse.Namespace) -> tuple[str, str]:
         raise ScriptError(f"{args.file}: cannot read the script: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
+def _run_remote(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from hil.benchfile import BenchFileError, load_bench
+    from hil.remote import check_remote_script, run_remote
+    from hil.runner import error_report
+
+    name = "<command line>"
+    try:
+        name, text = _script_text(args)
+        bench = load_bench(args.bench)
+        if args.csms:  # where the bench CSMS listens instead of the file's csms.listen
+            host, _, port = args.csms.split("://", 1)[-1].rstrip("/").rpartition(":")
+            if not host or not port.isdigit():
+                raise ScriptError(f"--csms {args.csms!r}: with --bench, expected ws://HOST:PORT (where the bench "
+                                  "CSMS listens for the charger)")
+            bench = replace(bench, csms_host=host, csms_port=int(port))
+        steps = parse_script(text)
+        check_remote_script(steps, bench)
+    except (ScriptError, BenchFileError) as exc:
+        error = f"{name}: {exc}" if isinstance(exc, ScriptError) and not name.startswith("<") else str(exc)
+        print(json.dumps(error_report(None, name, error), indent=2))
+        print(f"evse-hil: {error}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_remote(bench, steps, script=name, connect_wait=args.csms_wait, timeout=args.timeout))
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     from hil.runner import error_report, run_script
+
+    if args.bench:
+        return _run_remote(args)
 
     name, config = "<command line>", None
     try:
@@ -230,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                      help=f"seconds the whole script may take (default {DEFAULT_TIMEOUT:g}); the step running when "
                           "it runs out fails")
-    run.add_argument("--csms", help="external CSMS base URL (default: the built-in one)")
+    run.add_argument("--csms", help="external CSMS base URL (default: the built-in one); with --bench, where the "
+                                    "bench CSMS listens (ws://HOST:PORT)")
+    run.add_argument("--bench", metavar="BENCH.toml",
+                     help="no charger here: run against one elsewhere, through the CSMS, reader and meters this "
+                          "bench file serves (hil/benchfile.py)")
     run.add_argument("--reject", action="append", default=[], metavar="TAG",
                      help="the built-in CSMS answers Invalid for TAG (repeat for more; `csms reject TAG` in a script)")
     run.add_argument("--csms-wait", type=float, default=15.0,

@@ -98,7 +98,9 @@ class CsmsSimulator:
     """The bench's CSMS. ``url`` is what a station appends ``/<id>`` to."""
 
     def __init__(self, *, port: int = 0, heartbeat_interval: int = 300, rejected_tags: set[str] | None = None,
-                 ssl_context: Any = None) -> None:
+                 ssl_context: Any = None, host: str = "127.0.0.1") -> None:
+        #: Where it listens: loopback for tests; a bench file's csms.listen for a charger on the network.
+        self.host = host
         self.port = port
         #: TLS (security profile 2): served as wss:// with this server context.
         self.ssl_context = ssl_context
@@ -173,7 +175,8 @@ class CsmsSimulator:
     @property
     def url(self) -> str:
         """Base URL of the running server."""
-        return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # a wildcard is reached on loopback here
+        return f"{'wss' if self.ssl_context else 'ws'}://{host}:{self.port}"
 
     def tag_info(self, id_tag: str) -> dict[str, str]:
         """idTagInfo for a tag: its status and, if it has one, its parentIdTag."""
@@ -189,9 +192,9 @@ class CsmsSimulator:
         return AuthorizationStatus.invalid if id_tag.upper() in self.rejected_tags else AuthorizationStatus.accepted
 
     async def start(self) -> None:
-        """Listen on 127.0.0.1 (the same port again after a stop, to simulate a restart)."""
+        """Listen on ``host`` (the same port again after a stop, to simulate a restart)."""
         self._server = await websockets.serve(
-            self._handle, "127.0.0.1", self.port, subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")],
+            self._handle, self.host, self.port, subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")],
             ping_interval=None,
             close_timeout=1,  # a bench stop must not wait on a station that stopped answering
             process_request=self._authenticate, ssl=self.ssl_context,

@@ -14,6 +14,8 @@ import os
 import time
 import tty
 
+import serial
+
 log = logging.getLogger(__name__)
 
 # PN532 frames (UM0701 6.2): preamble 00, start code 00 FF, LEN, LCS, TFI, data, DCS, postamble 00.
@@ -88,6 +90,24 @@ class PtyPort:
                 os.close(fd)
 
 
+class SerialLine:
+    """A real serial port (a USB-serial adapter wired to a charger's reader port) with :class:`PtyPort`'s face:
+    the simulator reads ``master`` (the port's descriptor) and writes to it."""
+
+    def __init__(self, path: str, baudrate: int) -> None:
+        self._port = serial.Serial(path, baudrate=baudrate, timeout=0)
+        self.master = self._port.fileno()
+        self.path = path
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the charger."""
+        self._port.write(data)
+
+    def close(self) -> None:
+        """Close the port."""
+        self._port.close()
+
+
 class _CardField:
     """Which card is in the field, until when."""
 
@@ -119,8 +139,8 @@ class Pn532Simulator:
     ended that wait, then sends the answer anyway (the race of a card and an abort).
     """
 
-    def __init__(self) -> None:
-        self.port = PtyPort()
+    def __init__(self, port: PtyPort | SerialLine | None = None) -> None:
+        self.port = port or PtyPort()
         self.field = _CardField()
         self._received = bytearray()
         self.commands: list[int] = []

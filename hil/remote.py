@@ -1,0 +1,159 @@
+"""``evse-hil run --bench bench.toml``: scripts against a charger that runs its own ``evse run`` elsewhere.
+
+The bench serves the buses it shares with the charger (:mod:`hil.benchfile`) and sees what they show: the
+charger's OCPP messages at the bench CSMS (its statuses are what ``expect STATUS`` waits for), the cards it
+presents, the meter readings it serves. Steps that need the bench's EV on a pilot (``plug``, ``ev``, ``lag``,
+``overdraw``) and faults of devices it does not simulate are refused when the script is read; ``draw AMPS [N]``
+sets what connector N's meter simulator measures; ``fault meter`` / ``fault reader`` break them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from controller import version
+from controller.clock import iso_utc
+from controller.tasks import until
+from hil.benchfile import BenchFile
+from hil.csms import CsmsSimulator
+from hil.meter import MeterSimulator
+from hil.readers import Pn532Simulator, SerialLine
+from hil.runner import ocpp_messages
+from hil.script import ScriptError, Step
+from hil.steps import FAILED, PASSED, SKIPPED, run_steps
+from hil.timeline import Timeline
+
+#: The steps a bench without an EV on the pilot can run.
+REMOTE_VERBS = ("tap", "draw", "wait", "expect", "expect_csms", "csms", "fault", "clear")
+REMOTE_FAULTS = ("meter", "reader")
+
+
+def check_remote_script(steps: list[Step], bench: BenchFile) -> None:
+    """Refuse the steps this bench cannot do, before anything starts."""
+    meters = {m.connector for m in bench.meters}
+    for step in steps:
+        where = f"line {step.line}: " if step.line else ""
+        if step.verb not in REMOTE_VERBS:
+            raise ScriptError(f"{where}step {step.text!r}: a remote bench has no EV on the charger's pilot "
+                              f"(plug the car by hand); it runs {', '.join(v for v in REMOTE_VERBS if '_' not in v)}")
+        if step.verb in ("fault", "clear") and step.args[0] not in REMOTE_FAULTS:
+            raise ScriptError(f"{where}step {step.text!r}: a remote bench breaks only what it simulates: "
+                              f"{', '.join(REMOTE_FAULTS)}")
+        needs_meter = step.verb == "draw" or (step.verb in ("fault", "clear") and step.args[0] == "meter")
+        if needs_meter and step.args[1] not in meters:
+            raise ScriptError(f"{where}step {step.text!r}: {bench.source} has no [[meter]] for connector "
+                              f"{step.args[1]}")
+        reader_step = step.verb == "tap" or (step.verb in ("fault", "clear") and step.args[0] == "reader")
+        if reader_step and bench.reader == "none":
+            raise ScriptError(f"{where}step {step.text!r}: {bench.source} has no [reader]")
+
+
+class _MeteredConnector:
+    """What ``draw`` and the EV steps reach on a remote bench: the connector's meter simulator."""
+
+    def __init__(self, meter: MeterSimulator | None) -> None:
+        self._meter = meter
+
+    def draw(self, amps: float) -> None:
+        if self._meter is None:
+            raise RuntimeError("no meter simulator for this connector")
+        self._meter.set_current(amps)
+
+
+class RemoteBench:
+    """The bench side of a charger elsewhere: its CSMS, reader and meters, as a script's bench."""
+
+    def __init__(self, bench: BenchFile) -> None:
+        self.file = bench
+        self.timeline = Timeline()
+        self.csms = CsmsSimulator(host=bench.csms_host, port=bench.csms_port)
+        self.reader: Pn532Simulator | None = None
+        self.meters: dict[int, MeterSimulator] = {m.connector: MeterSimulator(m.model, phases=m.phases,
+                                                                               unit=m.address)
+                                                  for m in bench.meters}
+
+    async def start(self) -> None:
+        """Serve: the CSMS, the reader on its serial port, each meter on its port or TCP address."""
+        await self.csms.start()
+        if self.file.reader == "pn532":
+            self.reader = Pn532Simulator(SerialLine(self.file.reader_port, self.file.reader_baudrate))
+            await self.reader.start()
+        for spec in self.file.meters:
+            meter = self.meters[spec.connector]
+            if spec.tcp:
+                host, _, port = spec.tcp.rpartition(":")
+                await meter.start_tcp(host, int(port))
+            else:
+                await meter.start_serial(spec.port, spec.baudrate)
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        for meter in self.meters.values():
+            await meter.stop()
+        if self.reader is not None:
+            await self.reader.stop()
+        await self.csms.stop()
+
+    def charger(self) -> str | None:
+        """The id of the charger connected to the bench CSMS (the first, if several are)."""
+        return next(iter(self.csms.connections), None)
+
+    def ev(self, connector_id: int) -> _MeteredConnector:
+        return _MeteredConnector(self.meters.get(connector_id))
+
+    def tap(self, uid: str) -> None:
+        if self.reader is None:
+            raise RuntimeError(f"{self.file.source} has no [reader]")
+        self.timeline.record("card", None, uid.upper())
+        self.reader.tap(uid)
+
+    def status(self, connector_id: int) -> str:
+        """The connector's status as the charger last reported it to the bench CSMS."""
+        reported = [s for _, cp, c, s, _ in self.csms.statuses if c == connector_id and cp == self.charger()]
+        return reported[-1] if reported else "Unknown"
+
+    def inject(self, kind: str, connector_id: int, active: bool) -> None:
+        from pymodbus.constants import ExcCodes
+
+        self.timeline.record("fault" if active else "clear", connector_id, kind)
+        if kind == "meter":
+            self.meters[connector_id].refuse = ExcCodes.DEVICE_FAILURE if active else None
+        elif kind == "reader" and self.reader is not None:
+            self.reader.silent = active
+
+
+async def run_remote(bench: BenchFile, steps: list[Step], *, script: str, connect_wait: float = 15.0,
+                     timeout: float | None = None) -> dict[str, Any]:
+    """Serve the bench, wait for the charger to connect, run the steps, and report in ``evse-hil run``'s shape."""
+    remote = RemoteBench(bench)
+    started_at = time.time()
+    await remote.start()
+    try:
+        reached = await until(lambda: remote.charger() is not None, connect_wait, 0.05)
+        begun = time.monotonic()
+        results = await run_steps(steps, remote, deadline=None if timeout is None else begun + timeout) \
+            if reached else []
+        took = time.monotonic() - begun
+    finally:
+        await remote.stop()
+    t0 = remote.timeline.t0
+    report: dict[str, Any] = {
+        "ok": reached and all(r.ok for r in results), "script": script, "config": bench.source,
+        "charger": {"id": remote.charger() or (remote.csms.boots[-1] if remote.csms.boots else None),
+                    "remote": True},
+        "version": version(), "started_at": iso_utc(datetime.fromtimestamp(started_at, UTC)),
+        "duration": round(took, 6),
+        "counts": {kind: sum(r.status == kind for r in results) for kind in (PASSED, FAILED, SKIPPED)},
+        "steps": [r.as_json(t0) for r in results],
+        "statuses": [{"t": round(t - t0, 6), "connector": c, "status": s, "fault": e or None}
+                     for t, _, c, s, e in remote.csms.statuses],
+        "csms": {"url": remote.csms.url, "built_in": True, "frames": len(remote.csms.frames),
+                 "messages": ocpp_messages(remote.csms.frames, t0), "timestamp_errors": remote.csms.timestamp_errors},
+        "timeline": remote.timeline.as_json(),
+    }
+    if not reached:
+        report["error"] = f"no charger connected to the bench CSMS at {remote.csms.url} within {connect_wait:g} s"
+    return report
+

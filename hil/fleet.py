@@ -107,12 +107,22 @@ class Fleet:
                     purpose: str = "default", stack_level: int = 0, profile_id: int | None = None) -> str:
         """Install a profile of one period (``value`` in ``unit``, for ``seconds`` or for ever) from now on
         ``connector`` (0: the station); ``purpose`` is max, default or tx (the running transaction's)."""
+        return await self.profile(connector, [(0, value)], unit, seconds=seconds, purpose=purpose,
+                                  stack_level=stack_level, profile_id=profile_id)
+
+    async def profile(self, connector: int, periods: list[tuple[int, float]], unit: str = "A", *,
+                      seconds: int | None = None, purpose: str = "default", stack_level: int = 0,
+                      profile_id: int | None = None) -> str:
+        """Install an Absolute profile starting now: ``periods`` are (seconds from now, limit in ``unit``)."""
         pid = profile_id if profile_id is not None else next(self._ids)
         version = self.version
         start = iso_utc(datetime.now(UTC) - timedelta(seconds=1))
-        period = {"startPeriod": 0, "limit": value}
-        schedule: dict[str, Any] = {"chargingRateUnit": unit, "chargingSchedulePeriod": [period],
-                                    "startSchedule": start, **({"duration": seconds} if seconds else {})}
+        schedule: dict[str, Any] = {
+            "chargingRateUnit": unit, "startSchedule": start, **({"duration": seconds + 1} if seconds else {}),
+            # The schedule starts a second ago (a station whose clock is a little ahead still finds it begun), so
+            # the later periods (and the end) are a second further into it: they come when asked, counted from now.
+            "chargingSchedulePeriod": [{"startPeriod": begin + 1 if begin else 0, "limit": limit}
+                                       for begin, limit in periods]}
         body: dict[str, Any] = {"stackLevel": stack_level, "chargingProfilePurpose": _PURPOSES[version][purpose],
                                 "chargingProfileKind": "Absolute"}
         if purpose == "tx":
@@ -123,7 +133,7 @@ class Fleet:
         else:
             request = call201.SetChargingProfile(evse_id=connector, charging_profile={
                 "id": pid, **body, "chargingSchedule": [{"id": pid, **schedule}]})
-        return str((await self.csms.call(self.cp_id, request)).status)
+        return await self._status(request)
 
     async def unlimit(self, connector: int | None = None) -> str:
         """Clear every profile (of ``connector`` only, when given)."""

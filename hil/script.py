@@ -30,12 +30,13 @@ STEPS = {
     "csms": "csms reject|accept TAG | csms remote-start [N] TAG | csms remote-stop [N] | csms reset soft|hard | "
             "csms availability N operative|inoperative | csms unlock N | csms set KEY VALUE | "
             "csms offline SECONDS | csms limit AMPS|WATTSw [N] [for SECONDS] | csms unlimit [N] | "
+            "csms profile [N] max|default|tx START=LIMIT[,START=LIMIT...] [for SECONDS] [stack LEVEL] | "
             "csms update URL | csms logs URL [security]",
 }
 #: ``expect csms ACTION [within SECONDS]``: a CALL the CSMS received (after the one the last such step matched).
 EXPECT_CSMS = "expect csms ACTION [within SECONDS]"
 CSMS_ACTIONS = ("reject", "accept", "remote-start", "remote-stop", "reset", "availability", "unlock", "set",
-                "offline", "limit", "unlimit", "update", "logs")
+                "offline", "limit", "unlimit", "profile", "update", "logs")
 #: The longest id a tag step takes (OCPP 2.0.1's IdToken is 36 characters; 1.6's idTag 20).
 MAX_TAG = 36
 DEFAULT_WITHIN = 5.0
@@ -220,11 +221,47 @@ def _parse_expect_csms(rest: list[str], text: str) -> Step:
     return Step("expect_csms", (action, within), text)
 
 
+def _parse_profile(tail: list[str], text: str, usage: str) -> Step:
+    """csms profile [N] max|default|tx 0=16,60=10 [for SECONDS] [stack LEVEL]: an Absolute profile from now,
+    each period's start in seconds from now; limits in A, or all in W (``7400W``)."""
+    connector = None
+    if tail and tail[0].isdigit():
+        connector = int(tail.pop(0))
+    if len(tail) < 2 or tail[0].lower() not in ("max", "default", "tx"):
+        raise ScriptError(f"step {text!r}: {usage}")
+    purpose, spec, options = tail[0].lower(), tail[1], tail[2:]
+    periods: list[tuple[int, float]] = []
+    units = set()
+    for item in spec.split(","):
+        begin, equals, limit = item.partition("=")
+        if not equals or not begin.isdigit():
+            raise ScriptError(f"step {text!r}: a period is START=LIMIT (seconds from now = A or W), got {item!r}")
+        units.add("W" if limit.upper().endswith("W") else "A")
+        periods.append((int(begin), _number(limit.upper().rstrip("AW"), text, "a limit")))
+    starts = [begin for begin, _ in periods]
+    if starts[0] != 0 or starts != sorted(set(starts)) or len(units) > 1:
+        raise ScriptError(f"step {text!r}: periods start at 0, rise, and share one unit (A or W)")
+    seconds, stack = None, 0
+    while options:
+        if len(options) < 2 or options[0].lower() not in ("for", "stack") or not options[1].isdigit():
+            raise ScriptError(f"step {text!r}: {usage}")
+        if options[0].lower() == "for":
+            seconds = int(options[1]) or None
+        else:
+            stack = int(options[1])
+        options = options[2:]
+    if connector is None:
+        connector = 1 if purpose == "tx" else 0
+    return Step("csms", ("profile", connector, purpose, periods, units.pop(), seconds, stack), text)
+
+
 def _parse_csms(rest: list[str], text: str, usage: str) -> Step:
     """The ``csms`` steps (:data:`STEPS`)."""
     if not rest or rest[0].lower() not in CSMS_ACTIONS:
         raise ScriptError(f"step {text!r}: {usage}")
     action, tail = rest[0].lower(), rest[1:]
+    if action == "profile":
+        return _parse_profile(tail, text, usage)
     if action not in ("limit", "unlimit", "update", "logs"):
         return _parse_station_command(action, tail, text, usage)
     if action in ("update", "logs"):
@@ -278,7 +315,7 @@ def _connectors_of(step: Step) -> list[int]:
         return [step.args[0]]
     if step.verb in ("ev", "draw", "lag", "overdraw", "fault", "clear", "expect"):
         return [step.args[1]]
-    if step.verb != "csms" or step.args[0] not in ("remote-stop", "unlock", "remote-start", "availability"):
+    if step.verb != "csms" or step.args[0] not in ("remote-stop", "unlock", "remote-start", "availability", "profile"):
         return []
     number = step.args[1]  # None: remote-start on any connector; 0: the whole station's availability
     return [] if number in (None, 0) else [number]

@@ -158,6 +158,10 @@ async def _csms_step(bench: Bench, action: str, *args: Any) -> tuple[bool, str]:
         command = commands[action]
         status = await command(*args)
         return status in _ANSWERS_OK[action], f"the station answered {status}"
+    if action == "profile":
+        connector, purpose, periods, unit, seconds, stack = args
+        status = await fleet.profile(connector, periods, unit, seconds=seconds, purpose=purpose, stack_level=stack)
+        return status == "Accepted", f"the station answered {status}"
     if action == "update":
         try:
             status = await fleet.update(args[0])

@@ -156,3 +156,27 @@ async def test_a_station_that_does_not_answer_the_csms_fails_the_step_saying_so(
     results = await run_steps(parse_script("csms unlock 1; csms reset soft"), Bench())  # type: ignore[arg-type]
     assert [(r.status, r.detail) for r in results] == [
         ("failed", "the station did not answer the CSMS in time"), ("skipped", "not run: an earlier step failed")]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_profile_of_periods_steps_the_offer_down_on_time(tmp_path: Path, version: str) -> None:
+    summary = await run(tmp_path, version, f"plug; tap {TAG}; expect Charging; csms profile 1 tx 0=20,2=10; wait 3")
+    assert summary["ok"], summary["steps"]
+    started = next(s["start"] for s in summary["steps"] if s["step"].startswith("csms profile"))
+    duty = [(o["t"], o["value"]) for o in summary["timeline"] if o["kind"] == "pwm" and 0 < o["value"] < 100
+            and o["t"] >= started]
+    # 20 A (33.3 %) now, then 10 A (16.7 %) from two seconds on.
+    assert [round(d, 1) for _, d in duty[:2]] == [33.3, 16.7]
+    assert 1.5 <= duty[1][0] - started <= 3.0
+
+
+def test_profile_steps_parse_strictly() -> None:
+    assert parse_script("csms profile tx 0=16,60=10 for 600 stack 2")[0].args == \
+        ("profile", 1, "tx", [(0, 16.0), (60, 10.0)], "A", 600, 2)
+    assert parse_script("csms profile 0 max 0=11000W")[0].args == ("profile", 0, "max", [(0, 11000.0)], "W", None, 0)
+    assert parse_script("csms profile default 0=7400w")[0].args[1] == 0  # the station when N is not given
+    for bad in ("csms profile", "csms profile tx", "csms profile weekly 0=16", "csms profile tx 10=16",
+                "csms profile tx 0=16,0=10", "csms profile tx 0=16,60=7400W", "csms profile tx 0=16 for",
+                "csms profile tx 0=sixteen", "csms profile tx 0=16 stack x"):
+        with pytest.raises(ScriptError):
+            parse_script(bad)

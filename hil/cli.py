@@ -197,7 +197,20 @@ def _perf(args: argparse.Namespace) -> int:
         fault_kinds = _kinds(args.kinds, KINDS, "fault kind")
         if fault_kinds is None:
             return 2
-        print(json.dumps(asyncio.run(measure_faults(args.trials, fault_kinds)), indent=2))
+        if args.svg:
+            from hil import plot
+
+            if not plot.available():
+                print("evse-hil: --svg needs matplotlib: pip install 'evse-controller[report]'", file=sys.stderr)
+                return 2
+        results = asyncio.run(measure_faults(args.trials, fault_kinds, keep=bool(args.svg)))
+        if args.svg:
+            Path(args.svg).write_text(plot.histograms_svg(results, title="fault reaction times"), encoding="utf-8")
+            for figure in results.values():  # the histogram has them; the JSON stays a summary
+                for stats in figure.values() if isinstance(figure, dict) else []:
+                    if isinstance(stats, dict):
+                        stats.pop("samples_ms", None)
+        print(json.dumps(results, indent=2))
         return 0
 
     try:
@@ -313,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
                       "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp; with --dc: of "
                       "evsilent,insulation,estop,overvoltage")
+    perf.add_argument("--svg", metavar="FILE", help="with --faults: also draw each kind's histogram there "
+                                                    "(the report extra)")
     perf.add_argument("--dc", action="store_true",
                       help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "
                            "(--trials each, default 200: give fewer)")

@@ -105,8 +105,9 @@ async def _recover(app: App, kind: str) -> None:
     await asyncio.sleep(0.06)  # the lock's rate limit before the next session's move
 
 
-async def measure_kind(app: App, kind: str, trials: int) -> dict[str, Any]:
-    """``trials`` faults of one kind on connector 1; figures as described in the module docstring."""
+async def measure_kind(app: App, kind: str, trials: int, keep: bool = False) -> dict[str, Any]:
+    """``trials`` faults of one kind on connector 1; figures as described in the module docstring (with
+    ``keep``, every sample too)."""
     sim = sim_of(app)
     timeline = sim.timeline
     reaction: list[float] = []
@@ -143,9 +144,9 @@ async def measure_kind(app: App, kind: str, trials: int) -> dict[str, Any]:
             raise RuntimeError(f"{kind}: connector 1 not Faulted (status {app.status(1)})")
         await _recover(app, kind)
         timeline.clear()
-    result: dict[str, Any] = {"reaction": summarise(reaction)}
+    result: dict[str, Any] = {"reaction": summarise(reaction, keep=keep)}
     if detection:
-        result["detection"] = summarise(detection)
+        result["detection"] = summarise(detection, keep=keep)
         c = app.config.connector[0]
         # What the policy waits by design; polling adds up to one meter poll (two for overcurrent's two stages).
         result["configured_wait_s"] = {"overcurrent": 2 * c.overcurrent_grace, "meter": c.meter.loss_timeout,
@@ -154,13 +155,13 @@ async def measure_kind(app: App, kind: str, trials: int) -> dict[str, Any]:
     return result
 
 
-async def measure_faults(trials: int, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
-    """Every fault kind, ``trials`` each, on one busy two-connector charger."""
+async def measure_faults(trials: int, kinds: tuple[str, ...] = KINDS, keep: bool = False) -> dict[str, Any]:
+    """Every fault kind, ``trials`` each, on one busy two-connector charger (``keep``: with every sample)."""
     with tempfile.TemporaryDirectory(prefix="evse-faultperf-") as state:
         async with _busy_charger(Path(state)) as app:
             results = {}
             for kind in kinds:
-                results[kind] = await measure_kind(app, kind, trials)
+                results[kind] = await measure_kind(app, kind, trials, keep)
                 if app.status(2) != "Charging":  # the load this benchmark promises: connector 2 charges throughout
                     raise RuntimeError(f"connector 2 stopped charging during the {kind} trials ({app.status(2)})")
             csms = sim_of(app).csms

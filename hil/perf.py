@@ -51,14 +51,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def summarise(values: list[float]) -> dict[str, float]:
-    """p50/p99/max in milliseconds."""
+def summarise(values: list[float], *, keep: bool = False) -> dict[str, Any]:
+    """p50/p99/max in milliseconds (and, with ``keep``, every sample for a histogram)."""
     ms = [v * 1000.0 for v in values]
     return {
         "n": len(ms),
         "p50_ms": round(statistics.median(ms), 3),
         "p99_ms": round(percentile(ms, 99), 3),
         "max_ms": round(max(ms), 3),
+        **({"samples_ms": [round(v, 3) for v in ms]} if keep else {}),
     }
 
 

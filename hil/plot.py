@@ -130,3 +130,38 @@ def _draw_row(ax: Any, kind: str, connector: int, series: dict[tuple[str, int | 
         ax.axhline(0, color="#999", lw=0.5)
         ax.set_yticks([-0.5, 0.5], ["CSMS", "station"])
         ax.set_ylim(-1.6, 1.6)
+
+
+def histograms_svg(figures: dict[str, Any], *, title: str = "", measure: str = "reaction") -> str:
+    """One histogram per figure (``evse-hil perf --faults`` results kept with their samples), in milliseconds,
+    with p50, p99 and the maximum marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k, v in figures.items() if isinstance(v, dict) and "samples_ms" in v.get(measure, {})]
+    if not kinds:
+        raise ValueError(f"no figure has {measure} samples (run the benchmark with its samples kept)")
+    columns = min(3, len(kinds))
+    rows = -(-len(kinds) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.4 * rows), squeeze=False)
+    for ax, kind in zip(axes.flat, kinds, strict=False):
+        stats = figures[kind][measure]
+        ax.hist(stats["samples_ms"], bins=30, color="#2980b9", alpha=0.85)
+        for key, colour in (("p50_ms", "#27ae60"), ("p99_ms", "#e67e22"), ("max_ms", "#c0392b")):
+            ax.axvline(stats[key], color=colour, lw=1, label=f"{key[:-3]} {stats[key]:g} ms")
+        ax.set_title(f"{kind} (n={stats['n']})", fontsize=8)
+        ax.set_xlabel("ms", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=5, frameon=False)
+    for ax in list(axes.flat)[len(kinds):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(out, format="svg")
+    plt.close(fig)
+    return out.getvalue()

@@ -111,3 +111,15 @@ def test_the_acceptance_suite_passes_whole(tmp_path: Path) -> None:
     proc = hil("suite", str(ROOT / "suites" / "acceptance"), "--jobs", "2", "--junit", str(tmp_path / "j.xml"),
                timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_fault_benchmark_draws_its_histograms(tmp_path: Path) -> None:
+    proc = hil("perf", "--faults", "--kinds", "rcm,lock", "--trials", "3", "--svg", str(tmp_path / "faults.svg"),
+               timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["rcm"]["reaction"]["n"] == 3 and "samples_ms" not in figures["rcm"]["reaction"]
+    svg = (tmp_path / "faults.svg").read_text()
+    assert "<svg" in svg and "rcm (n=3)" in svg and "lock (n=3)" in svg
+    assert f"p99 {figures['lock']['reaction']['p99_ms']:g} ms" in svg

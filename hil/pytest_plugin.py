@@ -51,10 +51,11 @@ class ScriptFailed(AssertionError):
 
 
 @contextlib.asynccontextmanager
-async def bench_app(config: Config, csms: CsmsSimulator, state_dir: Path) -> AsyncIterator[App]:
+async def bench_app(config: Config, csms: CsmsSimulator, state_dir: Path, **options: Any) -> AsyncIterator[App]:
     """``config``'s simulated charger, connected and booted to ``csms``, its timeline cleared of the boot's
-    self-tests; stopped (outputs safe) afterwards."""
-    app = App(config, state_dir=state_dir, csms_url=csms.url)
+    self-tests; stopped (outputs safe) afterwards. ``options`` go to :class:`~controller.app.App`
+    (``api_listen``, ``clock``)."""
+    app = App(config, state_dir=state_dir, csms_url=csms.url, **options)
     await app.start()
     try:
         assert app.ocpp is not None and isinstance(app.platform, SimHardware)

@@ -16,14 +16,15 @@ import pytest
 from controller.app import App
 from controller.cli import main
 from hil.csms import CsmsSimulator
+from hil.pytest_plugin import bench_app
 from tests.bench.test_ocpp16_core import TAG, script
-from tests.conftest import _booted, sim_config, wait_until
+from tests.conftest import sim_config, wait_until
 
 
 @pytest.fixture
 async def served(tmp_path: Path, csms: CsmsSimulator) -> AsyncIterator[App]:
     """The simulated charger with its status API on a free loopback port."""
-    async for app in _booted(App(sim_config(), state_dir=tmp_path, csms_url=csms.url, api_listen="127.0.0.1:0")):
+    async with bench_app(sim_config(), csms, tmp_path, api_listen="127.0.0.1:0") as app:
         yield app
 
 
@@ -103,12 +104,11 @@ async def test_an_ended_session_is_in_the_history_and_in_evse_status(served: App
 async def test_a_token_is_required_when_one_is_set(tmp_path: Path, csms: CsmsSimulator) -> None:
     config = sim_config()
     config.api.token = "s3cret-token"
-    async for app in _booted(App(config, state_dir=tmp_path, csms_url=csms.url, api_listen="127.0.0.1:0")):
-        async with aiohttp.ClientSession() as http:
-            async with http.get(_url(app, "/api/v1/status")) as refused:
-                assert refused.status == 401 and "a token is required" in (await refused.json())["error"]
-            await _json(http, _url(app, "/api/v1/status"), headers={"Authorization": "Bearer s3cret-token"})
-            await _json(http, _url(app, "/api/v1/status?token=s3cret-token"))
+    async with bench_app(config, csms, tmp_path, api_listen="127.0.0.1:0") as app, aiohttp.ClientSession() as http:
+        async with http.get(_url(app, "/api/v1/status")) as refused:
+            assert refused.status == 401 and "a token is required" in (await refused.json())["error"]
+        await _json(http, _url(app, "/api/v1/status"), headers={"Authorization": "Bearer s3cret-token"})
+        await _json(http, _url(app, "/api/v1/status?token=s3cret-token"))
 
 
 async def test_without_an_api_evse_status_reads_the_state_directory(charger: App, tmp_path: Path) -> None:

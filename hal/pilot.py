@@ -290,6 +290,8 @@ class PilotMonitor:
                 if self._diode_callback is not None and sample is not None and sample.plugged \
                         and pwm_running(level):
                     self._check_diode(diode_ok(self._pilot.read_low_voltage()), epoch)
+                else:
+                    self._diode_candidate, self._diode_count = None, 0  # no check now: none half-confirmed
                 if failing:
                     log.info("pilot ADC reads again after %d failed reads", self.read_errors)
                     failing = False

@@ -100,11 +100,14 @@ def load_bench(path: str | Path) -> BenchFile:
     host, port = _address(csms.get("listen", "127.0.0.1:9000"), "csms.listen", source, problems)
     reader = _table(data, "reader", {"driver", "port", "baudrate"}, source, problems)
     driver = reader.get("driver", "pn532" if reader else "none")
+    if reader.get("baudrate", 115200) not in BAUDRATES:
+        problems.append(f"{source}: reader.baudrate = {reader.get('baudrate')!r}: expected one of "
+                        f"{', '.join(map(str, BAUDRATES))} (a PN532's HSU talks 115200)")
     if driver not in READERS:
         problems.append(f"{source}: reader.driver = {driver!r}: expected one of {', '.join(READERS)}")
     if driver != "none" and not isinstance(reader.get("port"), str):
         problems.append(f"{source}: reader.port: expected the serial port wired to the charger's reader")
-    meters = []
+    meters: list[BenchMeter] = []
     raw_meters = data.get("meter", [])
     if not isinstance(raw_meters, list):
         problems.append(f"{source}: meter: expected [[meter]] tables")
@@ -117,7 +120,12 @@ def load_bench(path: str | Path) -> BenchFile:
             continue
         for key in sorted(set(raw) - keys):
             problems.append(f"{source}: {where}.{key}: unknown key; expected one of {', '.join(sorted(keys))}")
+        if "connector" not in raw:
+            problems.append(f"{source}: {where}.connector: expected the id of the connector this meter measures")
+            continue
         meter = BenchMeter(**{k: v for k, v in raw.items() if k in keys})
+        if meter.connector in {m.connector for m in meters}:
+            problems.append(f"{source}: {where}.connector = {meter.connector}: expected one [[meter]] per connector")
         if not isinstance(meter.connector, int) or meter.connector < 1:
             problems.append(f"{source}: {where}.connector = {meter.connector!r}: expected a connector id from 1")
         if meter.model not in bundled_maps():

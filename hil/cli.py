@@ -73,7 +73,14 @@ def _run_remote(args: argparse.Namespace) -> int:
         print(json.dumps(error_report(None, name, error), indent=2))
         print(f"evse-hil: {error}", file=sys.stderr)
         return 2
-    report = asyncio.run(run_remote(bench, steps, script=name, connect_wait=args.csms_wait, timeout=args.timeout))
+    try:
+        report = asyncio.run(run_remote(bench, steps, script=name, connect_wait=args.csms_wait,
+                                        timeout=args.timeout))
+    except OSError as exc:  # a serial port that is not there, an address in use
+        error = f"{bench.source}: cannot serve the bench: {exc}"
+        print(json.dumps(error_report(None, name, error), indent=2))
+        print(f"evse-hil: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
 

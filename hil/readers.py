@@ -171,7 +171,7 @@ class Pn532Simulator:
     def tap(self, uid_hex: str, duration: float = 0.5) -> None:
         """Hold a card (ISO 14443A UID, 4/7/10 bytes hex) in the field for ``duration`` s."""
         self.field.tap(uid_hex, duration)
-        if self.waiting:
+        if self.waiting and not self.silent:
             uid = bytes.fromhex(uid_hex)
             if self.answer_late:
                 self._late = uid  # sent when the host ends the wait
@@ -189,6 +189,7 @@ class Pn532Simulator:
         self._received.extend(data)
         for command in host_commands(self._received):
             if self.silent:
+                self.waiting = False  # a dead reader answers no wait it had begun
                 continue
             if not command:  # the host's ACK: it ends a wait for a card
                 if self.waiting:

@@ -70,6 +70,7 @@ class RemoteBench:
         self.timeline = Timeline()
         self.csms = CsmsSimulator(host=bench.csms_host, port=bench.csms_port)
         self.reader: Pn532Simulator | None = None
+        self._charger: str | None = None
         self.meters: dict[int, MeterSimulator] = {m.connector: MeterSimulator(m.model, phases=m.phases,
                                                                                unit=m.address)
                                                   for m in bench.meters}
@@ -89,7 +90,7 @@ class RemoteBench:
                 await meter.start_serial(spec.port, spec.baudrate)
 
     async def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (what was started: this also cleans up after a start that failed halfway)."""
         for meter in self.meters.values():
             await meter.stop()
         if self.reader is not None:
@@ -97,8 +98,10 @@ class RemoteBench:
         await self.csms.stop()
 
     def charger(self) -> str | None:
-        """The id of the charger connected to the bench CSMS (the first, if several are)."""
-        return next(iter(self.csms.connections), None)
+        """The id of the charger that connected to the bench CSMS first (kept through its reconnections)."""
+        if self._charger is None:
+            self._charger = next(iter(self.csms.connections), None)
+        return self._charger
 
     def ev(self, connector_id: int) -> _MeteredConnector:
         return _MeteredConnector(self.meters.get(connector_id))
@@ -129,8 +132,8 @@ async def run_remote(bench: BenchFile, steps: list[Step], *, script: str, connec
     """Serve the bench, wait for the charger to connect, run the steps, and report in ``evse-hil run``'s shape."""
     remote = RemoteBench(bench)
     started_at = time.time()
-    await remote.start()
     try:
+        await remote.start()  # a missing port raises here, after what started is cleaned up below
         reached = await until(lambda: remote.charger() is not None, connect_wait, 0.05)
         begun = time.monotonic()
         results = await run_steps(steps, remote, deadline=None if timeout is None else begun + timeout) \

@@ -315,10 +315,14 @@ def _connectors_of(step: Step) -> list[int]:
         return [step.args[0]]
     if step.verb in ("ev", "draw", "lag", "overdraw", "fault", "clear", "expect"):
         return [step.args[1]]
-    if step.verb != "csms" or step.args[0] not in ("remote-stop", "unlock", "remote-start", "availability", "profile"):
+    if step.verb == "csms" and step.args[0] in ("limit", "unlimit"):
+        number = step.args[3]  # (action, value, unit, connector, seconds)
+    elif step.verb == "csms" and step.args[0] in ("remote-stop", "unlock", "remote-start", "availability",
+                                                  "profile"):
+        number = step.args[1]
+    else:
         return []
-    number = step.args[1]  # None: remote-start on any connector; 0: the whole station's availability
-    return [] if number in (None, 0) else [number]
+    return [] if number in (None, 0) else [number]  # None: any connector; 0: the whole station
 
 
 def _fault_problem(kind: str, conn: ConnectorSection, config: Config) -> str | None:

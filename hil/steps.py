@@ -136,6 +136,8 @@ async def _run(step: Step, bench: Bench, run: _Run) -> tuple[bool, str]:
                 await asyncio.sleep(0.01)
     except (KeyError, RuntimeError, ValueError) as exc:
         return False, f"cannot run: {exc}"
+    except Exception as exc:  # a dropped link, a closed port: the step fails, the report still comes
+        return False, f"cannot run: {type(exc).__name__}: {exc}"
     return True, ""
 
 

@@ -17,6 +17,7 @@ JUnit XML and as one HTML page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -85,7 +86,11 @@ def discover(paths: list[Path]) -> list[Path]:
 def directives(script: Path) -> list[str]:
     """``evse-hil run`` options from the script's leading ``# key: value`` comment lines."""
     options: list[str] = []
-    for line in script.read_text(encoding="utf-8").splitlines():
+    try:
+        text = script.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{script}: cannot read the script: {getattr(exc, 'strerror', None) or exc}") from exc
+    for line in text.splitlines():
         text = line.strip()
         if not text:
             continue
@@ -110,7 +115,12 @@ async def _run_one(script: Path, extra: list[str], gate: asyncio.Semaphore) -> d
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hil.cli", "run", str(script), *extra, *options,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await proc.communicate()
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:  # Ctrl-C: no charger is left running
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise
     try:
         report: dict[str, Any] = json.loads(out)
     except ValueError:
@@ -130,15 +140,19 @@ async def run_suite(paths: list[Path], *, jobs: int | None = None, extra: list[s
         directives(script)  # a bad header fails the suite before anything runs
     jobs = max(1, jobs or os.cpu_count() or 1)
     gate = asyncio.Semaphore(jobs)
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     reports = await asyncio.gather(*(_run_one(s, extra or [], gate) for s in scripts))
-    return SuiteResult(name or ", ".join(str(p) for p in paths), list(reports), time.monotonic() - started, jobs)
+    return SuiteResult(name or ", ".join(str(p) for p in paths), list(reports), time.monotonic() - started, jobs,
+                       started_at=began)
 
 
 async def run_shared(paths: list[Path], *, config: str | None = None, name: str | None = None) -> SuiteResult:
     """Run every script, one after the other, on one simulated ``evse run`` through its bench socket."""
     scripts = discover(paths)
-    started = time.monotonic()
+    for script in scripts:
+        if directives(script):
+            raise SuiteError(f"{script}: its header asks for a charger of its own; run it without --shared")
+    started, began = time.monotonic(), time.time()
     reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="evse-suite-") as state:
         proc = await asyncio.create_subprocess_exec(
@@ -149,7 +163,10 @@ async def run_shared(paths: list[Path], *, config: str | None = None, name: str 
             await _wait_for_socket(Path(state), proc)
             for script in scripts:
                 begun = time.monotonic()
-                result = await send_script(Path(state), script.read_text(encoding="utf-8"))
+                try:
+                    result = await send_script(Path(state), script.read_text(encoding="utf-8"))
+                except (ConnectionError, OSError, TimeoutError) as exc:  # the charger went (a reset restarts it)
+                    result = {"ok": False, "steps": [], "error": f"the shared charger did not answer: {exc}"}
                 steps = result.get("steps", [])
                 reports.append({
                     "ok": bool(result.get("ok")), "script": str(script), "config": config or "<built-in sim defaults>",
@@ -157,9 +174,12 @@ async def run_shared(paths: list[Path], *, config: str | None = None, name: str 
                     "counts": {k: sum(s["status"] == k for s in steps) for k in ("passed", "failed", "skipped")},
                     **({"error": result["error"]} if "error" in result else {})})
         finally:
-            proc.terminate()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
             await proc.wait()
-    return SuiteResult(name or ", ".join(str(p) for p in paths), reports, time.monotonic() - started, 1, shared=True)
+    return SuiteResult(name or ", ".join(str(p) for p in paths), reports, time.monotonic() - started, 1, shared=True,
+                       started_at=began)
 
 
 async def _wait_for_socket(state: Path, proc: asyncio.subprocess.Process, timeout: float = 30.0) -> None:

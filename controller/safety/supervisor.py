@@ -13,8 +13,9 @@ for the asyncio loop, the state machine or the network. The one exception is a *
 stop grace (IEC 61851-1 state C1: 6 s) or until the vehicle stops asking, whichever comes first. A hook may run
 just before any opening (DC ramps its power stage down there).
 
-A watch thread runs every 5 ms: it compares each contactor's mirror contact with its coil (still closed
-``feedback_delay`` after opening: welded; still open after closing: failed to close) and ends stop graces.
+A watch thread compares each contactor's mirror contact with its coil (still closed ``feedback_delay`` after
+opening: welded; still open after closing: failed to close) and ends stop graces: every 5 ms while a contactor
+switches or a grace runs, every 50 ms while one is closed, every 0.25 s while all are open; a switch wakes it.
 Latching faults stay until their condition is gone *and* the vehicle has left.
 """
 
@@ -83,6 +84,8 @@ class SafetySupervisor:
         #: Told (EVSE id, active faults) after every change, in the thread that made it.
         self.listeners: list[FaultListener] = []
         self._stop = threading.Event()
+        #: Set by a switch: the watch looks now instead of at the end of its resting period.
+        self._wake = threading.Event()
         self._watch: threading.Thread | None = None
 
     def add(self, evse_id: int, contactor: Contactor, feedback_delay: float = 0.2, *, stop_grace: float = 6.0,
@@ -271,6 +274,7 @@ class SafetySupervisor:
         # with an old time (and calls a contactor still moving a failed one).
         if close != ch.contactor.commanded_closed:
             ch.switched_at = self._clock()
+            self._wake.set()  # a resting watch looks at once, and then at the switching rate
         if close:
             ch.open_deadline = None
             ch.contactor.close()
@@ -287,12 +291,17 @@ class SafetySupervisor:
     def stop_watch(self) -> None:
         """Stop the watch thread."""
         self._stop.set()
+        self._wake.set()
         if self._watch is not None:
             self._watch.join(timeout=2.0)
 
     def _watch_loop(self) -> None:
         interval = WATCH_INTERVAL
-        while not self._stop.wait(interval):
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             for evse_id, ch in self._channels.items():
                 self.check_feedback(evse_id, ch)
                 self.check_stop_grace(evse_id, ch)
@@ -334,7 +343,7 @@ class SafetySupervisor:
                            if held else "vehicle still drawing after the stop grace; opened under load")
 
     def check_feedback(self, evse_id: int, ch: _Channel | None = None) -> None:
-        """Compare one mirror contact with its coil (the watch thread calls this every 5 ms)."""
+        """Compare one mirror contact with its coil (the watch thread calls this; see the module's docstring)."""
         ch = ch or self._channels[evse_id]
         with ch.lock:  # a consistent coil state and switch time
             feedback = ch.contactor.feedback_closed
@@ -364,11 +373,11 @@ class SafetySupervisor:
         time.sleep(ch.feedback_delay)
         with ch.lock:
             interrupted = not ch.contactor.commanded_closed
+            closed_ok = ch.contactor.feedback_closed is True
         if interrupted:
             # Opened meanwhile (a fault, a condition lost): safe, and no verdict on the contacts.
             log.info("connector %d: contactor self-test interrupted (opened during it); not judged", evse_id)
             return False
-        closed_ok = ch.contactor.feedback_closed is True
         with ch.lock:
             self._switch(ch, close=False)
         time.sleep(ch.feedback_delay)

@@ -105,6 +105,12 @@ class Pn532Reader(CardReader):
                 reply = await self._exchange(CMD_IN_LIST_PASSIVE_TARGET, b"\x01\x00",
                                              self.card_wait if waiting else None)
                 uid = None if reply is None else parse_passive_target(reply)
+                if uid is not None and uid != present:
+                    on_card(uid)
+                present = uid
+                if waiting != (uid is None):  # switched only once the PN532 took the new retries
+                    await self._set_retries(WAIT_FOR_CARD if uid is None else self.activation_retries)
+                    waiting = uid is None
                 misses = 0
             except (HalTimeoutError, HalProtocolError) as exc:
                 # One bad exchange is noise on the line; three in a row means the reader is lost.
@@ -114,12 +120,6 @@ class Pn532Reader(CardReader):
                 log.debug("PN532 poll on %s failed (%s); polling again", self.port, exc)
                 await asyncio.sleep(self.poll_interval)
                 continue
-            if uid is not None and uid != present:
-                on_card(uid)
-            present = uid
-            if waiting != (uid is None):
-                waiting = uid is None
-                await self._set_retries(WAIT_FOR_CARD if waiting else self.activation_retries)
             if not waiting:
                 await asyncio.sleep(self.poll_interval)
 

@@ -119,6 +119,8 @@ def test_steps_the_charger_cannot_do_are_refused_when_the_script_is_read() -> No
     cases = [
         ("plug 2", plain, "the charger has no connector 2 (it has 1)"),
         ("csms remote-start 3 04A1B2C3", plain, "the charger has no connector 3"),
+        ("csms limit 10 4", plain, "the charger has no connector 4"),
+        ("csms profile 5 tx 0=16", plain, "the charger has no connector 5"),
         ("fault rcm", plain, "fault rcm needs an RCM ([connector.rcm] driver); connector 1 has none"),
         ("fault lock", plain, "fault lock needs a cable lock"),
         ("fault insulation", plain, "fault insulation needs a DC connector; connector 1 is AC"),

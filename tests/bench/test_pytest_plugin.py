@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hil.pytest_plugin import BenchCharger, ScriptFailed
+from tests.conftest import wait_until
 
 TAG = "04A1B2C3"
 
@@ -21,7 +22,7 @@ async def test_a_session_reads_like_the_bench_script(bench_charger: BenchCharger
 @pytest.mark.bench_config("config/sim-two-socket.toml")
 async def test_the_config_mark_picks_the_build_and_faults_reach_the_csms(bench_charger: BenchCharger) -> None:
     await bench_charger.run(f"plug 2; expect Preparing 2; tap {TAG}; expect Charging 2; fault rcm 2; expect Faulted 2")
-    assert "RcmTripped" in bench_charger.csms_statuses()
+    await wait_until(lambda: "RcmTripped" in bench_charger.csms_statuses(), what="the fault at the CSMS")
 
 
 @pytest.mark.bench_reject("DEADBEEF")

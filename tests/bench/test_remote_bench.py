@@ -104,3 +104,27 @@ def test_the_command_line_refuses_a_pilot_step_with_exit_2_and_the_report_shape(
     assert proc.returncode == 2
     report = json.loads(proc.stdout)
     assert report["ok"] is False and report["steps"] == [] and "no EV on the charger's pilot" in report["error"]
+
+
+def test_more_bench_file_mistakes_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[reader]\nport = "/dev/ttyUSB0"\nbaudrate = 12\n[[meter]]\nmodel = "sdm630"\nport = "/dev/x"\n'
+                    '[[meter]]\nconnector = 1\nport = "/dev/y"\n[[meter]]\nconnector = 1\nport = "/dev/z"\n')
+    with pytest.raises(BenchFileError) as error:
+        load_bench(path)
+    assert error.value.problems == [
+        f"{path}: reader.baudrate = 12: expected one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200 (a "
+        "PN532's HSU talks 115200)",
+        f"{path}: meter[0].connector: expected the id of the connector this meter measures",
+        f"{path}: meter[2].connector = 1: expected one [[meter]] per connector",
+    ]
+
+
+def test_a_serial_port_that_is_not_there_is_exit_2_with_the_report_shape(tmp_path: Path) -> None:
+    path = bench_file(tmp_path, free_tcp_port(), "/dev/does-not-exist-evse", "/dev/does-not-exist-evse-2")
+    proc = subprocess.run([sys.executable, "-m", "hil.cli", "run", "--bench", str(path), "--script", "tap 04A1B2C3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["steps"] == [] and "cannot serve the bench" in report["error"] and "does-not-exist" in \
+        report["error"]

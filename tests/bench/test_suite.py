@@ -80,6 +80,13 @@ def test_a_shared_charger_runs_the_scripts_one_after_the_other(tmp_path: Path) -
     assert proc.stdout.splitlines()[-1].startswith("2 scripts: 2 passed") and "on one shared charger" in proc.stdout
 
 
+def test_a_shared_charger_refuses_scripts_that_ask_for_their_own(tmp_path: Path) -> None:
+    write(tmp_path, "own.hil", "# ocpp: 2.0.1\nplug\n")
+    proc = hil("suite", str(tmp_path), "--shared")
+    assert proc.returncode == 2 and "own.hil: its header asks for a charger of its own; run it without --shared" \
+        in proc.stderr
+
+
 def test_suites_that_cannot_run_say_why(tmp_path: Path) -> None:
     empty = hil("suite", str(tmp_path))
     assert empty.returncode == 2 and f"no .hil scripts in {tmp_path}" in empty.stderr

@@ -348,8 +348,11 @@ def test_the_watch_looks_rarely_while_everything_is_open_and_often_once_a_contac
         resting = contactor.reads - before
         assert resting <= 6  # every 0.25 s, not every 50 ms (20) or 5 ms (200)
         sup.set_condition(1, "permit", True)
+        before = contactor.reads
         assert sup.request_close(1) and coil.state
         mirror.drive_high()  # NC mirror open: the contacts closed
+        time.sleep(0.05)
+        assert contactor.reads - before >= 4  # the switch woke the resting watch: 5 ms looks at once
         time.sleep(0.2)  # the switching window (5 ms looks) ends
         before = contactor.reads
         time.sleep(1.0)

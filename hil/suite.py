@@ -68,6 +68,14 @@ class SuiteResult:
                 "wall_s": round(self.wall, 3), **self.counts(), "reports": self.reports}
 
 
+def suite_name(paths: list[Path]) -> str:
+    """What a suite is called in its reports: the folder given, or the folder the scripts given share."""
+    if len(paths) == 1:
+        return str(paths[0])
+    parents = {str(p.parent if p.suffix == ".hil" else p) for p in paths}
+    return f"{parents.pop()} ({len(paths)} scripts)" if len(parents) == 1 else ", ".join(str(p) for p in paths)
+
+
 def discover(paths: list[Path]) -> list[Path]:
     """The ``.hil`` files of each folder (sorted, recursively) and each file given, in order."""
     found: list[Path] = []
@@ -142,8 +150,7 @@ async def run_suite(paths: list[Path], *, jobs: int | None = None, extra: list[s
     gate = asyncio.Semaphore(jobs)
     started, began = time.monotonic(), time.time()
     reports = await asyncio.gather(*(_run_one(s, extra or [], gate) for s in scripts))
-    return SuiteResult(name or ", ".join(str(p) for p in paths), list(reports), time.monotonic() - started, jobs,
-                       started_at=began)
+    return SuiteResult(name or suite_name(paths), list(reports), time.monotonic() - started, jobs, started_at=began)
 
 
 async def run_shared(paths: list[Path], *, config: str | None = None, name: str | None = None) -> SuiteResult:
@@ -178,7 +185,7 @@ async def run_shared(paths: list[Path], *, config: str | None = None, name: str 
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
             await proc.wait()
-    return SuiteResult(name or ", ".join(str(p) for p in paths), reports, time.monotonic() - started, 1, shared=True,
+    return SuiteResult(name or suite_name(paths), reports, time.monotonic() - started, 1, shared=True,
                        started_at=began)
 
 

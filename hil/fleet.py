@@ -16,8 +16,11 @@ from ocpp.v201 import call as call201
 
 from controller.clock import iso_utc
 from controller.ocpp.transfer import download
+from controller.tasks import until
 from hil.csms import CsmsSimulator
 
+#: How long a remote stop waits for the CSMS to know the transaction (its start may still be in flight).
+TRANSACTION_WAIT = 5.0
 _PURPOSES = {"1.6": {"max": "ChargePointMaxProfile", "default": "TxDefaultProfile", "tx": "TxProfile"},
              "2.0.1": {"max": "ChargingStationMaxProfile", "default": "TxDefaultProfile", "tx": "TxProfile"}}
 
@@ -52,7 +55,9 @@ class Fleet:
         return await self._status(request)
 
     async def remote_stop(self, connector: int) -> str:
-        """RemoteStopTransaction / RequestStopTransaction of the transaction running on ``connector``."""
+        """RemoteStopTransaction / RequestStopTransaction of the transaction running on ``connector`` (waiting
+        up to TRANSACTION_WAIT s for the CSMS to have handled the message that opened it)."""
+        await until(lambda: self._open_transaction(connector) is not None, TRANSACTION_WAIT, 0.01)
         if self.version == "1.6":
             request: Any = call16.RemoteStopTransaction(transaction_id=self._running_transaction(connector))
         else:
@@ -191,14 +196,18 @@ class Fleet:
         return str(result.status), result.filename
 
     def _running_transaction(self, connector: int) -> Any:
+        found = self._open_transaction(connector)
+        if found is None:
+            raise RuntimeError(f"no transaction runs on {'connector' if self.version == '1.6' else 'EVSE'} "
+                               f"{connector}")
+        return found
+
+    def _open_transaction(self, connector: int) -> Any:
+        """The id of the newest transaction the CSMS knows is open on ``connector``, or None."""
         if self.version == "1.6":
             running = [t for t in self.csms.transactions.values()
                        if t.cp_id == self.cp_id and t.connector_id == connector and t.meter_stop is None]
-            if not running:
-                raise RuntimeError(f"no transaction runs on connector {connector}")
-            return running[-1].id
+            return running[-1].id if running else None
         ended = {tx for tx, events in self.csms.events.items() if events[-1]["event_type"] == "Ended"}
         open_ = [tx for tx in self.csms.events if tx not in ended]
-        if not open_:
-            raise RuntimeError(f"no transaction runs on EVSE {connector}")
-        return open_[-1]
+        return open_[-1] if open_ else None

@@ -55,13 +55,12 @@ class Fleet:
         return await self._status(request)
 
     async def remote_stop(self, connector: int) -> str:
-        """RemoteStopTransaction / RequestStopTransaction of the transaction running on ``connector`` (waiting
-        up to TRANSACTION_WAIT s for the CSMS to have handled the message that opened it)."""
-        await until(lambda: self._open_transaction(connector) is not None, TRANSACTION_WAIT, 0.01)
+        """RemoteStopTransaction / RequestStopTransaction of the transaction running on ``connector``."""
+        transaction = await self._running_transaction(connector)
         if self.version == "1.6":
-            request: Any = call16.RemoteStopTransaction(transaction_id=self._running_transaction(connector))
+            request: Any = call16.RemoteStopTransaction(transaction_id=transaction)
         else:
-            request = call201.RequestStopTransaction(transaction_id=self._running_transaction(connector))
+            request = call201.RequestStopTransaction(transaction_id=transaction)
         return await self._status(request)
 
     async def reset(self, hard: bool) -> str:
@@ -131,7 +130,7 @@ class Fleet:
         body: dict[str, Any] = {"stackLevel": stack_level, "chargingProfilePurpose": _PURPOSES[version][purpose],
                                 "chargingProfileKind": "Absolute"}
         if purpose == "tx":
-            body["transactionId"] = self._running_transaction(connector)
+            body["transactionId"] = await self._running_transaction(connector)
         if version == "1.6":
             request: Any = call16.SetChargingProfile(connector_id=connector, cs_charging_profiles={
                 "chargingProfileId": pid, **body, "chargingSchedule": schedule})
@@ -195,7 +194,10 @@ class Fleet:
         result = await self.csms.call(self.cp_id, request)
         return str(result.status), result.filename
 
-    def _running_transaction(self, connector: int) -> Any:
+    async def _running_transaction(self, connector: int) -> Any:
+        """The open transaction's id, waiting up to TRANSACTION_WAIT s for the CSMS to have handled the message
+        that opened it (a script may ask right after the station said Charging); RuntimeError without one."""
+        await until(lambda: self._open_transaction(connector) is not None, TRANSACTION_WAIT, 0.01)
         found = self._open_transaction(connector)
         if found is None:
             raise RuntimeError(f"no transaction runs on {'connector' if self.version == '1.6' else 'EVSE'} "

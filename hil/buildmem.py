@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 
-def _rss_mb() -> float:
-    status = Path(f"/proc/{os.getpid()}/status").read_text()
+def rss_mb(pid: int | None = None) -> float:
+    """A process's resident memory (``VmRSS``) in MB; this process's by default."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
     return round(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024, 1)
 
 
@@ -40,7 +41,7 @@ def import_build(path: str) -> None:
     if config.rfid.driver != "none":
         drivers.CARD_READERS.resolve(config.rfid.driver)
     heavy = [m for m in ("cryptography", "ocpp.v201", "aiohttp", "cantools", "pymodbus.server") if m in sys.modules]
-    print(json.dumps({"rss_mb": _rss_mb(), "modules": len(sys.modules), "heavy_modules": heavy}))
+    print(json.dumps({"rss_mb": rss_mb(), "modules": len(sys.modules), "heavy_modules": heavy}))
 
 
 if __name__ == "__main__":

@@ -49,12 +49,26 @@ def _script_text(args: argparse.Namespace) -> tuple[str, str]:
         raise ScriptError(f"{args.file}: cannot read the script: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
+def _in_script(name: str, exc: ScriptError) -> str:
+    """A script error as the report gives it: a file's errors name the file."""
+    error = str(exc)
+    return error if name.startswith("<") or error.startswith(name) else f"{name}: {error}"
+
+
+def _unusable(config: Config | None, name: str, error: str) -> int:
+    """A script, config or bench file that cannot run: the report's JSON on stdout, one line on stderr, exit 2."""
+    from hil.runner import error_report
+
+    print(json.dumps(error_report(config, name, error), indent=2))
+    print(f"evse-hil: {error}", file=sys.stderr)
+    return 2
+
+
 def _run_remote(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from hil.benchfile import BenchFileError, load_bench
     from hil.remote import check_remote_script, run_remote
-    from hil.runner import error_report
 
     name = "<command line>"
     try:
@@ -68,25 +82,21 @@ def _run_remote(args: argparse.Namespace) -> int:
             bench = replace(bench, csms_host=host, csms_port=int(port))
         steps = parse_script(text)
         check_remote_script(steps, bench)
-    except (ScriptError, BenchFileError) as exc:
-        error = f"{name}: {exc}" if isinstance(exc, ScriptError) and not name.startswith("<") else str(exc)
-        print(json.dumps(error_report(None, name, error), indent=2))
-        print(f"evse-hil: {error}", file=sys.stderr)
-        return 2
+    except ScriptError as exc:
+        return _unusable(None, name, _in_script(name, exc))
+    except BenchFileError as exc:
+        return _unusable(None, name, str(exc))
     try:
         report = asyncio.run(run_remote(bench, steps, script=name, connect_wait=args.csms_wait,
                                         timeout=args.timeout))
     except OSError as exc:  # a serial port that is not there, an address in use
-        error = f"{bench.source}: cannot serve the bench: {exc}"
-        print(json.dumps(error_report(None, name, error), indent=2))
-        print(f"evse-hil: {error}", file=sys.stderr)
-        return 2
+        return _unusable(None, name, f"{bench.source}: cannot serve the bench: {exc}")
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hil.runner import error_report, run_script
+    from hil.runner import run_script
 
     if args.bench:
         return _run_remote(args)
@@ -99,13 +109,10 @@ def _run(args: argparse.Namespace) -> int:
         check_script(steps, config)
         if args.reject and args.csms:
             raise ScriptError("--reject steers the built-in CSMS; with --csms the CSMS is another's")
-    except (ScriptError, ConfigError) as exc:
-        error = "\n".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
-        if isinstance(exc, ScriptError) and not name.startswith("<") and not error.startswith(name):
-            error = f"{name}: {error}"
-        print(json.dumps(error_report(config, name, error), indent=2))
-        print(f"evse-hil: {error}", file=sys.stderr)
-        return 2
+    except ScriptError as exc:
+        return _unusable(config, name, _in_script(name, exc))
+    except ConfigError as exc:
+        return _unusable(config, name, "\n".join(exc.problems))
     with contextlib.ExitStack() as stack:
         state = Path(args.state_dir) if args.state_dir else Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-hil-")))

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.buildmem import rss_mb
 from hil.control import send_script
 from hil.csms import CsmsSimulator
 from hil.meter import MeterSimulator
@@ -49,11 +50,6 @@ def config_text(connectors: int, meter_ports: list[int] | None = None, reader: s
 def _ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return round(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024, 1)
 
 
 async def _cpu_percent(pid: int, seconds: float) -> float:
@@ -100,7 +96,7 @@ async def measure_case(connectors: int, window: float) -> dict[str, Any]:
                 meters[i - 1].set_current(16.0)
             await asyncio.sleep(1.0)
             charging = await _cpu_percent(proc.pid, window)
-            rss = _rss_mb(proc.pid)
+            rss = rss_mb(proc.pid)
         finally:
             proc.terminate()
             await proc.wait()

@@ -54,6 +54,16 @@ class Frame:
     direction: str  # "in" (station -> CSMS) or "out"
     raw: str
 
+    def call(self) -> tuple[str, dict[str, Any]] | None:
+        """(action, payload) when the frame is an OCPP CALL; None for a result, an error or garbage."""
+        try:
+            message = json.loads(self.raw)
+        except ValueError:
+            return None
+        if isinstance(message, list) and len(message) >= 4 and message[0] == 2 and isinstance(message[2], str):
+            return message[2], message[3] if isinstance(message[3], dict) else {}
+        return None
+
 
 @dataclass
 class CsmsTransaction:
@@ -299,14 +309,8 @@ class CsmsSimulator:
 
     def actions(self, direction: str = "in", cp_id: str | None = None) -> list[str]:
         """Actions of the CALLs received (or sent), in order."""
-        result = []
-        for f in self.frames:
-            if f.direction != direction or (cp_id and f.cp_id != cp_id):
-                continue
-            message = json.loads(f.raw)
-            if message[0] == 2:
-                result.append(message[2])
-        return result
+        return [call[0] for f in self.frames
+                if f.direction == direction and (not cp_id or f.cp_id == cp_id) and (call := f.call()) is not None]
 
     def csr_received(self, csr: str) -> str:
         """Keep a SignCertificate's CSR; the answer's status (Accepted when a signer is set)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -109,11 +108,10 @@ class BenchCharger:
         """Every StatusNotification's status and vendorErrorCode/errorCode words the CSMS received, in order."""
         words: list[str] = []
         for frame in self.csms.frames:
-            message = json.loads(frame.raw)
-            if frame.direction == "in" and message[0] == 2 and message[2] == "StatusNotification":
-                payload = message[3]
-                words += [str(payload.get(k)) for k in ("status", "connectorStatus", "errorCode",
-                                                        "vendorErrorCode") if k in payload]
+            call = frame.call()
+            if frame.direction == "in" and call is not None and call[0] == "StatusNotification":
+                words += [str(call[1][k]) for k in ("status", "connectorStatus", "errorCode", "vendorErrorCode")
+                          if k in call[1]]
         return words
 
 

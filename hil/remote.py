@@ -22,7 +22,7 @@ from hil.meter import MeterSimulator
 from hil.readers import Pn532Simulator, SerialLine
 from hil.runner import ocpp_messages
 from hil.script import ScriptError, Step
-from hil.steps import FAILED, PASSED, SKIPPED, run_steps
+from hil.steps import run_steps, status_counts
 from hil.timeline import Timeline
 
 #: The steps a bench without an EV on the pilot can run.
@@ -148,7 +148,7 @@ async def run_remote(bench: BenchFile, steps: list[Step], *, script: str, connec
                     "remote": True},
         "version": version(), "started_at": iso_utc(datetime.fromtimestamp(started_at, UTC)),
         "duration": round(took, 6),
-        "counts": {kind: sum(r.status == kind for r in results) for kind in (PASSED, FAILED, SKIPPED)},
+        "counts": status_counts(results),
         "steps": [r.as_json(t0) for r in results],
         "statuses": [{"t": round(t - t0, 6), "connector": c, "status": s, "fault": e or None}
                      for t, _, c, s, e in remote.csms.statuses],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -21,7 +20,7 @@ from hil.csms import Frame
 from hil.csms201 import transaction_summary
 from hil.script import Step
 from hil.simhw import sim_of
-from hil.steps import FAILED, PASSED, SKIPPED, run_steps
+from hil.steps import run_steps, status_counts
 from hil.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def report_head(config: Config | None, script: str) -> dict[str, Any]:
 def error_report(config: Config | None, script: str, error: str) -> dict[str, Any]:
     """A script or config that cannot run, in the report's shape (a CI parser always gets the same JSON)."""
     return {"ok": False, **report_head(config, script), "error": error, "steps": [],
-            "counts": {PASSED: 0, FAILED: 0, SKIPPED: 0}}
+            "counts": status_counts([])}
 
 
 async def run_script(
@@ -122,7 +121,7 @@ async def run_script(
         **report_head(config, script),
         "started_at": iso_utc(started_at),
         "duration": round(took, 6),  # the steps' wall time, from the first to the last
-        "counts": {kind: sum(r.status == kind for r in results) for kind in (PASSED, FAILED, SKIPPED)},
+        "counts": status_counts(results),
         "steps": [r.as_json(t0) for r in results],
         "sessions": recorder.sessions,
         "energy_wh": sum(s.get("energy_wh", 0) for s in recorder.sessions),
@@ -144,12 +143,5 @@ def _record_reading(timeline: Timeline, connector: int, _evse: Any, reading: Met
 
 def ocpp_messages(frames: list[Frame], t0: float) -> list[dict[str, Any]]:
     """Every CALL the bench CSMS received or sent: time from ``t0``, ``in`` (from the station) or ``out``, action."""
-    messages = []
-    for frame in frames:
-        try:
-            message = json.loads(frame.raw)
-        except ValueError:
-            continue
-        if isinstance(message, list) and len(message) >= 3 and message[0] == 2:
-            messages.append({"t": round(frame.t - t0, 6), "dir": frame.direction, "action": str(message[2])})
-    return messages
+    return [{"t": round(frame.t - t0, 6), "dir": frame.direction, "action": call[0]}
+            for frame in frames if (call := frame.call()) is not None]

@@ -6,7 +6,6 @@ The steps' grammar is :mod:`hil.script`'s; the CSMS's side of a step is :class:`
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +56,11 @@ class StepResult:
         """The report's form: times in seconds from ``t0``."""
         return {"step": self.step, "status": self.status, "ok": self.ok, "start": round(self.start - t0, 6),
                 "end": round(self.end - t0, 6), "duration": round(self.duration, 6), "detail": self.detail}
+
+
+def status_counts(results: list[StepResult]) -> dict[str, int]:
+    """How many steps passed, failed and were skipped (the reports' ``counts``)."""
+    return {kind: sum(r.status == kind for r in results) for kind in (PASSED, FAILED, SKIPPED)}
 
 
 async def run_steps(steps: list[Step], bench: Bench, clock: Callable[[], float] = time.monotonic,
@@ -190,20 +194,11 @@ async def _expect_csms(bench: Bench, run: _Run, action: str, within: float) -> t
     while True:
         for index in range(run.csms_from, len(csms.frames)):
             frame = csms.frames[index]
-            if frame.direction == "in" and _call_action(frame.raw) == action:
+            call = frame.call()
+            if frame.direction == "in" and call is not None and call[0] == action:
                 run.csms_from = index + 1
                 return True, f"the CSMS received {action}"
         if time.monotonic() >= deadline:
             return False, f"the CSMS received no {action} within {within:g} s"
         await asyncio.sleep(0.01)
 
-
-def _call_action(raw: str) -> str | None:
-    """The action of an OCPP CALL frame, None for anything else (a result, an error, garbage)."""
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(message, list) and len(message) >= 3 and message[0] == 2 and isinstance(message[2], str):
-        return message[2]
-    return None

@@ -1,5 +1,6 @@
-"""A run's timeline as a picture: per connector, the pilot state, PWM duty, contactor, current and power (DC
-voltage and current where there are), with OCPP messages, faults and step boundaries marked on the same time axis.
+"""A run's timeline as a picture: per connector, the pilot state, PWM duty, contactor, current and power (on a DC
+outlet the charge sequence's CAN phases, the contactor, voltage and current), with OCPP messages, faults and step
+boundaries marked on the same time axis.
 
 It draws an ``evse-hil run`` report (its ``timeline``, ``steps``, ``statuses`` and ``csms.messages``) with
 matplotlib as SVG. matplotlib is the optional ``report`` extra: :func:`available` says whether it is installed.
@@ -58,7 +59,8 @@ def timeline_svg(report: dict[str, Any], *, title: str | None = None) -> str:
     dc = {c for (kind, c) in series if kind == "dc"}
     rows: list[tuple[str, int]] = []
     for c in connectors:
-        rows += [("pilot", c), ("pwm", c), ("contactor", c), ("dc" if c in dc else "meter", c)]
+        rows += [("phase", c), ("contactor", c), ("dc", c)] if c in dc else \
+            [("pilot", c), ("pwm", c), ("contactor", c), ("meter", c)]
     rows.append(("ocpp", 0))
     fig, axes = plt.subplots(len(rows), 1, sharex=True, figsize=(11, 1.15 * len(rows) + 0.8),
                              gridspec_kw={"hspace": 0.12})
@@ -92,7 +94,7 @@ def _draw_row(ax: Any, kind: str, connector: int, series: dict[tuple[str, int | 
               messages: list[dict[str, Any]], end: float) -> None:
     ax.tick_params(labelsize=7)
     label = {"pilot": "pilot", "pwm": "PWM %", "contactor": "contactor", "meter": "A / kW", "dc": "V / A",
-             "ocpp": "OCPP"}[kind]
+             "phase": "CAN phase", "ocpp": "OCPP"}[kind]
     ax.set_ylabel(f"{label}\n#{connector}" if connector else label, fontsize=7, rotation=0, ha="right", va="center")
     if kind == "pilot":
         points = [(t, float(PILOT_LEVELS.index(v))) for t, v in series.get(("pilot", connector), [])
@@ -100,6 +102,13 @@ def _draw_row(ax: Any, kind: str, connector: int, series: dict[tuple[str, int | 
         ax.plot(*_steps(points, end), color="#2c3e50", lw=1.2)
         ax.set_yticks(range(len(PILOT_LEVELS)), PILOT_LEVELS)
         ax.set_ylim(-0.5, len(PILOT_LEVELS) - 0.5)
+    elif kind == "phase":  # the sequence's phases in the order they came, one band each
+        points = series.get(("phase", connector), [])
+        names = list(dict.fromkeys(str(v) for _, v in points))
+        ax.plot(*_steps([(t, float(names.index(str(v)))) for t, v in points], end), color="#34495e", lw=1.2)
+        ax.set_yticks(range(len(names)), names)
+        ax.tick_params(axis="y", labelsize=5)
+        ax.set_ylim(-0.5, max(len(names), 1) - 0.5)
     elif kind == "pwm":
         ax.plot(*_steps([(t, float(v)) for t, v in series.get(("pwm", connector), [])], end), color="#8e44ad", lw=1)
         ax.set_ylim(-5, 105)

@@ -177,6 +177,10 @@ class SimHardware(Platform):
         for cid, drivers in app.drivers.items():
             if drivers.dc is not None:
                 drivers.dc.car_bus.monitors.append(functools.partial(self._record_frame, cid))
+        for cid, protocol in app.protocols.items():
+            observers = getattr(protocol, "phase_observers", None)  # a DC outlet's sequence, as the charger runs it
+            if observers is not None:
+                observers.append(functools.partial(self.timeline.record, "phase", cid))
         self.bench_server = BenchControlServer(app.state_dir / BENCH_SOCKET, self)
         await self.bench_server.start()
 

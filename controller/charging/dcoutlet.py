@@ -116,6 +116,9 @@ class DcOutlet(ImdChecks, ChargingProtocol):
         self._running = False
         self._lock_wanted: bool | None = None
         self._wake = asyncio.Event()
+        #: Called with each new phase of the sequence, by its short name ("cable check"; the bench draws them).
+        self.phase_observers: list[Callable[[str], None]] = []
+        self._phase: Any = None
         for condition, graceful in ((DEMAND, False), (LINK, True), (INSULATION, False), (OFFER, True)):
             supervisor.require(evse_id, condition, graceful=graceful)
         supervisor.set_condition(evse_id, INSULATION, imd is None)  # an IMD must show it is healthy first
@@ -323,6 +326,11 @@ class DcOutlet(ImdChecks, ChargingProtocol):
                 log.info("connector %d: power stage readings again", self.id)
         io = self.inputs(now, reading)
         out = self.sequence.tick(io)
+        if self.sequence.phase is not self._phase:
+            self._phase = self.sequence.phase
+            log.debug("connector %d: %s phase: %s", self.id, self.name, self._phase.value)
+            for observer in self.phase_observers:
+                observer(self._phase.name.lower().replace("_", " "))
         for frame in out.frames:
             self.bus.send(frame)
         maximum = self.maximum_voltage()

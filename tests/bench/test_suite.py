@@ -111,6 +111,24 @@ def test_plot_draws_a_run_report_as_svg(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not an evse-hil run report" in bad.stderr
 
 
+def test_a_dc_run_draws_the_charge_sequence_s_can_phases(tmp_path: Path) -> None:
+    run = hil("run", "--script", "plug; tap 04A1B2C3; expect Charging within 30; wait 6; tap 04A1B2C3; "
+              "expect Finishing within 15", "--config", str(ROOT / "config" / "sim-gbt.toml"))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    phases = [o["value"] for o in report["timeline"] if o["kind"] == "phase" and o["connector"] == 1]
+    # GB/T 27930's order, as the charger ran it: the handshake before the insulation test, charging after both.
+    for before, after in (("handshake", "insulation"), ("insulation", "recognition"), ("parameters", "precharge"),
+                          ("precharge", "charging"), ("charging", "stopping")):
+        assert phases.index(before) < phases.index(after), phases
+    (tmp_path / "run.json").write_text(run.stdout)
+    assert hil("plot", str(tmp_path / "run.json"), "-o", str(tmp_path / "run.svg")).returncode == 0
+    svg = (tmp_path / "run.svg").read_text()
+    for label in ("CAN phase", "precharge", "V / A", "contactor"):
+        assert label in svg, label
+    assert "PWM %" not in svg  # a DC outlet has no pilot
+
+
 @pytest.mark.timeout(600)
 def test_the_acceptance_suite_passes_whole(tmp_path: Path) -> None:
     scripts = sorted((ROOT / "suites" / "acceptance").glob("*.hil"))

@@ -17,6 +17,18 @@ on RS-485 adapters (Modbus RTU) or on TCP. The EV on a real pilot circuit is out
     port = "/dev/ttyUSB1"            # an RS-485 adapter on the charger's meter bus (or tcp = "0.0.0.0:5020")
     baudrate = 9600
     address = 1
+
+    [[car]]                          # a DC car on the bench's own wires (hil.benchcar)
+    connector = 1
+    kind = "chademo"                 # or "gbt"
+    interface = "socketcan"          # the charger's car bus: can0 at 500 kbit/s (GB/T: 250 kbit/s)
+    channel = "can0"
+    [car.lines]                      # the bench Pi's GPIO (BCM): a number, or {pin = N, active_high = false}
+    d1 = 5                           # in: the charger's d1, through an optocoupler (GB/T: aux = the 12 V A+)
+    d2 = 6                           # in
+    k = 13                           # out: the car's permission switch (GB/T: cc1 = the relay that puts R4 on CC1)
+    plug = 19                        # out: connector present (pin 7)
+    ev_contactor = 26                # out, optional: the relay that connects the bench's DC load
 """
 
 from __future__ import annotations
@@ -29,6 +41,13 @@ from typing import Any
 from hal.meter.regmap import bundled_maps
 
 READERS = ("pn532", "none")
+#: A bench car's lines by kind: which it reads (the charger drives them) and which it drives.
+CAR_LINES: dict[str, dict[str, str]] = {
+    "chademo": {"d1": "in", "d2": "in", "k": "out", "plug": "out", "ev_contactor": "out"},
+    "gbt": {"aux": "in", "cc1": "out", "ev_contactor": "out"},
+}
+#: The lines a bench car cannot do without (the EV contactor's relay is for a bench with a DC load).
+CAR_REQUIRED = {"chademo": ("d1", "d2", "k", "plug"), "gbt": ("aux", "cc1")}
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
@@ -54,6 +73,29 @@ class BenchMeter:
 
 
 @dataclass(frozen=True)
+class BenchLine:
+    """One of a bench car's wires on the bench's GPIO: its BCM number and which level means on."""
+
+    pin: int
+    active_high: bool = True
+
+
+@dataclass(frozen=True)
+class BenchCarSpec:
+    """A CHAdeMO car or a GB/T BMS the bench plays on its own CAN interface and GPIO lines."""
+
+    connector: int
+    kind: str
+    interface: str = "socketcan"
+    channel: str = "can0"
+    lines: dict[str, BenchLine] = field(default_factory=dict)
+    soc: float = 50.0
+    target_soc: float = 80.0
+    #: The bench's short timings (permission in 0.5 s, contactors in 0.3 s) instead of a real car's.
+    quick: bool = False
+
+
+@dataclass(frozen=True)
 class BenchFile:
     """The parsed bench file."""
 
@@ -64,6 +106,7 @@ class BenchFile:
     reader_port: str = ""
     reader_baudrate: int = 115200
     meters: list[BenchMeter] = field(default_factory=list)
+    cars: list[BenchCarSpec] = field(default_factory=list)
 
 
 def _address(value: Any, key: str, source: str, problems: list[str]) -> tuple[str, int]:
@@ -94,8 +137,8 @@ def load_bench(path: str | Path) -> BenchFile:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BenchFileError([f"{source}: not valid TOML: {exc}"]) from exc
     problems: list[str] = []
-    for key in sorted(set(data) - {"csms", "reader", "meter"}):
-        problems.append(f"{source}: {key}: unknown section; expected csms, reader or [[meter]]")
+    for key in sorted(set(data) - {"csms", "reader", "meter", "car"}):
+        problems.append(f"{source}: {key}: unknown section; expected csms, reader, [[meter]] or [[car]]")
     csms = _table(data, "csms", {"listen"}, source, problems)
     host, port = _address(csms.get("listen", "127.0.0.1:9000"), "csms.listen", source, problems)
     reader = _table(data, "reader", {"driver", "port", "baudrate"}, source, problems)
@@ -139,7 +182,79 @@ def load_bench(path: str | Path) -> BenchFile:
             problems.append(f"{source}: {where}.baudrate = {meter.baudrate!r}: expected one of "
                             f"{', '.join(map(str, BAUDRATES))}")
         meters.append(meter)
+    cars = _cars(data.get("car", []), source, problems)
     if problems:
         raise BenchFileError(problems)
     return BenchFile(source, host, port, str(driver), str(reader.get("port", "")),
-                     int(reader.get("baudrate", 115200)), meters)
+                     int(reader.get("baudrate", 115200)), meters, cars)
+
+
+def _cars(raw_cars: Any, source: str, problems: list[str]) -> list[BenchCarSpec]:
+    if not isinstance(raw_cars, list):
+        problems.append(f"{source}: car: expected [[car]] tables")
+        return []
+    cars: list[BenchCarSpec] = []
+    used_pins: dict[int, str] = {}
+    for i, raw in enumerate(raw_cars):
+        where = f"car[{i}]"
+        keys = {"connector", "kind", "interface", "channel", "lines", "soc", "target_soc", "quick"}
+        if not isinstance(raw, dict):
+            problems.append(f"{source}: {where}: expected a table")
+            continue
+        for key in sorted(set(raw) - keys):
+            problems.append(f"{source}: {where}.{key}: unknown key; expected one of {', '.join(sorted(keys))}")
+        connector, kind = raw.get("connector"), raw.get("kind")
+        if not isinstance(connector, int) or isinstance(connector, bool) or connector < 1:
+            problems.append(f"{source}: {where}.connector = {connector!r}: expected the id of the DC connector "
+                            "this car plugs into, from 1")
+            continue
+        if connector in {c.connector for c in cars}:
+            problems.append(f"{source}: {where}.connector = {connector}: expected one [[car]] per connector")
+        if kind not in CAR_LINES:
+            problems.append(f"{source}: {where}.kind = {kind!r}: expected chademo or gbt")
+            continue
+        for key in ("interface", "channel"):
+            if not isinstance(raw.get(key, "x"), str) or not raw.get(key, "x"):
+                problems.append(f"{source}: {where}.{key} = {raw.get(key)!r}: expected a python-can {key} "
+                                "such as socketcan / can0")
+        for key in ("soc", "target_soc"):
+            value = raw.get(key, 50.0)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 100:
+                problems.append(f"{source}: {where}.{key} = {value!r}: expected a state of charge from 0 to 100 %")
+        if not isinstance(raw.get("quick", False), bool):
+            problems.append(f"{source}: {where}.quick = {raw.get('quick')!r}: expected true or false")
+        lines = _lines(raw.get("lines", {}), kind, f"{where}.lines", used_pins, source, problems)
+        cars.append(BenchCarSpec(connector, kind, str(raw.get("interface", "socketcan")),
+                                 str(raw.get("channel", "can0")), lines, float(raw.get("soc", 50.0)),
+                                 float(raw.get("target_soc", 80.0)), bool(raw.get("quick", False))))
+    return cars
+
+
+def _lines(raw: Any, kind: str, where: str, used: dict[int, str], source: str,
+           problems: list[str]) -> dict[str, BenchLine]:
+    if not isinstance(raw, dict):
+        problems.append(f"{source}: {where}: expected a table of the car's lines")
+        return {}
+    lines: dict[str, BenchLine] = {}
+    for name in sorted(set(raw) - set(CAR_LINES[kind])):
+        problems.append(f"{source}: {where}.{name}: not a {kind} car's line; expected one of "
+                        f"{', '.join(CAR_LINES[kind])}")
+    for name in CAR_REQUIRED[kind]:
+        if name not in raw:
+            problems.append(f"{source}: {where}.{name}: missing; a {kind} car needs "
+                            f"{', '.join(CAR_REQUIRED[kind])} (BCM GPIO numbers)")
+    for name in (n for n in CAR_LINES[kind] if n in raw):
+        value = raw[name]
+        table = value if isinstance(value, dict) else {"pin": value}
+        pin, high = table.get("pin"), table.get("active_high", True)
+        extra = set(table) - {"pin", "active_high"}
+        if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 27 or extra or \
+                not isinstance(high, bool):
+            problems.append(f"{source}: {where}.{name} = {value!r}: expected a BCM GPIO number 0-27, or "
+                            "{pin = N, active_high = false}")
+            continue
+        if pin in used:
+            problems.append(f"{source}: {where}.{name} = {pin}: GPIO{pin} is already {used[pin]}")
+        used[pin] = f"{where}.{name}"
+        lines[name] = BenchLine(pin, high)
+    return lines

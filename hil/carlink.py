@@ -159,13 +159,6 @@ class LinkPin:
         self.state = False
 
 
-class LinkAdc:
-    """CC1 as the car sets it (volts over the charger's scale, as :class:`~hil.gpio.MockMcp3008` takes it)."""
-
-    def __init__(self) -> None:
-        self.inputs = [0.0] * 8
-
-
 class RemoteCircuit(DcCircuit):
     """The car's view of the power cable: its battery and contactor go to the charger; the outlet comes back."""
 
@@ -176,12 +169,11 @@ class RemoteCircuit(DcCircuit):
 class CarLinkClient:
     """The car's end: its pins, CC1 and circuit view, kept in step with the charger every ``period`` s."""
 
-    def __init__(self, path: Path, *, cc1_scale: float = 13.2, period: float = 0.005) -> None:
-        self.path, self.cc1_scale, self.period = path, cc1_scale, period
+    def __init__(self, path: Path, *, period: float = 0.005) -> None:
+        self.path, self.period = path, period
         self.circuit = RemoteCircuit()
         self.pins = {name: LinkPin() for name in ("d1", "d2", "k", "plug", "aux")}
-        self.adc = LinkAdc()
-        self.adc.inputs[0] = 12.0 / cc1_scale
+        self.cc1 = 12.0  # volts, as the car's side sets it
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,6 +195,10 @@ class CarLinkClient:
         self._thread = threading.Thread(target=self._run, name="car-link", daemon=True)
         self._thread.start()
 
+    def set_cc1(self, volts: float) -> None:
+        """The car's side of CC1: the voltage the charger's detection point reads (4 V plugged, 12 V out)."""
+        self.cc1 = volts
+
     def stop(self) -> None:
         """Stop exchanging and close the link (the charger sees the car unplugged)."""
         self._running.clear()
@@ -215,7 +211,7 @@ class CarLinkClient:
             while self._running.is_set():
                 c = self.circuit
                 state = {"k": self.pins["k"].state, "plug": self.pins["plug"].state,
-                         "cc1": self.adc.inputs[0] * self.cc1_scale, "battery_voltage": c.battery_voltage,
+                         "cc1": self.cc1, "battery_voltage": c.battery_voltage,
                          "ev_contactor": c.ev_contactor_closed}
                 try:
                     stream.write(json.dumps(state).encode() + b"\n")

@@ -1,9 +1,10 @@
-"""``evse-hil car``: a simulated CHAdeMO or GB/T car in its own process, plugged into a running simulated charger.
+"""``evse-hil car``: a simulated CHAdeMO or GB/T car in its own process, plugged into a charger.
 
-Its frames go over any python-can interface (python-can-remote: ``--interface remote --channel
-ws://127.0.0.1:54701/``) and its lines and power cable through the charger's car link
-(:mod:`hil.carlink`). It plugs in at once, prints one JSON line a second (state of charge, current,
-permission) and unplugs on SIGTERM or Ctrl-C.
+Into a running simulated charger: its frames go over any python-can interface (python-can-remote:
+``--interface remote --channel ws://127.0.0.1:54701/``) and its lines and power cable through the
+charger's car link (:mod:`hil.carlink`). Into a real one (``--bench bench.toml``): a ``[[car]]`` of the
+bench file on the bench's CAN interface and GPIO lines (:mod:`hil.benchcar`). Either way it plugs in at
+once, prints one JSON line a second (state of charge, current, frames) and unplugs on SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.benchcar import BenchCar
+from hil.benchfile import BenchCarSpec
 from hil.carlink import CarLinkClient
 from hil.chademo_ev import ChademoEv, EvSpec
 from hil.chademo_ev_bus import ChademoEvOnBus
@@ -35,9 +38,36 @@ def build_car(kind: str, client: CarLinkClient, *, interface: str, channel: str,
     bms = BmsSpec(soc=soc, target_soc=target_soc)
     if quick:
         bms.relay_delay = 0.3
-    adc: Any = client.adc
-    return GbtBmsOnBus(GbtBms(bms, client.circuit), adc=adc, cc1_channel=0, cc1_scale=client.cc1_scale,
-                       aux=pins["aux"], interface=interface, channel=channel)
+    return GbtBmsOnBus(GbtBms(bms, client.circuit), cc1=client.set_cc1, aux=pins["aux"], interface=interface,
+                       channel=channel)
+
+
+def _until_signalled(report: Any, every: float) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(every):
+        print(json.dumps(report()), flush=True)
+
+
+def run_bench_car(spec: BenchCarSpec, *, report_every: float = 1.0, pin_factory: Any = None) -> int:
+    """The bench file's car on the bench's own bus and lines: plug in, report until told to stop, unplug.
+    :class:`~hil.benchcar.BenchCarError` when its lines or bus cannot be opened."""
+    car = BenchCar(spec, pin_factory=pin_factory)
+    car.start()
+    car.plug()
+    print(json.dumps({"event": "plugged in", "kind": spec.kind, "connector": spec.connector,
+                      "bus": f"{spec.interface} {spec.channel}"}), flush=True)
+    try:
+        _until_signalled(lambda: {"phase": car.model.phase, "soc": round(car.model.soc, 2),
+                                  "current": round(car.circuit.current, 1),
+                                  "outlet_voltage": round(car.circuit.outlet_voltage, 1),
+                                  "frames_heard": len(car.car.heard), "frames_said": len(car.car.said)},
+                         report_every)
+    finally:
+        car.stop()
+        print(json.dumps({"event": "unplugged"}), flush=True)
+    return 0
 
 
 def run_car(kind: str, link: Path, *, interface: str, channel: str, soc: float = 50.0, target_soc: float = 80.0,
@@ -47,18 +77,14 @@ def run_car(kind: str, link: Path, *, interface: str, channel: str, soc: float =
     client.start()
     car = build_car(kind, client, interface=interface, channel=channel, soc=soc, target_soc=target_soc,
                     quick=quick)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     car.start()
     car.plug_in()
     print(json.dumps({"event": "plugged in", "kind": kind, "link": str(link)}), flush=True)
+    model: Any = car.ev if isinstance(car, ChademoEvOnBus) else car.bms
     try:
-        while not stop.wait(report_every):
-            model: Any = car.ev if isinstance(car, ChademoEvOnBus) else car.bms
-            print(json.dumps({"soc": round(model.soc, 2), "current": round(client.circuit.current, 1),
-                              "outlet_voltage": round(client.circuit.outlet_voltage, 1),
-                              "frames_heard": len(car.heard), "frames_said": len(car.said)}), flush=True)
+        _until_signalled(lambda: {"soc": round(model.soc, 2), "current": round(client.circuit.current, 1),
+                                  "outlet_voltage": round(client.circuit.outlet_voltage, 1),
+                                  "frames_heard": len(car.heard), "frames_said": len(car.said)}, report_every)
     finally:
         car.unplug()
         time.sleep(0.3)  # the charger sees the connector leave before the link does

@@ -84,6 +84,19 @@ class ChademoEv:
         self.circuit.battery_voltage = volts
         return volts
 
+    @property
+    def phase(self) -> str:
+        """Where the car's side of the session is, as a bench report names it."""
+        if self._d1_at is None:
+            return "idle"
+        if self.stopping:
+            return "ended" if self.weld_checked else "stopping"
+        if not self.k:
+            return "handshake"
+        if not self.contactor_closed:
+            return "contactors" if self._d2_at is not None else "insulation test"
+        return "charging" if self.request > 0 else "wait for current"
+
     def stop(self) -> None:
         """The driver ends charging from the car (0x102.5.0 cleared, k opened)."""
         self.stopping = True

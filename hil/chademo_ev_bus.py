@@ -3,7 +3,8 @@
 One thread steps everything the car side owns every ``step`` s: the DC circuit, the EV's own
 sequence (a :class:`Car`), the frames it hears and sends (any python-can
 interface: ``virtual`` in-process, ``remote`` for another process), and the pins it drives: k
-(its permission switch) and the connector-present line; it reads d1 and d2 from the charger's pins.
+(its permission switch) and the connector-present line; it reads d1 and d2 from the charger's pins. A pin
+here is anything with ``state``, ``drive_high()`` and ``drive_low()``: a mock pin, a car link's, a bench GPIO line.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import can
 
 from hal.can import Frame
 from hil.dccircuit import DcCircuit
-from hil.gpio import WatchedPin
 
 #: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
 HISTORY = 20_000
@@ -38,7 +39,7 @@ class Car(Protocol):
 class ChademoEvOnBus:
     """A CHAdeMO car plugged into one outlet."""
 
-    def __init__(self, ev: Car, *, d1: Any, d2: Any, k: WatchedPin, plug: WatchedPin,
+    def __init__(self, ev: Car, *, d1: Any, d2: Any, k: Any, plug: Any,
                  interface: str = "virtual", channel: str, step: float = 0.005, **bus: Any) -> None:
         self.ev: Car = ev
         self.circuit = ev.circuit
@@ -48,6 +49,8 @@ class ChademoEvOnBus:
         self.plugged = False
         self.heard: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
         self.said: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
+        #: Called with each charger frame the car hears, from its thread (a bench car reads 0x109 here).
+        self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._k.drive_low()
@@ -90,6 +93,8 @@ class ChademoEvOnBus:
                     frame = Frame(msg.arbitration_id, bytes(msg.data), False, now)
                     self.heard.append((now, frame))
                     self.ev.on_frame(frame)
+                    for listener in self.listeners:
+                        listener(frame)
             d1 = bool(self._d1.state) and self.plugged
             d2 = bool(self._d2.state) and self.plugged
             for frame in self.ev.tick(now, d1, d2):

@@ -262,12 +262,23 @@ def _reliability(args: argparse.Namespace) -> int:
 
 
 def _car(args: argparse.Namespace) -> int:
-    from hil.carproc import run_car
+    from hil.benchcar import BenchCarError
+    from hil.benchfile import BenchFileError, load_bench
+    from hil.carproc import run_bench_car, run_car
 
     try:
+        if args.bench:
+            bench = load_bench(args.bench)
+            cars = [c for c in bench.cars if c.kind == args.kind and args.connector in (None, c.connector)]
+            if not cars:
+                which = f" for connector {args.connector}" if args.connector else ""
+                raise BenchFileError([f"{args.bench}: no {args.kind} [[car]]{which}"])
+            return run_bench_car(cars[0])
+        if not args.link or not args.channel:
+            raise BenchFileError(["expected --link and --channel (a simulated charger's car), or --bench FILE"])
         return run_car(args.kind, Path(args.link), interface=args.interface, channel=args.channel, soc=args.soc,
                        target_soc=args.target_soc, quick=args.quick)
-    except ConnectionError as exc:
+    except (ConnectionError, BenchFileError, BenchCarError) as exc:
         print(f"evse-hil: {exc}", file=sys.stderr)
         return 2
 
@@ -350,12 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="instead: the daemon's CPU (idle, charging) and RSS with 1, 2 and 4 connectors")
     perf.add_argument("--window", type=float, default=10.0, help="with --cpu: seconds each figure is taken over")
     perf.set_defaults(func=_perf)
-    car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger")
+    car = sub.add_parser("car", help="a simulated DC car in this process, plugged into a running simulated charger "
+                         "(--link) or, on the bench's CAN interface and GPIO, into a real one (--bench)")
     car.add_argument("kind", choices=["chademo", "gbt"])
-    car.add_argument("--link", required=True, help="the charger's car link socket (STATE_DIR/car-N.sock)")
+    car.add_argument("--bench", help="bench.toml: its [[car]] of this kind, on the bench's own bus and lines")
+    car.add_argument("--connector", type=int, help="with --bench: the [[car]] for this connector")
+    car.add_argument("--link", help="the simulated charger's car link socket (STATE_DIR/car-N.sock)")
     car.add_argument("--interface", default="remote", help="python-can interface of the car bus (default remote)")
-    car.add_argument("--channel", required=True, help="python-can channel, e.g. ws://127.0.0.1:54701/")
-    car.add_argument("--soc", type=float, default=50.0, help="state of charge at the start (default 50)")
+    car.add_argument("--channel", help="python-can channel, e.g. ws://127.0.0.1:54701/")
+    car.add_argument("--soc", type=float, default=50.0, help="state of charge at the start (default 50; with --bench the file's soc)")
     car.add_argument("--target-soc", type=float, default=80.0, help="where the car stops charging (default 80)")
     car.add_argument("--quick", action="store_true", help="bench timings: permission in 0.5 s, contactors 0.3 s")
     car.set_defaults(func=_car)

@@ -77,6 +77,11 @@ class GbtBms:
         self.circuit.battery_voltage = volts
         return volts
 
+    @property
+    def phase(self) -> str:
+        """Where the BMS's side of the session is (its stage), as a bench report names it."""
+        return self.stage
+
     def on_frame(self, frame: Frame) -> None:
         """A charger frame."""
         if not frame.extended:

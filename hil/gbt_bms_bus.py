@@ -2,8 +2,8 @@
 
 One thread steps the DC circuit and the BMS (:class:`~hil.gbt_bms.GbtBms`) every ``step`` s: single
 frames go straight onto the bus, BRM/BCP/BCS through python-can-j1939's RTS/CTS (so the charger's
-transport receiver meets a stack it did not write), and CC1 follows the plug on the ADC channel the
-charger reads (4 V in, 12 V out).
+transport receiver meets a stack it did not write), and CC1 follows the plug (4 V in, 12 V out) through
+``cc1``: the ADC channel the charger reads, or the bench's relay on a real CC1 line.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import can
@@ -18,7 +19,6 @@ import j1939
 
 from hal.can import Frame
 from hil.gbt_bms import GbtBms
-from hil.gpio import MockMcp3008
 
 BMS, CHARGER = 0xF4, 0x56
 
@@ -29,11 +29,11 @@ HISTORY = 20_000
 class GbtBmsOnBus:
     """A GB/T vehicle plugged into one outlet."""
 
-    def __init__(self, bms: GbtBms, *, adc: MockMcp3008, cc1_channel: int, cc1_scale: float, aux: Any,
-                 interface: str = "virtual", channel: str, step: float = 0.005) -> None:
+    def __init__(self, bms: GbtBms, *, cc1: Callable[[float], None], aux: Any, interface: str = "virtual",
+                 channel: str, step: float = 0.005) -> None:
         self.bms = bms
         self.circuit = bms.circuit
-        self._adc, self._cc1, self._scale, self._aux = adc, cc1_channel, cc1_scale, aux
+        self._set_cc1, self._aux = cc1, aux
         self._bus = can.Bus(interface=interface, channel=channel)
         self._ecu = j1939.ElectronicControlUnit(max_cmdt_packets=0xFF)
         self._ecu.connect(interface=interface, channel=channel)
@@ -45,12 +45,11 @@ class GbtBmsOnBus:
         self.plugged = False
         self.heard: deque[tuple[float, Frame]] = deque(maxlen=HISTORY)
         self.said: deque[tuple[float, str]] = deque(maxlen=HISTORY)
+        #: Called with each charger frame the BMS hears, from its thread (a bench car reads the CCS here).
+        self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._set_cc1(12.0)
-
-    def _set_cc1(self, volts: float) -> None:
-        self._adc.inputs[self._cc1] = volts / self._scale
 
     def plug_in(self) -> None:
         """The vehicle connector goes in: CC1 at 4 V; a BMS that was plugged in before starts a new session."""
@@ -90,6 +89,8 @@ class GbtBmsOnBus:
                     frame = Frame(msg.arbitration_id, bytes(msg.data), True, now)
                     self.heard.append((now, frame))
                     self.bms.on_frame(frame)
+                    for listener in self.listeners:
+                        listener(frame)
             aux = bool(self._aux.state) and self.plugged
             for item in self.bms.tick(now, aux):
                 if isinstance(item, Frame):

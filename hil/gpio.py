@@ -146,6 +146,12 @@ class MockMcp3008(MockSPIDevice):
         if isinstance(factory, BenchFactory):
             factory.adc_models[device] = self
 
+    def volts_on(self, channel: int, scale: float) -> Callable[[float], None]:
+        """A setter for what ``channel`` reads, in volts before a front end that divides by ``scale``."""
+        def set_volts(volts: float) -> None:
+            self.inputs[channel] = volts / scale
+        return set_volts
+
     def on_start(self) -> None:
         super().on_start()
         self._phase = "idle"

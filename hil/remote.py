@@ -2,9 +2,11 @@
 
 The bench serves the buses it shares with the charger (:mod:`hil.benchfile`) and sees what they show: the
 charger's OCPP messages at the bench CSMS (its statuses are what ``expect STATUS`` waits for), the cards it
-presents, the meter readings it serves. Steps that need the bench's EV on a pilot (``plug``, ``ev``, ``lag``,
-``overdraw``) and faults of devices it does not simulate are refused when the script is read; ``draw AMPS [N]``
-sets what connector N's meter simulator measures; ``fault meter`` / ``fault reader`` break them.
+presents, the meter readings it serves, and on a DC connector with a ``[[car]]`` the car's side of the charge
+sequence (:mod:`hil.benchcar`). Steps that need the bench's EV on a pilot (``ev``, ``lag``, ``overdraw``, and
+``plug`` without a ``[[car]]``) and faults of devices it does not simulate are refused when the script is read;
+``draw AMPS [N]`` sets what connector N's meter simulator measures; ``fault meter`` / ``fault reader`` break them,
+``fault evsilent N`` / ``fault cc1 N`` make the bench's car misbehave.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from controller import version
 from controller.clock import iso_utc
 from controller.tasks import until
+from hil.benchcar import BenchCar
 from hil.benchfile import BenchFile
 from hil.csms import CsmsSimulator
 from hil.meter import MeterSimulator
@@ -25,22 +28,28 @@ from hil.script import ScriptError, Step
 from hil.steps import run_steps, status_counts
 from hil.timeline import Timeline
 
-#: The steps a bench without an EV on the pilot can run.
-REMOTE_VERBS = ("tap", "draw", "wait", "expect", "expect_csms", "csms", "fault", "clear")
+#: The steps a bench without an EV on the pilot can run (``plug`` and ``unplug`` where it has a DC car).
+REMOTE_VERBS = ("tap", "draw", "wait", "expect", "expect_csms", "csms", "fault", "clear", "plug", "unplug")
 REMOTE_FAULTS = ("meter", "reader")
+#: What the bench's DC car can do wrong.
+CAR_FAULTS = ("evsilent", "cc1")
 
 
 def check_remote_script(steps: list[Step], bench: BenchFile) -> None:
     """Refuse the steps this bench cannot do, before anything starts."""
-    meters = {m.connector for m in bench.meters}
+    meters, cars = {m.connector for m in bench.meters}, {c.connector for c in bench.cars}
     for step in steps:
         where = f"line {step.line}: " if step.line else ""
-        if step.verb not in REMOTE_VERBS:
+        car_step = step.verb in ("plug", "unplug")
+        if step.verb not in REMOTE_VERBS or (car_step and step.args[0] not in cars):
+            runs = ", ".join(v for v in REMOTE_VERBS if "_" not in v and v not in ("plug", "unplug"))
             raise ScriptError(f"{where}step {step.text!r}: a remote bench has no EV on the charger's pilot "
-                              f"(plug the car by hand); it runs {', '.join(v for v in REMOTE_VERBS if '_' not in v)}")
-        if step.verb in ("fault", "clear") and step.args[0] not in REMOTE_FAULTS:
+                              f"(plug the car by hand; a DC connector's car is a [[car]] in {bench.source}); "
+                              f"it runs {runs}")
+        kinds = REMOTE_FAULTS + (CAR_FAULTS if step.verb in ("fault", "clear") and step.args[1] in cars else ())
+        if step.verb in ("fault", "clear") and step.args[0] not in kinds:
             raise ScriptError(f"{where}step {step.text!r}: a remote bench breaks only what it simulates: "
-                              f"{', '.join(REMOTE_FAULTS)}")
+                              f"{', '.join(kinds)}")
         needs_meter = step.verb == "draw" or (step.verb in ("fault", "clear") and step.args[0] == "meter")
         if needs_meter and step.args[1] not in meters:
             raise ScriptError(f"{where}step {step.text!r}: {bench.source} has no [[meter]] for connector "
@@ -65,7 +74,7 @@ class _MeteredConnector:
 class RemoteBench:
     """The bench side of a charger elsewhere: its CSMS, reader and meters, as a script's bench."""
 
-    def __init__(self, bench: BenchFile) -> None:
+    def __init__(self, bench: BenchFile, *, pin_factory: Any = None) -> None:
         self.file = bench
         self.timeline = Timeline()
         self.csms = CsmsSimulator(host=bench.csms_host, port=bench.csms_port)
@@ -74,6 +83,8 @@ class RemoteBench:
         self.meters: dict[int, MeterSimulator] = {m.connector: MeterSimulator(m.model, phases=m.phases,
                                                                                unit=m.address)
                                                   for m in bench.meters}
+        self._pin_factory = pin_factory
+        self.cars: dict[int, BenchCar] = {}
 
     async def start(self) -> None:
         """Serve: the CSMS, the reader on its serial port, each meter on its port or TCP address."""
@@ -88,14 +99,21 @@ class RemoteBench:
                 await meter.start_tcp(host, int(port))
             else:
                 await meter.start_serial(spec.port, spec.baudrate)
+        for car_spec in self.file.cars:  # the GPIO and the CAN interface open here: a wrong one raises
+            car = self.cars[car_spec.connector] = BenchCar(car_spec, timeline=self.timeline,
+                                                           pin_factory=self._pin_factory)
+            car.start()
 
     async def stop(self) -> None:
-        """Stop serving (what was started: this also cleans up after a start that failed halfway)."""
+        """Stop serving (what was started: this also cleans up after a start that failed halfway). The CSMS goes
+        first, so the report ends with the script: the charger's answer to the car leaving is not in it."""
+        await self.csms.stop()
+        for car in self.cars.values():
+            car.stop()
         for meter in self.meters.values():
             await meter.stop()
         if self.reader is not None:
             await self.reader.stop()
-        await self.csms.stop()
 
     def charger(self) -> str | None:
         """The id of the charger that connected to the bench CSMS first (kept through its reconnections)."""
@@ -103,8 +121,8 @@ class RemoteBench:
             self._charger = next(iter(self.csms.connections), None)
         return self._charger
 
-    def ev(self, connector_id: int) -> _MeteredConnector:
-        return _MeteredConnector(self.meters.get(connector_id))
+    def ev(self, connector_id: int) -> _MeteredConnector | BenchCar:
+        return self.cars.get(connector_id) or _MeteredConnector(self.meters.get(connector_id))
 
     def tap(self, uid: str) -> None:
         if self.reader is None:
@@ -121,16 +139,19 @@ class RemoteBench:
         from pymodbus.constants import ExcCodes
 
         self.timeline.record("fault" if active else "clear", connector_id, kind)
-        if kind == "meter":
+        if kind in CAR_FAULTS:
+            self.cars[connector_id].inject(kind, active)
+        elif kind == "meter":
             self.meters[connector_id].refuse = ExcCodes.DEVICE_FAILURE if active else None
         elif kind == "reader" and self.reader is not None:
             self.reader.silent = active
 
 
 async def run_remote(bench: BenchFile, steps: list[Step], *, script: str, connect_wait: float = 15.0,
-                     timeout: float | None = None) -> dict[str, Any]:
-    """Serve the bench, wait for the charger to connect, run the steps, and report in ``evse-hil run``'s shape."""
-    remote = RemoteBench(bench)
+                     timeout: float | None = None, pin_factory: Any = None) -> dict[str, Any]:
+    """Serve the bench, wait for the charger to connect, run the steps, and report in ``evse-hil run``'s shape.
+    ``pin_factory``: gpiozero's for the cars' lines (None: the bench's own GPIO)."""
+    remote = RemoteBench(bench, pin_factory=pin_factory)
     started_at = time.time()
     try:
         await remote.start()  # a missing port raises here, after what started is cleaned up below

@@ -116,8 +116,8 @@ class DcSimOutlet:
             return ChademoEvOnBus(ChademoEv(EvSpec(), self.circuit), d1=p.d1, d2=p.d2, k=p.k, plug=p.plug,
                                   interface=can.interface, channel=can.channel, **can.options)
         assert p.adc is not None and p.aux is not None
-        return GbtBmsOnBus(GbtBms(BmsSpec(), self.circuit), adc=p.adc, cc1_channel=p.cc1_channel,
-                           cc1_scale=p.cc1_scale, aux=p.aux, interface=can.interface, channel=can.channel)
+        return GbtBmsOnBus(GbtBms(BmsSpec(), self.circuit), cc1=p.adc.volts_on(p.cc1_channel, p.cc1_scale),
+                           aux=p.aux, interface=can.interface, channel=can.channel)
 
     # ---------------------------------------------------------------- lifecycle
 

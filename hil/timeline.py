@@ -12,7 +12,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Observation:
     """One thing the bench saw or did: ``kind`` is pilot, pwm, contactor, card, status, meter, fault, clear, and
-    on a DC outlet dc (V and A), can (a frame) and phase (the charge sequence's, as the charger or the car saw it)."""
+    on a DC outlet dc (V and A), can (a frame) and phase (the charge sequence's, as the charger or the car saw it);
+    a remote bench's car records car (plug, unplug)."""
 
     t: float
     kind: str

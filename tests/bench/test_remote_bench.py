@@ -82,11 +82,11 @@ def test_steps_a_remote_bench_cannot_do_are_refused_before_it_starts(tmp_path: P
 def test_a_bad_bench_file_names_file_key_value_and_what_was_expected(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[csms]\nlisten = "nowhere"\n[reader]\ndriver = "acr122"\n[[meter]]\nconnector = 0\n'
-                    'model = "sdm999"\nbaudrate = 1234\ncolour = "blue"\n[car]\n')
+                    'model = "sdm999"\nbaudrate = 1234\ncolour = "blue"\n[pilot]\n')
     with pytest.raises(BenchFileError) as error:
         load_bench(path)
     assert error.value.problems[:5] == [
-        f"{path}: car: unknown section; expected csms, reader or [[meter]]",
+        f"{path}: pilot: unknown section; expected csms, reader, [[meter]] or [[car]]",
         f"{path}: csms.listen = 'nowhere': expected HOST:PORT such as '0.0.0.0:9000'",
         f"{path}: reader.driver = 'acr122': expected one of pn532, none",
         f"{path}: reader.port: expected the serial port wired to the charger's reader",

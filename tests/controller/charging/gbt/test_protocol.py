@@ -51,7 +51,7 @@ class GbtRig:
         self.modules = InfyPowerSim(self.circuit, [0, 1, 2, 3], channel=self.module_channel, max_current=40.0)
         self.imd_device = IsoCha425Sim(self.circuit, measure_time=0.3, self_test_time=imd_self_test)
         self.lines = GbtLines(cc1_channel=3, aux_pin=24, pin_factory=factory)
-        self.car = GbtBmsOnBus(GbtBms(spec, self.circuit), adc=adc, cc1_channel=3, cc1_scale=self.lines.cc1_scale,
+        self.car = GbtBmsOnBus(GbtBms(spec, self.circuit), cc1=adc.volts_on(3, self.lines.cc1_scale),
                                aux=self.pins["aux"], channel=self.car_channel)
         self.contactor = GpioContactor(pin=17, pin_factory=factory)
         self.bleeder = Bleeder(pin=25, pin_factory=factory)

@@ -9,6 +9,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from controller.cli import OCPP_VERSIONS, log_levels
 from controller.config import Config, ConfigError, default_config, load_config
@@ -188,7 +189,16 @@ def _kinds(given: str | None, known: tuple[str, ...], what: str) -> tuple[str, .
     return kinds
 
 
+def _drop_samples(figures: Any) -> None:
+    """The histogram has every sample; the JSON stays a summary."""
+    if isinstance(figures, dict):
+        figures.pop("samples_ms", None)
+        for value in figures.values():
+            _drop_samples(value)
+
+
 def _perf(args: argparse.Namespace) -> int:
+    from hil import plot
     from hil.perf import run_perf
 
     if args.cpu:
@@ -196,6 +206,13 @@ def _perf(args: argparse.Namespace) -> int:
 
         print(json.dumps(asyncio.run(measure_cpu(args.window)), indent=2))
         return 0
+    if args.svg and not (args.dc or args.faults):
+        print("evse-hil: --svg draws --faults' or --dc's histograms", file=sys.stderr)
+        return 2
+    if args.svg and not plot.available():
+        print("evse-hil: --svg needs matplotlib: pip install 'evse-controller[report]'", file=sys.stderr)
+        return 2
+    results: dict[str, Any]
     if args.dc:
         from hil.dcperf import KINDS as DC_KINDS
         from hil.dcperf import measure_dc
@@ -203,27 +220,21 @@ def _perf(args: argparse.Namespace) -> int:
         kinds = _kinds(args.kinds, DC_KINDS, "DC kind")
         if kinds is None:
             return 2
-        print(json.dumps(asyncio.run(measure_dc(args.cycles, args.trials, kinds)), indent=2))
-        return 0
-    if args.faults:
+        results = asyncio.run(measure_dc(args.cycles, args.trials, kinds, keep=bool(args.svg)))
+        if args.svg:
+            Path(args.svg).write_text(plot.dc_histograms_svg(results, title="DC frame periods and fault reactions"),
+                                      encoding="utf-8")
+    elif args.faults:
         from hil.faultperf import KINDS, measure_faults
 
         fault_kinds = _kinds(args.kinds, KINDS, "fault kind")
         if fault_kinds is None:
             return 2
-        if args.svg:
-            from hil import plot
-
-            if not plot.available():
-                print("evse-hil: --svg needs matplotlib: pip install 'evse-controller[report]'", file=sys.stderr)
-                return 2
         results = asyncio.run(measure_faults(args.trials, fault_kinds, keep=bool(args.svg)))
         if args.svg:
             Path(args.svg).write_text(plot.histograms_svg(results, title="fault reaction times"), encoding="utf-8")
-            for figure in results.values():  # the histogram has them; the JSON stays a summary
-                for stats in figure.values() if isinstance(figure, dict) else []:
-                    if isinstance(stats, dict):
-                        stats.pop("samples_ms", None)
+    if args.dc or args.faults:
+        _drop_samples(results)
         print(json.dumps(results, indent=2))
         return 0
 
@@ -351,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
                       "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp; with --dc: of "
                       "evsilent,insulation,estop,overvoltage")
-    perf.add_argument("--svg", metavar="FILE", help="with --faults: also draw each kind's histogram there "
+    perf.add_argument("--svg", metavar="FILE", help="with --faults or --dc: also draw the histograms there "
                                                     "(the report extra)")
     perf.add_argument("--dc", action="store_true",
                       help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "
@@ -369,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     car.add_argument("--link", help="the simulated charger's car link socket (STATE_DIR/car-N.sock)")
     car.add_argument("--interface", default="remote", help="python-can interface of the car bus (default remote)")
     car.add_argument("--channel", help="python-can channel, e.g. ws://127.0.0.1:54701/")
-    car.add_argument("--soc", type=float, default=50.0, help="state of charge at the start (default 50; with --bench the file's soc)")
+    car.add_argument("--soc", type=float, default=50.0,
+                     help="state of charge at the start (default 50); with --bench, the file's soc and target_soc")
     car.add_argument("--target-soc", type=float, default=80.0, help="where the car stops charging (default 80)")
     car.add_argument("--quick", action="store_true", help="bench timings: permission in 0.5 s, contactors 0.3 s")
     car.set_defaults(func=_car)

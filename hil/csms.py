@@ -145,6 +145,9 @@ class CsmsSimulator:
         #: 2.0.1: TransactionEvents per transactionId in arrival order, events seen twice, reasons of the boots.
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.duplicate_events: list[tuple[str, int]] = []
+        #: 2.0.1: per TransactionEvent, when it came, from which station, its EVSE, eventType and the chargingState
+        #: the transaction is in (the event's, or the last one it gave: the field is there only on a change).
+        self.charging_states: list[tuple[float, str, int | None, str, str | None]] = []
         self.boot_reasons: list[str] = []
         self.notified: list[dict[str, Any]] = []
         self.reports: dict[int, list[dict[str, Any]]] = {}

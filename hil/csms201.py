@@ -64,6 +64,11 @@ class CentralChargePoint201(ScriptedAnswers, ChargePoint):
         seq = [e["seq_no"] for e in events]
         if seq_no in seq:
             self._csms.duplicate_events.append((tx_id, seq_no))
+        evse = next((e["evse"]["id"] for e in [*events, kwargs] if e.get("evse")), None)  # the first event has it
+        state = next((e["transaction_info"].get("charging_state") for e in reversed(events)
+                      if e["transaction_info"].get("charging_state")), None)
+        self._csms.charging_states.append((time.monotonic(), self.id, evse, event_type,
+                                           transaction_info.get("charging_state") or state))
         events.append({"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
                        "seq_no": seq_no, "transaction_info": transaction_info, **kwargs})
         id_token = kwargs.get("id_token")

@@ -12,7 +12,7 @@ CSMS sends a GetLocalListVersion every 20 ms.
   then detection -> current <= 5 A and detection -> contactors open;
   ``insulation``, ``estop``, ``overvoltage``: injection -> fault raised (detection: the IMD's read interval,
   a GPIO edge, a control step), then fault -> power stage off and fault -> contactors open;
-  every kind: contactors open -> outlet below 60 V.
+  every kind: contactors open -> outlet below 60 V, and the whole reaction, injection -> contactors open (total).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _periods(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
-async def measure_periods(app: App, cycles: int) -> dict[str, Any]:
+async def measure_periods(app: App, cycles: int, keep: bool = False) -> dict[str, Any]:
     """Both outlets charging for ``cycles`` CHAdeMO cycles (100 ms each): the frame periods."""
     timeline = sim_of(app).timeline
     for cid in (1, 2):
@@ -139,10 +139,10 @@ async def measure_periods(app: App, cycles: int) -> dict[str, Any]:
     await asyncio.sleep(cycles * 0.1 + 0.5)
     sent = {cid: [(o.t, o.value.split()) for o in timeline.items("can", cid) if o.value.startswith("tx ")]
             for cid in (1, 2)}
-    result = {name: summarise(_periods([t for t, (_, ident, _data) in sent[1] if ident == name])[:cycles])
+    result = {name: summarise(_periods([t for t, (_, ident, _data) in sent[1] if ident == name])[:cycles], keep=keep)
               for name in ("108", "109")}
     ccs = [t for t, (_, ident, _data) in sent[2] if (int(ident, 16) >> 16) & 0xFF == CCS_PF]
-    result["CCS"] = summarise(_periods(ccs)[:2 * cycles])
+    result["CCS"] = summarise(_periods(ccs)[:2 * cycles], keep=keep)
     for cid in (1, 2):
         await _script(app, f"tap {CARDS[cid]}; expect Finishing {cid} within 10")
         await _leave(app, cid)
@@ -179,6 +179,7 @@ async def _trial(app: App, cid: int, kind: str, prober: Prober) -> dict[str, flo
         if off is not None:
             figures["stage_off"] = off - detected
     figures["contactors_open"] = opened - detected
+    figures["total"] = opened - injected
     below = probe.first(opened, lambda s: s[2] < 60)
     if below is not None:
         figures["below_60V"] = below - opened
@@ -187,11 +188,11 @@ async def _trial(app: App, cid: int, kind: str, prober: Prober) -> dict[str, flo
     return figures
 
 
-async def measure_dc(cycles: int, trials: int, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
-    """Every DC figure; see the module docstring."""
+async def measure_dc(cycles: int, trials: int, kinds: tuple[str, ...] = KINDS, keep: bool = False) -> dict[str, Any]:
+    """Every DC figure; see the module docstring (``keep``: with every sample, for histograms)."""
     with tempfile.TemporaryDirectory(prefix="evse-dcperf-") as state:
         async with _busy_station(Path(state)) as app:
-            results: dict[str, Any] = {"periods": await measure_periods(app, cycles), "reactions": {}}
+            results: dict[str, Any] = {"periods": await measure_periods(app, cycles, keep), "reactions": {}}
             with Prober(app) as prober:
                 for kind in kinds:
                     for cid, protocol in ((1, "chademo"), (2, "gbt")):
@@ -202,5 +203,5 @@ async def measure_dc(cycles: int, trials: int, kinds: tuple[str, ...] = KINDS) -
                                 probe.samples.clear()  # each trial searches its own few seconds
                         names = sorted({k for r in runs for k in r})
                         results["reactions"][f"{kind} {protocol}"] = {
-                            name: summarise([r[name] for r in runs if name in r]) for name in names}
+                            name: summarise([r[name] for r in runs if name in r], keep=keep) for name in names}
     return results

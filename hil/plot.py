@@ -144,19 +144,32 @@ def _draw_row(ax: Any, kind: str, connector: int, series: dict[tuple[str, int | 
 def histograms_svg(figures: dict[str, Any], *, title: str = "", measure: str = "reaction") -> str:
     """One histogram per figure (``evse-hil perf --faults`` results kept with their samples), in milliseconds,
     with p50, p99 and the maximum marked."""
+    return panels_svg([(kind, v[measure]) for kind, v in figures.items()
+                       if isinstance(v, dict) and "samples_ms" in v.get(measure, {})], title=title)
+
+
+def dc_histograms_svg(results: dict[str, Any], *, title: str = "") -> str:
+    """``evse-hil perf --dc`` kept with its samples: each frame's period, then each fault's whole reaction (the
+    fault to the contactors open) per protocol."""
+    panels = [(f"{name} period", stats) for name, stats in results.get("periods", {}).items()]
+    panels += [(f"{kind}: to open", figures["total"]) for kind, figures in results.get("reactions", {}).items()
+               if "total" in figures]
+    return panels_svg([(name, stats) for name, stats in panels if "samples_ms" in stats], title=title)
+
+
+def panels_svg(panels: list[tuple[str, dict[str, Any]]], *, title: str = "") -> str:
+    """A histogram per ``(name, stats)`` (stats as :func:`hil.perf.summarise` keeps them), in milliseconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [k for k, v in figures.items() if isinstance(v, dict) and "samples_ms" in v.get(measure, {})]
-    if not kinds:
-        raise ValueError(f"no figure has {measure} samples (run the benchmark with its samples kept)")
-    columns = min(3, len(kinds))
-    rows = -(-len(kinds) // columns)
+    if not panels:
+        raise ValueError("no figure has its samples (run the benchmark with its samples kept)")
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.4 * rows), squeeze=False)
-    for ax, kind in zip(axes.flat, kinds, strict=False):
-        stats = figures[kind][measure]
+    for ax, (kind, stats) in zip(axes.flat, panels, strict=False):
         ax.hist(stats["samples_ms"], bins=30, color="#2980b9", alpha=0.85)
         for key, colour in (("p50_ms", "#27ae60"), ("p99_ms", "#e67e22"), ("max_ms", "#c0392b")):
             ax.axvline(stats[key], color=colour, lw=1, label=f"{key[:-3]} {stats[key]:g} ms")
@@ -164,7 +177,7 @@ def histograms_svg(figures: dict[str, Any], *, title: str = "", measure: str = "
         ax.set_xlabel("ms", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, frameon=False)
-    for ax in list(axes.flat)[len(kinds):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)

@@ -31,6 +31,8 @@ from hil.timeline import Timeline
 #: The steps a bench without an EV on the pilot can run (``plug`` and ``unplug`` where it has a DC car).
 REMOTE_VERBS = ("tap", "draw", "wait", "expect", "expect_csms", "csms", "fault", "clear", "plug", "unplug")
 REMOTE_FAULTS = ("meter", "reader")
+#: A 2.0.1 transaction's chargingState as the status a script expects (EVConnected and Idle: not charging yet).
+OCCUPIED_AS = {"Charging": "Charging", "SuspendedEV": "SuspendedEV", "SuspendedEVSE": "SuspendedEVSE"}
 #: What the bench's DC car can do wrong.
 CAR_FAULTS = ("evsilent", "cc1")
 
@@ -131,9 +133,28 @@ class RemoteBench:
         self.reader.tap(uid)
 
     def status(self, connector_id: int) -> str:
-        """The connector's status as the charger last reported it to the bench CSMS."""
-        reported = [s for _, cp, c, s, _ in self.csms.statuses if c == connector_id and cp == self.charger()]
-        return reported[-1] if reported else "Unknown"
+        """The connector's status as the charger last reported it to the bench CSMS. A 2.0.1 charger's Occupied is
+        told apart by its transaction's events, as a script names the states: Preparing (no transaction, or one
+        not charging yet), Charging, SuspendedEV, SuspendedEVSE, Finishing (ended with the car still in)."""
+        cp = self.charger()
+        reported = [(t, s) for t, station, c, s, _ in self.csms.statuses if c == connector_id and station == cp]
+        if not reported:
+            return "Unknown"
+        since, status = reported[-1]
+        if status != "Occupied":
+            return status
+        for t, earlier in reversed(reported):  # a charger may repeat Occupied as its own states change
+            if earlier != "Occupied":
+                break
+            since = t
+        events = [(t, kind, state) for t, station, evse, kind, state in self.csms.charging_states
+                  if station == cp and evse == connector_id]
+        if not events:
+            return "Preparing"
+        at, kind, state = events[-1]
+        if kind == "Ended":
+            return "Finishing" if at >= since else "Preparing"  # before the car came: the last session's end
+        return OCCUPIED_AS.get(state or "", "Preparing")
 
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
         from pymodbus.constants import ExcCodes

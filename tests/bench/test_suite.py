@@ -148,3 +148,19 @@ def test_the_fault_benchmark_draws_its_histograms(tmp_path: Path) -> None:
     svg = (tmp_path / "faults.svg").read_text()
     assert "<svg" in svg and "rcm (n=3)" in svg and "lock (n=3)" in svg
     assert f"p99 {figures['lock']['reaction']['p99_ms']:g} ms" in svg
+
+
+@pytest.mark.timeout(300)
+def test_the_dc_benchmark_draws_its_histograms(tmp_path: Path) -> None:
+    proc = hil("perf", "--dc", "--kinds", "estop", "--trials", "2", "--cycles", "50", "--svg",
+               str(tmp_path / "dc.svg"), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert "samples_ms" not in proc.stdout  # the JSON stays a summary
+    total = figures["reactions"]["estop gbt"]["total"]
+    assert total["n"] == 2 and total["max_ms"] >= figures["reactions"]["estop gbt"]["contactors_open"]["max_ms"]
+    svg = (tmp_path / "dc.svg").read_text()
+    for label in ("108 period (n=50)", "CCS period (n=100)", "estop chademo: to open (n=2)",
+                  f"p99 {total['p99_ms']:g} ms"):
+        assert label in svg, label
+    assert hil("perf", "--svg", str(tmp_path / "x.svg")).returncode == 2  # no histograms without --faults or --dc

@@ -222,6 +222,13 @@ class BenchCar:
                 seen = (volts, amps, now)
                 self.timeline.record("dc", connector, {"V": round(volts, 1), "A": round(amps, 1)}, now)
 
+    def summary(self) -> dict[str, Any]:
+        """What a report says of the car: which it was, on which bus, where its battery ended, what it heard."""
+        spec = self.spec
+        return {"connector": spec.connector, "kind": spec.kind, "bus": f"{spec.interface} {spec.channel}",
+                "soc_start": spec.soc, "soc": round(self.model.soc, 2), "phase": self.model.phase,
+                "frames_heard": len(self.car.heard), "frames_said": len(self.car.said)}
+
     # ---------------------------------------------------------------- script steps
 
     @property

@@ -201,14 +201,14 @@ def _perf(args: argparse.Namespace) -> int:
     from hil import plot
     from hil.perf import run_perf
 
+    if args.cpu and args.svg:
+        print("evse-hil: --svg draws the latency benchmarks' histograms; --cpu measures none", file=sys.stderr)
+        return 2
     if args.cpu:
         from hil.cpuperf import measure_cpu
 
         print(json.dumps(asyncio.run(measure_cpu(args.window)), indent=2))
         return 0
-    if args.svg and not (args.dc or args.faults):
-        print("evse-hil: --svg draws --faults' or --dc's histograms", file=sys.stderr)
-        return 2
     if args.svg and not plot.available():
         print("evse-hil: --svg needs matplotlib: pip install 'evse-controller[report]'", file=sys.stderr)
         return 2
@@ -243,7 +243,13 @@ def _perf(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
-    results = asyncio.run(run_perf(config, args.config, args.trials, args.tap_trials, not args.no_memory))
+    results = asyncio.run(run_perf(config, args.config, args.trials, args.tap_trials, not args.no_memory,
+                                   keep=bool(args.svg)))
+    if args.svg:
+        Path(args.svg).write_text(plot.panels_svg([(name, stats) for name, stats in results.items()
+                                                   if isinstance(stats, dict) and "samples_ms" in stats],
+                                                  title="latencies"), encoding="utf-8")
+    _drop_samples(results)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -362,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--kinds", help="with --faults: a comma-separated subset of "
                       "short,adc,diode,rcm,lock,weld,overcurrent,meter,temp; with --dc: of "
                       "evsilent,insulation,estop,overvoltage")
-    perf.add_argument("--svg", metavar="FILE", help="with --faults or --dc: also draw the histograms there "
+    perf.add_argument("--svg", metavar="FILE", help="also draw the latencies' histograms there "
                                                     "(the report extra)")
     perf.add_argument("--dc", action="store_true",
                       help="instead: CHAdeMO and GB/T frame periods and DC reactions on the two-outlet DC station "

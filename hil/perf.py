@@ -95,7 +95,7 @@ async def _connected_charger(config: Config, state_dir: Path) -> AsyncIterator[t
         await app.stop()
 
 
-async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+async def measure_c_to_b(config: Config, state_dir: Path, trials: int, keep: bool = False) -> dict[str, Any]:
     """EV C -> B until the contactor opens, over ``trials`` pauses of one running session."""
     async with _connected_charger(config, state_dir) as (app, sim):
         timeline, ev = sim.timeline, sim.evs[1]
@@ -119,10 +119,10 @@ async def measure_c_to_b(config: Config, state_dir: Path, trials: int) -> dict[s
             assert pilot is not None and opened is not None
             latencies.append(opened.t - pilot.t)
             timeline.clear()
-        return summarise(latencies)
+        return summarise(latencies, keep=keep)
 
 
-async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+async def measure_tap_to_close(config: Config, state_dir: Path, trials: int, keep: bool = False) -> dict[str, Any]:
     """Card tap until the contactor closes, with the EV plugged and waiting in B."""
     async with _connected_charger(config, state_dir) as (app, sim):
         timeline, ev = sim.timeline, sim.evs[1]
@@ -149,10 +149,10 @@ async def measure_tap_to_close(config: Config, state_dir: Path, trials: int) -> 
             await until(lambda: app.status(1) == "Available", 5)
             await asyncio.sleep(0.6)
             timeline.clear()
-        return summarise(latencies)
+        return summarise(latencies, keep=keep)
 
 
-async def measure_fault_short(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+async def measure_fault_short(config: Config, state_dir: Path, trials: int, keep: bool = False) -> dict[str, Any]:
     """CP shorted to PE while charging until the contactor opens (sessions started remotely, in-process)."""
     async with _connected_charger(config, state_dir) as (app, sim):
         timeline, ev = sim.timeline, sim.evs[1]
@@ -176,10 +176,10 @@ async def measure_fault_short(config: Config, state_dir: Path, trials: int) -> d
             if not await until(lambda: app.status(1) == "Preparing", 5):
                 raise RuntimeError(f"no recovery after the short (status {app.status(1)})")
             timeline.clear()
-        return summarise(latencies)
+        return summarise(latencies, keep=keep)
 
 
-async def measure_profile_boundary(config: Config, state_dir: Path, trials: int) -> dict[str, float]:
+async def measure_profile_boundary(config: Config, state_dir: Path, trials: int, keep: bool = False) -> dict[str, Any]:
     """A charging profile's period boundary (the station's clock) until the PWM shows the lower limit.
 
     Each trial installs a stack-level-1 TxDefaultProfile of 8 A for 0.5 s starting 0.7-1.0 s ahead, over a
@@ -227,7 +227,7 @@ async def measure_profile_boundary(config: Config, state_dir: Path, trials: int)
             lowered = next(o for o in sim.timeline.items("pwm", 1, at_boundary - 1.0)
                            if amps(o.value) == 8.0)
             latencies.append(lowered.t - at_boundary)
-        return summarise(latencies)
+        return summarise(latencies, keep=keep)
 
 
 def measure_memory(config_path: str | None) -> dict[str, float]:
@@ -261,14 +261,14 @@ def measure_memory(config_path: str | None) -> dict[str, float]:
 
 
 async def run_perf(config: Config, config_path: str | None, trials: int, tap_trials: int,
-                   memory: bool) -> dict[str, Any]:
-    """Every figure, as one dict."""
+                   memory: bool, keep: bool = False) -> dict[str, Any]:
+    """Every figure, as one dict (``keep``: the latencies with every sample, for histograms)."""
     with tempfile.TemporaryDirectory(prefix="evse-perf-") as state:
         results: dict[str, Any] = {
-            "ev_c_to_b_contactor_open": await measure_c_to_b(config, Path(state), trials),
-            "tap_to_contactor_closed": await measure_tap_to_close(config, Path(state), tap_trials),
-            "fault_cp_short_to_contactor_open": await measure_fault_short(config, Path(state), trials),
-            "profile_boundary_to_pwm": await measure_profile_boundary(config, Path(state), tap_trials),
+            "ev_c_to_b_contactor_open": await measure_c_to_b(config, Path(state), trials, keep),
+            "tap_to_contactor_closed": await measure_tap_to_close(config, Path(state), tap_trials, keep),
+            "fault_cp_short_to_contactor_open": await measure_fault_short(config, Path(state), trials, keep),
+            "profile_boundary_to_pwm": await measure_profile_boundary(config, Path(state), tap_trials, keep),
         }
     if memory:
         results["daemon_memory_after_session"] = await asyncio.to_thread(measure_memory, config_path)

@@ -197,6 +197,7 @@ async def run_remote(bench: BenchFile, steps: list[Step], *, script: str, connec
         "csms": {"url": remote.csms.url, "built_in": True, "frames": len(remote.csms.frames),
                  "messages": ocpp_messages(remote.csms.frames, t0), "timestamp_errors": remote.csms.timestamp_errors},
         "timeline": remote.timeline.as_json(),
+        "cars": [car.summary() for car in remote.cars.values()],
     }
     if not reached:
         report["error"] = f"no charger connected to the bench CSMS at {remote.csms.url} within {connect_wait:g} s"

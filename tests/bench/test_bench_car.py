@@ -127,6 +127,8 @@ async def test_the_bench_s_car_charges_from_a_charger_in_another_process(tmp_pat
     charging = [v for v in dc if v["A"] > 20]
     assert charging and all(340 < v["V"] < 420 for v in charging), dc
     assert harness.contactor_closed_seen  # the EV contactor's relay connected the battery emulator
+    [car] = report["cars"]
+    assert car["kind"] == kind and car["soc"] > car["soc_start"] == 40 and car["frames_heard"] > 50, car
     assert [o["value"] for o in report["timeline"] if o["kind"] == "car"] == \
         (["plug", "unplug"] if kind == "chademo" else ["plug"])
 

@@ -163,4 +163,15 @@ def test_the_dc_benchmark_draws_its_histograms(tmp_path: Path) -> None:
     for label in ("108 period (n=50)", "CCS period (n=100)", "estop chademo: to open (n=2)",
                   f"p99 {total['p99_ms']:g} ms"):
         assert label in svg, label
-    assert hil("perf", "--svg", str(tmp_path / "x.svg")).returncode == 2  # no histograms without --faults or --dc
+    assert hil("perf", "--cpu", "--svg", str(tmp_path / "x.svg")).returncode == 2  # the CPU figures have none
+
+
+def test_the_latency_benchmark_draws_its_histograms(tmp_path: Path) -> None:
+    proc = hil("perf", "--trials", "3", "--tap-trials", "3", "--no-memory", "--svg", str(tmp_path / "lat.svg"))
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert "samples_ms" not in proc.stdout and figures["tap_to_contactor_closed"]["n"] == 3
+    svg = (tmp_path / "lat.svg").read_text()
+    for name in ("ev_c_to_b_contactor_open", "tap_to_contactor_closed", "fault_cp_short_to_contactor_open",
+                 "profile_boundary_to_pwm"):
+        assert f"{name} (n=3)" in svg, name

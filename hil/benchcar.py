@@ -11,9 +11,10 @@ The car is the same model the simulated charger's bench uses (:class:`~hil.chade
   (CHAdeMO k and the connector-present line, GB/T's R4 on CC1), through relays or transistors.
 - **Power**: the bench's car has no battery the model can set. It takes the outlet's voltage and current from the
   charger's own reports on the bus (CHAdeMO 0x109 PresentVoltage/PresentCurrent, GB/T CCS), for its state of
-  charge and its contactor logic. A report older than :data:`STALE` counts as no current (the charger stopped
-  sending it: GB/T's CCS ends as the charger ramps down). The EV contactor drives an optional relay that connects
-  the bench's DC load (or battery emulator).
+  charge and its contactor logic. A report older than :data:`STALE` counts as a dead cable (the charger stopped
+  sending it: GB/T's CCS ends with the charger's CST, which must bring the current down within 100 ms). The EV
+  contactor drives an optional relay that connects the bench's DC load (or battery emulator); a bench that stops
+  mid-session ends it from the car first, so that relay does not open under load.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import threading
 import time
 from typing import Any
 
-import can
-from gpiozero import DigitalInputDevice, DigitalOutputDevice, GPIOZeroError
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 from controller.charging.chademo.frames import CHARGER_STATUS, signals
 from controller.charging.gbt.frames import decode, pgn_of
 from controller.charging.j1939 import Address
 from hal.can import Frame
-from hil.benchfile import BenchCarSpec, BenchLine
+from hil.benchfile import CAR_LINES, BenchCarSpec, BenchLine
 from hil.chademo_ev import ChademoEv, EvSpec
 from hil.chademo_ev_bus import ChademoEvOnBus
 from hil.dccircuit import DcCircuit
@@ -40,8 +40,11 @@ from hil.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-#: Seconds after the charger's last report of its output that the car counts the current as gone.
-STALE = 0.5
+#: Seconds after the charger's last report of its output that the car counts the cable as dead. GB/T's CCS ends
+#: with the charger's CST, which must bring the current to 5 A within 100 ms: a second is ten times that.
+STALE = 1.0
+#: How long stopping the bench waits for a charging session to wind down before it unplugs anyway.
+WIND_DOWN = 5.0
 #: How often the car's phase, voltage and current are looked at for the bench's timeline.
 SAMPLE = 0.02
 #: Volts on GB/T's CC1 above which the car's R4 counts as off (4 V: connected; 6 V and 12 V: not).
@@ -121,11 +124,17 @@ class ReportedCircuit(DcCircuit):
         with self.lock:
             self.outlet_voltage, self.current, self.reported_at = volts, amps, time.monotonic()
 
+    def forget(self) -> None:
+        """A new session: nothing is known of the cable until the charger reports it."""
+        with self.lock:
+            self.outlet_voltage = self.current = 0.0
+            self.reported_at = float("-inf")
+
     def step(self, dt: float) -> None:
         """No physics here: the charger's reports go stale, and the EV contactor's relay follows the model."""
         with self.lock:
             if time.monotonic() - self.reported_at > STALE:
-                self.current = 0.0
+                self.outlet_voltage = self.current = 0.0
             closed = self.ev_contactor_closed
         if self.contactor is not None and self.contactor.state != closed:
             (self.contactor.drive_high if closed else self.contactor.drive_low)()
@@ -136,83 +145,97 @@ class BenchCar:
 
     def __init__(self, spec: BenchCarSpec, *, timeline: Timeline | None = None, pin_factory: Any = None) -> None:
         self.spec, self.timeline = spec, timeline
-        self._lines: list[InputLine | OutputLine] = []
+        self.lines: dict[str, InputLine | OutputLine] = {}
         try:
             self._build(spec, pin_factory)
-        except (GPIOZeroError, can.CanError, OSError, ValueError) as exc:
-            for line in self._lines:  # what opened before the failure
-                line.close()
+        except Exception as exc:  # gpiozero's, lgpio's (a GPIO in use), python-can's, the OS's: all one line
+            self._close_lines()
             raise BenchCarError(f"[[car]] for connector {spec.connector} ({spec.kind} on {spec.interface} "
-                                f"{spec.channel}): {exc}") from exc
-        self._running = threading.Event()
+                                f"{spec.channel}): {exc or type(exc).__name__}") from exc
+        self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
 
     def _build(self, spec: BenchCarSpec, pin_factory: Any) -> None:
-        lines = spec.lines
-        contactor = self._output(lines["ev_contactor"], pin_factory) if "ev_contactor" in lines else None
-        self.circuit = ReportedCircuit(spec.kind, contactor)
+        for name, line in spec.lines.items():  # each line as the car sees it: read, or driven
+            self.lines[name] = (InputLine if CAR_LINES[spec.kind][name] == "in" else OutputLine)(line, pin_factory)
+        contactor = self.lines.get("ev_contactor")
+        self.circuit = ReportedCircuit(spec.kind, contactor if isinstance(contactor, OutputLine) else None)
         self.car: ChademoEvOnBus | GbtBmsOnBus
         self.model: ChademoEv | GbtBms
+        self._cc1_loose = False
         if spec.kind == "chademo":
             ev_spec = EvSpec(soc=spec.soc, target_soc=spec.target_soc)
             if spec.quick:
                 ev_spec.permission_delay, ev_spec.contactor_delay = 0.5, 0.3
             self.model = ChademoEv(ev_spec, self.circuit)
-            self._present = self._output(lines["plug"], pin_factory)
-            self.car = ChademoEvOnBus(self.model, d1=self._input(lines["d1"], pin_factory),
-                                      d2=self._input(lines["d2"], pin_factory), k=self._output(lines["k"], pin_factory),
-                                      plug=self._present, interface=spec.interface, channel=spec.channel)
+            self.car = ChademoEvOnBus(self.model, d1=self.lines["d1"], d2=self.lines["d2"], k=self.lines["k"],
+                                      plug=self.lines["plug"], interface=spec.interface, channel=spec.channel)
         else:
             bms_spec = BmsSpec(soc=spec.soc, target_soc=spec.target_soc)
             if spec.quick:
                 bms_spec.relay_delay = 0.3
             self.model = GbtBms(bms_spec, self.circuit)
-            self._cc1 = self._output(lines["cc1"], pin_factory)
-            self._cc1_loose = False
-            self.car = GbtBmsOnBus(self.model, cc1=self._set_cc1, aux=self._input(lines["aux"], pin_factory),
-                                   interface=spec.interface, channel=spec.channel)
+            self.car = GbtBmsOnBus(self.model, cc1=self._set_cc1, aux=self.lines["aux"], interface=spec.interface,
+                                   channel=spec.channel)
         self.car.listeners.append(self.circuit.heard)
 
-    def _input(self, line: BenchLine, pin_factory: Any) -> InputLine:
-        self._lines.append(made := InputLine(line, pin_factory))
-        return made
-
-    def _output(self, line: BenchLine, pin_factory: Any) -> OutputLine:
-        self._lines.append(made := OutputLine(line, pin_factory))
-        return made
+    def _output(self, name: str) -> OutputLine:
+        line = self.lines[name]
+        assert isinstance(line, OutputLine)
+        return line
 
     def _set_cc1(self, volts: float) -> None:
         # The bench switches the car's R4 onto CC1: the charger reads 4 V with it, the cable's own level without.
-        (self._cc1.drive_high if volts < CC1_CONNECTED_BELOW and not self._cc1_loose else self._cc1.drive_low)()
+        cc1 = self._output("cc1")
+        (cc1.drive_high if volts < CC1_CONNECTED_BELOW and not self._cc1_loose else cc1.drive_low)()
+
+    def _close_lines(self) -> None:
+        for line in self.lines.values():
+            try:
+                line.close()
+            except Exception as exc:  # one line that will not close must not keep the others on
+                log.error("bench car: a line would not close: %s", exc)
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         """The car's bus and thread, and the sampler for the timeline."""
         self.car.start()
-        self._running.set()
         self._sampler = threading.Thread(target=self._sample, name=f"bench-car-{self.spec.connector}", daemon=True)
         self._sampler.start()
         log.info("bench car: a %s car for connector %d on %s %s", self.spec.kind, self.spec.connector,
                  self.spec.interface, self.spec.channel)
 
     def stop(self) -> None:
-        """Unplugged, every line off, the bus released."""
-        if self.car.plugged:
-            self.car.unplug()
-        self._running.clear()
-        if self._sampler is not None:
-            self._sampler.join(1.0)
-        self.car.stop()
-        for line in self._lines:
-            line.close()
+        """Unplugged, every line off, the bus released. A session still carrying current is ended from the car
+        first (up to :data:`WIND_DOWN` s), so the EV contactor's relay does not open under load."""
+        try:
+            if self.car.plugged and self.circuit.ev_contactor_closed:
+                self.model.stop()
+                deadline = time.monotonic() + WIND_DOWN
+                while self.circuit.ev_contactor_closed and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if self.circuit.ev_contactor_closed:
+                    log.error("bench car: the session did not wind down in %g s (%.0f A reported); unplugging",
+                              WIND_DOWN, self.circuit.current)
+            if self.car.plugged:
+                self.car.unplug()
+            time.sleep(0.05)  # the car's thread drives k and the relay off once more
+        finally:
+            self._stop.set()
+            if self._sampler is not None:
+                self._sampler.join(1.0)
+            try:
+                self.car.stop()
+            finally:
+                self._close_lines()
 
     def _sample(self) -> None:
         phase, seen = None, (float("nan"), float("nan"), float("-inf"))
         connector = self.spec.connector
-        while self._running.wait(SAMPLE) and self._running.is_set():
+        while not self._stop.wait(SAMPLE):
             if self.timeline is None:
-                continue
+                return  # nobody to tell
             now = time.monotonic()
             if self.model.phase != phase:
                 phase = self.model.phase
@@ -231,14 +254,10 @@ class BenchCar:
 
     # ---------------------------------------------------------------- script steps
 
-    @property
-    def plugged(self) -> bool:
-        """Whether the car's connector is in."""
-        return self.car.plugged
-
     def plug(self) -> None:
         """The connector goes into the inlet (its present line or R4 on)."""
         self._record("plug")
+        self.circuit.forget()
         self.car.plug_in()
 
     def unplug(self) -> None:
@@ -253,7 +272,8 @@ class BenchCar:
             (misbehaviours.add if active else misbehaviours.discard)("silent")
         elif kind == "cc1":
             if isinstance(self.car, ChademoEvOnBus):
-                (self._present.drive_low if active or not self.car.plugged else self._present.drive_high)()
+                present = self._output("plug")
+                (present.drive_low if active or not self.car.plugged else present.drive_high)()
             else:
                 self._cc1_loose = active
                 self._set_cc1(4.0 if self.car.plugged else 12.0)

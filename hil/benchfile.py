@@ -195,6 +195,7 @@ def _cars(raw_cars: Any, source: str, problems: list[str]) -> list[BenchCarSpec]
         return []
     cars: list[BenchCarSpec] = []
     used_pins: dict[int, str] = {}
+    buses: dict[tuple[str, str], str] = {}
     for i, raw in enumerate(raw_cars):
         where = f"car[{i}]"
         keys = {"connector", "kind", "interface", "channel", "lines", "soc", "target_soc", "quick"}
@@ -223,6 +224,15 @@ def _cars(raw_cars: Any, source: str, problems: list[str]) -> list[BenchCarSpec]
                 problems.append(f"{source}: {where}.{key} = {value!r}: expected a state of charge from 0 to 100 %")
         if not isinstance(raw.get("quick", False), bool):
             problems.append(f"{source}: {where}.quick = {raw.get('quick')!r}: expected true or false")
+        if isinstance(raw.get("soc", 50.0), int | float) and isinstance(raw.get("target_soc", 80.0), int | float) \
+                and raw.get("soc", 50.0) >= raw.get("target_soc", 80.0):
+            problems.append(f"{source}: {where}.soc = {raw.get('soc', 50.0)!r}: expected below target_soc "
+                            f"({raw.get('target_soc', 80.0)!r}), or the car never asks for current")
+        bus = (str(raw.get("interface", "socketcan")), str(raw.get("channel", "can0")))
+        if bus in buses:
+            problems.append(f"{source}: {where}.channel = {bus[1]!r}: {buses[bus]} is on {bus[0]} {bus[1]} already; "
+                            "expected a bus of its own (a car's frame ids are fixed)")
+        buses[bus] = where
         lines = _lines(raw.get("lines", {}), kind, f"{where}.lines", used_pins, source, problems)
         cars.append(BenchCarSpec(connector, kind, str(raw.get("interface", "socketcan")),
                                  str(raw.get("channel", "can0")), lines, float(raw.get("soc", 50.0)),

@@ -177,6 +177,8 @@ class ChademoEv:
         self.k = self.charging_enabled = False
         self.request = 0.0
         self._d2_at = None
+        if "welded" not in self.spec.misbehaviours:  # d2 feeds the contactor relay: without d1 it is gone too
+            self.contactor_closed = self.circuit.ev_contactor_closed = False
 
     def _frames(self) -> list[Frame]:
         s, db = self.spec, database()

@@ -9,6 +9,7 @@ here is anything with ``state``, ``drive_high()`` and ``drive_low()``: a mock pi
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -19,6 +20,8 @@ import can
 
 from hal.can import Frame
 from hil.dccircuit import DcCircuit
+
+log = logging.getLogger(__name__)
 
 #: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
 HISTORY = 20_000
@@ -53,6 +56,7 @@ class ChademoEvOnBus:
         self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self.send_errors = 0
         self._k.drive_low()
         self._plug.drive_low()
 
@@ -82,6 +86,15 @@ class ChademoEvOnBus:
             self._thread.join(1.0)
         self._bus.shutdown()
 
+    def _send(self, message: can.Message) -> None:
+        # A bus that is down or unacknowledged (can0 not up, no charger on it) is logged, not fatal to the car.
+        try:
+            self._bus.send(message)
+        except can.CanError as exc:
+            self.send_errors += 1
+            if self.send_errors == 1 or self.send_errors % 100 == 0:
+                log.error("CHAdeMO car: cannot send on the bus (%d so far): %s", self.send_errors, exc)
+
     def _run(self) -> None:
         last = time.monotonic()
         while self._running.is_set():
@@ -99,7 +112,7 @@ class ChademoEvOnBus:
             d2 = bool(self._d2.state) and self.plugged
             for frame in self.ev.tick(now, d1, d2):
                 self.said.append((now, frame))
-                self._bus.send(can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False))
+                self._send(can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False))
             if self.ev.k != bool(self._k.state):
                 (self._k.drive_high if self.ev.k else self._k.drive_low)()
             time.sleep(self.step)

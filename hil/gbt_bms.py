@@ -77,6 +77,11 @@ class GbtBms:
         self.circuit.battery_voltage = volts
         return volts
 
+    def stop(self) -> None:
+        """The driver ends charging from the car: BST, then the relays once the current is down."""
+        if self.stage in ("parameters", "preparing", "ready", "charging"):
+            self.stage = "stopping"
+
     @property
     def phase(self) -> str:
         """Where the BMS's side of the session is (its stage), as a bench report names it."""

@@ -8,6 +8,8 @@ transport receiver meets a stack it did not write), and CC1 follows the plug (4 
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 from collections import deque
@@ -19,6 +21,8 @@ import j1939
 
 from hal.can import Frame
 from hil.gbt_bms import GbtBms
+
+log = logging.getLogger(__name__)
 
 BMS, CHARGER = 0xF4, 0x56
 
@@ -36,7 +40,11 @@ class GbtBmsOnBus:
         self._set_cc1, self._aux = cc1, aux
         self._bus = can.Bus(interface=interface, channel=channel)
         self._ecu = j1939.ElectronicControlUnit(max_cmdt_packets=0xFF)
-        self._ecu.connect(interface=interface, channel=channel)
+        try:
+            self._ecu.connect(interface=interface, channel=channel)
+        except Exception:
+            self._bus.shutdown()  # the first bus opened; the stack's did not
+            raise
         name = j1939.Name(arbitrary_address_capable=0, industry_group=0, vehicle_system=0, function=0,
                           function_instance=0, ecu_instance=0, manufacturer_code=0, identity_number=BMS)
         self._ca = j1939.ControllerApplication(name, BMS, bypass_address_claim=True)  # GB/T claims no address
@@ -49,6 +57,7 @@ class GbtBmsOnBus:
         self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self.send_errors = 0
         self._set_cc1(12.0)
 
     def plug_in(self) -> None:
@@ -78,6 +87,15 @@ class GbtBmsOnBus:
         self._ecu.disconnect()
         self._bus.shutdown()
 
+    def _send(self, send: Callable[[], object]) -> None:
+        # A bus that is down or unacknowledged (can0 not up, no charger on it) is logged, not fatal to the BMS.
+        try:
+            send()
+        except can.CanError as exc:
+            self.send_errors += 1
+            if self.send_errors == 1 or self.send_errors % 100 == 0:
+                log.error("GB/T BMS: cannot send on the bus (%d so far): %s", self.send_errors, exc)
+
     def _run(self) -> None:
         last = time.monotonic()
         while self._running.is_set():
@@ -95,9 +113,10 @@ class GbtBmsOnBus:
             for item in self.bms.tick(now, aux):
                 if isinstance(item, Frame):
                     self.said.append((now, f"{item.id:08X}"))
-                    self._bus.send(can.Message(arbitration_id=item.id, data=item.data, is_extended_id=True))
+                    message = can.Message(arbitration_id=item.id, data=item.data, is_extended_id=True)
+                    self._send(functools.partial(self._bus.send, message))
                 else:
                     pgn, data = item
                     self.said.append((now, f"PGN {pgn:04X} ({len(data)} bytes)"))
-                    self._ca.send_pgn(0, pgn >> 8, CHARGER, 7, list(data))
+                    self._send(functools.partial(self._ca.send_pgn, 0, pgn >> 8, CHARGER, 7, list(data)))
             time.sleep(self.step)

@@ -11,6 +11,7 @@ sequence (:mod:`hil.benchcar`). Steps that need the bench's EV on a pilot (``ev`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +32,8 @@ from hil.timeline import Timeline
 #: The steps a bench without an EV on the pilot can run (``plug`` and ``unplug`` where it has a DC car).
 REMOTE_VERBS = ("tap", "draw", "wait", "expect", "expect_csms", "csms", "fault", "clear", "plug", "unplug")
 REMOTE_FAULTS = ("meter", "reader")
-#: A 2.0.1 transaction's chargingState as the status a script expects (EVConnected and Idle: not charging yet).
-OCCUPIED_AS = {"Charging": "Charging", "SuspendedEV": "SuspendedEV", "SuspendedEVSE": "SuspendedEVSE"}
+#: The 2.0.1 chargingStates a script's status names as they are (EVConnected and Idle: not charging yet).
+OCCUPIED_AS = ("Charging", "SuspendedEV", "SuspendedEVSE")
 #: What the bench's DC car can do wrong.
 CAR_FAULTS = ("evsilent", "cc1")
 
@@ -61,16 +62,26 @@ def check_remote_script(steps: list[Step], bench: BenchFile) -> None:
             raise ScriptError(f"{where}step {step.text!r}: {bench.source} has no [reader]")
 
 
-class _MeteredConnector:
-    """What ``draw`` and the EV steps reach on a remote bench: the connector's meter simulator."""
+class _RemoteConnector:
+    """What a connector's steps reach on a remote bench: ``draw`` its meter simulator, ``plug``/``unplug`` its car."""
 
-    def __init__(self, meter: MeterSimulator | None) -> None:
-        self._meter = meter
+    def __init__(self, meter: MeterSimulator | None, car: BenchCar | None) -> None:
+        self._meter, self._car = meter, car
 
     def draw(self, amps: float) -> None:
         if self._meter is None:
             raise RuntimeError("no meter simulator for this connector")
         self._meter.set_current(amps)
+
+    def plug(self) -> None:
+        if self._car is None:
+            raise RuntimeError("no [[car]] for this connector")
+        self._car.plug()
+
+    def unplug(self) -> None:
+        if self._car is None:
+            raise RuntimeError("no [[car]] for this connector")
+        self._car.unplug()
 
 
 class RemoteBench:
@@ -109,13 +120,17 @@ class RemoteBench:
     async def stop(self) -> None:
         """Stop serving (what was started: this also cleans up after a start that failed halfway). The CSMS goes
         first, so the report ends with the script: the charger's answer to the car leaving is not in it."""
-        await self.csms.stop()
-        for car in self.cars.values():
-            car.stop()
-        for meter in self.meters.values():
-            await meter.stop()
-        if self.reader is not None:
-            await self.reader.stop()
+        try:
+            await self.csms.stop()
+        finally:
+            try:
+                for car in self.cars.values():  # a car mid-session winds it down first: off the loop
+                    await asyncio.to_thread(car.stop)
+            finally:
+                for meter in self.meters.values():
+                    await meter.stop()
+                if self.reader is not None:
+                    await self.reader.stop()
 
     def charger(self) -> str | None:
         """The id of the charger that connected to the bench CSMS first (kept through its reconnections)."""
@@ -123,8 +138,8 @@ class RemoteBench:
             self._charger = next(iter(self.csms.connections), None)
         return self._charger
 
-    def ev(self, connector_id: int) -> _MeteredConnector | BenchCar:
-        return self.cars.get(connector_id) or _MeteredConnector(self.meters.get(connector_id))
+    def ev(self, connector_id: int) -> _RemoteConnector:
+        return _RemoteConnector(self.meters.get(connector_id), self.cars.get(connector_id))
 
     def tap(self, uid: str) -> None:
         if self.reader is None:
@@ -154,7 +169,7 @@ class RemoteBench:
         at, kind, state = events[-1]
         if kind == "Ended":
             return "Finishing" if at >= since else "Preparing"  # before the car came: the last session's end
-        return OCCUPIED_AS.get(state or "", "Preparing")
+        return state if state in OCCUPIED_AS else "Preparing"
 
     def inject(self, kind: str, connector_id: int, active: bool) -> None:
         from pymodbus.constants import ExcCodes

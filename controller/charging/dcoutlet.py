@@ -330,7 +330,10 @@ class DcOutlet(ImdChecks, ChargingProtocol):
             self._phase = self.sequence.phase
             log.debug("connector %d: %s phase: %s", self.id, self.name, self._phase.value)
             for observer in self.phase_observers:
-                observer(self._phase.name.lower().replace("_", " "))
+                try:
+                    observer(self._phase.name.lower().replace("_", " "))
+                except Exception:  # an onlooker's failure must not stop the outlet's control step
+                    log.exception("connector %d: a phase observer failed", self.id)
         for frame in out.frames:
             self.bus.send(frame)
         maximum = self.maximum_voltage()

@@ -24,9 +24,10 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.charging.chademo.frames import CHARGER_STATUS, database
 from hal.can import Frame
-from hil.benchcar import BenchCar, BenchCarError, ReportedCircuit
+from hil.benchcar import STALE, BenchCar, BenchCarError, ReportedCircuit
 from hil.benchfile import BenchCarSpec, BenchFileError, BenchLine, load_bench
 from hil.carlink import CarLinkClient
+from hil.chademo_ev import ChademoEv
 from hil.meter import free_tcp_port
 from hil.remote import check_remote_script, run_remote
 from hil.script import ScriptError, parse_script
@@ -45,16 +46,15 @@ class Harness:
         self.client = CarLinkClient(link)
         self.spec, self.factory = spec, factory
         self.contactor_closed_seen = False
-        self._running = threading.Event()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
         self.client.start()
-        self._running.set()
         self._thread.start()
 
     def stop(self) -> None:
-        self._running.clear()
+        self._stop.set()
         self._thread.join(1.0)
         self.client.stop()
 
@@ -63,7 +63,7 @@ class Harness:
 
     def _run(self) -> None:
         client, lines = self.client, self.spec.lines
-        while self._running.wait(0.005) and self._running.is_set():
+        while not self._stop.wait(0.005):
             for name in ("d1", "d2", "aux"):  # the charger's lines into the bench's optocouplers
                 if name in lines:
                     on = client.pins[name].state
@@ -127,6 +127,9 @@ async def test_the_bench_s_car_charges_from_a_charger_in_another_process(tmp_pat
     charging = [v for v in dc if v["A"] > 20]
     assert charging and all(340 < v["V"] < 420 for v in charging), dc
     assert harness.contactor_closed_seen  # the EV contactor's relay connected the battery emulator
+    for name, line in bench.cars[0].lines.items():  # the bench left every line it drives off
+        if name in ("k", "plug", "cc1", "ev_contactor"):
+            assert bool(factory.pin(line.pin).state) != line.active_high, name
     [car] = report["cars"]
     assert car["kind"] == kind and car["soc"] > car["soc_start"] == 40 and car["frames_heard"] > 50, car
     assert [o["value"] for o in report["timeline"] if o["kind"] == "car"] == \
@@ -148,6 +151,8 @@ def test_a_bench_car_needs_its_lines_and_says_which(tmp_path: Path) -> None:
         "car[0].lines.k = 40: expected a BCM GPIO number 0-27",
         "car[1].kind = 'ccs': expected chademo or gbt",
         "car[2].soc = 120: expected a state of charge from 0 to 100 %",
+        "car[2].soc = 120: expected below target_soc (80.0), or the car never asks for current",
+        "car[2].channel = 'can0': car[0] is on socketcan can0 already; expected a bus of its own",
         "car[2].lines.aux = {'pin': 8, 'active_low': True}: expected a BCM GPIO number 0-27",
     ]
     for line in expected:
@@ -163,6 +168,45 @@ def test_car_steps_are_refused_where_the_bench_has_no_car(tmp_path: Path) -> Non
                           ("fault insulation 1", "breaks only what it simulates: meter, reader, evsilent, cc1")):
         with pytest.raises(ScriptError, match=message):
             check_remote_script(parse_script(text), bench)
+
+
+def _spec(kind: str, channel: str) -> BenchCarSpec:
+    lines = {"chademo": {"d1": 5, "d2": 6, "k": 13, "plug": 19, "ev_contactor": 26},
+             "gbt": {"aux": 5, "cc1": 19, "ev_contactor": 26}}[kind]
+    return BenchCarSpec(1, kind, "virtual", channel, {name: BenchLine(pin) for name, pin in lines.items()})
+
+
+def test_a_gbt_car_s_cc1_relay_follows_the_plug_and_its_fault() -> None:
+    factory = MockFactory()
+    car = BenchCar(_spec("gbt", "bench-car-cc1"), pin_factory=factory)
+    car.start()
+    cc1 = factory.pin(19)
+    try:
+        car.plug()
+        assert cc1.state  # R4 on CC1: the charger reads 4 V
+        car.inject("cc1", True)
+        assert not cc1.state  # the connector comes loose while it is in
+        car.inject("cc1", False)
+        assert cc1.state
+        car.unplug()
+        assert not cc1.state
+        with pytest.raises(ValueError, match="fault insulation is not one the bench's car can make"):
+            car.inject("insulation", True)
+    finally:
+        car.stop()
+
+
+def test_stopping_the_bench_mid_session_ends_it_from_the_car_before_the_relay_opens() -> None:
+    factory = MockFactory()
+    car = BenchCar(_spec("chademo", "bench-car-stop"), pin_factory=factory)
+    car.start()
+    car.plug()
+    with car.circuit.lock:  # as if charging: the car's contactor closed on the bench's DC load
+        car.model.contactor_closed = car.circuit.ev_contactor_closed = True
+    car.stop()
+    assert isinstance(car.model, ChademoEv) and car.model.stopping  # the driver's stop came first
+    for pin in (13, 19, 26):  # k, connector present and the load's relay: all off
+        assert not factory.pin(pin).state, pin
 
 
 def test_a_car_whose_bus_cannot_open_names_it() -> None:
@@ -186,9 +230,9 @@ def test_the_car_believes_the_charger_s_reports_until_they_stop() -> None:
     assert (circuit.outlet_voltage, circuit.current) == (372.0, 61.0)
     circuit.heard(Frame(CHARGER_STATUS, b"\x02", False))  # a short frame from the charger: noted, not believed
     assert circuit.current == 61.0
-    circuit.reported_at -= 1.0
+    circuit.reported_at -= STALE
     circuit.step(0.005)
-    assert circuit.current == 0.0 and circuit.outlet_voltage == 372.0
+    assert circuit.current == 0.0 and circuit.outlet_voltage == 0.0  # no report for a second: a dead cable
 
 
 async def test_evse_hil_car_plays_the_bench_file_s_car_until_stopped(tmp_path: Path) -> None:

@@ -390,7 +390,9 @@ class GbtSequence:
     def _ending(self, io: Inputs, since: float) -> None:
         out = self._out
         if self.phase == Phase.STOPPING:
-            if abs(io.output_current) <= SAFE_CURRENT or since > self._stop_bound:
+            # Contactors the supervisor opened (a fault) leave nothing to ramp down: bleed the outlet at once
+            # rather than wait for a stage reading (100 ms polls, or the stop bound if one is lost).
+            if abs(io.output_current) <= SAFE_CURRENT or since > self._stop_bound or not io.contactors_closed:
                 if abs(io.output_current) > SAFE_CURRENT:
                     log.error("GB/T: %.1f A still flowing %.1f s after the stop (100 A/s or faster was due)",
                               io.output_current, self._stop_bound)

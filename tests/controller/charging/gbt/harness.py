@@ -34,6 +34,10 @@ class Harness(FakeTimeHarness):
     offer: float = 200.0
     #: Seconds the outlet voltage the sequence sees lags the circuit's (a DC meter polled every so often).
     meter_lag: float = 0.0
+    #: A stage current reading the sequence sees instead of the circuit's (a reply not in yet); None: the circuit's.
+    stale_current: float | None = None
+    #: The supervisor holds K1/K2 open whatever the sequence asks (a fault opened them).
+    forced_open: bool = False
 
     def __post_init__(self) -> None:
         self.step_s = STEP
@@ -71,12 +75,13 @@ class Harness(FakeTimeHarness):
         seen = next((v for t, v in reversed(self._outlet_history) if t <= cutoff), self._outlet_history[0][1])
         io = Inputs(now=self.now, connected=self.connected, locked=self.out.lock, contactors_closed=self.contactors,
                     outlet_voltage=seen, stage_voltage=self.circuit.stage_voltage,
-                    output_current=self.circuit.current, insulation_ohms=self.imd_reading())
+                    output_current=self.circuit.current if self.stale_current is None else self.stale_current,
+                    insulation_ohms=self.imd_reading())
         self.out = self.seq.tick(io)
         for frame in self.out.frames:
             self.sent.append((self.now, frame))
             self.bms.on_frame(frame)
-        self.contactors = self.out.contactors
+        self.contactors = self.out.contactors and not self.forced_open
         power = self.out.power
         self.circuit.command(on=power is not None, voltage=power[0] if power else None,
                              current=power[1] if power else None)

@@ -65,6 +65,21 @@ def test_the_stop_brings_the_current_to_5_a_before_k1_k2_open() -> None:
     _done(h, 20)
 
 
+def test_contactors_a_fault_opened_are_bled_at_once_not_after_a_stage_reading() -> None:
+    h = _session(soc=50.0)
+    h.run_until(lambda: h.circuit.current > 90, 20)
+    h.stale_current = h.circuit.current  # the stage's last reading, before its next 100 ms poll
+    h.forced_open = True  # the supervisor opened K1/K2 on a fault
+    h.step()
+    h.seq.stop("insulation fault", emergency=True)
+    faulted = h.now
+    bled = h.run_until(lambda: h.out.bleed, 1.0)
+    assert bled - faulted <= 0.03 and h.out.power is None  # the stage off and the outlet bleeding together
+    h.run_until(lambda: h.circuit.outlet_voltage < 60, 1.0)
+    h.stale_current = None
+    _done(h, 20)
+
+
 def test_a_silent_bcl_stops_after_1_s() -> None:
     h = _session(soc=50.0)
     h.run_until(lambda: h.circuit.current > 90, 20)

@@ -24,8 +24,8 @@ on RS-485 adapters (Modbus RTU) or on TCP. The EV on a real pilot circuit is out
     interface = "socketcan"          # the charger's car bus: can0 at 500 kbit/s (GB/T: 250 kbit/s)
     channel = "can0"
     [car.lines]                      # the bench Pi's GPIO (BCM): a number, or {pin = N, active_high = false}
-    d1 = 5                           # in: the charger's d1, through an optocoupler (GB/T: aux = the 12 V A+)
-    d2 = 6                           # in
+    d1 = {pin = 5, active_high = false}  # in: the charger's d1, through an open-collector optocoupler (low when
+    d2 = {pin = 6, active_high = false}  # on); GB/T: aux = the 12 V A+
     k = 13                           # out: the car's permission switch (GB/T: cc1 = the relay that puts R4 on CC1)
     plug = 19                        # out: connector present (pin 7)
     ev_contactor = 26                # out, optional: the relay that connects the bench's DC load

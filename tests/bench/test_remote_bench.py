@@ -16,7 +16,7 @@ from hil.benchfile import BenchFileError, load_bench
 from hil.control import send_script
 from hil.meter import free_tcp_port
 from hil.nullmodem import NullModem
-from hil.remote import check_remote_script, run_remote
+from hil.remote import RemoteBench, check_remote_script, run_remote
 from hil.script import ScriptError, parse_script
 from tests.conftest import wait_until
 
@@ -135,3 +135,24 @@ def test_a_serial_port_that_is_not_there_is_exit_2_with_the_report_shape(tmp_pat
     report = json.loads(proc.stdout)
     assert report["steps"] == [] and "cannot serve the bench" in report["error"] and "does-not-exist" in \
         report["error"]
+
+
+def test_a_2_0_1_charger_s_occupied_is_told_apart_by_its_transaction(tmp_path: Path) -> None:
+    remote = RemoteBench(load_bench(bench_file(tmp_path, 9000, "/dev/ttyUSB0", "/dev/ttyUSB1")))
+    remote._charger = "CP"
+    statuses, states = remote.csms.statuses, remote.csms.charging_states
+    statuses.append((1.0, "CP", 1, "Available", ""))
+    assert remote.status(1) == "Available" and remote.status(2) == "Unknown"
+    states.append((1.5, "CP", 1, "Ended", "EVConnected"))  # the last session's end, before this car came
+    statuses.append((2.0, "CP", 1, "Occupied", ""))
+    assert remote.status(1) == "Preparing"
+    for t, kind, state, expected in ((3.0, "Started", "EVConnected", "Preparing"),
+                                     (4.0, "Updated", "Charging", "Charging"),
+                                     (5.0, "Updated", "SuspendedEV", "SuspendedEV"),
+                                     (6.0, "Updated", "SuspendedEVSE", "SuspendedEVSE"),
+                                     (7.0, "Ended", "EVConnected", "Finishing")):
+        states.append((t, "CP", 1, kind, state))
+        statuses.append((t + 0.1, "CP", 1, "Occupied", ""))  # a charger may repeat Occupied as it goes
+        assert remote.status(1) == expected, (kind, state)
+    states.append((8.0, "OTHER", 1, "Started", "Charging"))  # another station's EVSE 1 is not this one's
+    assert remote.status(1) == "Finishing"

@@ -166,6 +166,7 @@ def test_the_dc_benchmark_draws_its_histograms(tmp_path: Path) -> None:
     assert hil("perf", "--cpu", "--svg", str(tmp_path / "x.svg")).returncode == 2  # the CPU figures have none
 
 
+@pytest.mark.timeout(180)
 def test_the_latency_benchmark_draws_its_histograms(tmp_path: Path) -> None:
     proc = hil("perf", "--trials", "3", "--tap-trials", "3", "--no-memory", "--svg", str(tmp_path / "lat.svg"))
     assert proc.returncode == 0, proc.stderr

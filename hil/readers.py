@@ -133,7 +133,8 @@ class Pn532Simulator:
     A bounded count answers "no card" at once.
 
     Faults for tests: ``garbage`` bytes sent before the next response,
-    ``corrupt_next`` spoils the next response's data checksum, ``split``
+    ``corrupt_next`` spoils the next response's data checksum (``corrupt_code``: the next response to that
+    command), ``split``
     sends responses in two writes, ``silent`` ignores every command,
     ``answer_late`` holds a card that comes during a wait until the host has
     ended that wait, then sends the answer anyway (the race of a card and an abort).
@@ -146,6 +147,7 @@ class Pn532Simulator:
         self.commands: list[int] = []
         self.garbage = b""
         self.corrupt_next = False
+        self.corrupt_code: int | None = None
         self.split = False
         self.silent = False
         self.answer_late = False
@@ -225,9 +227,9 @@ class Pn532Simulator:
             self.port.write(ERROR_FRAME)
             return
         response = bytearray(pn532_frame(bytes([code + 1]) + payload))
-        if self.corrupt_next:
+        if self.corrupt_next or self.corrupt_code == code:
             response[-2] ^= 0xFF
-            self.corrupt_next = False
+            self.corrupt_next, self.corrupt_code = False, None
         if self.garbage:
             response[:0] = self.garbage
             self.garbage = b""

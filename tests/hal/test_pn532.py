@@ -161,6 +161,21 @@ async def test_an_answer_that_comes_as_the_host_ends_the_wait_is_skipped_and_the
         assert cards == ["04A1B2C3"] and reader.stale_frames == 1 and reader.failures == 0
 
 
+async def test_noise_on_the_retries_switch_is_one_miss_not_a_lost_reader() -> None:
+    sim = Pn532Simulator()
+    async with running(sim, poll_interval=0.05, card_wait=0.4) as (reader, cards):
+        await _until(lambda: sim.waiting)
+        sim.corrupt_code = 0x32  # the answer to the switch to bounded retries, as the card comes, is spoilt
+        sim.tap("04A1B2C3", duration=0.6)
+        await _until(lambda: cards)
+        await _until(lambda: sim.passive_retries == reader.activation_retries)  # the switch, tried again
+        assert sim.corrupt_code is None and cards == ["04A1B2C3"] and reader.failures == 0
+        await _until(lambda: sim.waiting, timeout=2.0)  # the card left: waiting again, the same session
+        sim.tap("04A1B2C3", duration=0.2)
+        await _until(lambda: len(cards) == 2)
+        assert reader.failures == 0
+
+
 async def test_driver_survives_corrupted_split_and_garbage_responses() -> None:
     sim = Pn532Simulator()
     async with running(sim) as (reader, cards):

@@ -36,7 +36,7 @@ from hil.chademo_ev_bus import ChademoEvOnBus
 from hil.dccircuit import DcCircuit
 from hil.gbt_bms import BmsSpec, GbtBms
 from hil.gbt_bms_bus import GbtBmsOnBus
-from hil.timeline import Timeline
+from hil.timeline import DcSampler, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -231,19 +231,15 @@ class BenchCar:
                 self._close_lines()
 
     def _sample(self) -> None:
-        phase, seen = None, (float("nan"), float("nan"), float("-inf"))
-        connector = self.spec.connector
+        if self.timeline is None:
+            return  # nobody to tell
+        phase, dc = None, DcSampler(self.timeline, self.spec.connector)
         while not self._stop.wait(SAMPLE):
-            if self.timeline is None:
-                return  # nobody to tell
             now = time.monotonic()
             if self.model.phase != phase:
                 phase = self.model.phase
-                self.timeline.record("phase", connector, phase, now)
-            volts, amps = self.circuit.outlet_voltage, self.circuit.current
-            if now - seen[2] >= 0.1 or abs(volts - seen[0]) >= 5 or abs(amps - seen[1]) >= 2:
-                seen = (volts, amps, now)
-                self.timeline.record("dc", connector, {"V": round(volts, 1), "A": round(amps, 1)}, now)
+                self.timeline.record("phase", self.spec.connector, phase, now)
+            dc.sample(self.circuit.outlet_voltage, self.circuit.current, now)
 
     def summary(self) -> dict[str, Any]:
         """What a report says of the car: which it was, on which bus, where its battery ended, what it heard."""

@@ -9,7 +9,7 @@ here is anything with ``state``, ``drive_high()`` and ``drive_low()``: a mock pi
 
 from __future__ import annotations
 
-import logging
+import functools
 import threading
 import time
 from collections import deque
@@ -19,12 +19,9 @@ from typing import Any, Protocol
 import can
 
 from hal.can import Frame
+from hil.carbus import HISTORY, GuardedSends
 from hil.dccircuit import DcCircuit
 
-log = logging.getLogger(__name__)
-
-#: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
-HISTORY = 20_000
 
 class Car(Protocol):
     """The car's side of a CHAdeMO session: :class:`~hil.chademo_ev.ChademoEv`, or a replay of a logged one."""
@@ -56,7 +53,7 @@ class ChademoEvOnBus:
         self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
-        self.send_errors = 0
+        self._send = GuardedSends("CHAdeMO car")
         self._k.drive_low()
         self._plug.drive_low()
 
@@ -86,15 +83,6 @@ class ChademoEvOnBus:
             self._thread.join(1.0)
         self._bus.shutdown()
 
-    def _send(self, message: can.Message) -> None:
-        # A bus that is down or unacknowledged (can0 not up, no charger on it) is logged, not fatal to the car.
-        try:
-            self._bus.send(message)
-        except can.CanError as exc:
-            self.send_errors += 1
-            if self.send_errors == 1 or self.send_errors % 100 == 0:
-                log.error("CHAdeMO car: cannot send on the bus (%d so far): %s", self.send_errors, exc)
-
     def _run(self) -> None:
         last = time.monotonic()
         while self._running.is_set():
@@ -112,7 +100,8 @@ class ChademoEvOnBus:
             d2 = bool(self._d2.state) and self.plugged
             for frame in self.ev.tick(now, d1, d2):
                 self.said.append((now, frame))
-                self._send(can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False))
+                message = can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
+                self._send(functools.partial(self._bus.send, message))
             if self.ev.k != bool(self._k.state):
                 (self._k.drive_high if self.ev.k else self._k.drive_low)()
             time.sleep(self.step)

@@ -9,7 +9,6 @@ transport receiver meets a stack it did not write), and CC1 follows the plug (4 
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from collections import deque
@@ -20,15 +19,11 @@ import can
 import j1939
 
 from hal.can import Frame
+from hil.carbus import HISTORY, GuardedSends
 from hil.gbt_bms import GbtBms
-
-log = logging.getLogger(__name__)
 
 BMS, CHARGER = 0xF4, 0x56
 
-
-#: How many frames the bench keeps for tests to look at (a long run must not grow without bound).
-HISTORY = 20_000
 
 class GbtBmsOnBus:
     """A GB/T vehicle plugged into one outlet."""
@@ -57,7 +52,7 @@ class GbtBmsOnBus:
         self.listeners: list[Callable[[Frame], None]] = []
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
-        self.send_errors = 0
+        self._send = GuardedSends("GB/T BMS")
         self._set_cc1(12.0)
 
     def plug_in(self) -> None:
@@ -86,15 +81,6 @@ class GbtBmsOnBus:
         self._ca.stop()
         self._ecu.disconnect()
         self._bus.shutdown()
-
-    def _send(self, send: Callable[[], object]) -> None:
-        # A bus that is down or unacknowledged (can0 not up, no charger on it) is logged, not fatal to the BMS.
-        try:
-            send()
-        except can.CanError as exc:
-            self.send_errors += 1
-            if self.send_errors == 1 or self.send_errors % 100 == 0:
-                log.error("GB/T BMS: cannot send on the bus (%d so far): %s", self.send_errors, exc)
 
     def _run(self) -> None:
         last = time.monotonic()

@@ -31,13 +31,10 @@ from hil.gpio import MockMcp3008, WatchedPin
 from hil.imd_sim import IsoCha425Sim
 from hil.infypower_sim import InfyPowerSim
 from hil.meter import MeterSimulator
-from hil.timeline import Timeline
+from hil.timeline import DcSampler, Timeline
 
 #: Module ratings the bench gives each outlet's stage: a CHAdeMO charger's 500 V, a GB/T one's 750 V.
 MODULE_MAX_VOLTAGE = {"chademo": 500, "gbt": 750}
-#: How often the DC circuit's voltage and current go on the timeline (and on any change of 5 V or 2 A).
-DC_SAMPLE = 0.1
-
 
 class DcCar:
     """What a script's ``plug`` / ``unplug`` reach on a DC outlet: the car on the bus, here."""
@@ -98,7 +95,7 @@ class DcSimOutlet:
             self.link = CarLinkServer(link_dir / f"car-{conn.id}.sock", conn.kind, self.pins, circuit)
         self._stepping = threading.Event()
         self._stepper: threading.Thread | None = None
-        self._dc_seen = (0.0, 0.0, float("-inf"))
+        self._dc = DcSampler(timeline, conn.id)
 
     def _car_pins(self, pin: Any, adcs: dict[tuple[int, int], MockMcp3008]) -> DcPins:
         io = self.conn.dc_io
@@ -144,15 +141,8 @@ class DcSimOutlet:
             if self.car is None:
                 self.circuit.step(now - last)
             last = now
-            self._sample(now)
+            self._dc.sample(self.circuit.outlet_voltage, self.circuit.current, now)
             time.sleep(0.005)
-
-    def _sample(self, now: float) -> None:
-        volts, amps = self.circuit.outlet_voltage, self.circuit.current
-        seen_v, seen_a, seen_t = self._dc_seen
-        if now - seen_t >= DC_SAMPLE or abs(volts - seen_v) >= 5 or abs(amps - seen_a) >= 2:
-            self._dc_seen = (volts, amps, now)
-            self.timeline.record("dc", self.conn.id, {"V": round(volts, 1), "A": round(amps, 1)}, now)
 
     def settle(self) -> None:
         """After the drivers opened their inputs: drive them again."""

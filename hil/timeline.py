@@ -21,6 +21,8 @@ class Observation:
     value: Any
 
 
+#: How often a DC outlet's voltage and current go on the timeline (and on any change of 5 V or 2 A).
+DC_SAMPLE = 0.1
 #: Observations kept (the newest): a DC outlet records its car's frames and its V/I, ~60 a second.
 LIMIT = 200_000
 
@@ -64,3 +66,19 @@ class Timeline:
     def as_json(self) -> list[dict[str, Any]]:
         """Observations as dicts with times relative to the bench's start, in seconds."""
         return [{**asdict(o), "t": round(o.t - self.t0, 6)} for o in self.items()]
+
+
+class DcSampler:
+    """A DC outlet's voltage and current on a timeline as ``dc`` observations: every :data:`DC_SAMPLE` s and on any
+    change of 5 V or 2 A (a reading every few ms would fill the timeline with the same values)."""
+
+    def __init__(self, timeline: Timeline, connector: int) -> None:
+        self.timeline, self.connector = timeline, connector
+        self._seen = (0.0, 0.0, float("-inf"))
+
+    def sample(self, volts: float, amps: float, now: float) -> None:
+        """Record this reading if it is due or differs enough from the last one recorded."""
+        seen_v, seen_a, seen_t = self._seen
+        if now - seen_t >= DC_SAMPLE or abs(volts - seen_v) >= 5 or abs(amps - seen_a) >= 2:
+            self._seen = (volts, amps, now)
+            self.timeline.record("dc", self.connector, {"V": round(volts, 1), "A": round(amps, 1)}, now)

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import can
 import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
@@ -26,6 +27,7 @@ from controller.charging.chademo.frames import CHARGER_STATUS, database
 from hal.can import Frame
 from hil.benchcar import STALE, BenchCar, BenchCarError, ReportedCircuit
 from hil.benchfile import BenchCarSpec, BenchFileError, BenchLine, load_bench
+from hil.carbus import GuardedSends
 from hil.carlink import CarLinkClient
 from hil.chademo_ev import ChademoEv
 from hil.meter import free_tcp_port
@@ -254,3 +256,19 @@ async def test_evse_hil_car_plays_the_bench_file_s_car_until_stopped(tmp_path: P
     car.terminate()
     out, _ = await asyncio.wait_for(car.communicate(), 10)
     assert car.returncode == 0 and json.loads(out.splitlines()[-1]) == {"event": "unplugged"}
+
+
+def test_a_send_the_bus_refuses_is_counted_and_logged_and_the_car_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    sends = GuardedSends("CHAdeMO car")
+    sent: list[int] = []
+
+    def refused() -> None:
+        raise can.CanOperationError("Network is down")
+
+    for _ in range(150):
+        sends(refused)
+    sends(lambda: sent.append(1))
+    assert sends.errors == 150 and sent == [1]
+    logged = [r.getMessage() for r in caplog.records if "cannot send" in r.getMessage()]
+    assert logged == ["CHAdeMO car: cannot send on the bus (1 so far): Network is down",
+                      "CHAdeMO car: cannot send on the bus (100 so far): Network is down"]

@@ -276,11 +276,6 @@ class BenchCar:
         else:
             raise ValueError(f"fault {kind} is not one the bench's car can make")
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("set_mode", "draw", "set_behaviour"):
-            raise ValueError("that step drives an AC car's pilot; a DC car charges as its protocol asks")
-        raise AttributeError(name)
-
     def _record(self, what: str) -> None:
         if self.timeline is not None:
             self.timeline.record("car", self.spec.connector, what)

@@ -127,6 +127,25 @@ def _table(data: dict[str, Any], name: str, keys: set[str], source: str, problem
     return table
 
 
+def _tables(data: dict[str, Any], name: str, keys: set[str], source: str,
+            problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The ``[[name]]`` tables, each with where it is (``name[i]``); a non-table and unknown keys are problems."""
+    raw = data.get(name, [])
+    if not isinstance(raw, list):
+        problems.append(f"{source}: {name}: expected [[{name}]] tables")
+        return []
+    found: list[tuple[str, dict[str, Any]]] = []
+    for i, table in enumerate(raw):
+        where = f"{name}[{i}]"
+        if not isinstance(table, dict):
+            problems.append(f"{source}: {where}: expected a table")
+            continue
+        for key in sorted(set(table) - keys):
+            problems.append(f"{source}: {where}.{key}: unknown key; expected one of {', '.join(sorted(keys))}")
+        found.append((where, table))
+    return found
+
+
 def load_bench(path: str | Path) -> BenchFile:
     """Read and check a bench file; BenchFileError lists every problem."""
     source = str(path)
@@ -151,18 +170,8 @@ def load_bench(path: str | Path) -> BenchFile:
     if driver != "none" and not isinstance(reader.get("port"), str):
         problems.append(f"{source}: reader.port: expected the serial port wired to the charger's reader")
     meters: list[BenchMeter] = []
-    raw_meters = data.get("meter", [])
-    if not isinstance(raw_meters, list):
-        problems.append(f"{source}: meter: expected [[meter]] tables")
-        raw_meters = []
-    for i, raw in enumerate(raw_meters):
-        where = f"meter[{i}]"
-        keys = {"connector", "model", "port", "tcp", "baudrate", "address", "phases"}
-        if not isinstance(raw, dict):
-            problems.append(f"{source}: {where}: expected a table")
-            continue
-        for key in sorted(set(raw) - keys):
-            problems.append(f"{source}: {where}.{key}: unknown key; expected one of {', '.join(sorted(keys))}")
+    keys = {"connector", "model", "port", "tcp", "baudrate", "address", "phases"}
+    for where, raw in _tables(data, "meter", keys, source, problems):
         if "connector" not in raw:
             problems.append(f"{source}: {where}.connector: expected the id of the connector this meter measures")
             continue
@@ -182,28 +191,19 @@ def load_bench(path: str | Path) -> BenchFile:
             problems.append(f"{source}: {where}.baudrate = {meter.baudrate!r}: expected one of "
                             f"{', '.join(map(str, BAUDRATES))}")
         meters.append(meter)
-    cars = _cars(data.get("car", []), source, problems)
+    cars = _cars(data, source, problems)
     if problems:
         raise BenchFileError(problems)
     return BenchFile(source, host, port, str(driver), str(reader.get("port", "")),
                      int(reader.get("baudrate", 115200)), meters, cars)
 
 
-def _cars(raw_cars: Any, source: str, problems: list[str]) -> list[BenchCarSpec]:
-    if not isinstance(raw_cars, list):
-        problems.append(f"{source}: car: expected [[car]] tables")
-        return []
+def _cars(data: dict[str, Any], source: str, problems: list[str]) -> list[BenchCarSpec]:
     cars: list[BenchCarSpec] = []
     used_pins: dict[int, str] = {}
     buses: dict[tuple[str, str], str] = {}
-    for i, raw in enumerate(raw_cars):
-        where = f"car[{i}]"
-        keys = {"connector", "kind", "interface", "channel", "lines", "soc", "target_soc", "quick"}
-        if not isinstance(raw, dict):
-            problems.append(f"{source}: {where}: expected a table")
-            continue
-        for key in sorted(set(raw) - keys):
-            problems.append(f"{source}: {where}.{key}: unknown key; expected one of {', '.join(sorted(keys))}")
+    keys = {"connector", "kind", "interface", "channel", "lines", "soc", "target_soc", "quick"}
+    for where, raw in _tables(data, "car", keys, source, problems):
         connector, kind = raw.get("connector"), raw.get("kind")
         if not isinstance(connector, int) or isinstance(connector, bool) or connector < 1:
             problems.append(f"{source}: {where}.connector = {connector!r}: expected the id of the DC connector "
@@ -214,29 +214,30 @@ def _cars(raw_cars: Any, source: str, problems: list[str]) -> list[BenchCarSpec]
         if kind not in CAR_LINES:
             problems.append(f"{source}: {where}.kind = {kind!r}: expected chademo or gbt")
             continue
-        for key in ("interface", "channel"):
-            if not isinstance(raw.get(key, "x"), str) or not raw.get(key, "x"):
-                problems.append(f"{source}: {where}.{key} = {raw.get(key)!r}: expected a python-can {key} "
+        interface, channel = raw.get("interface", BenchCarSpec.interface), raw.get("channel", BenchCarSpec.channel)
+        for key, value in (("interface", interface), ("channel", channel)):
+            if not isinstance(value, str) or not value:
+                problems.append(f"{source}: {where}.{key} = {value!r}: expected a python-can {key} "
                                 "such as socketcan / can0")
-        for key in ("soc", "target_soc"):
-            value = raw.get(key, 50.0)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 100:
+        soc, target = raw.get("soc", BenchCarSpec.soc), raw.get("target_soc", BenchCarSpec.target_soc)
+        numbers = [isinstance(v, int | float) and not isinstance(v, bool) for v in (soc, target)]
+        for key, value, number in (("soc", soc, numbers[0]), ("target_soc", target, numbers[1])):
+            if not number or not 0 <= value <= 100:
                 problems.append(f"{source}: {where}.{key} = {value!r}: expected a state of charge from 0 to 100 %")
-        if not isinstance(raw.get("quick", False), bool):
-            problems.append(f"{source}: {where}.quick = {raw.get('quick')!r}: expected true or false")
-        if isinstance(raw.get("soc", 50.0), int | float) and isinstance(raw.get("target_soc", 80.0), int | float) \
-                and raw.get("soc", 50.0) >= raw.get("target_soc", 80.0):
-            problems.append(f"{source}: {where}.soc = {raw.get('soc', 50.0)!r}: expected below target_soc "
-                            f"({raw.get('target_soc', 80.0)!r}), or the car never asks for current")
-        bus = (str(raw.get("interface", "socketcan")), str(raw.get("channel", "can0")))
+        if all(numbers) and soc >= target:
+            problems.append(f"{source}: {where}.soc = {soc!r}: expected below target_soc ({target!r}), or the car "
+                            "never asks for current")
+        quick = raw.get("quick", BenchCarSpec.quick)
+        if not isinstance(quick, bool):
+            problems.append(f"{source}: {where}.quick = {quick!r}: expected true or false")
+        bus = (str(interface), str(channel))
         if bus in buses:
             problems.append(f"{source}: {where}.channel = {bus[1]!r}: {buses[bus]} is on {bus[0]} {bus[1]} already; "
                             "expected a bus of its own (a car's frame ids are fixed)")
         buses[bus] = where
         lines = _lines(raw.get("lines", {}), kind, f"{where}.lines", used_pins, source, problems)
-        cars.append(BenchCarSpec(connector, kind, str(raw.get("interface", "socketcan")),
-                                 str(raw.get("channel", "can0")), lines, float(raw.get("soc", 50.0)),
-                                 float(raw.get("target_soc", 80.0)), bool(raw.get("quick", False))))
+        cars.append(BenchCarSpec(connector, kind, *bus, lines, float(soc) if numbers[0] else BenchCarSpec.soc,
+                                 float(target) if numbers[1] else BenchCarSpec.target_soc, bool(quick)))
     return cars
 
 

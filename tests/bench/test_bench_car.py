@@ -272,3 +272,11 @@ def test_a_send_the_bus_refuses_is_counted_and_logged_and_the_car_goes_on(caplog
     logged = [r.getMessage() for r in caplog.records if "cannot send" in r.getMessage()]
     assert logged == ["CHAdeMO car: cannot send on the bus (1 so far): Network is down",
                       "CHAdeMO car: cannot send on the bus (100 so far): Network is down"]
+
+
+def test_a_soc_that_is_not_a_number_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bench.toml"
+    path.write_text(f'[[car]]\nconnector = 1\nkind = "gbt"\nsoc = "half"\n[car.lines]\n{LINES["gbt"]}')
+    with pytest.raises(BenchFileError) as caught:
+        load_bench(path)
+    assert caught.value.problems == [f"{path}: car[0].soc = 'half': expected a state of charge from 0 to 100 %"]

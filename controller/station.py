@@ -273,7 +273,7 @@ class Station:
         return Answer.SCHEDULED if Answer.SCHEDULED in answers else Answer.ACCEPTED
 
     async def unlock(self, evse_id: int) -> Answer:
-        """UnlockConnector: ACCEPTED (free), FAILED (the lock held), or NOT_SUPPORTED for no such EVSE."""
+        """UnlockConnector: ACCEPTED (free), FAILED (the lock held), or NOT_SUPPORTED (no such EVSE, or no lock)."""
         evse = self.evses.get(evse_id)
         if evse is None:
             return Answer.NOT_SUPPORTED

@@ -233,10 +233,14 @@ class DcOutlet(ImdChecks, ChargingProtocol):
     def disable(self) -> None:
         self.withdraw()
 
+    @property
+    def has_lock(self) -> bool:
+        return self.lock is not None
+
     async def unlock(self) -> Answer:
         """UnlockConnector: once the session has ended and the outlet is dead (waiting up to ``UNLOCK_WAIT`` s)."""
         if self.lock is None:
-            return Answer.ACCEPTED
+            return Answer.NOT_SUPPORTED
         if not await until(lambda: not self.sequence.active and self.outlet_voltage() < self.unlock_below,
                            UNLOCK_WAIT):
             log.warning("connector %d: not unlocked: %s", self.id, "the session is still ending"

@@ -281,9 +281,13 @@ class Iec61851(ChargingProtocol):
         # Unavailable: a steady +12 V and nothing offered; a vehicle is still seen arriving and leaving.
         self.withdraw()
 
+    @property
+    def has_lock(self) -> bool:
+        return self.lock is not None
+
     async def unlock(self) -> Answer:
         if self.lock is None:
-            return Answer.ACCEPTED
+            return Answer.NOT_SUPPORTED
         return Answer.ACCEPTED if await self.lock.unlock() else Answer.FAILED
 
     # --------------------------------------------------------------- PWM

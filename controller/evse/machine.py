@@ -247,7 +247,14 @@ class Evse(Bookings):
         self._reconcile()
 
     async def unlock(self) -> Answer:
-        """UnlockConnector: ends the transaction (UnlockCommand), then frees the cable."""
+        """UnlockConnector: ends the transaction (UnlockCommand), then frees the cable.
+
+        Without a cable lock there is nothing to free: NOT_SUPPORTED, and the session goes on (UnlockConnector
+        is not a way to stop a transaction, OCPP 1.6 §5.18; EVerest's default, StopTransactionIfUnlockNotSupported
+        = false, does the same).
+        """
+        if not self.protocol.has_lock:
+            return Answer.NOT_SUPPORTED
         if self.transaction is not None:
             self.stop(StopReason.UNLOCK_COMMAND, trigger=TriggerReason.UNLOCK_COMMAND)
         return await self.protocol.unlock()

@@ -96,6 +96,11 @@ class ChargingProtocol(ABC):
         """A meter reading with what the protocol knows added (a DC car's SoC); as it is by default."""
         return reading
 
+    @property
+    def has_lock(self) -> bool:
+        """A cable lock holds the plug in this outlet (a socket); False for a tethered cable."""
+        return False
+
     async def unlock(self) -> Answer:
-        """Free the cable now (UnlockConnector): ACCEPTED or FAILED. A tethered cable is always free."""
-        return Answer.ACCEPTED
+        """Free the cable now (UnlockConnector): ACCEPTED, FAILED, or NOT_SUPPORTED with no lock to open."""
+        return Answer.NOT_SUPPORTED

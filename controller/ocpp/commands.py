@@ -194,7 +194,7 @@ class Commands:
         return self.client.station.change_availability(evse_id, operative)
 
     async def unlock(self, evse_id: int) -> Answer:
-        """UnlockConnector: ACCEPTED, FAILED or NOT_SUPPORTED."""
+        """UnlockConnector: ACCEPTED, FAILED or NOT_SUPPORTED (no such EVSE, or no cable lock on it)."""
         return await self.client.station.unlock(evse_id)
 
     def clear_cache(self) -> Answer:

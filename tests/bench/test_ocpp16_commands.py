@@ -80,15 +80,20 @@ async def test_TC_015_016_CS_reset_with_transaction_stops_it_first(charger: App,
                      what="the contactor to open")
 
 
-async def test_TC_018_CS_unlock_connector_ends_the_transaction(charger: App, csms: CsmsSimulator) -> None:
+async def test_TC_018_2_CS_unlock_on_a_tethered_cable_is_not_supported_and_keeps_charging(
+        charger: App, csms: CsmsSimulator) -> None:
+    # This bench has no cable lock (a fixed cable). A socket's unlock, which ends the transaction, is
+    # test_safety's TC_024.
     await script(charger, f"plug; tap {TAG}; expect Charging")
-    assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "Unlocked"
-    await wait_until(lambda: calls(csms, "StopTransaction"), what="StopTransaction")
-    assert calls(csms, "StopTransaction")[0]["reason"] == "UnlockCommand"
+    assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "NotSupported"
+    await asyncio.sleep(0.5)
+    assert not calls(csms, "StopTransaction")
+    assert [s["status"] for s in calls(csms, "StatusNotification") if s["connectorId"] == 1][-1] == "Charging"
 
 
-async def test_TC_017_031_CS_unlock_without_session_and_unknown_connector(charger: App, csms: CsmsSimulator) -> None:
-    assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "Unlocked"
+async def test_TC_017_2_031_CS_unlock_without_a_lock_and_an_unknown_connector(charger: App,
+                                                                               csms: CsmsSimulator) -> None:
+    assert (await csms.call(CP, call.UnlockConnector(connector_id=1))).status == "NotSupported"
     assert (await csms.call(CP, call.UnlockConnector(connector_id=9))).status == "NotSupported"
 
 

@@ -72,8 +72,10 @@ def token_type(value: str | None) -> IdTokenType:
 
 
 AVAILABILITY = {Answer.ACCEPTED: "Accepted", Answer.SCHEDULED: "Scheduled", Answer.REJECTED: "Rejected"}
+# 2.0.1 has no NotSupported: an unknown connector is answered before the station is asked, so NOT_SUPPORTED here
+# is a connector without a lock, whose cable nothing holds (as with no cable, TC_F_07: Unlocked).
 UNLOCK = {Answer.ACCEPTED: "Unlocked", Answer.FAILED: "UnlockFailed", Answer.REJECTED: "OngoingAuthorizedTransaction",
-          Answer.NOT_SUPPORTED: "UnknownConnector"}
+          Answer.NOT_SUPPORTED: "Unlocked"}
 RESERVATION = {Answer.ACCEPTED: "Accepted", Answer.FAULTED: "Faulted", Answer.OCCUPIED: "Occupied",
                Answer.REJECTED: "Rejected", Answer.UNAVAILABLE: "Unavailable"}
 SET_VARIABLE = {Answer.ACCEPTED: "Accepted", Answer.REJECTED: "Rejected", Answer.NOT_SUPPORTED: "UnknownVariable",

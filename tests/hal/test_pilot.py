@@ -288,3 +288,46 @@ def test_monitor_polls_at_the_steady_rate_once_state_and_diode_are_confirmed() -
     finally:
         monitor.stop()
         pilot.close()
+
+
+class _ScriptedPilot:
+    """A pilot in C with a diode whose PWM stops right after one low-half sample that read no diode."""
+
+    measures_low = True
+
+    def __init__(self) -> None:
+        self.output_level, self.pwm_epoch = 16 / 60, 1  # 26.7 % duty: 16 A offered
+        self.reads = 0
+        self.glitch_at: float | None = None
+
+    def read_voltage(self) -> float:
+        self.reads += 1
+        return 6.0
+
+    def read_low_voltage(self) -> float:
+        if self.glitch_at is not None and self.output_level < 1.0 and time.monotonic() >= self.glitch_at:
+            self.output_level = 1.0  # the offer ends (steady +12 V) after this very sample
+            return -9.0  # the low half mirrors the high one: one sample that says "no diode"
+        return -12.0
+
+
+def test_a_half_confirmed_diode_result_is_forgotten_when_the_pwm_stops() -> None:
+    # A lone "no diode" sample is one of three needed; had the monitor kept it once the PWM stopped (no check to
+    # finish), it would poll at the fast rate for good: 500 reads a second instead of 20.
+    pilot = _ScriptedPilot()
+    diode: list[bool] = []
+    monitor = PilotMonitor(pilot, lambda s, t: None, poll_interval=0.002, steady_interval=0.05,  # type: ignore[arg-type]
+                           idle_interval=0.05, debounce_samples=3, diode_callback=lambda ok, e, t: diode.append(ok))
+    monitor.start()
+    try:
+        started = time.monotonic()
+        while not diode and time.monotonic() - started < 2.0:
+            time.sleep(0.005)
+        assert diode == [True]
+        pilot.glitch_at = time.monotonic()
+        time.sleep(0.2)
+        before = pilot.reads
+        time.sleep(0.5)
+        assert diode == [True] and pilot.reads - before <= 14  # steady: about 10 at 50 ms
+    finally:
+        monitor.stop()

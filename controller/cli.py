@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.app import App
     from controller.hardware import PlatformError
     from controller.releases import Releases
-    from controller.storage import StorageError
+    from controller.schema import StorageError
 
     state_dir = Path(args.state_dir or config.station.state_dir)
     unusable = _state_dir_problem(state_dir)

@@ -27,7 +27,7 @@ import zlib
 from pathlib import Path
 
 from controller import firmware_guard
-from controller.storage import DB_NAME, SCHEMA_VERSION, stored_schema
+from controller.schema import DB_NAME, SCHEMA_VERSION, stored_schema
 
 log = logging.getLogger(__name__)
 

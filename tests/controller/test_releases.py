@@ -192,7 +192,8 @@ def test_evse_firmware_pack_writes_an_image_and_its_signature(tmp_path: Path, ca
 
 def test_after_a_rollback_a_database_the_new_release_migrated_is_put_back_as_it_was(tmp_path: Path) -> None:
     from controller.releases import SNAPSHOT, restore_after_rollback
-    from controller.storage import DB_NAME, SCHEMA_VERSION, Store, stored_schema
+    from controller.schema import DB_NAME, SCHEMA_VERSION, stored_schema
+    from controller.storage import Store
 
     root, state = tmp_path / "opt", tmp_path / "state"
     root.mkdir()

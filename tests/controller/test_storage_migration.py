@@ -94,7 +94,8 @@ async def test_a_release_0_1_database_upgrades_and_drains_in_order(tmp_path: Pat
 def test_a_database_from_a_newer_release_is_refused_not_relabelled(tmp_path: Path) -> None:
     import pytest
 
-    from controller.storage import StorageError, Store
+    from controller.schema import StorageError
+    from controller.storage import Store
 
     Store(tmp_path).close()
     db = sqlite3.connect(tmp_path / "evse.sqlite3")

@@ -1,4 +1,4 @@
-"""The station's one SQLite database (WAL) in the state directory, and every line of SQL the station runs.
+"""The station's one SQLite database (WAL) in the state directory, and the SQL the station runs on it.
 
 What the CSMS must receive is written here before it is sent: the queue of transaction messages (the wire JSON,
 tagged with the OCPP version that spelt it), the open transactions with their latest meter reading, the device

@@ -3,7 +3,8 @@
 What is sent and when is decided here; how it is spelt is the version adapter's business (``ocpp/v16/``). On each
 connection the station boots (nothing but BootNotification until it is Accepted; Pending answers the CSMS,
 Rejected answers nothing until the interval ends; a triggered BootNotification goes out at once), then reports
-every status, and runs the heartbeat, the status reports and the queue's drain until the link drops.
+every status, and runs the heartbeat, the status reports and the queue's drain (:mod:`controller.ocpp.outbound`,
+with what each station event puts in the queue) until the link drops.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -19,24 +19,10 @@ from zoneinfo import ZoneInfo
 
 from websockets.exceptions import ConnectionClosed
 
-from controller.clock import Clock, iso_utc, parse_time
+from controller.clock import Clock, parse_time
 from controller.config import Config
-from controller.domain.events import (
-    AuthorizationWithdrawn,
-    Authorized,
-    ChargingStateChanged,
-    Event,
-    LimitChanged,
-    MeterSample,
-    ReservationEnded,
-    StatusChanged,
-    TransactionEnded,
-    TransactionStarted,
-    VehicleConnected,
-    VehicleDeparted,
-)
+from controller.domain.events import StatusChanged
 from controller.domain.types import AuthDecision, IdToken
-from controller.evse.machine import Evse
 from controller.ocpp import device_model as dm
 from controller.ocpp.adapter import Connection, Message, Registration, adapter_for
 from controller.ocpp.auth import LocalAuthorization
@@ -47,16 +33,17 @@ from controller.ocpp.diagnostics import Diagnostics
 from controller.ocpp.firmware import Firmware
 from controller.ocpp.link import Backoff, Link
 from controller.ocpp.network import NetworkProfile, NetworkProfiles, configured_profile
-from controller.ocpp.queue import STOP, Queue
+from controller.ocpp.outbound import Outbound
+from controller.ocpp.queue import Queue
 from controller.ocpp.rpc import CallFailed
-from controller.ocpp.sampling import PERIODIC, MeterValue, Sampler, meter_value
+from controller.ocpp.sampling import Sampler
 from controller.ocpp.security import Security
 from controller.ocpp.security_events import SecurityEvents
 from controller.ocpp.smart_charging import SmartCharging
 from controller.ocpp.statuses import StatusReporter, current_status
 from controller.ocpp.variables import certificates_in, standard_variables
 from controller.station import Station
-from controller.storage import Store, StoredMessage
+from controller.storage import Store
 from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -65,7 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_INTERVAL = 10.0
 #: The setting where a run leaves why the next start happens.
 BOOT_CAUSE = "boot.cause"
-#: The setting that keeps security events until the CSMS has them, and how many it keeps (the newest).
 
 
 class OcppClient:
@@ -98,7 +84,8 @@ class OcppClient:
                          lambda: self.model.number(dm.WEBSOCKET_PING_INTERVAL), self._backoff,
                          password=lambda: self.model.get(dm.BASIC_AUTH_PASSWORD), on_connected=self.network.connected,
                          on_security_event=self.security_event, certificates=self.certificates)
-        self.sampler = Sampler(station, self.model, self.clock, self._aligned_sample)
+        self.outbound = Outbound(self)
+        self.sampler = Sampler(station, self.model, self.clock, self.outbound.aligned_sample)
         self.smart = SmartCharging(station, store, self.clock, ZoneInfo(config.station.timezone))
         self.model.provide(dm.SMART_ENTRIES, lambda: str(len(self.smart.profiles)))
         # 2.0.1 and the 1.6 security whitepaper spell SecurityEventNotification.
@@ -122,7 +109,7 @@ class OcppClient:
         self._offline_since: float | None = None
         self._told: dict[int, StatusChanged] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        station.subscribe(self._on_event)
+        station.subscribe(self.outbound.on_event)
         station.authorizer = self
         self._apply_policy()
         self.model.on_change(self._variable_changed)
@@ -131,6 +118,11 @@ class OcppClient:
     def display_url(self) -> str:
         """The CSMS URL as logs and reports show it (without a password)."""
         return self.link.display_url
+
+    @property
+    def connection(self) -> Connection | None:
+        """The CSMS connection once booted; None while offline or booting."""
+        return self._conn
 
     def silenced(self) -> bool:
         """After a Rejected BootNotification the station answers nothing until the interval ends."""
@@ -212,7 +204,7 @@ class OcppClient:
             if every or self._told.get(status.evse_id) != status:
                 await self._send_status(status)
         await self.firmware.booted()  # after the statuses, as L01 orders Installed
-        await asyncio.gather(self._heartbeat(conn), self._drain(conn), self.statuses.run(self.station.evses))
+        await asyncio.gather(self._heartbeat(conn), self.outbound.drain(conn), self.statuses.run(self.station.evses))
 
     async def _boot(self, conn: Connection) -> None:
         """BootNotification until Accepted: nothing else is sent before that (unless the CSMS triggers it)."""
@@ -311,100 +303,6 @@ class OcppClient:
         notices = getattr(self.adapter, "notices", None)  # 2.0.1 reports a fault in a NotifyEvent of its own
         for notice in notices(event) if notices is not None else []:
             await self.send(notice)
-
-    async def _drain(self, conn: Connection) -> None:
-        while True:
-            message = await self.queue.head()
-            if message.version != self.adapter.version:
-                log.error("%s for transaction %s was queued for OCPP %s; this station now speaks %s: dropped",
-                          message.action, message.tx_local_id, message.version, self.adapter.version)
-                self.queue.give_up(message)
-                continue
-            # The same message id on every attempt, across restarts: a CSMS can recognise a retry.
-            message_id = message.message_id or str(uuid.uuid4())
-            if message.message_id is None:
-                self.store.mark_sending(message.seq, message_id)
-            try:
-                result = await conn.request(message.action, self.adapter.queued(message), unique_id=message_id)
-            except CallFailed as exc:
-                await self._failed_attempt(message, exc)
-                continue
-            csms_id, token, decision = self.adapter.queued_answer(message, result)
-            self.queue.delivered(message, csms_id)
-            if decision is not None and token is not None:
-                self.auth.remember(token, decision)
-            if decision is not None and message.role != STOP:
-                self._decided(message.tx_local_id, csms_id, decision)
-
-    async def _failed_attempt(self, message: StoredMessage, exc: CallFailed) -> None:
-        attempts = self.store.count_attempt(message.seq)
-        if attempts >= self.model.number(dm.MESSAGE_ATTEMPTS) or exc.final:
-            log.error("%s for transaction %s given up after %d attempt(s): %s", message.action, message.tx_local_id,
-                      attempts, exc)
-            self.queue.give_up(message)
-            return
-        wait = self.model.number(dm.MESSAGE_ATTEMPT_INTERVAL) * attempts
-        log.warning("%s; attempt %d in %d s", exc, attempts + 1, wait)
-        await asyncio.sleep(wait)
-
-    def _decided(self, local_id: str, csms_id: int | None, decision: AuthDecision) -> None:
-        """The CSMS's word on a transaction's identifier (with the start's confirmation, or with the event that
-        first carried the identifier: 2.0.1 TxStartPoint EVConnected)."""
-        if csms_id is not None:
-            log.info("CSMS confirmed transaction %s as id %d (%s)", local_id, csms_id, decision.status.value)
-        if not decision.accepted:
-            self.station.deauthorize(local_id, stop=self.model.flag(dm.STOP_TX_ON_INVALID_ID),
-                                     max_energy_wh=self.model.number(dm.MAX_ENERGY_ON_INVALID_ID))
-
-    # ----------------------------------------------------------------- events
-
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, StatusChanged):
-            if self._conn is not None:  # otherwise sent with every other status after the next connect
-                evse = self.station.evses.get(event.evse_id)
-                # A status that follows a transaction's end waits for that transaction's queued messages.
-                self.statuses.report(event, after_queue=evse is not None and evse.transaction is None)
-        elif isinstance(event, TransactionStarted):
-            self.queue.put(self.adapter.start(event.transaction))
-            self.sampler.started(event.transaction)
-        elif isinstance(event, TransactionEnded):
-            self.queue.put(self.adapter.stop(event.transaction, self.sampler.ended(event.transaction)))
-        elif isinstance(event, (VehicleConnected, VehicleDeparted, Authorized, AuthorizationWithdrawn)):
-            for edge in self.adapter.around(event):
-                self.queue.put(edge)
-        elif isinstance(event, (ChargingStateChanged, LimitChanged)):
-            # 2.0.1 tells both in a TransactionEvent of the running transaction; 1.6 has no such message.
-            name = "charging_state" if isinstance(event, ChargingStateChanged) else "rate_changed"
-            changed = getattr(self.adapter, name, None)
-            evse = self.station.evses[event.evse_id]
-            message = changed(event) if changed is not None else None
-            if message is not None and evse.transaction is not None:
-                action, payload = message
-                reading = evse.reading
-                self.queue.updated(evse.transaction.local_id, action, payload,
-                                   round(reading.energy_wh) if reading else evse.transaction.meter_start_wh,
-                                   iso_utc(self.clock.utcnow()))
-        elif isinstance(event, ReservationEnded):
-            ended = getattr(self.adapter, "reservation_ended", None)  # 2.0.1 reports it; 1.6 does not
-            if ended is not None and self._conn is not None:
-                self.spawn(self.send(ended(event)))
-        elif isinstance(event, MeterSample):
-            evse = self.station.evses[event.evse_id]
-            value = meter_value(event.reading, event.at, evse.phases, self.model.items(dm.TX_UPDATED_MEASURANDS),
-                                PERIODIC)
-            action, payload = self.adapter.sample(evse.id, value)
-            self.queue.updated(event.transaction.local_id, action, payload, round(event.reading.energy_wh),
-                               iso_utc(event.at))
-
-    def _aligned_sample(self, evse: Evse, value: MeterValue) -> None:
-        tx = evse.transaction
-        if tx is not None:
-            # Part of the transaction: through the queue, in order, with its transactionId.
-            action, payload = self.adapter.sample(evse.id, value)
-            assert evse.reading is not None
-            self.queue.updated(tx.local_id, action, payload, round(evse.reading.energy_wh), iso_utc(value.at))
-        elif value.samples and self._conn is not None:
-            self.spawn(self.send(self.adapter.idle_sample(evse.id, value)))
 
     # ---------------------------------------------------------- authorisation
 

@@ -52,7 +52,8 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-async def _cpu_percent(pid: int, seconds: float) -> float:
+async def cpu_percent(pid: int, seconds: float) -> float:
+    """Process ``pid``'s CPU (user + system, % of one core) over the next ``seconds``, in clock ticks."""
     hz = os.sysconf("SC_CLK_TCK")
     before, started = _ticks(pid), time.monotonic()
     await asyncio.sleep(seconds)
@@ -85,7 +86,7 @@ async def measure_case(connectors: int, window: float) -> dict[str, Any]:
                     raise RuntimeError("evse run did not come up")
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.0)  # boot self-tests and first status notifications
-            idle = await _cpu_percent(proc.pid, window)
+            idle = await cpu_percent(proc.pid, window)
             for i in range(1, connectors + 1):
                 result = await send_script(state, f"plug {i}; expect Preparing {i}")
                 if result["ok"]:
@@ -95,7 +96,7 @@ async def measure_case(connectors: int, window: float) -> dict[str, Any]:
                     raise RuntimeError(f"charging connector {i} of {connectors} failed: {result}")
                 meters[i - 1].set_current(16.0)
             await asyncio.sleep(1.0)
-            charging = await _cpu_percent(proc.pid, window)
+            charging = await cpu_percent(proc.pid, window)
             rss = rss_mb(proc.pid)
         finally:
             proc.terminate()

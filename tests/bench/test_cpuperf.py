@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import tomllib
 
 from controller.config import parse_config
-from hil.cpuperf import PI_AC_CONFIG, build_memory, config_text, measure_case
+from hil.cpuperf import PI_AC_CONFIG, build_memory, config_text, cpu_percent, measure_case
 
 
 def test_the_generated_builds_are_valid_configs() -> None:
     for n in (1, 2, 4):
         config = parse_config(tomllib.loads(config_text(n)), f"<{n} connectors>")
         assert [c.id for c in config.connector] == list(range(1, n + 1))
+
+
+async def test_the_cpu_figure_counts_a_busy_process() -> None:
+    # What a floor of 0 below cannot catch: a tick reader that always says 0.
+    done = threading.Event()
+
+    def spin() -> None:
+        while not done.is_set():
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        assert await cpu_percent(os.getpid(), 0.5) > 30  # about 100 % of one core
+    finally:
+        done.set()
+        worker.join()
 
 
 async def test_one_case_charges_its_connectors_and_reports_cpu_and_memory() -> None:

@@ -107,7 +107,7 @@ async def test_both_protocols_charge_at_once_and_a_gbt_connector_pulled_ends_onl
     assert calls(csms, "StopTransaction")[0]["reason"] == "EVDisconnected" and tx["idTag"] == "04C0FFEE"
     # The stage is told off at once (its module answers over CAN, so the fall is not tied to when the CSMS hears of
     # the stop: a busy bench had StopTransaction first); the contactors open once its reading (polled every 0.1 s)
-    # shows the current down. `evse-hil perf --dc` measures the reaction (cc1).
+    # shows the current down.
     await wait_until(lambda: gbt.circuit.current < 1, 0.5, "the GB/T current down")
     await wait_until(lambda: not sim(station).contactors[2].closed, 0.3, "the GB/T contactors open")
     assert station.status(1) == "Charging"  # the other outlet charges on

@@ -31,6 +31,7 @@ async def test_TC_G_03_04_CS_change_availability_of_an_evse_and_back(station201:
 async def test_TC_F_05_CS_unlock_connector_and_an_unknown_one(station201: App, csms: CsmsSimulator) -> None:
     assert (await csms.call(CP, call.UnlockConnector(evse_id=1, connector_id=1))).status == "Unlocked"
     assert (await csms.call(CP, call.UnlockConnector(evse_id=9, connector_id=1))).status == "UnknownConnector"
+    assert (await csms.call(CP, call.UnlockConnector(evse_id=0, connector_id=1))).status == "UnknownConnector"
 
 
 async def test_TC_F_11_CS_trigger_message_status_and_meter_values(station201: App, csms: CsmsSimulator) -> None:

@@ -326,8 +326,9 @@ def test_a_half_confirmed_diode_result_is_forgotten_when_the_pwm_stops() -> None
         assert diode == [True]
         pilot.glitch_at = time.monotonic()
         time.sleep(0.2)
+        assert pilot.output_level == 1.0  # the lone sample was taken, then the PWM stopped
         before = pilot.reads
         time.sleep(0.5)
-        assert diode == [True] and pilot.reads - before <= 14  # steady: about 10 at 50 ms
+        assert diode == [True] and pilot.reads - before <= 50  # steady: about 10 at 50 ms; kept, about 250
     finally:
         monitor.stop()

@@ -210,7 +210,7 @@ class StationChargePoint201(SmartChargingHandlers, SecurityHandlers201, FileHand
 
     @on(Action.unlock_connector, **_CHECKED)
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
-        if connector_id != 1 or not self.commands.has_evse(evse_id):
+        if connector_id != 1 or evse_id == 0 or not self.commands.has_evse(evse_id):  # has_evse(0): the station
             return call_result.UnlockConnector(status="UnknownConnector")
         if self.commands.busy(evse_id):
             # F05.FR.02: 2.0.1 does not end a transaction to unlock (1.6 does); the CSMS stops it first.

@@ -11,7 +11,14 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from controller.domain.events import CardRead, Event, StatusChanged, TransactionEnded, TransactionStarted
+from controller.domain.events import (
+    CardRead,
+    Event,
+    StatusChanged,
+    TransactionEnded,
+    TransactionStarted,
+    VehicleConnected,
+)
 from controller.domain.types import (
     Answer,
     AuthDecision,
@@ -333,3 +340,33 @@ class Station:
             asyncio.get_running_loop().call_soon(self.rebalance)
         elif isinstance(event, StatusChanged) and event.evse_id != 0:
             self._report_station_status()  # the whole station follows its EVSEs (1.6 connector 0)
+        elif isinstance(event, VehicleConnected):
+            # Once the plug-in is handled: the EVSE is Preparing by then.
+            asyncio.get_running_loop().call_soon(self._move_waiting_card, event.evse_id)
+
+    def _move_waiting_card(self, evse_id: int) -> None:
+        """A card tapped before the cable went to the first free EVSE; the vehicle arrived at another one (or at
+        the same moment, before its plug-in was confirmed): the card's authorisation moves to where the vehicle is.
+
+        Only a card's authorisation still waiting for its vehicle moves: not a remote start (the CSMS may have
+        named the EVSE), not a reservation's (it belongs to its EVSE), not one a transaction began from (2.0.1
+        TxStartPoint Authorized opens a transaction at the tap: that one ends, as with a withdrawn card, and the
+        moved session opens the next).
+        """
+        target = self.evses.get(evse_id)
+        if target is None or target.session is not None or target.reservation is not None \
+                or target.status != EvseStatus.PREPARING or not target.vehicle.plugged:
+            return
+        waiting = [e for e in self.evses.values() if e is not target and e.session is not None
+                   and e.transaction is None and not e.vehicle.plugged and e.session.reservation_id is None
+                   and e.session.trigger == TriggerReason.AUTHORIZED]
+        if not waiting:
+            return
+        source = min(waiting, key=lambda e: e.session.at if e.session is not None else 0.0)  # the earliest tap
+        session = source.session
+        assert session is not None
+        log.info("connector %d: %s's authorisation moves to connector %d, where the vehicle arrived", source.id,
+                 session.id_token.value, target.id)
+        source.stop(StopReason.OTHER, trigger=TriggerReason.EV_DETECTED)
+        if target.authorize(session.id_token, TriggerReason.AUTHORIZED, session.decision):
+            self.emit(CardRead(session.id_token.value, True, target.id, "authorised (the vehicle came here)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.domain.types import IdToken, PowerLimit, TriggerReason
+from controller.domain.types import AuthDecision, IdToken, PowerLimit, TriggerReason
 
 
 @dataclass
@@ -16,6 +16,8 @@ class Session:
     group: IdToken | None = None
     reservation_id: int | None = None
     remote_start_id: int | None = None
+    at: float = 0.0  # monotonic time of the authorisation
+    decision: AuthDecision | None = None  # as it was given (None: accepted without a word on it)
 
 
 def describe(limit: PowerLimit) -> str:

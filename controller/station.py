@@ -151,6 +151,9 @@ class Station:
             log.info("card %s rejected (%s, %s)", uid, decision.status.value, decision.source.value)
             self.emit(CardRead(uid, False, target.id, decision.status.value))
             return
+        if not target.vehicle.plugged:
+            # A vehicle plugged in while the CSMS was asked: the card goes where it waits, as a tap now would.
+            target = self._evse_for_new_session() or target
         target = self._reserved_for(token, decision.group) or target
         if target.authorize(token, TriggerReason.AUTHORIZED, decision):
             self.emit(CardRead(uid, True, target.id, "authorised"))

@@ -52,6 +52,13 @@ async def test_a_tap_at_the_moment_of_plugging_in_charges_that_socket(two: App, 
     assert [s["connectorId"] for s in calls(csms, "StartTransaction")] == [2]
 
 
+async def test_a_vehicle_plugged_in_while_the_csms_decides_gets_the_card(two: App, csms: CsmsSimulator) -> None:
+    csms.slow_answers["Authorize"] = 0.5  # the plug-in is confirmed while the Authorize is out
+    await script(two, f"tap {TAG}; wait 0.1; plug 2; expect Charging 2 within 3; expect Available 1")
+    assert [s["connectorId"] for s in calls(csms, "StartTransaction")] == [2]
+    assert "Preparing" not in statuses(csms, 1)  # connector 1 never took it
+
+
 async def test_a_remote_start_for_a_named_connector_stays_there(two: App, csms: CsmsSimulator) -> None:
     answer = await csms.call(CP, call.RemoteStartTransaction(id_tag=TAG, connector_id=1))
     assert answer.status == "Accepted"

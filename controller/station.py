@@ -1,7 +1,8 @@
 """The station: its EVSEs, the shared card reader's routing, the site limit, and station-wide commands.
 
 It is where domain events fan out to subscribers (the OCPP client, the LEDs, the bench) and where a card tap
-becomes a decision: stop the session it belongs to, or authorise it for the EVSE waiting for one.
+becomes a decision: stop the session it belongs to, or authorise it for the EVSE waiting for one (and a card
+tapped before the cable, for the EVSE its vehicle is plugged into: :meth:`Station._follow_vehicle`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from hal.pilot import MIN_CURRENT_A
 log = logging.getLogger(__name__)
 
 SITE = "site"
+#: A card's authorisation follows a vehicle plugged in at another free EVSE by itself only this soon (s) after the
+#: tap: then the tap and the plug-in were one driver's (the pilot confirms a plug-in up to about 0.1 s late).
+#: Later, the car may be someone else's, so the card's holder moves it with a second tap.
+MOVE_WINDOW = 2.0
 
 
 class Authorizer(Protocol):
@@ -104,6 +109,11 @@ class Station:
         token = IdToken(uid, self.card_token_type)
         owner = self._evse_of(token)
         if owner is not None:
+            waiting = self._waiting()
+            if self._movable(owner) and waiting:
+                # Tapped before the cable, then plugged in at another EVSE: the second tap takes it there.
+                self._move(owner, waiting[0], f"authorised (moved from connector {owner.id})")
+                return
             owner.stop(StopReason.LOCAL, token)
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
@@ -345,31 +355,43 @@ class Station:
             self._report_station_status()  # the whole station follows its EVSEs (1.6 connector 0)
         elif isinstance(event, VehicleConnected):
             # Once the plug-in is handled: the EVSE is Preparing by then.
-            asyncio.get_running_loop().call_soon(self._move_waiting_card, event.evse_id)
+            asyncio.get_running_loop().call_soon(self._follow_vehicle, event.evse_id)
 
-    def _move_waiting_card(self, evse_id: int) -> None:
-        """A card tapped before the cable went to the first free EVSE; the vehicle arrived at another one (or at
-        the same moment, before its plug-in was confirmed): the card's authorisation moves to where the vehicle is.
+    # ------------------------------------------------- a card before the cable
 
-        Only a card's authorisation still waiting for its vehicle moves: not a remote start (the CSMS may have
-        named the EVSE), not a reservation's (it belongs to its EVSE), not one a transaction began from (2.0.1
-        TxStartPoint Authorized opens a transaction at the tap: that one ends, as with a withdrawn card, and the
-        moved session opens the next).
+    def _movable(self, evse: Evse) -> bool:
+        """A card's authorisation still waiting for its vehicle: one that may follow it to another EVSE.
+
+        Not a remote start (the CSMS may have named the EVSE) nor a reservation's (it belongs to its EVSE). One a
+        transaction began from moves too (2.0.1 TxStartPoint Authorized opens one at the tap): that one ends, as
+        for a withdrawn card, and the moved session opens the next where the vehicle is.
         """
+        session = evse.session
+        return session is not None and evse.transaction is None and not evse.vehicle.plugged \
+            and session.reservation_id is None and session.trigger == TriggerReason.AUTHORIZED
+
+    def _waiting(self) -> list[Evse]:
+        """The EVSEs with a vehicle plugged in and waiting for a card, the longest waiting first."""
+        found = [e for e in self.evses.values() if e.session is None and e.reservation is None
+                 and e.status == EvseStatus.PREPARING and e.vehicle.plugged and e.plugged_at is not None]
+        return sorted(found, key=lambda e: e.plugged_at or 0.0)
+
+    def _follow_vehicle(self, evse_id: int) -> None:
+        # A card tapped as the vehicle arrived went to the first free EVSE before the plug-in was confirmed.
         target = self.evses.get(evse_id)
-        if target is None or target.session is not None or target.reservation is not None \
-                or target.status != EvseStatus.PREPARING or not target.vehicle.plugged:
+        if target is None or target not in self._waiting():
             return
-        waiting = [e for e in self.evses.values() if e is not target and e.session is not None
-                   and e.transaction is None and not e.vehicle.plugged and e.session.reservation_id is None
-                   and e.session.trigger == TriggerReason.AUTHORIZED]
-        if not waiting:
-            return
-        source = min(waiting, key=lambda e: e.session.at if e.session is not None else 0.0)  # the earliest tap
+        recent = [e for e in self.evses.values() if self._movable(e) and e.session is not None
+                  and e.clock.monotonic() - e.session.at <= MOVE_WINDOW]
+        if recent:
+            self._move(max(recent, key=lambda e: e.session.at if e.session else 0.0), target,
+                       "authorised (tapped as the vehicle arrived)")
+
+    def _move(self, source: Evse, target: Evse, detail: str) -> None:
         session = source.session
         assert session is not None
-        log.info("connector %d: %s's authorisation moves to connector %d, where the vehicle arrived", source.id,
+        log.info("connector %d: %s's authorisation moves to connector %d, where its vehicle is", source.id,
                  session.id_token.value, target.id)
         source.stop(StopReason.OTHER, trigger=TriggerReason.EV_DETECTED)
         if target.authorize(session.id_token, TriggerReason.AUTHORIZED, session.decision):
-            self.emit(CardRead(session.id_token.value, True, target.id, "authorised (the vehicle came here)"))
+            self.emit(CardRead(session.id_token.value, True, target.id, detail))

@@ -39,9 +39,9 @@ from hal.pilot import MIN_CURRENT_A
 log = logging.getLogger(__name__)
 
 SITE = "site"
-#: A card's authorisation follows a vehicle plugged in at another free EVSE by itself only this soon (s) after the
-#: tap: then the tap and the plug-in were one driver's (the pilot confirms a plug-in up to about 0.1 s late).
-#: Later, the car may be someone else's, so the card's holder moves it with a second tap.
+#: A card follows a vehicle plugged in at another free EVSE (or while the CSMS answers Authorize) only when the
+#: plug-in came this soon (s) after the tap: then both were one driver's (the pilot confirms a plug-in up to about
+#: 0.1 s late). Later, the car may be a stranger's: the card stays, and the driver cancels it with a second tap.
 MOVE_WINDOW = 2.0
 
 
@@ -109,11 +109,6 @@ class Station:
         token = IdToken(uid, self.card_token_type)
         owner = self._evse_of(token)
         if owner is not None:
-            waiting = self._waiting()
-            if self._movable(owner) and waiting:
-                # Tapped before the cable, then plugged in at another EVSE: the second tap takes it there.
-                self._move(owner, waiting[0], f"authorised (moved from connector {owner.id})")
-                return
             owner.stop(StopReason.LOCAL, token)
             self.emit(CardRead(uid, True, owner.id, "stopped the session"))
             return
@@ -123,9 +118,10 @@ class Station:
             self.emit(CardRead(uid, False, None, "no connector free"))
             return
         self._pending_cards.add(uid)
-        asyncio.get_running_loop().create_task(self._authorize_card(token, target))
+        tapped_at = target.clock.monotonic() if target is not None else 0.0
+        asyncio.get_running_loop().create_task(self._authorize_card(token, target, tapped_at))
 
-    async def _authorize_card(self, token: IdToken, target: Evse | None) -> None:
+    async def _authorize_card(self, token: IdToken, target: Evse | None, tapped_at: float) -> None:
         uid = token.value
         try:
             if self.authorizer is None:
@@ -162,10 +158,11 @@ class Station:
             self.emit(CardRead(uid, False, target.id, decision.status.value))
             return
         if not target.vehicle.plugged:
-            # A vehicle plugged in while the CSMS was asked: the card goes where it waits, as a tap now would.
-            target = self._evse_for_new_session() or target
+            # A vehicle plugged in while the CSMS was asked, and soon enough after the tap to be that driver's.
+            arrived = [e for e in self._waiting() if (e.plugged_at or 0.0) - tapped_at <= MOVE_WINDOW]
+            target = arrived[0] if arrived else target
         target = self._reserved_for(token, decision.group) or target
-        if target.authorize(token, TriggerReason.AUTHORIZED, decision):
+        if target.authorize(token, TriggerReason.AUTHORIZED, decision, at=tapped_at):
             self.emit(CardRead(uid, True, target.id, "authorised"))
         else:
             self.emit(CardRead(uid, False, target.id, "connector no longer free"))
@@ -362,9 +359,9 @@ class Station:
     def _movable(self, evse: Evse) -> bool:
         """A card's authorisation still waiting for its vehicle: one that may follow it to another EVSE.
 
-        Not a remote start (the CSMS may have named the EVSE) nor a reservation's (it belongs to its EVSE). One a
-        transaction began from moves too (2.0.1 TxStartPoint Authorized opens one at the tap): that one ends, as
-        for a withdrawn card, and the moved session opens the next where the vehicle is.
+        Not a remote start (the CSMS may have named the EVSE) nor a reservation's (it belongs to its EVSE). A 2.0.1
+        transaction TxStartPoint Authorized opened at the tap (it is not the EVSE's yet) ends, as for a withdrawn
+        card, and the moved session opens the next where the vehicle is.
         """
         session = evse.session
         return session is not None and evse.transaction is None and not evse.vehicle.plugged \
@@ -382,7 +379,7 @@ class Station:
         if target is None or target not in self._waiting():
             return
         recent = [e for e in self.evses.values() if self._movable(e) and e.session is not None
-                  and e.clock.monotonic() - e.session.at <= MOVE_WINDOW]
+                  and (target.plugged_at or 0.0) - e.session.at <= MOVE_WINDOW]
         if recent:
             self._move(max(recent, key=lambda e: e.session.at if e.session else 0.0), target,
                        "authorised (tapped as the vehicle arrived)")

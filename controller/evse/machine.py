@@ -184,8 +184,9 @@ class Evse(Bookings):
     # --------------------------------------------------------------- commands
 
     def authorize(self, id_token: IdToken, trigger: TriggerReason, decision: AuthDecision | None = None, *,
-                  remote_start_id: int | None = None) -> bool:
-        """Attach an accepted authorisation; False when this EVSE cannot take one now."""
+                  remote_start_id: int | None = None, at: float | None = None) -> bool:
+        """Attach an accepted authorisation (``at``: when the card was tapped, monotonic; now by default); False
+        when this EVSE cannot take one now."""
         allowed = (S.AVAILABLE.value, S.PREPARING.value, S.RESERVED.value)
         if self.session is not None or self.state not in allowed or self.vehicle == VehicleStatus.ERROR:
             return False
@@ -198,8 +199,8 @@ class Evse(Bookings):
                 return False
             reservation_id = self.reservation.reservation_id
             self.reservations.drop()
-        self.session = Session(id_token, trigger, group, reservation_id, remote_start_id, self.clock.monotonic(),
-                               decision)
+        self.session = Session(id_token, trigger, group, reservation_id, remote_start_id,
+                               self.clock.monotonic() if at is None else at, decision)
         log.info("connector %d: %s authorised (%s)", self.id, id_token.value, trigger.value)
         self._emit(Authorized(self.id, id_token, decision or AuthDecision(AuthStatus.ACCEPTED)))
         if self.state in (S.AVAILABLE.value, S.RESERVED.value):

@@ -16,7 +16,7 @@ class Session:
     group: IdToken | None = None
     reservation_id: int | None = None
     remote_start_id: int | None = None
-    at: float = 0.0  # monotonic time of the authorisation
+    at: float = 0.0  # monotonic time of the tap (or the authorisation)
     decision: AuthDecision | None = None  # as it was given (None: accepted without a word on it)
 
 

@@ -47,12 +47,16 @@ async def test_a_tap_as_the_vehicle_arrives_at_the_other_socket_charges_it(two: 
     assert [a["idTag"] for a in calls(csms, "Authorize")] == [TAG]  # asked once: the decision moved with it
 
 
-async def test_a_card_tapped_well_before_the_cable_moves_with_a_second_tap(two: App, csms: CsmsSimulator) -> None:
+async def test_a_tap_just_after_plugging_in_charges_that_socket(two: App, csms: CsmsSimulator) -> None:
+    await script(two, f"plug 2; tap {TAG}; expect Charging 2; expect Available 1")
+    assert [s["connectorId"] for s in calls(csms, "StartTransaction")] == [2]
+
+
+async def test_a_card_tapped_well_before_the_cable_stays_until_tapped_again(two: App, csms: CsmsSimulator) -> None:
     await script(two, f"tap {TAG}; expect Preparing 1; wait 2.5; plug 2; expect Preparing 2; wait 0.5")
     assert two.status(1) == "Preparing" and not calls(csms, "StartTransaction")  # it might be a stranger's car
-    await script(two, f"tap {TAG}; expect Charging 2; expect Available 1")
+    await script(two, f"tap {TAG}; expect Available 1; wait 0.7; tap {TAG}; expect Charging 2")  # cancelled; again
     assert [(s["connectorId"], s["idTag"]) for s in calls(csms, "StartTransaction")] == [(2, TAG)]
-    assert [a["idTag"] for a in calls(csms, "Authorize")] == [TAG]
 
 
 async def test_a_stranger_plugging_in_after_a_tap_does_not_charge_on_that_card(two: App,
@@ -67,6 +71,14 @@ async def test_a_vehicle_plugged_in_while_the_csms_decides_gets_the_card(two: Ap
     await script(two, f"tap {TAG}; wait 0.1; plug 2; expect Charging 2 within 4; expect Available 1")
     assert [s["connectorId"] for s in calls(csms, "StartTransaction")] == [2]
     assert "Preparing" not in statuses(csms, 1)  # connector 1 never took it
+
+
+async def test_a_vehicle_plugged_in_long_after_the_tap_does_not_get_a_slow_answer(two: App,
+                                                                                   csms: CsmsSimulator) -> None:
+    csms.slow_answers["Authorize"] = 3.5  # a stranger plugs in at 2.5 s, before the answer
+    await script(two, f"tap {TAG}; wait 2.5; plug 2; expect Preparing 2; expect Preparing 1 within 3; wait 0.3")
+    assert two.status(2) == "Preparing" and not calls(csms, "StartTransaction")
+    assert two.station.evses[1].session is not None and two.station.evses[2].session is None
 
 
 async def test_a_remote_start_for_a_named_connector_stays_there(two: App, csms: CsmsSimulator) -> None:

@@ -52,6 +52,9 @@ async def test_happy_path_bills_the_energy_the_meter_measured(charger: App, csms
     assert {("Energy.Active.Import.Register", None), ("Power.Active.Import", None),
             ("Current.Import", "L1"), ("Current.Import", "L3"), ("Voltage", "L2-N")} <= kinds
     assert csms.timestamp_errors == []
+    # The statuses after a transaction's end follow its StopTransaction: the last ones may still be on the way.
+    await wait_until(lambda: [s for _t, _id, c, s, _e in csms.statuses if c == 1][-1:] == ["Available"],
+                     what="connector 1's last status")
     statuses = [(c, s) for _t, _id, c, s, _e in csms.statuses]
     assert (0, "Available") in statuses and (1, "Charging") in statuses and (1, "Finishing") in statuses
 

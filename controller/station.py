@@ -390,5 +390,5 @@ class Station:
         log.info("connector %d: %s's authorisation moves to connector %d, where its vehicle is", source.id,
                  session.id_token.value, target.id)
         source.stop(StopReason.OTHER, trigger=TriggerReason.EV_DETECTED)
-        if target.authorize(session.id_token, TriggerReason.AUTHORIZED, session.decision):
+        if target.authorize(session.id_token, TriggerReason.AUTHORIZED, session.decision, at=session.at):
             self.emit(CardRead(session.id_token.value, True, target.id, detail))

@@ -185,10 +185,9 @@ class Station:
 
     def _evse_for_new_session(self) -> Evse | None:
         # The EV waiting longest for authorisation gets the card; otherwise the first free EVSE.
-        waiting = [e for e in self.evses.values()
-                   if e.session is None and e.status == EvseStatus.PREPARING and e.plugged_at is not None]
+        waiting = self._waiting()
         if waiting:
-            return min(waiting, key=lambda e: e.plugged_at or 0.0)
+            return waiting[0]
         free = self._free()
         return free[0] if free else None
 
@@ -369,8 +368,9 @@ class Station:
 
     def _waiting(self) -> list[Evse]:
         """The EVSEs with a vehicle plugged in and waiting for a card, the longest waiting first."""
+        # plugged_at is set while a vehicle is plugged in; a reservation's EVSE waits for its own card.
         found = [e for e in self.evses.values() if e.session is None and e.reservation is None
-                 and e.status == EvseStatus.PREPARING and e.vehicle.plugged and e.plugged_at is not None]
+                 and e.status == EvseStatus.PREPARING and e.plugged_at is not None]
         return sorted(found, key=lambda e: e.plugged_at or 0.0)
 
     def _follow_vehicle(self, evse_id: int) -> None:

@@ -199,8 +199,8 @@ class Evse(Bookings):
                 return False
             reservation_id = self.reservation.reservation_id
             self.reservations.drop()
-        self.session = Session(id_token, trigger, group, reservation_id, remote_start_id,
-                               self.clock.monotonic() if at is None else at, decision)
+        self.session = Session(id_token, trigger, decision, reservation_id, remote_start_id,
+                               self.clock.monotonic() if at is None else at)
         log.info("connector %d: %s authorised (%s)", self.id, id_token.value, trigger.value)
         self._emit(Authorized(self.id, id_token, decision or AuthDecision(AuthStatus.ACCEPTED)))
         if self.state in (S.AVAILABLE.value, S.RESERVED.value):

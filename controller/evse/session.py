@@ -13,11 +13,15 @@ class Session:
 
     id_token: IdToken
     trigger: TriggerReason  # AUTHORIZED (a card) or REMOTE_START
-    group: IdToken | None = None
+    decision: AuthDecision | None = None  # as it was given (None: accepted without a word on it)
     reservation_id: int | None = None
     remote_start_id: int | None = None
     at: float = 0.0  # monotonic time of the tap (or the authorisation)
-    decision: AuthDecision | None = None  # as it was given (None: accepted without a word on it)
+
+    @property
+    def group(self) -> IdToken | None:
+        """The identifier's group (1.6 parentIdTag, 2.0.1 groupIdToken), as the decision gave it."""
+        return self.decision.group if self.decision is not None else None
 
 
 def describe(limit: PowerLimit) -> str:
